@@ -1,0 +1,147 @@
+// Package ike is cgw's IKEv2 control plane (RFC 7296, PSK authentication):
+// the SA manager, one owner goroutine per IKE SA, the task manager (message
+// IDs, window of one, retransmission, response cache) and the exchanges as
+// tasks. It reaches the outside world only through the small interfaces in
+// this file: Sender for packets, SAInstaller for the dataplane, Listener for
+// events. It never touches sockets, TUN devices or routes.
+package ike
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+// Sender transmits one IKE message. When local or remote uses port 4500 the
+// implementation prepends the four-octet non-ESP marker (RFC 3948, 2.2);
+// data never includes it.
+type Sender interface {
+	SendIKE(local, remote netip.AddrPort, data []byte) error
+}
+
+// SAInstaller programs negotiated CHILD SAs into the dataplane; it is the
+// kernel_ipsec_t shape. CHILD rekeys are make-before-break: the new inbound
+// SA is added first, then the new outbound SA (which replaces the tunnel's
+// current outbound SA atomically), then the old SAs are deleted.
+type SAInstaller interface {
+	// AllocSPI returns a fresh inbound SPI, unique across all tunnels.
+	AllocSPI(tunnel string) (ipsec.SPI, error)
+	// AddSA installs one direction. An outbound SA becomes the tunnel's
+	// active outbound SA.
+	AddSA(p ipsec.SAParams) error
+	// DelSA removes one direction; deleting an unknown SA is not an error.
+	DelSA(tunnel string, dir ipsec.Direction, spi ipsec.SPI) error
+	// UpdateEndpoints changes the outer addresses of all the tunnel's SAs
+	// (NAT rebinding, float to port 4500).
+	UpdateEndpoints(tunnel string, local, remote netip.AddrPort, encap bool) error
+	// QuerySA returns use counters (DPD needs LastUsed of inbound SAs).
+	QuerySA(tunnel string, dir ipsec.Direction, spi ipsec.SPI) (ipsec.SAStats, error)
+}
+
+// EventKind names a tunnel state change.
+type EventKind int
+
+const (
+	EventIKEUp EventKind = iota + 1
+	EventIKEDown
+	EventIKERekeyed
+	EventChildUp
+	EventChildDown
+	EventChildRekeyed
+	EventDPDMiss
+	EventPeerDead
+	EventNegotiationFailed
+	EventNATDetected
+)
+
+// Event is one state change of one tunnel (peer), delivered to the Listener
+// from the IKE SA's owner goroutine; a Listener must not block.
+type Event struct {
+	Peer   string
+	Kind   EventKind
+	Reason string // one sentence for operators: what happened and why
+	// For CHILD events, the SPIs (ours inbound, peer's outbound).
+	InSPI, OutSPI ipsec.SPI
+	// For failures, the notify the peer sent or we sent, if any (0 = none).
+	Notify uint16
+	Alg    ipsec.Algorithms
+}
+
+// Listener receives events.
+type Listener interface {
+	OnEvent(Event)
+}
+
+// StartAction says who starts the tunnel.
+type StartAction int
+
+const (
+	StartInitiate StartAction = iota // cgw initiates (AWS "add")
+	StartRespond                     // wait for the peer (AWS "start")
+)
+
+// DPDAction is what happens when the peer is declared dead.
+type DPDAction int
+
+const (
+	DPDRestart DPDAction = iota // re-establish with backoff (default)
+	DPDClear                    // tear down and wait
+	DPDNone                     // keep SAs
+)
+
+// Proposal is one IKE or ESP proposal in preference order of its
+// transforms. For IKE proposals PRFs must be non-empty; for ESP, PRFs is
+// empty. Integs is empty with AEAD ciphers. DHGroups empty on ESP means no PFS.
+type Proposal struct {
+	Encrs    []EncrKey
+	PRFs     []ipsec.PRFID
+	Integs   []ipsec.IntegID
+	DHGroups []ipsec.DHGroup
+	ESN      []bool // empty = no ESN only
+}
+
+// EncrKey is a cipher plus key length in bits.
+type EncrKey struct {
+	ID      ipsec.EncrID
+	KeyBits int
+}
+
+// PeerConfig is one tunnel: one IKE SA with one CHILD SA to one peer.
+type PeerConfig struct {
+	Name string
+	// LocalAddr may be the zero Addr: any local address.
+	LocalAddr  netip.Addr
+	RemoteAddr netip.Addr
+	// Identities; zero means "use the outside address as ID_IPV4_ADDR".
+	LocalID, RemoteID Identity
+	PSK               []byte // never logged
+
+	IKEProposals []Proposal
+	ESPProposals []Proposal
+
+	IKELifetime   time.Duration // hard; rekey at lifetime - margin - rand(margin*fuzz)
+	ChildLifetime time.Duration
+	RekeyMargin   time.Duration
+	RekeyFuzz     int // percent of margin
+
+	DPDInterval time.Duration
+	DPDRetries  int
+	DPDAction   DPDAction
+
+	StartAction StartAction
+	TSLocal     []ipsec.TrafficSelector
+	TSRemote    []ipsec.TrafficSelector
+
+	ForceEncap        bool
+	NATKeepalive      time.Duration
+	ReplayWindow      int
+	RetransmitTimeout time.Duration // first retransmit; default 4s (strongSwan)
+	RetransmitTries   int           // default 5
+}
+
+// Identity is an IKE identity (RFC 7296, Section 3.5).
+type Identity struct {
+	Type uint8 // message.IDType value
+	Data []byte
+}
