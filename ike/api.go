@@ -90,23 +90,6 @@ const (
 	DPDNone                     // keep SAs
 )
 
-// Proposal is one IKE or ESP proposal in preference order of its
-// transforms. For IKE proposals PRFs must be non-empty; for ESP, PRFs is
-// empty. Integs is empty with AEAD ciphers. DHGroups empty on ESP means no PFS.
-type Proposal struct {
-	Encrs    []EncrKey
-	PRFs     []ipsec.PRFID
-	Integs   []ipsec.IntegID
-	DHGroups []ipsec.DHGroup
-	ESN      []bool // empty = no ESN only
-}
-
-// EncrKey is a cipher plus key length in bits.
-type EncrKey struct {
-	ID      ipsec.EncrID
-	KeyBits int
-}
-
 // PeerConfig is one tunnel: one IKE SA with one CHILD SA to one peer.
 type PeerConfig struct {
 	Name string
@@ -117,8 +100,8 @@ type PeerConfig struct {
 	LocalID, RemoteID Identity
 	PSK               []byte // never logged
 
-	IKEProposals []Proposal
-	ESPProposals []Proposal
+	IKEProposals []ipsec.Proposal
+	ESPProposals []ipsec.Proposal
 
 	IKELifetime   time.Duration // hard; rekey at lifetime - margin - rand(margin*fuzz)
 	ChildLifetime time.Duration

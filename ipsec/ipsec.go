@@ -132,6 +132,24 @@ type Algorithms struct {
 	ESN     bool
 }
 
+// Proposal is one configured IKE or ESP proposal: the acceptable
+// transforms of each type, in preference order. IKE proposals have PRFs; ESP
+// proposals do not. Integs is empty with AEAD ciphers. For ESP, DHGroups
+// empty means no PFS. ESN empty means "no ESN" only.
+type Proposal struct {
+	Encrs    []EncrKey
+	PRFs     []PRFID
+	Integs   []IntegID
+	DHGroups []DHGroup
+	ESN      []bool
+}
+
+// EncrKey is a cipher plus its key length in bits (0 for fixed-key ciphers).
+type EncrKey struct {
+	ID      EncrID
+	KeyBits int
+}
+
 // Protocol is the IKEv2 Security Protocol ID (RFC 7296, Section 3.3.1).
 type Protocol uint8
 
