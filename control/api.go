@@ -1,0 +1,166 @@
+// Package control is cgwd's local management API: versioned JSON over HTTP
+// on a unix socket (mode 0600). The server calls a Backend, which the daemon
+// implements; the types here are the wire format shared with control/client
+// and therefore with cgwctl. Adding fields is compatible; renaming is not.
+package control
+
+import (
+	"context"
+	"time"
+)
+
+// APIVersion is the path prefix of every endpoint.
+const APIVersion = "v1"
+
+// Backend is what the daemon exposes to operators.
+type Backend interface {
+	Status(ctx context.Context) (*Status, error)
+	TunnelUp(ctx context.Context, name string) error
+	TunnelDown(ctx context.Context, name string) error
+	Rekey(ctx context.Context, name string, ike bool) error
+	Reload(ctx context.Context) (*ReloadResult, error)
+	Diagnose(ctx context.Context, tunnel string) (*Diagnosis, error)
+}
+
+// Status is the whole daemon state at one instant.
+type Status struct {
+	Version     string        `json:"version"`
+	Started     time.Time     `json:"started"`
+	ConfigFile  string        `json:"config_file"`
+	Connections []*Connection `json:"connections"`
+}
+
+// Connection is one AWS VPN connection (two tunnels).
+type Connection struct {
+	Name    string    `json:"name"`
+	Routing string    `json:"routing"` // bgp | static
+	Mode    string    `json:"mode,omitempty"`
+	Tunnels []*Tunnel `json:"tunnels"`
+	// Routes installed in the kernel for this connection.
+	Routes []Route `json:"routes,omitempty"`
+}
+
+// Tunnel is one IPsec tunnel to one AWS endpoint.
+type Tunnel struct {
+	Name        string    `json:"name"`
+	State       string    `json:"state"` // up | negotiating | down (TunnelState: BGP established, or CHILD up for static)
+	IKEState    string    `json:"ike_state"`
+	ChildState  string    `json:"child_state"`
+	Since       time.Time `json:"since,omitempty"`
+	Device      string    `json:"device"`
+	InsideLocal string    `json:"inside_local"`
+	InsidePeer  string    `json:"inside_peer"`
+	Local       string    `json:"local_endpoint,omitempty"`
+	Remote      string    `json:"remote_endpoint"`
+	NAT         bool      `json:"nat_detected"`
+	Encap       bool      `json:"udp_encap"`
+	MTU         int       `json:"mtu"`
+	IKE         *IKESA    `json:"ike_sa,omitempty"`
+	Children    []*Child  `json:"child_sas,omitempty"`
+	Traffic     Traffic   `json:"traffic"`
+	DPD         DPD       `json:"dpd"`
+	BGP         *BGP      `json:"bgp,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitempty"`
+}
+
+// IKESA describes the established IKE SA.
+type IKESA struct {
+	SPIi        string    `json:"spi_i"`
+	SPIr        string    `json:"spi_r"`
+	Initiator   bool      `json:"initiator"`
+	Algorithms  string    `json:"algorithms"`
+	Established time.Time `json:"established"`
+	RekeyAt     time.Time `json:"rekey_at,omitempty"`
+	ExpiresAt   time.Time `json:"expires_at,omitempty"`
+}
+
+// Child describes one CHILD SA pair.
+type Child struct {
+	InSPI       string    `json:"in_spi"`
+	OutSPI      string    `json:"out_spi"`
+	Algorithms  string    `json:"algorithms"`
+	Established time.Time `json:"established"`
+	RekeyAt     time.Time `json:"rekey_at,omitempty"`
+	ExpiresAt   time.Time `json:"expires_at,omitempty"`
+	BytesIn     uint64    `json:"bytes_in"`
+	BytesOut    uint64    `json:"bytes_out"`
+	PacketsIn   uint64    `json:"packets_in"`
+	PacketsOut  uint64    `json:"packets_out"`
+	TSLocal     []string  `json:"ts_local"`
+	TSRemote    []string  `json:"ts_remote"`
+}
+
+// Traffic is the tunnel's inner traffic (CloudWatch TunnelDataIn/Out), which
+// survives rekeys.
+type Traffic struct {
+	BytesIn     uint64            `json:"bytes_in"`
+	BytesOut    uint64            `json:"bytes_out"`
+	PacketsIn   uint64            `json:"packets_in"`
+	PacketsOut  uint64            `json:"packets_out"`
+	Drops       map[string]uint64 `json:"drops,omitempty"`
+	LastInbound time.Time         `json:"last_inbound,omitempty"`
+}
+
+// DPD is dead peer detection state.
+type DPD struct {
+	Interval time.Duration `json:"interval"`
+	Misses   int           `json:"misses"`
+	LastSeen time.Time     `json:"last_seen,omitempty"`
+}
+
+// BGP is the tunnel's BGP neighbor.
+type BGP struct {
+	Neighbor   string    `json:"neighbor"`
+	PeerASN    uint32    `json:"peer_asn"`
+	State      string    `json:"state"`
+	Since      time.Time `json:"since,omitempty"`
+	Received   int       `json:"received"`
+	Accepted   int       `json:"accepted"`
+	Advertised int       `json:"advertised"`
+	LastError  string    `json:"last_error,omitempty"`
+}
+
+// Route is one kernel route cgw installed.
+type Route struct {
+	Prefix string   `json:"prefix"`
+	Via    []string `json:"via"` // tunnel names
+	Source string   `json:"source"`
+	Metric int      `json:"metric"`
+}
+
+// ReloadResult lists what a reload changed.
+type ReloadResult struct {
+	Changes  []string `json:"changes"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Severity of a diagnose finding.
+type Severity string
+
+const (
+	SeverityOK    Severity = "ok"
+	SeverityInfo  Severity = "info"
+	SeverityWarn  Severity = "warn"
+	SeverityError Severity = "error"
+)
+
+// Finding is one checklist item: what was checked, what was seen, what to do.
+type Finding struct {
+	Tunnel   string   `json:"tunnel"`
+	Check    string   `json:"check"`
+	Severity Severity `json:"severity"`
+	Summary  string   `json:"summary"`
+	Evidence []string `json:"evidence,omitempty"`
+	Fix      string   `json:"fix,omitempty"`
+}
+
+// Diagnosis is the result of cgwctl diagnose.
+type Diagnosis struct {
+	Findings []Finding `json:"findings"`
+}
+
+// Error is the JSON body of a failed request.
+type Error struct {
+	Error string `json:"error"`
+}

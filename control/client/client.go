@@ -1,0 +1,113 @@
+// Package client is the typed client of cgwd's control socket, used by
+// cgwctl and the end-to-end tests. A Client is safe for concurrent use.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/cgwproject/cgw/control"
+)
+
+// DefaultSocket is where cgwd listens unless control.socket says otherwise.
+const DefaultSocket = "/run/cgw/cgw.sock"
+
+// Client talks to one cgwd.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// New returns a client for the socket at path.
+func New(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}
+	return &Client{socket: path, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	u := "http://cgwd/" + control.APIVersion + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) {
+			return fmt.Errorf("cannot reach cgwd at %s: %v (is cgwd running, and is this the socket set in control.socket? use --socket)", c.socket, ne.Err)
+		}
+		return fmt.Errorf("cannot reach cgwd at %s: %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e control.Error
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("cgwd answered %s", resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(body, out)
+}
+
+// Status returns the daemon's status.
+func (c *Client) Status(ctx context.Context) (*control.Status, error) {
+	var st control.Status
+	return &st, c.do(ctx, http.MethodGet, "/status", nil, &st)
+}
+
+// TunnelUp initiates the tunnel.
+func (c *Client) TunnelUp(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPost, "/tunnels/"+url.PathEscape(name)+"/up", nil, nil)
+}
+
+// TunnelDown deletes the tunnel's SAs and keeps it down until TunnelUp.
+func (c *Client) TunnelDown(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPost, "/tunnels/"+url.PathEscape(name)+"/down", nil, nil)
+}
+
+// Rekey rekeys the tunnel's CHILD SA, or its IKE SA when ike is set.
+func (c *Client) Rekey(ctx context.Context, name string, ike bool) error {
+	q := url.Values{}
+	if ike {
+		q.Set("ike", "true")
+	}
+	return c.do(ctx, http.MethodPost, "/tunnels/"+url.PathEscape(name)+"/rekey", q, nil)
+}
+
+// Reload re-reads the configuration file and applies the difference.
+func (c *Client) Reload(ctx context.Context) (*control.ReloadResult, error) {
+	var r control.ReloadResult
+	return &r, c.do(ctx, http.MethodPost, "/reload", nil, &r)
+}
+
+// Diagnose runs the troubleshooting checklist for one tunnel, or all if empty.
+func (c *Client) Diagnose(ctx context.Context, tunnel string) (*control.Diagnosis, error) {
+	q := url.Values{}
+	if tunnel != "" {
+		q.Set("tunnel", tunnel)
+	}
+	var d control.Diagnosis
+	return &d, c.do(ctx, http.MethodGet, "/diagnose", q, &d)
+}

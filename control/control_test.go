@@ -1,0 +1,126 @@
+package control_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/control/client"
+)
+
+type fakeBackend struct {
+	calls []string
+}
+
+func (f *fakeBackend) Status(context.Context) (*control.Status, error) {
+	f.calls = append(f.calls, "status")
+	return &control.Status{Version: "test", Connections: []*control.Connection{{Name: "vpn", Tunnels: []*control.Tunnel{{Name: "t1", State: "up"}}}}}, nil
+}
+func (f *fakeBackend) TunnelUp(_ context.Context, n string) error {
+	f.calls = append(f.calls, "up "+n)
+	if n != "t1" {
+		return fmt.Errorf("tunnel %q: %w", n, control.ErrNotFound)
+	}
+	return nil
+}
+func (f *fakeBackend) TunnelDown(_ context.Context, n string) error {
+	f.calls = append(f.calls, "down "+n)
+	return nil
+}
+func (f *fakeBackend) Rekey(_ context.Context, n string, ike bool) error {
+	f.calls = append(f.calls, fmt.Sprintf("rekey %s %v", n, ike))
+	return nil
+}
+func (f *fakeBackend) Reload(context.Context) (*control.ReloadResult, error) {
+	f.calls = append(f.calls, "reload")
+	return nil, errors.New("config.yaml:3: bad")
+}
+func (f *fakeBackend) Diagnose(_ context.Context, t string) (*control.Diagnosis, error) {
+	f.calls = append(f.calls, "diagnose "+t)
+	return &control.Diagnosis{Findings: []control.Finding{{Tunnel: t, Check: "udp", Severity: control.SeverityError}}}, nil
+}
+
+func TestRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "sub", "cgw.sock")
+	fb := &fakeBackend{}
+	srv, err := control.Listen(sock, fb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	defer srv.Close()
+
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, want 0600", fi.Mode().Perm())
+	}
+	if _, err := control.Listen(sock, fb, nil); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second Listen on a live socket: %v, want 'in use'", err)
+	}
+
+	c := client.New(sock)
+	ctx := context.Background()
+	st, err := c.Status(ctx)
+	if err != nil || st.Connections[0].Tunnels[0].State != "up" {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	if err := c.TunnelUp(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.TunnelUp(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("unknown tunnel: %v", err)
+	}
+	if err := c.Rekey(ctx, "t1", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Reload(ctx); err == nil || err.Error() != "config.yaml:3: bad" {
+		t.Errorf("reload error not passed through: %v", err)
+	}
+	d, err := c.Diagnose(ctx, "t2")
+	if err != nil || d.Findings[0].Tunnel != "t2" {
+		t.Fatalf("diagnose = %+v, %v", d, err)
+	}
+	want := []string{"status", "up t1", "up nope", "rekey t1 true", "reload", "diagnose t2"}
+	if fmt.Sprint(fb.calls) != fmt.Sprint(want) {
+		t.Errorf("calls = %v, want %v", fb.calls, want)
+	}
+}
+
+func TestStaleSocketReplaced(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "cgw.sock")
+	// Simulate a crash: a socket file with nobody listening.
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatal("stale socket not left behind")
+	}
+	srv2, err := control.Listen(sock, &fakeBackend{}, nil)
+	if err != nil {
+		t.Fatalf("listen after stale socket: %v", err)
+	}
+	srv2.Close()
+
+	notSock := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notSock, []byte("x"), 0o600)
+	if _, err := control.Listen(notSock, &fakeBackend{}, nil); err == nil {
+		t.Error("Listen over a regular file succeeded")
+	}
+	c := client.New(filepath.Join(t.TempDir(), "none.sock"))
+	if _, err := c.Status(context.Background()); err == nil || !strings.Contains(err.Error(), "is cgwd running") {
+		t.Errorf("status without daemon: %v", err)
+	}
+}

@@ -1,0 +1,133 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ErrNotFound is returned by a Backend for an unknown tunnel name; the server
+// maps it to HTTP 404.
+var ErrNotFound = errors.New("not found")
+
+// Server serves the API on a unix socket.
+type Server struct {
+	backend Backend
+	log     *slog.Logger
+	http    *http.Server
+	ln      net.Listener
+	path    string
+}
+
+// Listen creates the socket at path with mode 0600 (replacing a stale socket
+// file) and returns a server ready to Serve.
+func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("control: create socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("control: %s exists and is not a socket; remove it or set control.socket to another path", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control: %s is in use by another cgwd; stop it or set control.socket to another path", path)
+		}
+		os.Remove(path)
+	}
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
+	}
+	s := &Server{backend: b, log: log, ln: ln, path: path}
+	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+// Serve blocks until Close.
+func (s *Server) Serve() error {
+	err := s.http.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops the server and removes the socket.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	os.Remove(s.path)
+	return err
+}
+
+// Handler returns the HTTP routes; exported for tests.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	p := "/" + APIVersion
+	mux.HandleFunc("GET "+p+"/status", func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.backend.Status(r.Context())
+		reply(w, st, err)
+	})
+	mux.HandleFunc("POST "+p+"/tunnels/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		var err error
+		switch r.PathValue("action") {
+		case "up":
+			err = s.backend.TunnelUp(r.Context(), name)
+		case "down":
+			err = s.backend.TunnelDown(r.Context(), name)
+		case "rekey":
+			err = s.backend.Rekey(r.Context(), name, r.URL.Query().Get("ike") == "true")
+		default:
+			writeErr(w, http.StatusNotFound, fmt.Errorf("unknown action %q: use up, down or rekey", r.PathValue("action")))
+			return
+		}
+		if s.log != nil {
+			s.log.Info("control request", "action", r.PathValue("action"), "tunnel", name, "err", err)
+		}
+		reply(w, struct{}{}, err)
+	})
+	mux.HandleFunc("POST "+p+"/reload", func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.backend.Reload(r.Context())
+		reply(w, res, err)
+	})
+	mux.HandleFunc("GET "+p+"/diagnose", func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.backend.Diagnose(r.Context(), r.URL.Query().Get("tunnel"))
+		reply(w, res, err)
+	})
+	return mux
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrNotFound) {
+			code = http.StatusNotFound
+		}
+		writeErr(w, code, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(Error{Error: err.Error()})
+}
