@@ -1,0 +1,70 @@
+package cgw_test
+
+// Dependency-direction rules (Tailscale deps_test style): arrows point down
+// only, so the architecture stays visible from the import graph.
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/cgwproject/cgw/"
+
+// badDeps maps a package to import-path prefixes it must never depend on
+// (directly or transitively).
+var badDeps = map[string][]string{
+	"ipsec":           {mod},
+	"esp/replay":      {mod},
+	"esp":             {mod + "ike", mod + "dataplane", mod + "bgp", mod + "config", mod + "control", mod + "daemon"},
+	"ike/message":     {mod + "ike/crypto", mod + "esp", mod + "dataplane", mod + "bgp", mod + "config"},
+	"ike/crypto":      {mod + "esp", mod + "dataplane", mod + "bgp", mod + "config"},
+	"ike":             {mod + "esp", mod + "dataplane", mod + "bgp", mod + "config", mod + "control", mod + "daemon", "github.com/osrg/gobgp", "github.com/vishvananda/netlink"},
+	"dataplane":       {mod + "ike", mod + "bgp", mod + "config", mod + "control", mod + "daemon", "github.com/osrg/gobgp"},
+	"dataplane/route": {mod + "ike", mod + "esp", mod + "bgp", mod + "config", mod + "control", mod + "daemon"},
+	"bgp":             {mod + "ike", mod + "esp", mod + "dataplane", mod + "config", mod + "control", mod + "daemon"},
+	"config":          {mod + "ike", mod + "esp", mod + "dataplane", mod + "bgp", mod + "control", mod + "daemon", "github.com/osrg/gobgp"},
+	"control":         {mod + "daemon", mod + "ike", mod + "esp", mod + "dataplane", mod + "bgp"},
+	"control/client":  {mod + "daemon", mod + "ike", mod + "esp", mod + "dataplane", mod + "bgp", mod + "config"},
+	"cmd/cgwctl":      {mod + "daemon", mod + "ike", mod + "esp", mod + "dataplane", mod + "bgp", "github.com/osrg/gobgp"},
+	"daemon":          {mod + "cmd", mod + "control/client"},
+}
+
+func TestDependencyDirection(t *testing.T) {
+	for pkg, bad := range badDeps {
+		out, err := exec.Command("go", "list", "-deps", "-json=ImportPath", "./"+pkg).Output()
+		if err != nil {
+			// A package that does not exist yet has nothing to check.
+			if strings.Contains(string(err.(*exec.ExitError).Stderr), "no Go files") || strings.Contains(string(err.(*exec.ExitError).Stderr), "directory not found") || strings.Contains(string(err.(*exec.ExitError).Stderr), "cannot find") {
+				continue
+			}
+			t.Fatalf("go list %s: %v: %s", pkg, err, err.(*exec.ExitError).Stderr)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(out)))
+		for dec.More() {
+			var p struct{ ImportPath string }
+			if err := dec.Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			if p.ImportPath == mod+pkg || strings.HasPrefix(p.ImportPath, mod+pkg+"/") {
+				continue
+			}
+			for _, b := range bad {
+				if p.ImportPath == b || strings.HasPrefix(p.ImportPath, b+"/") || (strings.HasSuffix(b, "/") && strings.HasPrefix(p.ImportPath, b)) {
+					t.Errorf("%s must not depend on %s (it does, via the import graph)", pkg, p.ImportPath)
+				}
+			}
+		}
+	}
+}
+
+func TestGofmt(t *testing.T) {
+	out, err := exec.Command("gofmt", "-l", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("gofmt: %v: %s", err, out)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		t.Errorf("files not formatted with gofmt (run gofmt -w):\n%s", s)
+	}
+}
