@@ -1,0 +1,60 @@
+package crypto
+
+import (
+	"crypto/sha1"
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+// keyPad is the fixed string of RFC 7296 Section 2.15 (17 ASCII octets, no
+// terminator).
+const keyPad = "Key Pad for IKEv2"
+
+// PSKAuth returns the AUTH payload data for shared-key authentication
+// (RFC 7296, Section 2.15):
+//
+//	AUTH = prf( prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>)
+//	SignedOctets = RealMessage | Nonce | prf(SK_p, RestOfIDPayload)
+//
+// For the initiator's AUTH, realMessage is its IKE_SA_INIT request, nonce
+// the responder's Nr, skp SK_pi and idBody the IDi payload body; for the
+// responder's AUTH, its IKE_SA_INIT response, Ni, SK_pr and the IDr body.
+// To verify a received AUTH, compute the expected value and compare with
+// hmac.Equal. Returns nil if prf is not supported.
+func PSKAuth(prf ipsec.PRFID, psk, realMessage, nonce, skp, idBody []byte) []byte {
+	p, err := NewPRF(prf)
+	if err != nil {
+		return nil
+	}
+	macedID := p.Sum(skp, idBody)
+	signed := concat(realMessage, nonce, macedID)
+	return p.Sum(p.Sum(psk, []byte(keyPad)), signed)
+}
+
+// NATDetectionHash returns the data of a NAT_DETECTION_SOURCE_IP or
+// NAT_DETECTION_DESTINATION_IP notification (RFC 7296, Section 2.23):
+// SHA-1(SPIi | SPIr | IP | Port), with SPIr zero in the IKE_SA_INIT request,
+// the address in 4 or 16 octets (IPv4-mapped IPv6 addresses are hashed as
+// IPv4) and the port in network order.
+func NATDetectionHash(spii, spir uint64, ap netip.AddrPort) []byte {
+	var b [8 + 8 + 16 + 2]byte
+	binary.BigEndian.PutUint64(b[0:], spii)
+	binary.BigEndian.PutUint64(b[8:], spir)
+	addr := ap.Addr().Unmap()
+	n := 16
+	if addr.Is4() {
+		a4 := addr.As4()
+		copy(b[n:], a4[:])
+		n += 4
+	} else {
+		a16 := addr.As16()
+		copy(b[n:], a16[:])
+		n += 16
+	}
+	binary.BigEndian.PutUint16(b[n:], ap.Port())
+	n += 2
+	sum := sha1.Sum(b[:n])
+	return sum[:]
+}
