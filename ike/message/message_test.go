@@ -1,0 +1,642 @@
+package message
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"math/rand"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/quick"
+
+	"github.com/cgwproject/cgw/ipsec"
+	"golang.org/x/crypto/cryptobyte"
+)
+
+// roundTrip encodes one payload body and decodes it into a fresh value.
+func roundTripPayload(t *testing.T, p Payload) Payload {
+	t.Helper()
+	c := p.(codec)
+	body, err := marshalBody(c)
+	if err != nil {
+		t.Fatalf("marshal %T: %v", p, err)
+	}
+	got := newPayload(p.Type())
+	if got == nil {
+		got = &Unknown{PayloadType: p.Type(), Critical: p.(*Unknown).Critical}
+	}
+	s := cryptobyte.String(body)
+	if err := got.unmarshal(&s); err != nil {
+		t.Fatalf("unmarshal %T: %v\n%x", p, err, body)
+	}
+	if !s.Empty() {
+		t.Fatalf("unmarshal %T left %d octets", p, len(s))
+	}
+	return got
+}
+
+func TestPayloadRoundTripQuick(t *testing.T) {
+	f := func(seed int64) bool {
+		r := rand.New(rand.NewSource(seed))
+		p := randPayload(r)
+		got := roundTripPayload(t, p)
+		if !reflect.DeepEqual(p, got) {
+			t.Logf("seed %d:\n in  %#v\n out %#v", seed, p, got)
+			return false
+		}
+		return true
+	}
+	if err := quick.Check(f, &quick.Config{MaxCount: 2000}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestChainRoundTripQuick(t *testing.T) {
+	f := func(seed int64) bool {
+		r := rand.New(rand.NewSource(seed))
+		var ps []Payload
+		for i := 0; i < r.Intn(8); i++ {
+			ps = append(ps, randPayload(r))
+		}
+		b, first, err := encodeChain(ps)
+		if err != nil {
+			t.Logf("encode: %v", err)
+			return false
+		}
+		got, err := decodeChain(first, b)
+		if err != nil {
+			t.Logf("decode: %v", err)
+			return false
+		}
+		if len(ps) == 0 && len(got) == 0 {
+			return true
+		}
+		if !reflect.DeepEqual(ps, got) {
+			for i := range ps {
+				t.Logf("seed %d [%d]:\n in  %+v\n out %+v", seed, i, ps[i], got[i])
+			}
+			return false
+		}
+		return true
+	}
+	if err := quick.Check(f, &quick.Config{MaxCount: 500}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Sample messages, valid under the exchange rules.
+
+func sampleSA(spi []byte, proto ipsec.Protocol) *SA {
+	return &SA{Proposals: []Proposal{
+		{Number: 1, Protocol: proto, SPI: spi, Transforms: []Transform{
+			{Type: ipsec.TransformENCR, ID: uint16(ipsec.EncrAESGCM16), KeyLength: 256},
+			{Type: ipsec.TransformPRF, ID: uint16(ipsec.PRFHMACSHA2_384)},
+			{Type: ipsec.TransformDH, ID: uint16(ipsec.DHECP384)},
+		}},
+		{Number: 2, Protocol: proto, SPI: spi, Transforms: []Transform{
+			{Type: ipsec.TransformENCR, ID: uint16(ipsec.EncrAESCBC), KeyLength: 128},
+			{Type: ipsec.TransformPRF, ID: uint16(ipsec.PRFHMACSHA1)},
+			{Type: ipsec.TransformINTEG, ID: uint16(ipsec.IntegHMACSHA1_96)},
+			{Type: ipsec.TransformDH, ID: uint16(ipsec.DHMODP1024)},
+		}},
+	}}
+}
+
+func nonce(b byte) *Nonce { return &Nonce{Data: bytes.Repeat([]byte{b}, 32)} }
+
+func sampleInitRequest() *Message {
+	return &Message{
+		Header: Header{SPIi: 0x1122334455667788, Exchange: IKESAInit, Flags: FlagInitiator},
+		Payloads: []Payload{
+			sampleSA(nil, ipsec.ProtoIKE),
+			&KE{Group: ipsec.DHECP384, Data: bytes.Repeat([]byte{0xaa}, 96)},
+			nonce(0x01),
+			&Notify{Kind: NotifyNATDetectionSourceIP, Data: bytes.Repeat([]byte{0x55}, 20)},
+			&Notify{Kind: NotifyNATDetectionDestIP, Data: bytes.Repeat([]byte{0x66}, 20)},
+			&Notify{Kind: NotifyIKEv2FragmentationSupported},
+			&VendorID{Data: []byte("cgw")},
+		},
+	}
+}
+
+func sampleAuthRequest() *Message {
+	return &Message{
+		Header: Header{SPIi: 0x1122334455667788, SPIr: 0x99aabbccddeeff00, Exchange: IKEAuth, Flags: FlagInitiator, MessageID: 1},
+		Payloads: []Payload{
+			&ID{IDType: IDIPv4Addr, Data: []byte{203, 0, 113, 10}},
+			&Notify{Kind: NotifyInitialContact},
+			&ID{Responder: true, IDType: IDFQDN, Data: []byte("aws.example.com")},
+			&Auth{Method: AuthPSK, Data: bytes.Repeat([]byte{0x42}, 48)},
+			sampleSA([]byte{0xc0, 0xff, 0xee, 0x01}, ipsec.ProtoESP),
+			&TS{Selectors: []ipsec.TrafficSelector{ipsec.TSFromPrefix(netip.MustParsePrefix("0.0.0.0/0"))}},
+			&TS{Responder: true, Selectors: []ipsec.TrafficSelector{
+				ipsec.TSFromPrefix(netip.MustParsePrefix("10.0.0.0/16")),
+				ipsec.TSFromPrefix(netip.MustParsePrefix("2001:db8::/32")),
+			}},
+		},
+	}
+}
+
+func sampleInformational() *Message {
+	return &Message{
+		Header: Header{SPIi: 1, SPIr: 2, Exchange: Informational, Flags: FlagInitiator, MessageID: 7},
+		Payloads: []Payload{
+			&Delete{Protocol: ipsec.ProtoESP, SPIs: []ipsec.SPI{0x01020304, 0xa0b0c0d0}},
+		},
+	}
+}
+
+func sampleCreateChild() *Message {
+	return &Message{
+		Header: Header{SPIi: 1, SPIr: 2, Exchange: CreateChildSA, MessageID: 3},
+		Payloads: []Payload{
+			&Notify{Protocol: ipsec.ProtoESP, SPI: []byte{1, 2, 3, 4}, Kind: NotifyRekeySA},
+			sampleSA([]byte{5, 6, 7, 8}, ipsec.ProtoESP),
+			nonce(0x07),
+			&KE{Group: ipsec.DHECP384, Data: bytes.Repeat([]byte{0xbb}, 96)},
+			&TS{Selectors: []ipsec.TrafficSelector{ipsec.TSFromPrefix(netip.MustParsePrefix("0.0.0.0/0"))}},
+			&TS{Responder: true, Selectors: []ipsec.TrafficSelector{ipsec.TSFromPrefix(netip.MustParsePrefix("0.0.0.0/0"))}},
+		},
+	}
+}
+
+func TestMessageRoundTripPlain(t *testing.T) {
+	m := sampleInitRequest()
+	b, err := m.Marshal(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.Raw, b) || m.Header.Length != uint32(len(b)) || m.Header.NextPayload != PayloadSA || m.Header.MajorVersion != 2 {
+		t.Fatalf("Marshal did not fill header/Raw: %+v", m.Header)
+	}
+	got, err := Parse(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Header, m.Header) || !reflect.DeepEqual(got.Payloads, m.Payloads) {
+		t.Fatalf("round trip mismatch:\n in  %v\n out %v", m, got)
+	}
+	if &got.Raw[0] != &b[0] {
+		t.Error("Raw does not alias the parsed buffer")
+	}
+	if s := got.String(); s != "IKE_SA_INIT request 0 [ SA KE Nonce N(NAT_DETECTION_SOURCE_IP) N(NAT_DETECTION_DESTINATION_IP) N(IKEV2_FRAGMENTATION_SUPPORTED) VendorID ]" {
+		t.Errorf("String() = %q", s)
+	}
+}
+
+func TestMessageRoundTripSK(t *testing.T) {
+	for name, mk := range testCiphers() {
+		for _, sample := range []func() *Message{sampleAuthRequest, sampleInformational, sampleCreateChild} {
+			m := sample()
+			c := mk()
+			b, err := m.Marshal(c)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if m.Header.NextPayload != PayloadSK {
+				t.Fatalf("%s: NextPayload %s, want SK", name, m.Header.NextPayload)
+			}
+			if bs := c.BlockSize(); (len(b)-HeaderLen-genericHeaderLen-c.Overhead())%bs != 0 {
+				t.Fatalf("%s: ciphertext not a multiple of the block size", name)
+			}
+			got, err := Parse(b, c)
+			if err != nil {
+				t.Fatalf("%s %s: %v", name, m.Header.Exchange, err)
+			}
+			if !reflect.DeepEqual(got.Payloads, m.Payloads) || !reflect.DeepEqual(got.Header, m.Header) {
+				t.Fatalf("%s: mismatch\n in  %v\n out %v", name, m, got)
+			}
+			// Every single-bit flip anywhere must fail verification (the
+			// ICV covers the whole message) or the header checks.
+			for i := 0; i < len(b); i += 7 {
+				bad := bytes.Clone(b)
+				bad[i] ^= 0x10
+				if _, err := Parse(bad, c); err == nil {
+					t.Fatalf("%s: bit flip at octet %d accepted", name, i)
+				}
+			}
+			// SK without keys is dropped, not answered.
+			var e *Error
+			if _, err := Parse(b, nil); !errors.As(err, &e) || e.Notify != 0 {
+				t.Fatalf("%s: Parse without cipher: %v", name, err)
+			}
+		}
+	}
+}
+
+func TestSKEmptyInformational(t *testing.T) {
+	// A DPD probe is an INFORMATIONAL request with an empty SK payload.
+	for name, mk := range testCiphers() {
+		c := mk()
+		m := &Message{Header: Header{SPIi: 9, SPIr: 10, Exchange: Informational, MessageID: 4}}
+		b, err := m.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Parse(b, c)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got.Payloads) != 0 {
+			t.Fatalf("%s: got payloads %v", name, got.Payloads)
+		}
+		// First inner type in the SK generic header is NONE.
+		if b[HeaderLen] != 0 {
+			t.Fatalf("%s: SK Next Payload = %d, want 0", name, b[HeaderLen])
+		}
+	}
+}
+
+// identity is a Cipher that does nothing, so tests can craft plaintexts.
+type identity struct{ bs int }
+
+func (i identity) BlockSize() int                      { return i.bs }
+func (identity) Overhead() int                         { return 0 }
+func (identity) Seal(aad, pt []byte) ([]byte, error)   { return bytes.Clone(pt), nil }
+func (identity) Open(aad, body []byte) ([]byte, error) { return bytes.Clone(body), nil }
+
+func TestSKPadding(t *testing.T) {
+	m := sampleInformational()
+	b, err := m.Marshal(identity{bs: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := b[HeaderLen+genericHeaderLen:]
+	if len(body)%16 != 0 {
+		t.Fatalf("plaintext of %d octets not padded to 16", len(body))
+	}
+	// Corrupt the Pad Length octet so it exceeds the content.
+	bad := bytes.Clone(b)
+	bad[len(bad)-1] = uint8(len(body))
+	if _, err := Parse(bad, identity{bs: 16}); err == nil || !strings.Contains(err.Error(), "Pad Length") {
+		t.Fatalf("bad pad length: %v", err)
+	}
+	// Maximal legal padding is accepted.
+	inner, first, _ := encodeChain(m.Payloads)
+	pt := append(bytes.Clone(inner), make([]byte, 255)...)
+	pt = append(pt, 255)
+	h := m.Header
+	raw, err := seal(&h, identity{bs: 1}, PayloadSK, first, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = append(raw[:len(raw)-1], pt...) // replace the empty plaintext
+	fixLengths(raw, HeaderLen)
+	got, err := Parse(raw, identity{bs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Payloads, m.Payloads) {
+		t.Fatalf("payloads %v", got.Payloads)
+	}
+}
+
+// fixLengths rewrites the IKE Length and the Payload Length of the payload
+// at off to match len(b) (the payload at off must be the last).
+func fixLengths(b []byte, off int) {
+	n := len(b)
+	b[24], b[25], b[26], b[27] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	pl := n - off
+	b[off+2], b[off+3] = byte(pl>>8), byte(pl)
+}
+
+func TestTruncatedPrefixesRejected(t *testing.T) {
+	samples := map[string]func() (*Message, Cipher){
+		"init":   func() (*Message, Cipher) { return sampleInitRequest(), nil },
+		"auth":   func() (*Message, Cipher) { return sampleAuthRequest(), identity{bs: 1} },
+		"child":  func() (*Message, Cipher) { return sampleCreateChild(), identity{bs: 4} },
+		"info":   func() (*Message, Cipher) { return sampleInformational(), identity{bs: 1} },
+		"gcm":    func() (*Message, Cipher) { return sampleAuthRequest(), testCiphers()["aes-gcm-16"]() },
+		"cbcmac": func() (*Message, Cipher) { return sampleCreateChild(), testCiphers()["aes-cbc-hmac-sha256"]() },
+	}
+	for name, mk := range samples {
+		m, c := mk()
+		b, err := m.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(b); i++ {
+			if _, err := Parse(b[:i], c); err == nil {
+				t.Fatalf("%s: prefix of %d/%d octets accepted", name, i, len(b))
+			}
+			// Same prefix with the IKE Length patched, so the payload
+			// decoders (not just the header check) see the truncation.
+			if i >= HeaderLen {
+				p := bytes.Clone(b[:i])
+				p[24], p[25], p[26], p[27] = 0, 0, byte(i>>8), byte(i)
+				if _, err := Parse(p, c); err == nil {
+					t.Fatalf("%s: length-patched prefix of %d/%d octets accepted", name, i, len(b))
+				}
+			}
+		}
+	}
+}
+
+func TestErrorsAreTyped(t *testing.T) {
+	b, _ := sampleInitRequest().Marshal(nil)
+	for i := range b {
+		for _, v := range []byte{0x00, 0xff, b[i] + 1} {
+			bad := bytes.Clone(b)
+			bad[i] = v
+			_, err := Parse(bad, nil)
+			if err == nil {
+				continue
+			}
+			var e *Error
+			if !errors.As(err, &e) || !strings.HasPrefix(err.Error(), "ike: ") {
+				t.Fatalf("octet %d = %#x: error %v (%T) is not an *Error with ike: prefix", i, v, err, err)
+			}
+		}
+	}
+}
+
+func TestParseHeader(t *testing.T) {
+	b, _ := sampleInitRequest().Marshal(nil)
+	h, err := ParseHeader(b)
+	if err != nil || h.SPIi != 0x1122334455667788 || h.Exchange != IKESAInit || !h.IsInitiator() || h.IsResponse() {
+		t.Fatalf("ParseHeader = %+v, %v", h, err)
+	}
+	var e *Error
+	bad := bytes.Clone(b)
+	bad[17] = 0x30 // version 3.0
+	if h, err := ParseHeader(bad); !errors.As(err, &e) || e.Notify != NotifyInvalidMajorVersion || h.SPIi != 0x1122334455667788 {
+		t.Fatalf("major 3: %v", err)
+	}
+	bad[17] = 0x21 // minor versions are accepted (RFC 7296, Section 2.5)
+	if _, err := ParseHeader(bad); err != nil {
+		t.Fatalf("minor 1: %v", err)
+	}
+	bad[17] = 0x10
+	if _, err := ParseHeader(bad); !errors.As(err, &e) || e.Notify != NotifyInvalidSyntax {
+		t.Fatalf("IKEv1: %v", err)
+	}
+	if _, err := ParseHeader(append(bytes.Clone(b), 0)); !errors.As(err, &e) || e.Notify != NotifyInvalidSyntax {
+		t.Fatalf("length mismatch: %v", err)
+	}
+}
+
+func TestUnknownPayloads(t *testing.T) {
+	m := sampleInitRequest()
+	m.Payloads = append(m.Payloads, &Unknown{PayloadType: 200, Data: []byte{1, 2, 3}})
+	b, err := m.Marshal(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(b, nil)
+	if err != nil {
+		t.Fatalf("non-critical unknown payload rejected: %v", err)
+	}
+	if u, ok := got.Get(200).(*Unknown); !ok || !bytes.Equal(u.Data, []byte{1, 2, 3}) {
+		t.Fatalf("unknown payload not kept: %v", got.Payloads)
+	}
+
+	m.Payloads[len(m.Payloads)-1] = &Unknown{PayloadType: 200, Critical: true}
+	b, _ = m.Marshal(nil)
+	_, err = Parse(b, nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Notify != NotifyUnsupportedCriticalPayload || !bytes.Equal(e.Data, []byte{200}) {
+		t.Fatalf("critical unknown payload: %v", err)
+	}
+
+	// Critical bit on a known payload is ignored (RFC 7296, Section 2.5).
+	b, _ = sampleInitRequest().Marshal(nil)
+	b[HeaderLen+1] |= 0x80
+	if _, err := Parse(b, nil); err != nil {
+		t.Fatalf("critical SA payload: %v", err)
+	}
+
+	// Inside SK too.
+	m = sampleInformational()
+	m.Payloads = append(m.Payloads, &Unknown{PayloadType: 99, Critical: true})
+	b, _ = m.Marshal(identity{bs: 1})
+	if _, err := Parse(b, identity{bs: 1}); !errors.As(err, &e) || e.Notify != NotifyUnsupportedCriticalPayload {
+		t.Fatalf("critical unknown inside SK: %v", err)
+	}
+}
+
+func TestSKMustBeLast(t *testing.T) {
+	b, _ := sampleInformational().Marshal(identity{bs: 1})
+	// Append a VendorID after SK: the SK's Next Payload names its inner
+	// chain, so the extra octets are trailing garbage.
+	b = append(b, 0, 0, 0, 4)
+	b[27] += 4
+	if _, err := Parse(b, identity{bs: 1}); err == nil || !strings.Contains(err.Error(), "last payload") {
+		t.Fatalf("payload after SK: %v", err)
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	m := sampleInitRequest()
+	if m.Notify(NotifyNATDetectionDestIP) == nil || m.Notify(NotifyCookie) != nil {
+		t.Fatal("Notify lookup")
+	}
+	if len(m.Notifies(NotifyNATDetectionSourceIP)) != 1 {
+		t.Fatal("Notifies")
+	}
+	if m.ErrorNotify() != nil {
+		t.Fatal("ErrorNotify on a clean message")
+	}
+	if _, ok := m.Get(PayloadKE).(*KE); !ok || m.Get(PayloadAUTH) != nil {
+		t.Fatal("Get")
+	}
+	id := &ID{IDType: IDIPv4Addr, Data: []byte{192, 0, 2, 1}}
+	if !bytes.Equal(id.Body(), []byte{1, 0, 0, 0, 192, 0, 2, 1}) {
+		t.Fatalf("Body = %x", id.Body())
+	}
+	if a, ok := id.Addr(); !ok || a.String() != "192.0.2.1" || id.String() != "192.0.2.1" {
+		t.Fatal("Addr")
+	}
+}
+
+func TestStrings(t *testing.T) {
+	cases := []struct{ got, want string }{
+		{IKESAInit.String(), "IKE_SA_INIT"},
+		{Informational.String(), "INFORMATIONAL"},
+		{ExchangeType(99).String(), "ExchangeType(99)"},
+		{PayloadSKF.String(), "SKF"},
+		{PayloadType(77).String(), "PayloadType(77)"},
+		{NotifyNATDetectionDestIP.String(), "NAT_DETECTION_DESTINATION_IP"},
+		{NotifyChildlessIKEv2Supported.String(), "CHILDLESS_IKEV2_SUPPORTED"},
+		{NotifyType(12345).String(), "NotifyType(12345)"},
+		{IDKeyID.String(), "ID_KEY_ID"},
+		{IDType(42).String(), "IDType(42)"},
+		{AuthPSK.String(), "SHARED_KEY_MESSAGE_INTEGRITY_CODE"},
+		{AuthMethod(14).String(), "AuthMethod(14)"},
+	}
+	for _, c := range cases {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+	// Every notify constant in types.go has a name.
+	for n := NotifyType(0); n < 20000; n++ {
+		if _, ok := notifyNames[n]; ok && strings.HasPrefix(n.String(), "NotifyType(") {
+			t.Errorf("%d unnamed", n)
+		}
+	}
+}
+
+// TestDecodeKnownInitRequest decodes an IKE_SA_INIT request written octet
+// by octet from the RFC 7296 Section 3 layouts and checks every field.
+func TestDecodeKnownInitRequest(t *testing.T) {
+	const pkt = "" +
+		// IKE header (3.1): SPIi, SPIr, NP=SA(33), ver 2.0, IKE_SA_INIT(34),
+		// flags I (0x08), MID 0, length 164.
+		"0102030405060708" + "0000000000000000" + "21" + "20" + "22" + "08" + "00000000" + "000000a4" +
+		// SA (3.3): NP=KE(34), C=0, length 48.
+		"22" + "00" + "0030" +
+		//   Proposal: last, length 44, #1, IKE, SPI size 0, 4 transforms.
+		"00" + "00" + "002c" + "01" + "01" + "00" + "04" +
+		//   ENCR AES-CBC (12) with Key Length 256 (TV attribute 14).
+		"03" + "00" + "000c" + "01" + "00" + "000c" + "800e" + "0100" +
+		//   PRF HMAC-SHA2-256 (5).
+		"03" + "00" + "0008" + "02" + "00" + "0005" +
+		//   INTEG HMAC-SHA2-256-128 (12).
+		"03" + "00" + "0008" + "03" + "00" + "000c" +
+		//   DH Curve25519 (31), last transform.
+		"00" + "00" + "0008" + "04" + "00" + "001f" +
+		// KE (3.4): NP=Nonce(40), length 40, group 31, 32 octets of 0x11.
+		"28" + "00" + "0028" + "001f" + "0000" + "1111111111111111111111111111111111111111111111111111111111111111" +
+		// Nonce (3.9): NP=Notify(41), length 20, 16 octets of 0x22.
+		"29" + "00" + "0014" + "22222222222222222222222222222222" +
+		// Notify (3.10): NP=none, length 28, proto 0, SPI size 0,
+		// NAT_DETECTION_SOURCE_IP (16388 = 0x4004), 20 octets of 0x33.
+		"00" + "00" + "001c" + "00" + "00" + "4004" + "3333333333333333333333333333333333333333"
+	b, err := hex.DecodeString(pkt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 164 {
+		t.Fatalf("test vector is %d octets", len(b))
+	}
+	m, err := Parse(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := m.Header
+	if h.SPIi != 0x0102030405060708 || h.SPIr != 0 || h.NextPayload != PayloadSA || h.MajorVersion != 2 || h.MinorVersion != 0 ||
+		h.Exchange != IKESAInit || h.Flags != FlagInitiator || h.MessageID != 0 || h.Length != 164 {
+		t.Fatalf("header %+v", h)
+	}
+	if len(m.Payloads) != 4 {
+		t.Fatalf("%d payloads", len(m.Payloads))
+	}
+	sa := m.Payloads[0].(*SA)
+	want := []Proposal{{Number: 1, Protocol: ipsec.ProtoIKE, Transforms: []Transform{
+		{Type: ipsec.TransformENCR, ID: uint16(ipsec.EncrAESCBC), KeyLength: 256},
+		{Type: ipsec.TransformPRF, ID: uint16(ipsec.PRFHMACSHA2_256)},
+		{Type: ipsec.TransformINTEG, ID: uint16(ipsec.IntegHMACSHA2_256_128)},
+		{Type: ipsec.TransformDH, ID: uint16(ipsec.DHCurve25519)},
+	}}}
+	if !reflect.DeepEqual(sa.Proposals, want) {
+		t.Fatalf("SA %+v", sa.Proposals)
+	}
+	ke := m.Payloads[1].(*KE)
+	if ke.Group != ipsec.DHCurve25519 || !bytes.Equal(ke.Data, bytes.Repeat([]byte{0x11}, 32)) {
+		t.Fatalf("KE %+v", ke)
+	}
+	if n := m.Payloads[2].(*Nonce); !bytes.Equal(n.Data, bytes.Repeat([]byte{0x22}, 16)) {
+		t.Fatalf("Nonce %x", n.Data)
+	}
+	nt := m.Payloads[3].(*Notify)
+	if nt.Kind != NotifyNATDetectionSourceIP || nt.Protocol != 0 || nt.SPI != nil || !bytes.Equal(nt.Data, bytes.Repeat([]byte{0x33}, 20)) {
+		t.Fatalf("Notify %+v", nt)
+	}
+	// Re-encoding gives the same octets.
+	out, err := m.Marshal(nil)
+	if err != nil || !bytes.Equal(out, b) {
+		t.Fatalf("re-encode differs: %v\n%x\n%x", err, out, b)
+	}
+}
+
+func TestTransformUnknownAttributeDropped(t *testing.T) {
+	// Proposal with two ENCR transforms; the first carries an unknown TLV
+	// attribute (type 99, 2 octets) and must be dropped, the second kept.
+	const sa = "" +
+		"00" + "00" + "002a" + "01" + "03" + "04" + "02" + "c0ffee01" +
+		"03" + "00" + "0012" + "01" + "00" + "000c" + "800e0080" + "0063" + "0002" + "abcd" +
+		"00" + "00" + "000c" + "01" + "00" + "0014" + "800e0100"
+	b, _ := hex.DecodeString(sa)
+	var p SA
+	s := cryptobyte.String(b)
+	if err := p.unmarshal(&s); err != nil {
+		t.Fatal(err)
+	}
+	want := []Transform{{Type: ipsec.TransformENCR, ID: uint16(ipsec.EncrAESGCM16), KeyLength: 256}}
+	if len(p.Proposals) != 1 || !reflect.DeepEqual(p.Proposals[0].Transforms, want) || !bytes.Equal(p.Proposals[0].SPI, []byte{0xc0, 0xff, 0xee, 0x01}) {
+		t.Fatalf("got %+v", p.Proposals)
+	}
+}
+
+func TestPayloadValidation(t *testing.T) {
+	bad := map[string]struct {
+		typ  PayloadType
+		body string
+	}{
+		"SA no proposals":        {PayloadSA, ""},
+		"SA spi size 3":          {PayloadSA, "00000008" + "01010300"},
+		"SA more flag wrong":     {PayloadSA, "02000008" + "01010000"},
+		"SA last flag 1":         {PayloadSA, "01000008" + "01010000"},
+		"SA transform count":     {PayloadSA, "00000008" + "01010001"},
+		"SA transform more flag": {PayloadSA, "00000010" + "01010001" + "03000008" + "01000014"},
+		"SA transform len short": {PayloadSA, "0000000c" + "01010001" + "00000004"},
+		"SA attr truncated":      {PayloadSA, "0000000e" + "01010001" + "0000000a" + "01000014" + "800e"},
+		"SA TLV attr overruns":   {PayloadSA, "00000010" + "01010001" + "0000000c" + "01000014" + "00630009"},
+		"nonce short":            {PayloadNonce, "00112233445566778899aabbccddee"},
+		"ipv4 id of 5":           {PayloadIDi, "010000000102030405"},
+		"ipv6 id of 4":           {PayloadIDr, "0500000001020304"},
+		"auth empty":             {PayloadAUTH, "02000000"},
+		"delete ike with spis":   {PayloadDelete, "01040001" + "01020304"},
+		"delete esp spi size 8":  {PayloadDelete, "03080001" + "0102030405060708"},
+		"delete esp count":       {PayloadDelete, "03040002" + "01020304"},
+		"delete proto 9":         {PayloadDelete, "09040001" + "01020304"},
+		"notify spi overrun":     {PayloadNotify, "03084004" + "010203"},
+		"ts type 9":              {PayloadTSi, "01000000" + "09000010" + "0000ffff" + "0a000000" + "0a0000ff"},
+		"ts v4 length 40":        {PayloadTSi, "01000000" + "07000028" + "0000ffff" + "0a000000" + "0a0000ff"},
+		"ts count 2 carries 1":   {PayloadTSr, "02000000" + "07000010" + "0000ffff" + "0a000000" + "0a0000ff"},
+		"ts count 1 trailing":    {PayloadTSr, "01000000" + "07000010" + "0000ffff" + "0a000000" + "0a0000ff" + "00"},
+		"ts count 0":             {PayloadTSr, "00000000"},
+		"ke short":               {PayloadKE, "0013"},
+		"cp short":               {PayloadCP, "01"},
+	}
+	for name, c := range bad {
+		b, err := hex.DecodeString(c.body)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		_, err = decodePayload(rawPayload{typ: c.typ, body: b})
+		var e *Error
+		if !errors.As(err, &e) || e.Notify != NotifyInvalidSyntax {
+			t.Errorf("%s: got %v, want INVALID_SYNTAX", name, err)
+		}
+	}
+}
+
+func TestMarshalRejectsInvalid(t *testing.T) {
+	bad := []Payload{
+		&SA{},
+		&SA{Proposals: []Proposal{{Number: 1, SPI: []byte{1, 2, 3}}}},
+		&Nonce{Data: make([]byte, 8)},
+		&ID{IDType: IDIPv4Addr, Data: make([]byte, 16)},
+		&TS{},
+		&TS{Selectors: []ipsec.TrafficSelector{{Start: netip.MustParseAddr("10.0.0.1"), End: netip.MustParseAddr("::1")}}},
+		&TS{Selectors: []ipsec.TrafficSelector{{}}},
+		&Delete{Protocol: ipsec.ProtoIKE, SPIs: []ipsec.SPI{1}},
+		&Delete{Protocol: ipsec.ProtoESP},
+		&Delete{Protocol: 7},
+		&Unknown{PayloadType: PayloadSK},
+	}
+	for _, p := range bad {
+		m := &Message{Header: Header{Exchange: Informational}, Payloads: []Payload{p}}
+		if _, err := m.Marshal(nil); err == nil || !strings.HasPrefix(err.Error(), "ike: ") {
+			t.Errorf("%#v: Marshal error %v", p, err)
+		}
+	}
+	type foreign struct{ Payload }
+	m := &Message{Payloads: []Payload{foreign{}}}
+	if _, err := m.Marshal(nil); err == nil {
+		t.Error("foreign payload type accepted")
+	}
+}
