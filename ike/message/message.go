@@ -30,6 +30,7 @@ func Parse(b []byte, c Cipher) (*Message, error) {
 	}
 	m := &Message{Header: h, Raw: b}
 	encrypted := false
+	plain := 0
 	for _, r := range raws {
 		switch r.typ {
 		case PayloadSK:
@@ -43,6 +44,7 @@ func Parse(b []byte, c Cipher) (*Message, error) {
 			if err != nil {
 				return nil, err
 			}
+			plain = len(m.Payloads)
 			m.Payloads = append(m.Payloads, ps...)
 			encrypted = true
 		case PayloadSKF:
@@ -55,7 +57,10 @@ func Parse(b []byte, c Cipher) (*Message, error) {
 			m.Payloads = append(m.Payloads, p)
 		}
 	}
-	if err := checkRules(m, len(raws), encrypted); err != nil {
+	if !encrypted {
+		plain = len(m.Payloads)
+	}
+	if err := checkRules(m, plain, encrypted); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -296,10 +296,16 @@ func TestSKPadding(t *testing.T) {
 // fixLengths rewrites the IKE Length and the Payload Length of the payload
 // at off to match len(b) (the payload at off must be the last).
 func fixLengths(b []byte, off int) {
-	n := len(b)
-	b[24], b[25], b[26], b[27] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	n := setLength(b)
 	pl := n - off
 	b[off+2], b[off+3] = byte(pl>>8), byte(pl)
+}
+
+// setLength rewrites the IKE header Length to len(b).
+func setLength(b []byte) int {
+	n := len(b)
+	b[24], b[25], b[26], b[27] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return n
 }
 
 func TestTruncatedPrefixesRejected(t *testing.T) {
