@@ -1,0 +1,164 @@
+package route
+
+import (
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// The kernel test runs in its own network namespace: the parent creates it
+// and re-executes this test binary inside it with `ip netns exec`, so every
+// thread of the child (not just a locked one) is in the namespace.
+
+const (
+	testNetns  = "cgwbgp-r"
+	childEnvKV = "CGWBGP_ROUTE_CHILD=1"
+)
+
+func TestKernel(t *testing.T) {
+	if os.Getenv("CGWBGP_ROUTE_CHILD") == "1" {
+		kernelChild(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec.Command("ip", "netns", "del", testNetns).Run() // leftover from a killed run
+	if out, err := exec.Command("ip", "netns", "add", testNetns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", testNetns).Run() })
+	cmd := exec.Command("ip", "netns", "exec", testNetns, exe, "-test.run=^TestKernel$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnvKV)
+	out, err := cmd.CombinedOutput()
+	t.Logf("child output:\n%s", out)
+	if err != nil {
+		t.Fatalf("child in netns %s failed: %v", testNetns, err)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestKernel") {
+		t.Fatal("child did not run the kernel test")
+	}
+}
+
+func kernelChild(t *testing.T) {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	// A veth pair gives two devices (dummy may not be built in).
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "d0"}, PeerName: "d1"}); err != nil {
+		t.Fatalf("add veth d0/d1: %v", err)
+	}
+	var links []netlink.Link
+	for i, name := range []string{"d0", "d1"} {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := netlink.ParseAddr([]string{"10.255.0.1/24", "10.255.1.1/24"}[i])
+		if err := netlink.AddrAdd(l, a); err != nil {
+			t.Fatal(err)
+		}
+		links = append(links, l)
+	}
+	d0 := links[0].Attrs().Index
+
+	// A route left by a "previous run" and a foreign static route.
+	_, stale, _ := net.ParseCIDR("10.9.0.0/16")
+	_, foreign, _ := net.ParseCIDR("10.8.0.0/16")
+	for _, r := range []*netlink.Route{
+		{Dst: stale, LinkIndex: d0, Protocol: DefaultProtocol, Scope: netlink.SCOPE_LINK},
+		{Dst: foreign, LinkIndex: d0, Protocol: unix.RTPROT_STATIC, Scope: netlink.SCOPE_LINK},
+	} {
+		if err := netlink.RouteAdd(r); err != nil {
+			t.Fatalf("seed %v: %v", r, err)
+		}
+	}
+
+	r, err := New(Config{Metric: 100, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Installed(); err != nil || len(got) != 0 {
+		t.Fatalf("after New: %v, %v; want the stale route flushed", got, err)
+	}
+
+	want := []Route{
+		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "d0", Gateway: addr("10.255.0.2")}}},
+		{Prefix: pfx("10.1.0.0/16"), NextHops: []NextHop{{Dev: "d0"}, {Dev: "d1", Weight: 3}}},
+		{Prefix: pfx("fd00:1::/64"), NextHops: []NextHop{{Dev: "d1"}}, Metric: 0},
+	}
+	if err := r.Set(want); err != nil {
+		t.Fatal(err)
+	}
+	exp := []Route{
+		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "d0", Gateway: addr("10.255.0.2"), Weight: 1}}, Metric: 100},
+		{Prefix: pfx("10.1.0.0/16"), NextHops: []NextHop{{Dev: "d0", Weight: 1}, {Dev: "d1", Weight: 3}}, Metric: 100},
+		{Prefix: pfx("fd00:1::/64"), NextHops: []NextHop{{Dev: "d1", Weight: 1}}, Metric: 100},
+	}
+	got, err := r.Installed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, exp) {
+		t.Fatalf("installed:\n got %v\nwant %v", got, exp)
+	}
+	out, _ := exec.Command("ip", "route", "show", "proto", "199").CombinedOutput()
+	t.Logf("ip route show proto 199:\n%s", out)
+	if !strings.Contains(string(out), "10.1.0.0/16") || !strings.Contains(string(out), "weight 3") {
+		t.Fatalf("ip route does not show the ECMP route")
+	}
+
+	// Idempotent, and a missing device does not block the others.
+	if err := r.Set(want); err != nil {
+		t.Fatalf("repeated Set: %v", err)
+	}
+	err = r.Set(append(want[:1:1], Route{Prefix: pfx("10.2.0.0/16"), NextHops: []NextHop{{Dev: "nosuch0"}}}))
+	if err == nil || !strings.Contains(err.Error(), `"nosuch0"`) {
+		t.Fatalf("missing device: err = %v", err)
+	}
+	got, _ = r.Installed()
+	if len(got) != 1 || got[0].Prefix != pfx("10.0.0.0/16") {
+		t.Fatalf("after Set with a missing device: %v", got)
+	}
+
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: DefaultTable}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawForeign bool
+	for _, lr := range left {
+		if lr.Protocol == DefaultProtocol {
+			t.Errorf("route %v survived Close", lr)
+		}
+		if lr.Dst != nil && lr.Dst.String() == "10.8.0.0/16" {
+			sawForeign = true
+		}
+	}
+	if !sawForeign {
+		t.Error("Close removed the foreign static route")
+	}
+}

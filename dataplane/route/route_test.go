@@ -1,0 +1,232 @@
+package route
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func newTestRouter(t *testing.T, links ...string) (*Router, *fakeKernel) {
+	t.Helper()
+	k := newFakeKernel(links)
+	r, err := newRouter(Config{Metric: 100, Logger: slog.New(slog.DiscardHandler)}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, k
+}
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
+
+func installed(t *testing.T, r *Router) []Route {
+	t.Helper()
+	rs, err := r.Installed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func TestSetDiff(t *testing.T) {
+	r, k := newTestRouter(t, "tun1", "tun2")
+	want := []Route{
+		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "tun1"}}},
+		{Prefix: pfx("10.1.0.0/16"), NextHops: []NextHop{{Dev: "tun2", Weight: 1}, {Dev: "tun1", Weight: 2}}},
+		{Prefix: pfx("fd00::/64"), NextHops: []NextHop{{Dev: "tun1", Gateway: addr("fd00::1")}}, Metric: 50},
+	}
+	if err := r.Set(want); err != nil {
+		t.Fatal(err)
+	}
+	if k.replaces != 3 || k.dels != 0 {
+		t.Fatalf("first Set: %d replaces, %d deletes; want 3, 0", k.replaces, k.dels)
+	}
+	got := installed(t, r)
+	exp := []Route{
+		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "tun1", Weight: 1}}, Metric: 100},
+		{Prefix: pfx("10.1.0.0/16"), NextHops: []NextHop{{Dev: "tun1", Weight: 2}, {Dev: "tun2", Weight: 1}}, Metric: 100},
+		{Prefix: pfx("fd00::/64"), NextHops: []NextHop{{Dev: "tun1", Gateway: addr("fd00::1"), Weight: 1}}, Metric: 50},
+	}
+	if !reflect.DeepEqual(got, exp) {
+		t.Fatalf("installed:\n got %v\nwant %v", got, exp)
+	}
+
+	// Idempotent: the same desired state touches nothing.
+	if err := r.Set(want); err != nil {
+		t.Fatal(err)
+	}
+	if k.replaces != 3 || k.dels != 0 {
+		t.Fatalf("repeated Set changed the table: %d replaces, %d deletes", k.replaces, k.dels)
+	}
+
+	// Change one route, drop one, keep one.
+	want2 := []Route{
+		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "tun2"}}},
+		{Prefix: pfx("fd00::/64"), NextHops: []NextHop{{Dev: "tun1", Gateway: addr("fd00::1")}}, Metric: 50},
+	}
+	if err := r.Set(want2); err != nil {
+		t.Fatal(err)
+	}
+	if k.replaces != 4 || k.dels != 1 {
+		t.Fatalf("second Set: %d replaces, %d deletes; want 4, 1", k.replaces, k.dels)
+	}
+	got = installed(t, r)
+	if len(got) != 2 || got[0].NextHops[0].Dev != "tun2" || got[1].Prefix != pfx("fd00::/64") {
+		t.Fatalf("after second Set: %v", got)
+	}
+	if !reflect.DeepEqual(r.Routes(), want2) {
+		t.Fatalf("Routes() = %v, want %v", r.Routes(), want2)
+	}
+
+	if err := r.Set(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, r); len(got) != 0 {
+		t.Fatalf("Set(nil) left %v", got)
+	}
+}
+
+func TestMissingDevice(t *testing.T) {
+	r, _ := newTestRouter(t, "tun1")
+	err := r.Set([]Route{
+		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "tun1"}}},
+		{Prefix: pfx("10.2.0.0/16"), NextHops: []NextHop{{Dev: "gone0"}}},
+		{Prefix: pfx("10.3.0.0/16"), NextHops: []NextHop{{Dev: "tun1"}, {Dev: "gone1"}}},
+	})
+	if err == nil || !strings.Contains(err.Error(), `"gone0"`) || !strings.Contains(err.Error(), `"gone1"`) || !strings.HasPrefix(err.Error(), "route: ") {
+		t.Fatalf("error %v does not name both missing devices", err)
+	}
+	if !errors.Is(err, errNoDevice) {
+		t.Fatalf("error %v does not wrap errNoDevice", err)
+	}
+	got := installed(t, r)
+	exp := []Route{
+		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "tun1", Weight: 1}}, Metric: 100},
+		{Prefix: pfx("10.3.0.0/16"), NextHops: []NextHop{{Dev: "tun1", Weight: 1}}, Metric: 100},
+	}
+	if !reflect.DeepEqual(got, exp) {
+		t.Fatalf("installed:\n got %v\nwant %v", got, exp)
+	}
+}
+
+func TestInvalidRoutes(t *testing.T) {
+	r, _ := newTestRouter(t, "tun1")
+	for name, rt := range map[string]Route{
+		"no next hop":   {Prefix: pfx("10.0.0.0/8")},
+		"invalid":       {NextHops: []NextHop{{Dev: "tun1"}}},
+		"family":        {Prefix: pfx("10.0.0.0/8"), NextHops: []NextHop{{Dev: "tun1", Gateway: addr("fd00::1")}}},
+		"weight":        {Prefix: pfx("10.0.0.0/8"), NextHops: []NextHop{{Dev: "tun1", Weight: 257}}},
+		"empty hop":     {Prefix: pfx("10.0.0.0/8"), NextHops: []NextHop{{}}},
+		"negative prio": {Prefix: pfx("10.0.0.0/8"), NextHops: []NextHop{{Dev: "tun1"}}, Metric: -1},
+	} {
+		if err := r.Set([]Route{rt}); err == nil {
+			t.Errorf("%s: Set(%v) succeeded", name, rt)
+		}
+		if got := installed(t, r); len(got) != 0 {
+			t.Errorf("%s: installed %v", name, got)
+		}
+	}
+	err := r.Set([]Route{
+		{Prefix: pfx("10.0.0.0/8"), NextHops: []NextHop{{Dev: "tun1"}}},
+		{Prefix: pfx("10.0.0.1/8"), NextHops: []NextHop{{Gateway: addr("10.9.9.9")}}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Fatalf("duplicate prefix: err = %v", err)
+	}
+	if got := installed(t, r); len(got) != 1 || got[0].NextHops[0].Dev != "tun1" {
+		t.Fatalf("duplicate prefix: installed %v, want the first", got)
+	}
+}
+
+// A route left by a previous run with our protocol is flushed by New; a
+// foreign protocol's route is left alone, by New, Set and Close.
+func TestFlushAndClose(t *testing.T) {
+	k := newFakeKernel([]string{"tun1"})
+	k.routes[fakeKey{DefaultTable, routeKey{pfx("10.9.0.0/16"), 0}}] = kroute{dst: pfx("10.9.0.0/16"), table: DefaultTable, proto: DefaultProtocol, hops: []khop{{link: 1, weight: 1}}}
+	k.routes[fakeKey{DefaultTable, routeKey{pfx("10.8.0.0/16"), 0}}] = kroute{dst: pfx("10.8.0.0/16"), table: DefaultTable, proto: 4, hops: []khop{{link: 1, weight: 1}}}
+	r, err := newRouter(Config{Logger: slog.New(slog.DiscardHandler)}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, r); len(got) != 0 {
+		t.Fatalf("stale route survived New: %v", got)
+	}
+	if err := r.Set([]Route{{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "tun1"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if len(k.routes) != 1 || k.routes[fakeKey{DefaultTable, routeKey{pfx("10.8.0.0/16"), 0}}].proto != 4 {
+		t.Fatalf("after Close the table is %v; want only the foreign route", k.routes)
+	}
+	if err := r.Set(nil); err == nil {
+		t.Fatal("Set after Close succeeded")
+	}
+}
+
+// A device that vanishes takes its routes with it (kernel behaviour); the
+// next Set reports it and keeps the rest consistent.
+func TestDeviceVanishes(t *testing.T) {
+	r, k := newTestRouter(t, "tun1", "tun2")
+	want := []Route{
+		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "tun1"}, {Dev: "tun2"}}},
+	}
+	if err := r.Set(want); err != nil {
+		t.Fatal(err)
+	}
+	k.removeLink("tun2")
+	if err := r.Set(want); err == nil || !strings.Contains(err.Error(), `"tun2"`) {
+		t.Fatalf("err = %v, want one naming tun2", err)
+	}
+	got := installed(t, r)
+	if len(got) != 1 || len(got[0].NextHops) != 1 || got[0].NextHops[0].Dev != "tun1" {
+		t.Fatalf("installed %v, want 10.0.0.0/16 via tun1 only", got)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	for _, c := range []Config{{Table: 255}, {Table: -1}, {Protocol: 2}, {Protocol: 256}, {Metric: -5}} {
+		if _, err := newRouter(c, newFakeKernel(nil)); err == nil {
+			t.Errorf("newRouter(%+v) succeeded", c)
+		}
+	}
+}
+
+func TestNewFake(t *testing.T) {
+	r := NewFake()
+	want := []Route{{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "anything0"}}}}
+	if err := r.Set(want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r.Routes(), want) {
+		t.Fatalf("Routes() = %v", r.Routes())
+	}
+	got := installed(t, r)
+	if len(got) != 1 || got[0].NextHops[0].Dev != "anything0" {
+		t.Fatalf("Installed() = %v", got)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, r); len(got) != 0 {
+		t.Fatalf("after Close: %v", got)
+	}
+}
+
+func TestRouteString(t *testing.T) {
+	rt := Route{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "tun1", Gateway: addr("169.254.15.193"), Weight: 2}}, Metric: 7}
+	if s, want := rt.String(), "10.0.0.0/16 via 169.254.15.193 dev tun1 weight 2 metric 7"; s != want {
+		t.Fatalf("String() = %q, want %q", s, want)
+	}
+	rt.NextHops = append(rt.NextHops, NextHop{Dev: "tun2"})
+	if s, want := rt.String(), "10.0.0.0/16 nexthop via 169.254.15.193 dev tun1 weight 2 nexthop dev tun2 metric 7"; s != want {
+		t.Fatalf("String() = %q, want %q", s, want)
+	}
+}
