@@ -162,6 +162,11 @@ func NewDH(g ipsec.DHGroup, rand io.Reader) (DH, error) {
 var defaultRand io.Reader = rand.Reader
 
 // --- MODP (RFC 2409, RFC 3526, RFC 5114) ---
+//
+// The exponentiations use math/big, which is not constant time. The private
+// values are ephemeral (one per exchange), which bounds what a timing
+// observer could learn; prefer the ECP and Curve25519 groups, whose
+// crypto/ecdh implementations are constant time.
 
 type modpDH struct {
 	grp *dhGroup
