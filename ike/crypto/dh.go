@@ -44,8 +44,9 @@ type dhGroup struct {
 	// estimates, doubled); RFC 5114 groups draw x from [1, q-1].
 	p, g, q string
 	expBits int
-	// ECP and X25519.
-	curve func() ecdh.Curve
+	// ECP and X25519. coordLen is the octets of one ECP coordinate.
+	curve    func() ecdh.Curve
+	coordLen int
 	// params is parsed once on first use.
 	params func() *modpParams
 }
@@ -73,9 +74,9 @@ var dhGroups = []dhGroup{
 	{id: ipsec.DHMODP2048S224, name: "MODP-2048-224 (23)", kind: dhMODP, p: modp2048s224P, g: modp2048s224G, q: modp2048s224Q},
 	{id: ipsec.DHMODP2048S256, name: "MODP-2048-256 (24)", kind: dhMODP, p: modp2048s256P, g: modp2048s256G, q: modp2048s256Q},
 	// RFC 5903: NIST curves, KE data x || y, shared secret x.
-	{id: ipsec.DHECP256, name: "ECP-256 (19)", kind: dhECP, curve: ecdh.P256},
-	{id: ipsec.DHECP384, name: "ECP-384 (20)", kind: dhECP, curve: ecdh.P384},
-	{id: ipsec.DHECP521, name: "ECP-521 (21)", kind: dhECP, curve: ecdh.P521},
+	{id: ipsec.DHECP256, name: "ECP-256 (19)", kind: dhECP, curve: ecdh.P256, coordLen: 32},
+	{id: ipsec.DHECP384, name: "ECP-384 (20)", kind: dhECP, curve: ecdh.P384, coordLen: 48},
+	{id: ipsec.DHECP521, name: "ECP-521 (21)", kind: dhECP, curve: ecdh.P521, coordLen: 66},
 	// RFC 8031.
 	{id: ipsec.DHCurve25519, name: "Curve25519 (31)", kind: dhX25519, curve: ecdh.X25519},
 }
@@ -130,7 +131,7 @@ func KELen(g ipsec.DHGroup) int {
 	case dhMODP:
 		return grp.params().byteLen
 	case dhECP:
-		return 2 * ecpCoordLen(grp.curve())
+		return 2 * grp.coordLen
 	case dhX25519:
 		return 32
 	}
@@ -234,18 +235,6 @@ type ecpDH struct {
 	pub  []byte
 }
 
-func ecpCoordLen(c ecdh.Curve) int {
-	switch c {
-	case ecdh.P256():
-		return 32
-	case ecdh.P384():
-		return 48
-	case ecdh.P521():
-		return 66
-	}
-	return 0
-}
-
 // maxScalarTries bounds rejection sampling of ECP private scalars; for the
 // NIST curves one try fails with probability below 2^-32 (P-256) or much
 // less, so hitting the bound means the reader is broken.
@@ -253,14 +242,13 @@ const maxScalarTries = 64
 
 func newECP(grp *dhGroup, r io.Reader) (DH, error) {
 	c := grp.curve()
-	n := ecpCoordLen(c)
-	b := make([]byte, n)
+	b := make([]byte, grp.coordLen)
 	for range maxScalarTries {
 		if _, err := io.ReadFull(r, b); err != nil {
 			return nil, fmt.Errorf("ike/crypto: %s private value: %w", grp.name, err)
 		}
-		if c == ecdh.P521() {
-			b[0] &= 0x01 // the order of P-521 has 521 bits
+		if grp.coordLen == 66 {
+			b[0] &= 0x01 // P-521: the group order has 521 bits
 		}
 		priv, err := c.NewPrivateKey(b) // rejects 0 and values >= the order
 		if err != nil {
