@@ -484,33 +484,36 @@ func TestStrings(t *testing.T) {
 	}
 }
 
+// knownInitRequestHex is an IKE_SA_INIT request written octet by octet
+// from the RFC 7296 Section 3 layouts.
+const knownInitRequestHex = "" +
+	// IKE header (3.1): SPIi, SPIr, NP=SA(33), ver 2.0, IKE_SA_INIT(34),
+	// flags I (0x08), MID 0, length 164.
+	"0102030405060708" + "0000000000000000" + "21" + "20" + "22" + "08" + "00000000" + "000000a4" +
+	// SA (3.3): NP=KE(34), C=0, length 48.
+	"22" + "00" + "0030" +
+	//   Proposal: last, length 44, #1, IKE, SPI size 0, 4 transforms.
+	"00" + "00" + "002c" + "01" + "01" + "00" + "04" +
+	//   ENCR AES-CBC (12) with Key Length 256 (TV attribute 14).
+	"03" + "00" + "000c" + "01" + "00" + "000c" + "800e" + "0100" +
+	//   PRF HMAC-SHA2-256 (5).
+	"03" + "00" + "0008" + "02" + "00" + "0005" +
+	//   INTEG HMAC-SHA2-256-128 (12).
+	"03" + "00" + "0008" + "03" + "00" + "000c" +
+	//   DH Curve25519 (31), last transform.
+	"00" + "00" + "0008" + "04" + "00" + "001f" +
+	// KE (3.4): NP=Nonce(40), length 40, group 31, 32 octets of 0x11.
+	"28" + "00" + "0028" + "001f" + "0000" + "1111111111111111111111111111111111111111111111111111111111111111" +
+	// Nonce (3.9): NP=Notify(41), length 20, 16 octets of 0x22.
+	"29" + "00" + "0014" + "22222222222222222222222222222222" +
+	// Notify (3.10): NP=none, length 28, proto 0, SPI size 0,
+	// NAT_DETECTION_SOURCE_IP (16388 = 0x4004), 20 octets of 0x33.
+	"00" + "00" + "001c" + "00" + "00" + "4004" + "3333333333333333333333333333333333333333"
+
 // TestDecodeKnownInitRequest decodes an IKE_SA_INIT request written octet
 // by octet from the RFC 7296 Section 3 layouts and checks every field.
 func TestDecodeKnownInitRequest(t *testing.T) {
-	const pkt = "" +
-		// IKE header (3.1): SPIi, SPIr, NP=SA(33), ver 2.0, IKE_SA_INIT(34),
-		// flags I (0x08), MID 0, length 164.
-		"0102030405060708" + "0000000000000000" + "21" + "20" + "22" + "08" + "00000000" + "000000a4" +
-		// SA (3.3): NP=KE(34), C=0, length 48.
-		"22" + "00" + "0030" +
-		//   Proposal: last, length 44, #1, IKE, SPI size 0, 4 transforms.
-		"00" + "00" + "002c" + "01" + "01" + "00" + "04" +
-		//   ENCR AES-CBC (12) with Key Length 256 (TV attribute 14).
-		"03" + "00" + "000c" + "01" + "00" + "000c" + "800e" + "0100" +
-		//   PRF HMAC-SHA2-256 (5).
-		"03" + "00" + "0008" + "02" + "00" + "0005" +
-		//   INTEG HMAC-SHA2-256-128 (12).
-		"03" + "00" + "0008" + "03" + "00" + "000c" +
-		//   DH Curve25519 (31), last transform.
-		"00" + "00" + "0008" + "04" + "00" + "001f" +
-		// KE (3.4): NP=Nonce(40), length 40, group 31, 32 octets of 0x11.
-		"28" + "00" + "0028" + "001f" + "0000" + "1111111111111111111111111111111111111111111111111111111111111111" +
-		// Nonce (3.9): NP=Notify(41), length 20, 16 octets of 0x22.
-		"29" + "00" + "0014" + "22222222222222222222222222222222" +
-		// Notify (3.10): NP=none, length 28, proto 0, SPI size 0,
-		// NAT_DETECTION_SOURCE_IP (16388 = 0x4004), 20 octets of 0x33.
-		"00" + "00" + "001c" + "00" + "00" + "4004" + "3333333333333333333333333333333333333333"
-	b, err := hex.DecodeString(pkt)
+	b, err := hex.DecodeString(knownInitRequestHex)
 	if err != nil {
 		t.Fatal(err)
 	}
