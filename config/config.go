@@ -1,0 +1,327 @@
+// Package config is cgw's configuration file: the YAML schema (version 1),
+// strict decoding (unknown keys are errors), defaults equal to AWS
+// Site-to-Site VPN's tunnel defaults, validation against AWS's rules, and
+// Diff for reloads.
+//
+// Load and Parse return a fully defaulted and validated *Config or every
+// problem found, each as a *FieldError naming the file, line, field path and
+// the fix, joined with errors.Join. Doubtful but legal settings come back as
+// Warnings. A *Config is plain data: it is never modified by this package
+// after it is returned, and it is safe to share between goroutines if the
+// caller does not modify it either. Pre-shared keys never appear in errors,
+// warnings or in the String/Format output of Secret.
+//
+// config is the on-disk schema only; the daemon translates it into the
+// configuration types of ike, bgp and dataplane, so the file format can
+// change without touching the protocol packages. config imports no other cgw
+// package except the ipsec vocabulary.
+package config
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+// Version is the schema version this package reads.
+const Version = 1
+
+// Config is one validated configuration file.
+type Config struct {
+	Version     int
+	Log         Log
+	Control     Control
+	Metrics     Metrics
+	Routes      Routes
+	Connections []Connection
+	// Source is the file name given to Load or Parse.
+	Source string
+}
+
+// LogFormat is the daemon's log output format.
+type LogFormat string
+
+const (
+	LogText LogFormat = "text"
+	LogJSON LogFormat = "json"
+)
+
+// Log configures the daemon's logger.
+type Log struct {
+	Format LogFormat
+	Level  slog.Level
+}
+
+// Control configures the management socket.
+type Control struct {
+	Socket string // absolute path of the unix socket
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Listen string // host:port; "" = off
+}
+
+// Routes configures the kernel routes cgw installs for learned and static
+// prefixes.
+type Routes struct {
+	Table    int // routing table (254 = main)
+	Protocol int // rtnetlink protocol number marking cgw's routes
+	Metric   int
+}
+
+// Routing is how a connection learns the AWS-side prefixes.
+type Routing string
+
+const (
+	RoutingBGP    Routing = "bgp"
+	RoutingStatic Routing = "static"
+)
+
+// Connection is one AWS VPN connection: two tunnels to two AWS endpoints.
+type Connection struct {
+	Name string
+	// LocalAddress is the outside address to use; the zero Addr means any.
+	LocalAddress netip.Addr
+	// LocalID is our IKE identity (ID_IPV4_ADDR/ID_IPV6_ADDR): the public
+	// address registered on the AWS customer gateway. Zero means "the
+	// outside address in use".
+	LocalID netip.Addr
+	Routing Routing
+	BGP     *BGP    // non-nil iff Routing == RoutingBGP
+	Static  *Static // non-nil iff Routing == RoutingStatic
+	// Tunnels holds one or two tunnels; the first is the preferred one.
+	Tunnels []Tunnel
+}
+
+// BGPMode is how the two tunnels share traffic from the customer side.
+type BGPMode string
+
+const (
+	// ActivePassive prefers the first tunnel: routes advertised on the
+	// second are prepended SecondaryPrepend times.
+	ActivePassive BGPMode = "active-passive"
+	// ActiveActive advertises equally on both tunnels.
+	ActiveActive BGPMode = "active-active"
+)
+
+// BGP is a connection's BGP setup; one eBGP session runs per tunnel between
+// the inside addresses.
+type BGP struct {
+	ASN              uint32 // ours (the customer gateway's)
+	PeerASN          uint32 // AWS side (VGW or TGW); default 64512
+	HoldTime         time.Duration
+	Keepalive        time.Duration
+	Advertise        []netip.Prefix
+	Mode             BGPMode
+	SecondaryPrepend int    // active-passive only; 0 in active-active
+	PrefixLimit      uint32 // warn when AWS sends more prefixes; 0 = off
+}
+
+// Static is a connection's static routing: prefixes routed into the tunnels.
+type Static struct {
+	RemotePrefixes []netip.Prefix
+}
+
+// DPDAction is what happens when dead peer detection declares AWS dead.
+type DPDAction string
+
+const (
+	DPDRestart DPDAction = "restart" // re-establish at once (default)
+	DPDClear   DPDAction = "clear"   // tear down and wait for AWS
+	DPDNone    DPDAction = "none"    // keep the SAs
+)
+
+// StartupAction says who starts a tunnel.
+type StartupAction string
+
+const (
+	StartInitiate StartupAction = "initiate" // cgw starts IKE (AWS startup action "add")
+	StartRespond  StartupAction = "respond"  // AWS starts IKE (AWS startup action "start")
+)
+
+// Tunnel is one IPsec tunnel to one AWS endpoint.
+type Tunnel struct {
+	Name        string
+	PeerAddress netip.Addr
+	PeerID      netip.Addr // AWS's IKE identity; defaults to PeerAddress
+	PSK         Secret
+	PSKFile     string // where PSK was read from; "" when given inline
+	// InsideCIDR is the /30 in 169.254.0.0/16: AWS uses the first usable
+	// address, cgw the second (InsidePeer, InsideLocal).
+	InsideCIDR netip.Prefix
+	// InsideIPv6CIDR is the optional /126 in fd00::/8 of IPv6-inside
+	// (Transit Gateway) connections; the zero Prefix when unset.
+	InsideIPv6CIDR netip.Prefix
+
+	IKEProposals []ipsec.Proposal // at least one
+	ESPProposals []ipsec.Proposal // at least one
+
+	IKELifetime   time.Duration
+	ChildLifetime time.Duration
+	RekeyMargin   time.Duration
+	RekeyFuzz     int // percent of RekeyMargin, 0..100
+
+	DPD              DPD
+	StartupAction    StartupAction
+	TrafficSelectors TrafficSelectors
+	ForceEncap       bool
+	NATKeepalive     time.Duration // 0 = off
+	ReplayWindow     int
+	MTU              int // 0 = derived from the negotiated algorithms
+	MSSClamp         int // 0 = off
+	Keepalive        Keepalive
+}
+
+// InsideLocal is cgw's inside address: the second usable address of the /30.
+func (t *Tunnel) InsideLocal() netip.Addr { return nthAddr(t.InsideCIDR, 2) }
+
+// InsidePeer is AWS's inside address (the BGP neighbor): the first usable
+// address of the /30.
+func (t *Tunnel) InsidePeer() netip.Addr { return nthAddr(t.InsideCIDR, 1) }
+
+// InsideLocal6 and InsidePeer6 are the IPv6 inside addresses, or the zero
+// Addr without an InsideIPv6CIDR.
+func (t *Tunnel) InsideLocal6() netip.Addr { return nthAddr(t.InsideIPv6CIDR, 2) }
+
+// InsidePeer6 is AWS's IPv6 inside address (see InsideLocal6).
+func (t *Tunnel) InsidePeer6() netip.Addr { return nthAddr(t.InsideIPv6CIDR, 1) }
+
+func nthAddr(p netip.Prefix, n int) netip.Addr {
+	if !p.IsValid() {
+		return netip.Addr{}
+	}
+	a := p.Masked().Addr()
+	for range n {
+		a = a.Next()
+	}
+	return a
+}
+
+// DPD configures dead peer detection (RFC 7296, Section 2.4): a liveness
+// check after Interval without inbound traffic, the peer declared dead
+// after Retries unanswered retransmissions.
+type DPD struct {
+	Interval time.Duration
+	Retries  int
+	Action   DPDAction
+}
+
+// TrafficSelectors are the CHILD SA selectors, local = the customer side.
+// AWS proposes 0.0.0.0/0 on both sides unless its tunnel options narrow them.
+type TrafficSelectors struct {
+	Local, Remote []netip.Prefix
+}
+
+// Keepalive is an optional ICMP echo through the tunnel that keeps it busy
+// (AWS recommends one, about every 5 s, for idle tunnels).
+type Keepalive struct {
+	Target   netip.Addr // zero = off
+	Interval time.Duration
+}
+
+// Secret is a pre-shared key. Printing it with fmt, encoding/json or a
+// text marshaller yields "[redacted]"; convert it to []byte to use it.
+type Secret []byte
+
+const redacted = "[redacted]"
+
+func (Secret) String() string               { return redacted }
+func (Secret) GoString() string             { return redacted }
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Defaults. They equal AWS's tunnel defaults (aws-vpn-facts sections 2.2,
+// 2.3, 2.7, 2.10, 4) so that both ends rekey and probe on the same schedule.
+const (
+	DefaultSocket        = "/run/cgw/cgw.sock"
+	DefaultRouteTable    = 254
+	DefaultRouteProtocol = 199
+	DefaultRouteMetric   = 100
+
+	DefaultPeerASN          = 64512
+	DefaultHoldTime         = 30 * time.Second
+	DefaultSecondaryPrepend = 2
+
+	DefaultIKELifetime   = 28800 * time.Second
+	DefaultChildLifetime = 3600 * time.Second
+	DefaultRekeyMargin   = 270 * time.Second
+	DefaultRekeyFuzz     = 100
+	DefaultDPDInterval   = 10 * time.Second
+	DefaultDPDRetries    = 3
+	DefaultNATKeepalive  = 20 * time.Second
+	DefaultReplayWindow  = 1024
+	DefaultMSSClamp      = 1379
+	DefaultKeepaliveIval = 5 * time.Second
+)
+
+// DefaultIKEProposals and DefaultESPProposals offer strong algorithms first
+// and still include AWS's minimum (aes128-sha1-modp1024), so a tunnel comes
+// up against any AWS tunnel options. AWS chooses the lowest value it has
+// configured, not our first one; narrow the AWS tunnel options to force
+// strong algorithms.
+var (
+	DefaultIKEProposals = []string{
+		"aes256gcm16-prfsha384-ecp384",
+		"aes128gcm16-prfsha256-ecp256",
+		"aes256-sha256-modp2048",
+		"aes128-sha1-modp2048",
+		"aes128-sha1-modp1024",
+	}
+	DefaultESPProposals = []string{
+		"aes256gcm16-ecp384",
+		"aes128gcm16-ecp256",
+		"aes256-sha256-modp2048",
+		"aes128-sha1-modp2048",
+		"aes128-sha1-modp1024",
+	}
+)
+
+// Default returns the global sections with their defaults and no
+// connections.
+func Default() *Config {
+	return &Config{
+		Version: Version,
+		Log:     Log{Format: LogText, Level: slog.LevelInfo},
+		Control: Control{Socket: DefaultSocket},
+		Routes:  Routes{Table: DefaultRouteTable, Protocol: DefaultRouteProtocol, Metric: DefaultRouteMetric},
+	}
+}
+
+// Load reads, decodes and validates the file at path. psk_file paths are
+// relative to the directory of path. On error the *Config is nil; warnings
+// are returned either way.
+func Load(path string) (*Config, []Warning, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		msg := err.Error()
+		if errors.As(err, &pe) {
+			msg = pe.Err.Error()
+		}
+		return nil, nil, &FieldError{File: path, Msg: "cannot read the configuration file: " + msg,
+			Fix: "check the path (cgwd --config) and its permissions"}
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes and validates a configuration held in memory; name is used
+// in messages and to resolve relative psk_file paths (relative to
+// filepath.Dir(name)).
+func Parse(data []byte, name string) (*Config, []Warning, error) {
+	raw, ix, bad, errs := decode(data, name)
+	if raw == nil {
+		return nil, nil, errors.Join(errs...)
+	}
+	c := &checker{file: name, dir: filepath.Dir(name), ix: ix, bad: bad, errs: errs}
+	cfg := c.config(raw)
+	if len(c.errs) > 0 {
+		return nil, c.warns, errors.Join(c.errs...)
+	}
+	cfg.Source = name
+	return cfg, c.warns, nil
+}

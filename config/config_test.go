@@ -1,0 +1,815 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+// base is a minimal valid file. Line numbers matter: the helpers below
+// insert lines at fixed places so tests know where a field lives.
+const base = `version: 1
+connections:
+  - name: vpn-1
+    routing: bgp
+    bgp:
+      asn: 65000
+      advertise: [10.1.0.0/16]
+    tunnels:
+      - peer_address: 198.51.100.10
+        psk: EXAMPLEpsk1_abcdefghij.klmnopqrs
+        inside_cidr: 169.254.15.192/30
+      - peer_address: 198.51.100.20
+        psk: EXAMPLEpsk2_abcdefghij.klmnopqrs
+        inside_cidr: 169.254.13.236/30
+`
+
+// insertAfter inserts lines after line n (1-based) of base, indented.
+func insertAfter(n int, indent string, lines ...string) string {
+	all := strings.Split(strings.TrimSuffix(base, "\n"), "\n")
+	var extra []string
+	for _, l := range lines {
+		extra = append(extra, indent+l)
+	}
+	out := append(append(append([]string{}, all[:n]...), extra...), all[n:]...)
+	return strings.Join(out, "\n") + "\n"
+}
+
+// t1 adds keys to the first tunnel: the first added line is line 12.
+func t1(lines ...string) string { return insertAfter(11, "        ", lines...) }
+
+// conn adds keys to the connection (after name): first added line is 4.
+func conn(lines ...string) string { return insertAfter(3, "    ", lines...) }
+
+// bgpKeys adds keys to the bgp section: first added line is 8.
+func bgpKeys(lines ...string) string { return insertAfter(7, "      ", lines...) }
+
+// top appends top-level keys: first added line is 15.
+func top(lines ...string) string { return insertAfter(14, "", lines...) }
+
+func replaceLine(n int, with string) string {
+	all := strings.Split(strings.TrimSuffix(base, "\n"), "\n")
+	all[n-1] = with
+	return strings.Join(all, "\n") + "\n"
+}
+
+func deleteLines(from, to int) string {
+	all := strings.Split(strings.TrimSuffix(base, "\n"), "\n")
+	out := append(append([]string{}, all[:from-1]...), all[to:]...)
+	return strings.Join(out, "\n") + "\n"
+}
+
+func fieldErrors(t *testing.T, err error) []*FieldError {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var out []*FieldError
+	var walk func(error)
+	walk = func(e error) {
+		if fe, ok := e.(*FieldError); ok {
+			out = append(out, fe)
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		t.Errorf("error %T is not a *FieldError: %v", e, e)
+	}
+	walk(err)
+	return out
+}
+
+func mustParse(t *testing.T, yml string) (*Config, []Warning) {
+	t.Helper()
+	cfg, warns, err := Parse([]byte(yml), "test.yaml")
+	if err != nil {
+		t.Fatalf("Parse: %v\n%s", err, yml)
+	}
+	return cfg, warns
+}
+
+func TestBaseIsValid(t *testing.T) {
+	_, warns := mustParse(t, base)
+	if len(warns) != 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+}
+
+func TestExampleIsValid(t *testing.T) {
+	cfg, warns := mustParse(t, string(Example()))
+	if len(warns) != 0 {
+		t.Errorf("example has warnings: %v", warns)
+	}
+	if len(cfg.Connections) != 1 || len(cfg.Connections[0].Tunnels) != 2 {
+		t.Fatalf("example: %+v", cfg)
+	}
+	// The example states the defaults explicitly: it must equal the
+	// defaulted minimal form.
+	min, _ := mustParse(t, base)
+	ex := cfg.Connections[0].Tunnels[0]
+	def := min.Connections[0].Tunnels[0]
+	ex.Name, ex.PeerAddress, ex.PeerID, ex.PSK, ex.InsideCIDR = def.Name, def.PeerAddress, def.PeerID, def.PSK, def.InsideCIDR
+	if !reflect.DeepEqual(ex, def) {
+		t.Errorf("example tunnel differs from the defaults:\n%+v\n%+v", ex, def)
+	}
+	if !reflect.DeepEqual(cfg.Log, min.Log) || cfg.Control != min.Control || cfg.Routes != min.Routes || cfg.Metrics != min.Metrics {
+		t.Errorf("example globals differ from the defaults")
+	}
+	if b := cfg.Connections[0].BGP; b.HoldTime != 30*time.Second || b.Keepalive != 10*time.Second || b.PeerASN != 64512 {
+		t.Errorf("example bgp: %+v", b)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, _ := mustParse(t, base)
+	if cfg.Version != 1 || cfg.Source != "test.yaml" {
+		t.Errorf("version/source: %d %q", cfg.Version, cfg.Source)
+	}
+	if cfg.Log != (Log{Format: LogText, Level: slog.LevelInfo}) {
+		t.Errorf("log: %+v", cfg.Log)
+	}
+	if cfg.Control.Socket != "/run/cgw/cgw.sock" || cfg.Metrics.Listen != "" {
+		t.Errorf("control/metrics: %+v %+v", cfg.Control, cfg.Metrics)
+	}
+	if cfg.Routes != (Routes{Table: 254, Protocol: 199, Metric: 100}) {
+		t.Errorf("routes: %+v", cfg.Routes)
+	}
+	c := cfg.Connections[0]
+	if c.Name != "vpn-1" || c.Routing != RoutingBGP || c.Static != nil || c.LocalAddress.IsValid() || c.LocalID.IsValid() {
+		t.Errorf("connection: %+v", c)
+	}
+	wantBGP := &BGP{ASN: 65000, PeerASN: 64512, HoldTime: 30 * time.Second, Keepalive: 10 * time.Second,
+		Advertise: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Mode: ActivePassive, SecondaryPrepend: 2}
+	if !reflect.DeepEqual(c.BGP, wantBGP) {
+		t.Errorf("bgp: %+v", c.BGP)
+	}
+	tun := c.Tunnels[0]
+	var ike, esp []ipsec.Proposal
+	for _, s := range DefaultIKEProposals {
+		p, _ := ipsec.ParseProposal(s, true)
+		ike = append(ike, p)
+	}
+	for _, s := range DefaultESPProposals {
+		p, _ := ipsec.ParseProposal(s, false)
+		esp = append(esp, p)
+	}
+	zero := netip.MustParsePrefix("0.0.0.0/0")
+	want := Tunnel{
+		Name:          "vpn-1-t1",
+		PeerAddress:   netip.MustParseAddr("198.51.100.10"),
+		PeerID:        netip.MustParseAddr("198.51.100.10"),
+		PSK:           Secret("EXAMPLEpsk1_abcdefghij.klmnopqrs"),
+		InsideCIDR:    netip.MustParsePrefix("169.254.15.192/30"),
+		IKEProposals:  ike,
+		ESPProposals:  esp,
+		IKELifetime:   28800 * time.Second,
+		ChildLifetime: 3600 * time.Second,
+		RekeyMargin:   270 * time.Second,
+		RekeyFuzz:     100,
+		DPD:           DPD{Interval: 10 * time.Second, Retries: 3, Action: DPDRestart},
+		StartupAction: StartInitiate,
+		TrafficSelectors: TrafficSelectors{
+			Local: []netip.Prefix{zero}, Remote: []netip.Prefix{zero},
+		},
+		NATKeepalive: 20 * time.Second,
+		ReplayWindow: 1024,
+		MSSClamp:     1379,
+		Keepalive:    Keepalive{Interval: 5 * time.Second},
+	}
+	if !reflect.DeepEqual(tun, want) {
+		t.Errorf("tunnel:\n got %+v\nwant %+v", tun, want)
+	}
+	if c.Tunnels[1].Name != "vpn-1-t2" {
+		t.Errorf("second tunnel name %q", c.Tunnels[1].Name)
+	}
+	if got := tun.InsidePeer(); got != netip.MustParseAddr("169.254.15.193") {
+		t.Errorf("InsidePeer = %v", got)
+	}
+	if got := tun.InsideLocal(); got != netip.MustParseAddr("169.254.15.194") {
+		t.Errorf("InsideLocal = %v", got)
+	}
+	if tun.InsideLocal6().IsValid() || tun.InsidePeer6().IsValid() {
+		t.Error("IPv6 inside addresses without a CIDR")
+	}
+	// The contract's default proposals include AWS's minimum.
+	if s := ike[len(ike)-1].String(); s != "aes128-sha1-modp1024" {
+		t.Errorf("last default IKE proposal %q", s)
+	}
+}
+
+func TestDefault(t *testing.T) {
+	d := Default()
+	cfg, _ := mustParse(t, "version: 1\n")
+	cfg.Source = ""
+	if !reflect.DeepEqual(d, cfg) {
+		t.Errorf("Default() = %+v, parse of an empty file = %+v", d, cfg)
+	}
+}
+
+func TestExplicitValues(t *testing.T) {
+	yml := `version: 1
+log: {format: json, level: debug}
+control: {socket: /var/run/x.sock}
+metrics: {listen: "127.0.0.1:9810"}
+routes: {table: 100, protocol: 200, metric: 5}
+connections:
+  - name: vpn-static
+    local_address: 203.0.113.10
+    routing: static
+    static: {remote_prefixes: [10.0.0.0/16, 10.2.0.0/16]}
+    tunnels:
+      - name: a
+        peer_address: 198.51.100.10
+        peer_id: 198.51.100.99
+        psk: EXAMPLEpsk1_abcdefghij.klmnopqrs
+        inside_cidr: 169.254.15.192/30
+        inside_ipv6_cidr: fd00:1::/126
+        ike_proposals: [aes256-sha512-modp4096]
+        esp_proposals: [aes256gcm16-modp4096-esn-noesn]
+        ike_lifetime: 3600
+        child_lifetime: 15m
+        rekey_margin: 60s
+        rekey_fuzz: 0
+        dpd: {interval: 5s, retries: 5, action: clear}
+        startup_action: respond
+        force_encap: true
+        nat_keepalive: 0
+        replay_window: 64
+        mtu: 1400
+        mss_clamp: 0
+        keepalive: {target: "fd00:2::1", interval: 2s}
+      - name: b
+        peer_address: 198.51.100.20
+        psk: EXAMPLEpsk2_abcdefghij.klmnopqrs
+        inside_cidr: 169.254.13.236/30
+        traffic_selectors: {local: [192.168.0.0/24], remote: [10.0.0.0/16, 10.2.0.0/16]}
+`
+	cfg, warns := mustParse(t, yml)
+	if len(warns) != 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+	if cfg.Log != (Log{Format: LogJSON, Level: slog.LevelDebug}) || cfg.Control.Socket != "/var/run/x.sock" ||
+		cfg.Metrics.Listen != "127.0.0.1:9810" || cfg.Routes != (Routes{100, 200, 5}) {
+		t.Errorf("globals: %+v", cfg)
+	}
+	c := cfg.Connections[0]
+	if c.Routing != RoutingStatic || c.BGP != nil || len(c.Static.RemotePrefixes) != 2 ||
+		c.LocalAddress != netip.MustParseAddr("203.0.113.10") || c.LocalID != c.LocalAddress {
+		t.Errorf("connection: %+v", c)
+	}
+	a := c.Tunnels[0]
+	if a.Name != "a" || a.PeerID != netip.MustParseAddr("198.51.100.99") || a.IKELifetime != time.Hour ||
+		a.ChildLifetime != 15*time.Minute || a.RekeyMargin != time.Minute || a.RekeyFuzz != 0 ||
+		a.DPD != (DPD{5 * time.Second, 5, DPDClear}) || a.StartupAction != StartRespond || !a.ForceEncap ||
+		a.NATKeepalive != 0 || a.ReplayWindow != 64 || a.MTU != 1400 || a.MSSClamp != 0 ||
+		a.Keepalive != (Keepalive{netip.MustParseAddr("fd00:2::1"), 2 * time.Second}) {
+		t.Errorf("tunnel a: %+v", a)
+	}
+	if a.InsidePeer6() != netip.MustParseAddr("fd00:1::1") || a.InsideLocal6() != netip.MustParseAddr("fd00:1::2") {
+		t.Errorf("IPv6 inside: %v %v", a.InsidePeer6(), a.InsideLocal6())
+	}
+	// IPv6-inside tunnels default to ::/0 selectors.
+	if got := a.TrafficSelectors.Local; len(got) != 1 || got[0] != netip.MustParsePrefix("::/0") {
+		t.Errorf("IPv6 default selectors: %v", got)
+	}
+	if len(a.ESPProposals) != 1 || a.ESPProposals[0].String() != "aes256gcm16-modp4096-esn-noesn" {
+		t.Errorf("esp: %v", a.ESPProposals)
+	}
+	b := c.Tunnels[1]
+	if len(b.TrafficSelectors.Remote) != 2 || b.TrafficSelectors.Local[0] != netip.MustParsePrefix("192.168.0.0/24") {
+		t.Errorf("selectors: %+v", b.TrafficSelectors)
+	}
+}
+
+func TestStaticInferredFromSection(t *testing.T) {
+	yml := strings.Replace(deleteLines(4, 7), "    tunnels:", "    static: {remote_prefixes: [10.0.0.0/16]}\n    tunnels:", 1)
+	cfg, _ := mustParse(t, yml)
+	if cfg.Connections[0].Routing != RoutingStatic {
+		t.Errorf("routing = %q", cfg.Connections[0].Routing)
+	}
+}
+
+// TestValidation checks every rule: the error names the field path, the
+// line and says what to do.
+func TestValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		yml  string
+		path string
+		line int
+		msg  string // substring of the error
+	}{
+		// Global sections.
+		{"missing version", deleteLines(1, 1), "version", 1, "missing schema version"},
+		{"version 2", replaceLine(1, "version: 2"), "version", 1, "unsupported schema version 2"},
+		{"log format", top("log: {format: xml}"), "log.format", 15, `invalid value "xml"`},
+		{"log level", top("log: {level: verbose}"), "log.level", 15, "use one of: debug, info, warn, error"},
+		{"socket relative", top("control: {socket: cgw.sock}"), "control.socket", 15, "not absolute"},
+		{"metrics no port", top("metrics: {listen: localhost}"), "metrics.listen", 15, "host:port"},
+		{"metrics port 0", top("metrics: {listen: '127.0.0.1:0'}"), "metrics.listen", 15, "invalid port"},
+		{"metrics host", top("metrics: {listen: 'my host:80'}"), "metrics.listen", 15, "invalid host"},
+		{"routes table local", top("routes:", "  table: 255"), "routes.table", 16, "local table"},
+		{"routes table 0", top("routes:", "  table: 0"), "routes.table", 16, "out of range"},
+		{"routes protocol", top("routes:", "  protocol: 4"), "routes.protocol", 16, "reserved by the kernel"},
+		{"routes protocol range", top("routes:", "  protocol: 256"), "routes.protocol", 16, "out of range"},
+		{"routes metric", top("routes:", "  metric: -1"), "routes.metric", 16, "out of range"},
+
+		// Connection.
+		{"missing name", replaceLine(3, "  - local_id: 203.0.113.10"), "connections[0].name", 3, "missing connection name"},
+		{"bad name", replaceLine(3, `  - name: "vpn 1"`), "connections[0].name", 3, "invalid name"},
+		{"local_address", conn("local_address: 203.0.113"), "connections[0].local_address", 4, "invalid IP address"},
+		{"local_id", conn("local_id: host.example"), "connections[0].local_id", 4, "invalid IP address"},
+		{"routing", replaceLine(4, "    routing: ospf"), "connections[0].routing", 4, "use one of: bgp, static"},
+		{"bgp missing", deleteLines(5, 7), "connections[0].bgp", 3, "needs a bgp section"},
+		{"static with bgp section", replaceLine(4, "    routing: static"), "connections[0].bgp", 5, "bgp section with static routing"},
+		{"static without prefixes", replaceLine(4, "    routing: static"), "connections[0].static.remote_prefixes", 3, "needs remote_prefixes"},
+		{"bgp with static section", conn("static: {remote_prefixes: [10.0.0.0/16]}"), "connections[0].static", 4, "static section with BGP routing"},
+		{"static bad prefix", strings.Replace(deleteLines(4, 7), "    tunnels:", "    static: {remote_prefixes: [10.0.0.0/33]}\n    tunnels:", 1), "connections[0].static.remote_prefixes[0]", 4, "invalid prefix"},
+
+		// BGP.
+		{"asn missing", replaceLine(6, "      hold_time: 30s"), "connections[0].bgp.asn", 5, "missing ASN"},
+		{"asn 0", replaceLine(6, "      asn: 0"), "connections[0].bgp.asn", 6, "out of range"},
+		{"asn too big", replaceLine(6, "      asn: 4294967295"), "connections[0].bgp.asn", 6, "out of range"},
+		{"asn trans", replaceLine(6, "      asn: 23456"), "connections[0].bgp.asn", 6, "AS_TRANS"},
+		{"asn 65535", replaceLine(6, "      asn: 65535"), "connections[0].bgp.asn", 6, "reserved"},
+		{"asn equals peer", bgpKeys("peer_asn: 65000"), "connections[0].bgp.asn", 6, "eBGP"},
+		{"peer asn 0", bgpKeys("peer_asn: 0"), "connections[0].bgp.peer_asn", 8, "out of range"},
+		{"hold time 2s", bgpKeys("hold_time: 2s"), "connections[0].bgp.hold_time", 8, "RFC 4271"},
+		{"hold time fraction", bgpKeys("hold_time: 30.5s"), "connections[0].bgp.hold_time", 8, "whole seconds"},
+		{"keepalive >= hold", bgpKeys("keepalive: 30s"), "connections[0].bgp.keepalive", 8, "not shorter than hold_time"},
+		{"keepalive 0", bgpKeys("keepalive: 0s"), "connections[0].bgp.keepalive", 8, "keepalive 0"},
+		{"keepalive without hold", bgpKeys("hold_time: 0", "keepalive: 10s"), "connections[0].bgp.keepalive", 9, "without a hold time"},
+		{"advertise host bits", replaceLine(7, "      advertise: [10.1.0.1/16]"), "connections[0].bgp.advertise[0]", 7, "write 10.1.0.0/16"},
+		{"advertise not prefix", replaceLine(7, "      advertise: [10.1.0.0]"), "connections[0].bgp.advertise[0]", 7, "invalid prefix"},
+		{"advertise duplicate", replaceLine(7, "      advertise: [10.1.0.0/16, 10.1.0.0/16]"), "connections[0].bgp.advertise[1]", 7, "listed twice"},
+		{"mode", bgpKeys("mode: ecmp"), "connections[0].bgp.mode", 8, "active-passive, active-active"},
+		{"prepend range", bgpKeys("secondary_prepend: 11"), "connections[0].bgp.secondary_prepend", 8, "out of range"},
+		{"prepend active-active", bgpKeys("mode: active-active", "secondary_prepend: 2"), "connections[0].bgp.secondary_prepend", 9, "active-passive mode only"},
+		{"prefix limit", bgpKeys("prefix_limit: -1"), "connections[0].bgp.prefix_limit", 8, "out of range"},
+
+		// Tunnel count.
+		{"no tunnels", strings.Join(strings.Split(base, "\n")[:7], "\n") + "\n    tunnels: []\n", "connections[0].tunnels", 8, "no tunnels"},
+		{"three tunnels", insertAfter(14, "      ", "- peer_address: 198.51.100.30", "  psk: EXAMPLEpsk3_abcdefghij.klmnopqrs", "  inside_cidr: 169.254.12.0/30"),
+			"connections[0].tunnels", 8, "exactly two tunnels"},
+
+		// Tunnel fields.
+		{"tunnel name", t1("name: -t"), "connections[0].tunnels[0].name", 12, "invalid tunnel name"},
+		{"tunnel name dup", t1("name: vpn-1-t2"), "connections[0].tunnels[1].name", 13, "already used by connections[0].tunnels[0]"},
+		{"peer missing", replaceLine(9, "      - peer_id: 198.51.100.10"), "connections[0].tunnels[0].peer_address", 9, "missing peer_address"},
+		{"peer invalid", replaceLine(9, "      - peer_address: 198.51.100.300"), "connections[0].tunnels[0].peer_address", 9, "invalid IP address"},
+		{"peer unspecified", replaceLine(9, "      - peer_address: 0.0.0.0"), "connections[0].tunnels[0].peer_address", 9, "not a unicast"},
+		{"peer duplicate", replaceLine(12, "      - peer_address: 198.51.100.10"), "connections[0].tunnels[1].peer_address", 12, "already used"},
+		{"peer family", conn("local_address: 2001:db8::1"), "connections[0].tunnels[0].peer_address", 10, "address family"},
+		{"peer id", t1("peer_id: aws"), "connections[0].tunnels[0].peer_id", 12, "invalid IP address"},
+		{"psk missing", replaceLine(10, "        peer_id: 198.51.100.10"), "connections[0].tunnels[0].psk", 9, "missing pre-shared key"},
+		{"psk and file", t1("psk_file: /etc/cgw/t1.psk"), "connections[0].tunnels[0].psk_file", 12, "both psk and psk_file"},
+		{"psk short", replaceLine(10, "        psk: Abc.123"), "connections[0].tunnels[0].psk", 10, "has 7 characters"},
+		{"psk long", replaceLine(10, "        psk: "+strings.Repeat("a", 65)), "connections[0].tunnels[0].psk", 10, "has 65 characters"},
+		{"psk charset", replaceLine(10, `        psk: "abcdefgh-1"`), "connections[0].tunnels[0].psk", 10, "characters AWS does not allow"},
+		{"psk leading 0", replaceLine(10, "        psk: 0abcdefgh"), "connections[0].tunnels[0].psk", 10, "starts with 0"},
+		{"psk empty", replaceLine(10, `        psk: ""`), "connections[0].tunnels[0].psk", 10, "empty"},
+		{"inside missing", replaceLine(11, "        peer_id: 198.51.100.10"), "connections[0].tunnels[0].inside_cidr", 9, "missing inside_cidr"},
+		{"inside /29", replaceLine(11, "        inside_cidr: 169.254.15.192/29"), "connections[0].tunnels[0].inside_cidr", 11, "not an IPv4 /30"},
+		{"inside not link-local", replaceLine(11, "        inside_cidr: 10.0.0.0/30"), "connections[0].tunnels[0].inside_cidr", 11, "not inside 169.254.0.0/16"},
+		{"inside host bits", replaceLine(11, "        inside_cidr: 169.254.15.193/30"), "connections[0].tunnels[0].inside_cidr", 11, "write 169.254.15.192/30"},
+		{"inside duplicate", replaceLine(14, "        inside_cidr: 169.254.15.192/30"), "connections[0].tunnels[1].inside_cidr", 14, "already used by connections[0].tunnels[0].inside_cidr"},
+		{"inside v6 length", t1("inside_ipv6_cidr: fd00::/64"), "connections[0].tunnels[0].inside_ipv6_cidr", 12, "not an IPv6 /126"},
+		{"inside v6 range", t1("inside_ipv6_cidr: 2001:db8::/126"), "connections[0].tunnels[0].inside_ipv6_cidr", 12, "not inside fd00::/8"},
+		{"ike proposals empty", t1("ike_proposals: []"), "connections[0].tunnels[0].ike_proposals", 12, "empty proposal list"},
+		{"ike proposal 3des", t1("ike_proposals:", "  - aes256-sha256-modp2048", "  - 3des-sha1-modp1024"), "connections[0].tunnels[0].ike_proposals[1]", 14, `unsupported keyword "3des"`},
+		{"esp proposal aead+integ", t1("esp_proposals: [aes256gcm16-sha256-modp2048]"), "connections[0].tunnels[0].esp_proposals[0]", 12, "AEAD"},
+		{"esp proposal prf", t1("esp_proposals: [aes256-sha256-prfsha256]"), "connections[0].tunnels[0].esp_proposals[0]", 12, "PRF keyword"},
+		{"ike lifetime low", t1("ike_lifetime: 800s"), "connections[0].tunnels[0].ike_lifetime", 12, "900s-28800s"},
+		{"ike lifetime high", t1("ike_lifetime: 9h"), "connections[0].tunnels[0].ike_lifetime", 12, "900s-28800s"},
+		{"child lifetime high", t1("child_lifetime: 2h"), "connections[0].tunnels[0].child_lifetime", 12, "900s-3600s"},
+		{"child >= ike", t1("ike_lifetime: 3600"), "connections[0].tunnels[0].ike_lifetime", 12, "not shorter than ike_lifetime"},
+		{"child >= ike explicit", t1("ike_lifetime: 1800", "child_lifetime: 1800"), "connections[0].tunnels[0].child_lifetime", 13, "not shorter than ike_lifetime"},
+		{"margin low", t1("rekey_margin: 59s"), "connections[0].tunnels[0].rekey_margin", 12, "60s up to half"},
+		{"margin high", t1("rekey_margin: 31m"), "connections[0].tunnels[0].rekey_margin", 12, "half of child_lifetime (30m0s)"},
+		{"margin vs short child", t1("child_lifetime: 900s", "rekey_margin: 451s"), "connections[0].tunnels[0].rekey_margin", 13, "out of range"},
+		{"fuzz", t1("rekey_fuzz: 101"), "connections[0].tunnels[0].rekey_fuzz", 12, "0-100"},
+		{"dpd interval 0", t1("dpd: {interval: 0s}"), "connections[0].tunnels[0].dpd.interval", 12, "1s-300s"},
+		{"dpd interval sub-second", t1("dpd:", "  interval: 500ms"), "connections[0].tunnels[0].dpd.interval", 13, "1s-300s"},
+		{"dpd retries", t1("dpd:", "  retries: 0"), "connections[0].tunnels[0].dpd.retries", 13, "1-20"},
+		{"dpd action", t1("dpd:", "  action: hold"), "connections[0].tunnels[0].dpd.action", 13, "restart, clear, none"},
+		{"startup action", t1("startup_action: add"), "connections[0].tunnels[0].startup_action", 12, "initiate, respond"},
+		{"ts empty", t1("traffic_selectors:", "  local: []"), "connections[0].tunnels[0].traffic_selectors.local", 13, "empty selector list"},
+		{"ts invalid", t1("traffic_selectors:", "  remote: [10.0.0.0/8, 10.0.0.0.0/8]"), "connections[0].tunnels[0].traffic_selectors.remote[1]", 13, "invalid prefix"},
+		{"ts mixed", t1("traffic_selectors:", "  remote: ['::/0']"), "connections[0].tunnels[0].traffic_selectors", 12, "mixed IPv4 and IPv6"},
+		{"nat keepalive", t1("nat_keepalive: 301s"), "connections[0].tunnels[0].nat_keepalive", 12, "300s"},
+		{"replay low", t1("replay_window: 32"), "connections[0].tunnels[0].replay_window", 12, "64-2048"},
+		{"replay high", t1("replay_window: 4096"), "connections[0].tunnels[0].replay_window", 12, "64-2048"},
+		{"mtu low", t1("mtu: 500"), "connections[0].tunnels[0].mtu", 12, "too small"},
+		{"mtu low v6", t1("inside_ipv6_cidr: fd00::/126", "mtu: 1000"), "connections[0].tunnels[0].mtu", 13, "1280-1446"},
+		{"mtu high", t1("mtu: 1500"), "connections[0].tunnels[0].mtu", 12, "1446"},
+		{"mss low", t1("mss_clamp: 100"), "connections[0].tunnels[0].mss_clamp", 12, "too small"},
+		{"mss high", t1("mss_clamp: 1460"), "connections[0].tunnels[0].mss_clamp", 12, "1406"},
+		{"keepalive target", t1("keepalive: {target: vpc-host}"), "connections[0].tunnels[0].keepalive.target", 12, "invalid IP address"},
+		{"keepalive interval", t1("keepalive:", "  interval: 0s"), "connections[0].tunnels[0].keepalive.interval", 13, "1s-300s"},
+		{"duration syntax", t1("ike_lifetime: 8 hours"), "connections[0].tunnels[0].ike_lifetime", 12, "invalid duration"},
+		{"duration negative", t1("nat_keepalive: -5s"), "connections[0].tunnels[0].nat_keepalive", 12, "negative duration"},
+
+		// Schema: unknown keys, duplicates, wrong types.
+		{"unknown key", t1("pks: foo"), "connections[0].tunnels[0].pks", 12, `unknown key; did you mean "psk"?`},
+		{"unknown top key", top("logging: {level: info}"), "logging", 15, "unknown key"},
+		{"unknown underscore", t1("replaywindow: 64"), "connections[0].tunnels[0].replaywindow", 12, `did you mean "replay_window"`},
+		{"duplicate key", t1("replay_window: 64", "replay_window: 128"), "connections[0].tunnels[0].replay_window", 13, "duplicate key (first at line 12)"},
+		{"wrong type int", t1("replay_window: large"), "connections[0].tunnels[0].replay_window", 12, `wrong type: got "large"`},
+		{"wrong type bool", t1("force_encap: maybe"), "connections[0].tunnels[0].force_encap", 12, "true or false"},
+		{"wrong type list", replaceLine(7, "      advertise: 10.1.0.0/16"), "connections[0].bgp.advertise", 7, "a list"},
+		{"wrong type map", strings.Replace(deleteLines(6, 7), "    bgp:", "    bgp: 65000", 1), "connections[0].bgp", 5, "a mapping"},
+		{"wrong type scalar", replaceLine(9, "      - peer_address: [198.51.100.10]"), "connections[0].tunnels[0].peer_address", 9, "a single value"},
+		{"connections not a list", "version: 1\nconnections: {name: x}\n", "connections", 2, "a list"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Parse([]byte(tt.yml), "test.yaml")
+			if err == nil {
+				t.Fatalf("no error for\n%s", tt.yml)
+			}
+			fes := fieldErrors(t, err)
+			var found *FieldError
+			for _, fe := range fes {
+				if fe.Path == tt.path && strings.Contains(fe.Error(), tt.msg) {
+					found = fe
+				}
+				if fe.Fix == "" {
+					t.Errorf("error without a fix: %v", fe)
+				}
+				if fe.File != "test.yaml" {
+					t.Errorf("error without the file name: %v", fe)
+				}
+			}
+			if found == nil {
+				t.Fatalf("no error at %s containing %q; got:\n%v", tt.path, tt.msg, err)
+			}
+			if found.Line != tt.line {
+				t.Errorf("line = %d, want %d: %v", found.Line, tt.line, found)
+			}
+			want := fmt.Sprintf("config: test.yaml:%d: %s: ", tt.line, tt.path)
+			if !strings.HasPrefix(found.Error(), want) {
+				t.Errorf("error %q does not start with %q", found.Error(), want)
+			}
+		})
+	}
+}
+
+func TestReservedInsideCIDRs(t *testing.T) {
+	for _, p := range []string{"169.254.0.0/30", "169.254.1.0/30", "169.254.2.0/30", "169.254.3.0/30",
+		"169.254.4.0/30", "169.254.5.0/30", "169.254.169.252/30"} {
+		_, _, err := Parse([]byte(replaceLine(11, "        inside_cidr: "+p)), "test.yaml")
+		if err == nil || !strings.Contains(err.Error(), p+" is reserved by AWS") {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	for _, p := range []string{"169.254.6.0/30", "169.254.169.248/30", "169.254.255.252/30", "169.254.0.4/30"} {
+		if _, _, err := Parse([]byte(replaceLine(11, "        inside_cidr: "+p)), "test.yaml"); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
+
+func TestPSKCharset(t *testing.T) {
+	tests := []struct {
+		psk string
+		ok  bool
+	}{
+		{"QMP5tKPP5qk95Y1Eee9c_82.MofNUJQV", true}, // AWS-generated form
+		{"abcdefgh", true},
+		{"12345678", true},
+		{strings.Repeat("Z", 64), true},
+		{"a._a._a.", true},
+		{"abcdefg", false},
+		{strings.Repeat("Z", 65), false},
+		{"01234567", false},
+		{"abc defgh", false},
+		{"abcdefgh!", false},
+		{"abcdefgh-", false},
+		{"abcdéfgh", false},
+		{"abcdefgh\t", false},
+	}
+	for _, tt := range tests {
+		yml := replaceLine(10, "        psk: "+fmt.Sprintf("%q", tt.psk))
+		cfg, _, err := Parse([]byte(yml), "test.yaml")
+		if (err == nil) != tt.ok {
+			t.Errorf("%q: err = %v, want ok=%v", tt.psk, err, tt.ok)
+			continue
+		}
+		if err != nil {
+			if strings.Contains(err.Error(), tt.psk) {
+				t.Errorf("error contains the PSK: %v", err)
+			}
+			continue
+		}
+		if got := string(cfg.Connections[0].Tunnels[0].PSK); got != tt.psk {
+			t.Errorf("PSK = %q", got)
+		}
+	}
+}
+
+// TestPSKNeverInErrors feeds broken files that carry a recognisable key and
+// checks no message contains it, or a chunk of it.
+func TestPSKNeverInErrors(t *testing.T) {
+	const secret = "SECRETkeyXYZ_0123456789"
+	cases := []string{
+		replaceLine(10, "        psk: "+secret+"!"),
+		replaceLine(10, "        psk: 0"+secret),
+		replaceLine(10, "        psk: "+secret+strings.Repeat("x", 60)),
+		replaceLine(10, "        psk: ["+secret+"]"),
+		replaceLine(10, "        psk: {"+secret+": 1}"),
+		replaceLine(10, "        psk: "+secret+"\n        psk: "+secret),
+		replaceLine(10, "        pks: "+secret),
+		replaceLine(10, "        psk: \""+secret+" \""),
+	}
+	for _, yml := range cases {
+		_, warns, err := Parse([]byte(yml), "test.yaml")
+		if err == nil {
+			t.Errorf("no error for\n%s", yml)
+			continue
+		}
+		msgs := err.Error()
+		for _, w := range warns {
+			msgs += "\n" + w.String()
+		}
+		if strings.Contains(msgs, secret[:8]) || strings.Contains(msgs, secret[8:]) {
+			t.Errorf("PSK leaked:\n%s", msgs)
+		}
+	}
+}
+
+func TestSecretFormatting(t *testing.T) {
+	cfg, _ := mustParse(t, base)
+	tun := cfg.Connections[0].Tunnels[0]
+	for _, s := range []string{
+		fmt.Sprint(tun.PSK), fmt.Sprintf("%v %+v %#v %s %x %q", tun.PSK, tun.PSK, tun.PSK, tun.PSK, tun.PSK, tun.PSK),
+		fmt.Sprintf("%v %+v", tun, cfg.Connections[0]), fmt.Sprintf("%#v", tun),
+	} {
+		if strings.Contains(s, "EXAMPLEpsk1") || strings.Contains(s, "4558414d504c45") {
+			t.Errorf("PSK printed: %s", s)
+		}
+	}
+	var b []byte = tun.PSK // assignable to []byte for consumers
+	if string(b) != "EXAMPLEpsk1_abcdefghij.klmnopqrs" {
+		t.Errorf("PSK bytes %q", b)
+	}
+	txt, _ := tun.PSK.MarshalText()
+	if string(txt) != "[redacted]" {
+		t.Errorf("MarshalText = %q", txt)
+	}
+}
+
+func TestAllErrorsCollected(t *testing.T) {
+	yml := `version: 1
+connections:
+  - name: vpn-1
+    bgp: {asn: 0}
+    tunnels:
+      - peer_address: nope
+        psk: short
+        inside_cidr: 169.254.5.0/30
+        replay_window: 1
+        colour: blue
+      - peer_address: 198.51.100.20
+        psk: EXAMPLEpsk2_abcdefghij.klmnopqrs
+        inside_cidr: 169.254.13.236/30
+        ike_lifetime: 1s
+`
+	_, _, err := Parse([]byte(yml), "test.yaml")
+	fes := fieldErrors(t, err)
+	want := map[string]int{
+		"connections[0].bgp.asn":                  4,
+		"connections[0].tunnels[0].peer_address":  6,
+		"connections[0].tunnels[0].psk":           7,
+		"connections[0].tunnels[0].inside_cidr":   8,
+		"connections[0].tunnels[0].replay_window": 9,
+		"connections[0].tunnels[0].colour":        10,
+		"connections[0].tunnels[1].ike_lifetime":  14,
+	}
+	got := map[string]int{}
+	for _, fe := range fes {
+		got[fe.Path] = fe.Line
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("errors:\n got %v\nwant %v\n%v", got, want, err)
+	}
+}
+
+func TestSyntaxErrors(t *testing.T) {
+	tests := []struct {
+		yml  string
+		msg  string
+		line int
+	}{
+		{"", "the file is empty", 0},
+		{"version: 1\nconnections: [\n", "invalid YAML", 2},
+		{"version: 1\n---\nversion: 1\n", "more than one YAML document", 2},
+		{"- a\n- b\n", "top level must be a mapping", 1},
+		{"version: 1\n\tlog: {}\n", "invalid YAML", 2},
+	}
+	for _, tt := range tests {
+		_, _, err := Parse([]byte(tt.yml), "x.yaml")
+		fes := fieldErrors(t, err)
+		if len(fes) != 1 || !strings.Contains(fes[0].Msg, tt.msg) || fes[0].Line != tt.line || fes[0].Fix == "" {
+			t.Errorf("%q: %v (line %d)", tt.yml, err, func() int {
+				if len(fes) > 0 {
+					return fes[0].Line
+				}
+				return -1
+			}())
+		}
+	}
+}
+
+func TestAliasesAndNulls(t *testing.T) {
+	yml := `version: 1
+x-dpd: &dpd {interval: 5s, retries: 2}
+connections:
+`
+	if _, _, err := Parse([]byte(yml), "t.yaml"); err == nil || !strings.Contains(err.Error(), "x-dpd: unknown key") {
+		t.Errorf("unknown anchor holder accepted: %v", err)
+	}
+	// Null values mean "default".
+	cfg, _ := mustParse(t, t1("replay_window: ~", "dpd:"))
+	if cfg.Connections[0].Tunnels[0].ReplayWindow != 1024 || cfg.Connections[0].Tunnels[0].DPD.Interval != 10*time.Second {
+		t.Errorf("null did not take the default")
+	}
+	// Aliases inside the schema work.
+	yml = strings.Replace(base, "      - peer_address: 198.51.100.10", "      - dpd: &d {interval: 7s}\n        peer_address: 198.51.100.10", 1)
+	yml = strings.Replace(yml, "      - peer_address: 198.51.100.20", "      - dpd: *d\n        peer_address: 198.51.100.20", 1)
+	cfg, _ = mustParse(t, yml)
+	if cfg.Connections[0].Tunnels[1].DPD.Interval != 7*time.Second {
+		t.Errorf("alias: %v", cfg.Connections[0].Tunnels[1].DPD)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		yml  string
+		path string
+		line int
+		msg  string
+	}{
+		{"one tunnel", deleteLines(12, 14), "connections[0].tunnels", 8, "only one tunnel"},
+		{"no connections", "version: 1\n", "connections", 1, "no connections"},
+		{"no advertise", deleteLines(7, 7), "connections[0].bgp.advertise", 5, "nothing to advertise"},
+		{"esp no pfs", t1("esp_proposals: [aes256gcm16]"), "connections[0].tunnels[0].esp_proposals[0]", 12, "no DH group (no PFS)"},
+		{"ike not AWS", t1("ike_proposals: [chacha20poly1305-prfsha256-curve25519, aes128-sha1-modp1024]"), "connections[0].tunnels[0].ike_proposals[0]", 12, "AWS will never choose it"},
+		{"ike group 5", t1("ike_proposals: [aes128-sha1-modp1536]"), "connections[0].tunnels[0].ike_proposals[0]", 12, "AWS will never choose it"},
+		{"peer asn", bgpKeys("peer_asn: 65001"), "", 0, ""}, // inside the private range: no warning
+		{"peer asn odd", bgpKeys("peer_asn: 100"), "connections[0].bgp.peer_asn", 8, "outside the Amazon-side ranges"},
+		{"aws asn", replaceLine(6, "      asn: 7224"), "connections[0].bgp.asn", 6, "Amazon-side ASN"},
+		{"slow dpd", t1("dpd: {interval: 60s, retries: 5}"), "connections[0].tunnels[0].dpd", 12, "about 6m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, warns := mustParse(t, tt.yml)
+			if tt.path == "" {
+				if len(warns) != 0 {
+					t.Errorf("unexpected warnings: %v", warns)
+				}
+				return
+			}
+			for _, w := range warns {
+				if w.Path == tt.path && strings.Contains(w.Msg, tt.msg) {
+					if w.Line != tt.line {
+						t.Errorf("line %d, want %d", w.Line, tt.line)
+					}
+					if !strings.HasPrefix(w.String(), fmt.Sprintf("warning: test.yaml:%d: %s: ", tt.line, tt.path)) {
+						t.Errorf("String() = %q", w.String())
+					}
+					return
+				}
+			}
+			t.Errorf("no warning at %s containing %q; got %v", tt.path, tt.msg, warns)
+		})
+	}
+}
+
+func TestManyAdvertised(t *testing.T) {
+	var ps []string
+	for i := range 101 {
+		ps = append(ps, fmt.Sprintf("10.%d.%d.0/24", i/256, i%256))
+	}
+	_, warns := mustParse(t, replaceLine(7, "      advertise: ["+strings.Join(ps, ", ")+"]"))
+	if len(warns) != 1 || !strings.Contains(warns[0].Msg, "101 prefixes") {
+		t.Errorf("warnings: %v", warns)
+	}
+	for i := 101; i < 1001; i++ {
+		ps = append(ps, fmt.Sprintf("10.%d.%d.0/24", i/256, i%256))
+	}
+	_, _, err := Parse([]byte(replaceLine(7, "      advertise: ["+strings.Join(ps, ", ")+"]")), "t.yaml")
+	if err == nil || !strings.Contains(err.Error(), "1001 prefixes") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestDuplicateConnectionsAndTunnelNamesAcrossConnections(t *testing.T) {
+	c2 := `  - name: vpn-1
+    routing: static
+    static: {remote_prefixes: [10.9.0.0/16]}
+    tunnels:
+      - name: vpn-1-t1
+        peer_address: 198.51.100.30
+        psk: EXAMPLEpsk3_abcdefghij.klmnopqrs
+        inside_cidr: 169.254.12.0/30
+`
+	_, _, err := Parse([]byte(base+c2), "t.yaml")
+	fes := fieldErrors(t, err)
+	paths := map[string]int{}
+	for _, fe := range fes {
+		paths[fe.Path] = fe.Line
+	}
+	if paths["connections[1].name"] != 15 || paths["connections[1].tunnels[0].name"] != 19 {
+		t.Errorf("errors: %v", err)
+	}
+}
+
+func TestPSKFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("t1.psk", "EXAMPLEpsk9_abcdefghij.klmnopqrs\n", 0o600)
+	write("rel.psk", "EXAMPLEpsk8_abcdefghij.klmnopqrs", 0o400)
+	open := write("open.psk", "EXAMPLEpsk7_abcdefghij.klmnopqrs\n", 0o644)
+	twoNL := write("twonl.psk", "EXAMPLEpsk6_abcdefghij.klmnopqrs\n\n", 0o600)
+	crlf := write("crlf.psk", "EXAMPLEpsk5_abcdefghij.klmnopqrs\r\n", 0o600)
+	bad := write("bad.psk", "0EXAMPLEpsk5_abcdefghij.klmnopqrs\n", 0o600)
+	cfgPath := filepath.Join(dir, "cgw.yaml")
+
+	load := func(pskLine string) (*Config, []Warning, error) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, []byte(replaceLine(10, "        "+pskLine)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return Load(cfgPath)
+	}
+
+	cfg, warns, err := load("psk_file: " + good)
+	if err != nil || len(warns) != 0 {
+		t.Fatalf("good file: %v %v", err, warns)
+	}
+	tun := cfg.Connections[0].Tunnels[0]
+	if string(tun.PSK) != "EXAMPLEpsk9_abcdefghij.klmnopqrs" || tun.PSKFile != good {
+		t.Errorf("PSK %q from %q", tun.PSK, tun.PSKFile)
+	}
+
+	cfg, _, err = load("psk_file: rel.psk")
+	if err != nil || string(cfg.Connections[0].Tunnels[0].PSK) != "EXAMPLEpsk8_abcdefghij.klmnopqrs" {
+		t.Errorf("relative path: %v", err)
+	}
+
+	_, warns, err = load("psk_file: " + open)
+	if err != nil || len(warns) != 1 || !strings.Contains(warns[0].String(), "mode 0644") ||
+		warns[0].Path != "connections[0].tunnels[0].psk_file" || warns[0].Line != 10 {
+		t.Errorf("open file: %v %v", err, warns)
+	}
+
+	for _, tt := range []struct{ file, msg string }{
+		{twoNL, "characters AWS does not allow"},
+		{crlf, "carriage return"},
+		{bad, "starts with 0"},
+		{filepath.Join(dir, "missing.psk"), "no such file"},
+		{dir, "not a regular file"},
+	} {
+		_, _, err := load("psk_file: " + tt.file)
+		if err == nil || !strings.Contains(err.Error(), tt.msg) || !strings.Contains(err.Error(), "cgw.yaml:10: connections[0].tunnels[0].psk_file") {
+			t.Errorf("%s: %v", tt.file, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "EXAMPLEpsk") {
+			t.Errorf("PSK leaked: %v", err)
+		}
+	}
+	if _, _, err := load(`psk_file: ""`); err == nil || !strings.Contains(err.Error(), "empty psk_file") {
+		t.Errorf("empty psk_file: %v", err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, _, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	var fe *FieldError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Error(), "nope.yaml") || !strings.Contains(fe.Error(), "no such file") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -1,0 +1,751 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+// checker turns the raw schema into a Config, applying defaults and
+// collecting every error and warning with its line.
+type checker struct {
+	file  string
+	dir   string
+	ix    *nodeIndex
+	bad   map[string]bool // paths already reported by decode
+	errs  []error
+	warns []Warning
+
+	tunnelNames map[string]string // name -> path of first use
+	peers       map[netip.Addr]string
+	insides     map[netip.Prefix]string
+}
+
+// reported tells whether decode already reported path or an ancestor.
+func (c *checker) reported(path string) bool {
+	for ; path != ""; path = parentPath(path) {
+		if c.bad[path] {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *checker) errorf(path, fix, format string, args ...any) {
+	if c.reported(path) {
+		return
+	}
+	c.errs = append(c.errs, &FieldError{File: c.file, Line: c.ix.line(path), Path: path,
+		Msg: fmt.Sprintf(format, args...), Fix: fix})
+}
+
+func (c *checker) warnf(path, format string, args ...any) {
+	if c.reported(path) {
+		return
+	}
+	c.warns = append(c.warns, Warning{File: c.file, Line: c.ix.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) config(r *rawFile) *Config {
+	cfg := Default()
+	c.tunnelNames = map[string]string{}
+	c.peers = map[netip.Addr]string{}
+	c.insides = map[netip.Prefix]string{}
+
+	switch {
+	case r.Version == nil:
+		c.errorf("version", "add `version: 1` at the top of the file", "missing schema version")
+	case *r.Version != Version:
+		c.errorf("version", "set `version: 1` and check the file against `cgwctl config default`",
+			"unsupported schema version %d; this cgw reads version %d", *r.Version, Version)
+	}
+
+	if r.Log != nil {
+		cfg.Log.Format = LogFormat(c.enum("log.format", r.Log.Format, string(LogText), "text", "json"))
+		lvl := c.enum("log.level", r.Log.Level, "info", "debug", "info", "warn", "error")
+		_ = cfg.Log.Level.UnmarshalText([]byte(lvl))
+	}
+	if r.Control != nil && r.Control.Socket != nil {
+		s := *r.Control.Socket
+		if !filepath.IsAbs(s) {
+			c.errorf("control.socket", "use an absolute path such as "+DefaultSocket, "socket path %q is not absolute", s)
+		} else {
+			cfg.Control.Socket = filepath.Clean(s)
+		}
+	}
+	if r.Metrics != nil && r.Metrics.Listen != nil && *r.Metrics.Listen != "" {
+		l := *r.Metrics.Listen
+		host, port, err := net.SplitHostPort(l)
+		n, perr := strconv.ParseUint(port, 10, 16)
+		switch {
+		case err != nil:
+			c.errorf("metrics.listen", `write host:port, e.g. "127.0.0.1:9810", or "" to turn metrics off`, "invalid listen address %q: %v", l, err)
+		case perr != nil || n == 0:
+			c.errorf("metrics.listen", "use a port number between 1 and 65535", "invalid port %q", port)
+		case host != "" && !validHost(host):
+			c.errorf("metrics.listen", `use an IP address (or "" for all addresses) before the port`, "invalid host %q", host)
+		default:
+			cfg.Metrics.Listen = l
+		}
+	}
+	if r.Routes != nil {
+		cfg.Routes.Table = int(c.intRange("routes.table", r.Routes.Table, DefaultRouteTable, 1, 1<<32-1,
+			"use a routing table number between 1 and 4294967295 (254 = main)"))
+		if cfg.Routes.Table == 255 {
+			c.errorf("routes.table", "use 254 (main) or a table of your own", "table 255 is the kernel's local table")
+		}
+		cfg.Routes.Protocol = int(c.intRange("routes.protocol", r.Routes.Protocol, DefaultRouteProtocol, 0, 255,
+			"use a protocol number between 5 and 255 that no other routing daemon uses (default 199)"))
+		if cfg.Routes.Protocol <= 4 {
+			c.errorf("routes.protocol", "use a number between 5 and 255 (default 199) so cgw can tell its routes apart",
+				"protocol %d is reserved by the kernel", cfg.Routes.Protocol)
+		}
+		cfg.Routes.Metric = int(c.intRange("routes.metric", r.Routes.Metric, DefaultRouteMetric, 0, 1<<32-1,
+			"use a metric between 0 and 4294967295"))
+	}
+
+	if len(r.Connections) == 0 {
+		c.warnf("connections", "no connections: cgwd will run without tunnels")
+	}
+	names := map[string]string{}
+	for i := range r.Connections {
+		path := indexPath("connections", i)
+		conn := c.connection(path, &r.Connections[i])
+		if conn.Name != "" {
+			if first, dup := names[conn.Name]; dup {
+				c.errorf(path+".name", "give every connection a unique name", "connection name %q is already used by %s", conn.Name, first)
+			} else {
+				names[conn.Name] = path
+			}
+		}
+		cfg.Connections = append(cfg.Connections, conn)
+	}
+	return cfg
+}
+
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	return h == "localhost"
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+const nameFix = "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+func (c *checker) connection(path string, r *rawConnection) Connection {
+	var conn Connection
+	switch {
+	case r.Name == nil || *r.Name == "":
+		c.errorf(path+".name", "add a name, e.g. the AWS VPN connection ID (vpn-0a1b2c3d)", "missing connection name")
+	case !nameRE.MatchString(*r.Name):
+		c.errorf(path+".name", nameFix, "invalid name %q", *r.Name)
+	default:
+		conn.Name = *r.Name
+	}
+	conn.LocalAddress = c.optAddr(path+".local_address", r.LocalAddress,
+		"write the IP address of the outside interface, or remove the key to use any")
+	conn.LocalID = c.optAddr(path+".local_id", r.LocalID,
+		"write the public IP address registered on the AWS customer gateway")
+	if !conn.LocalID.IsValid() {
+		conn.LocalID = conn.LocalAddress
+	}
+
+	routing := string(RoutingBGP)
+	if r.Routing == nil && r.Static != nil && r.BGP == nil {
+		routing = string(RoutingStatic)
+	}
+	conn.Routing = Routing(c.enum(path+".routing", r.Routing, routing, "bgp", "static"))
+	switch conn.Routing {
+	case RoutingBGP:
+		if r.Static != nil {
+			c.errorf(path+".static", "remove the static section, or set `routing: static`", "static section with BGP routing")
+		}
+		if r.BGP == nil {
+			c.errorf(path+".bgp", "add `bgp: {asn: <your ASN>}` (the customer gateway's ASN), or set `routing: static`", "BGP routing needs a bgp section")
+		} else {
+			conn.BGP = c.bgp(path+".bgp", r.BGP)
+		}
+	case RoutingStatic:
+		if r.BGP != nil {
+			c.errorf(path+".bgp", "remove the bgp section, or set `routing: bgp`", "bgp section with static routing")
+		}
+		conn.Static = &Static{}
+		if r.Static == nil || r.Static.RemotePrefixes == nil {
+			c.errorf(path+".static.remote_prefixes", "list the VPC CIDR(s) to route into the tunnels, e.g. `static: {remote_prefixes: [10.0.0.0/16]}`",
+				"static routing needs remote_prefixes")
+		} else {
+			conn.Static.RemotePrefixes = c.prefixList(path+".static.remote_prefixes", r.Static.RemotePrefixes, nil,
+				"list the VPC CIDR(s) to route into the tunnels")
+		}
+	}
+
+	switch {
+	case r.Tunnels == nil || len(*r.Tunnels) == 0:
+		c.errorf(path+".tunnels", "add both tunnels of the AWS VPN connection (`cgwctl import-aws` writes them)", "no tunnels")
+	case len(*r.Tunnels) > 2:
+		c.errorf(path+".tunnels", "an AWS VPN connection has exactly two tunnels; put further tunnels in another connection",
+			"%d tunnels", len(*r.Tunnels))
+	case len(*r.Tunnels) == 1:
+		c.warnf(path+".tunnels", "only one tunnel: AWS replaces tunnel endpoints one at a time for maintenance, so configure both to avoid outages")
+	}
+	if r.Tunnels != nil {
+		for i := range *r.Tunnels {
+			t := c.tunnel(indexPath(path+".tunnels", i), conn, i, &(*r.Tunnels)[i])
+			conn.Tunnels = append(conn.Tunnels, t)
+		}
+	}
+	return conn
+}
+
+// AWS's BGP ASN rules (aws-vpn-facts section 4).
+func (c *checker) bgp(path string, r *rawBGP) *BGP {
+	b := &BGP{}
+	if r.ASN == nil {
+		c.errorf(path+".asn", "add `asn:` with the BGP ASN of your AWS customer gateway (e.g. 65000)", "missing ASN")
+	} else {
+		b.ASN = c.asn(path+".asn", *r.ASN, "use the BGP ASN of your AWS customer gateway (1-4294967294)")
+		switch b.ASN {
+		case 7224, 9059, 10124, 17493:
+			c.warnf(path+".asn", "ASN %d is an Amazon-side ASN in some Regions; AWS may refuse it for a customer gateway", b.ASN)
+		}
+	}
+	b.PeerASN = DefaultPeerASN
+	if r.PeerASN != nil {
+		b.PeerASN = c.asn(path+".peer_asn", *r.PeerASN, "use the Amazon-side ASN of the VGW or TGW (default 64512)")
+		if !amazonASN(b.PeerASN) {
+			c.warnf(path+".peer_asn", "ASN %d is outside the Amazon-side ranges (64512-65534, 4200000000-4294967294, or legacy 7224/9059/10124/17493)", b.PeerASN)
+		}
+	}
+	if b.ASN != 0 && b.ASN == b.PeerASN {
+		c.errorf(path+".asn", "AWS peers over eBGP: use a customer gateway ASN different from the Amazon-side ASN",
+			"asn equals peer_asn (%d)", b.ASN)
+	}
+	b.HoldTime = c.duration(path+".hold_time", r.HoldTime, DefaultHoldTime)
+	if b.HoldTime != 0 && (b.HoldTime < 3*time.Second || b.HoldTime > 65535*time.Second) || b.HoldTime%time.Second != 0 {
+		c.errorf(path+".hold_time", "use whole seconds, 0 or 3s-65535s (RFC 4271, Section 4.2); AWS uses 30s",
+			"invalid hold time %v", b.HoldTime)
+	}
+	b.Keepalive = c.duration(path+".keepalive", r.Keepalive, b.HoldTime/3)
+	switch {
+	case b.Keepalive%time.Second != 0:
+		c.errorf(path+".keepalive", "use whole seconds (AWS uses 10s)", "invalid keepalive %v", b.Keepalive)
+	case b.HoldTime == 0 && b.Keepalive != 0:
+		c.errorf(path+".keepalive", "remove keepalive or set a hold_time", "keepalive without a hold time")
+	case b.HoldTime != 0 && b.Keepalive == 0:
+		c.errorf(path+".keepalive", "use a third of hold_time (AWS uses 10s with 30s)", "keepalive 0 with a hold time")
+	case b.HoldTime != 0 && b.Keepalive >= b.HoldTime:
+		c.errorf(path+".keepalive", "use a third of hold_time (AWS uses 10s with 30s)", "keepalive %v is not shorter than hold_time %v", b.Keepalive, b.HoldTime)
+	}
+	if r.Advertise != nil {
+		b.Advertise = c.prefixList(path+".advertise", r.Advertise, nil, "list the on-premises prefixes to announce to AWS")
+	}
+	switch n := len(b.Advertise); {
+	case n == 0:
+		c.warnf(path+".advertise", "nothing to advertise: AWS learns no on-premises routes over BGP")
+	case n > 1000:
+		c.errorf(path+".advertise", "summarise the routes: AWS accepts at most 100 prefixes (VGW) or 1000 (TGW) and drops the session above that",
+			"%d prefixes", n)
+	case n > 100:
+		c.warnf(path+".advertise", "%d prefixes: a VGW accepts at most 100 and resets the session above that (a TGW accepts 1000)", n)
+	}
+	b.Mode = BGPMode(c.enum(path+".mode", r.Mode, string(ActivePassive), string(ActivePassive), string(ActiveActive)))
+	if b.Mode == ActivePassive {
+		b.SecondaryPrepend = int(c.intRange(path+".secondary_prepend", r.SecondaryPrepend, DefaultSecondaryPrepend, 0, 10,
+			"use 0-10 AS-path prepends on the second tunnel"))
+	} else if r.SecondaryPrepend != nil {
+		c.errorf(path+".secondary_prepend", "remove it, or set `mode: active-passive`", "secondary_prepend applies to active-passive mode only")
+	}
+	b.PrefixLimit = uint32(c.intRange(path+".prefix_limit", r.PrefixLimit, 0, 0, 1<<32-1,
+		"use the number of prefixes above which to warn (0 = off)"))
+	return b
+}
+
+func (c *checker) asn(path string, v int64, fix string) uint32 {
+	switch {
+	case v < 1 || v > 4294967294:
+		c.errorf(path, fix, "ASN %d out of range", v)
+	case v == 23456:
+		c.errorf(path, fix, "ASN 23456 is AS_TRANS (RFC 6793), not a real ASN")
+	case v == 65535:
+		c.errorf(path, fix, "ASN 65535 is reserved (RFC 7300)")
+	default:
+		return uint32(v)
+	}
+	return 0
+}
+
+func amazonASN(a uint32) bool {
+	switch {
+	case a >= 64512 && a <= 65534, a >= 4200000000 && a <= 4294967294:
+		return true
+	case a == 7224, a == 9059, a == 10124, a == 17493:
+		return true
+	}
+	return false
+}
+
+func (c *checker) tunnel(path string, conn Connection, i int, r *rawTunnel) Tunnel {
+	var t Tunnel
+	// Name: unique across the file, since tunnels are keyed by name in IKE,
+	// the dataplane and the control API.
+	if r.Name == nil {
+		if conn.Name != "" {
+			t.Name = fmt.Sprintf("%s-t%d", conn.Name, i+1)
+		}
+	} else if !nameRE.MatchString(*r.Name) {
+		c.errorf(path+".name", nameFix, "invalid tunnel name %q", *r.Name)
+	} else {
+		t.Name = *r.Name
+	}
+	if t.Name != "" {
+		if first, dup := c.tunnelNames[t.Name]; dup {
+			c.errorf(path+".name", "give every tunnel a unique name across all connections", "tunnel name %q is already used by %s", t.Name, first)
+		} else {
+			c.tunnelNames[t.Name] = path
+		}
+	}
+
+	if r.PeerAddress == nil {
+		c.errorf(path+".peer_address", "add the AWS outside IP address of this tunnel", "missing peer_address")
+	} else if a := c.addr(path+".peer_address", *r.PeerAddress, "write the AWS outside IP address of this tunnel"); a.IsValid() {
+		switch {
+		case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast():
+			c.errorf(path+".peer_address", "write the AWS outside IP address of this tunnel", "%v is not a unicast peer address", a)
+		case conn.LocalAddress.IsValid() && conn.LocalAddress.Is4() != a.Is4():
+			c.errorf(path+".peer_address", "use outside addresses of the same IP family on both ends", "address family differs from local_address %v", conn.LocalAddress)
+		default:
+			t.PeerAddress = a
+			if first, dup := c.peers[a]; dup {
+				c.errorf(path+".peer_address", "every AWS tunnel has its own outside address; check you copied the right one", "peer address %v is already used by %s", a, first)
+			} else {
+				c.peers[a] = path
+			}
+		}
+	}
+	t.PeerID = c.optAddr(path+".peer_id", r.PeerID, "write the AWS outside IP address (the default), or remove the key")
+	if !t.PeerID.IsValid() {
+		t.PeerID = t.PeerAddress
+	}
+
+	c.psk(path, &t, r)
+
+	if r.InsideCIDR == nil {
+		c.errorf(path+".inside_cidr", "add the tunnel's inside /30 from the AWS configuration, e.g. 169.254.15.192/30", "missing inside_cidr")
+	} else {
+		t.InsideCIDR = c.insideCIDR(path+".inside_cidr", *r.InsideCIDR)
+	}
+	if r.InsideIPv6CIDR != nil {
+		t.InsideIPv6CIDR = c.insideCIDR6(path+".inside_ipv6_cidr", *r.InsideIPv6CIDR)
+	}
+
+	t.IKEProposals = c.proposals(path+".ike_proposals", r.IKEProposals, DefaultIKEProposals, true)
+	t.ESPProposals = c.proposals(path+".esp_proposals", r.ESPProposals, DefaultESPProposals, false)
+
+	c.lifetimes(path, &t, r)
+
+	t.DPD.Interval = DefaultDPDInterval
+	t.DPD.Retries = DefaultDPDRetries
+	t.DPD.Action = DPDRestart
+	if r.DPD != nil {
+		p := path + ".dpd"
+		t.DPD.Interval = c.durationRange(p+".interval", r.DPD.Interval, DefaultDPDInterval, time.Second, 300*time.Second,
+			"use 1s-300s; AWS probes after 10s of silence")
+		t.DPD.Retries = int(c.intRange(p+".retries", r.DPD.Retries, DefaultDPDRetries, 1, 20, "use 1-20 retries; AWS uses 3"))
+		t.DPD.Action = DPDAction(c.enum(p+".action", r.DPD.Action, string(DPDRestart), string(DPDRestart), string(DPDClear), string(DPDNone)))
+		if timeout := t.DPD.Interval * time.Duration(t.DPD.Retries+1); timeout > 120*time.Second {
+			c.warnf(p, "AWS is declared dead only after about %v (interval x (retries+1)); AWS gives up on us after 30-40s, so failover to the other tunnel will be slow", timeout)
+		}
+	}
+	t.StartupAction = StartupAction(c.enum(path+".startup_action", r.StartupAction, string(StartInitiate), string(StartInitiate), string(StartRespond)))
+
+	c.selectors(path, &t, r)
+
+	if r.ForceEncap != nil {
+		t.ForceEncap = *r.ForceEncap
+	}
+	t.NATKeepalive = c.durationRange(path+".nat_keepalive", r.NATKeepalive, DefaultNATKeepalive, 0, 300*time.Second,
+		"use 0 (off) or up to 300s; 20s keeps most NAT mappings alive")
+	t.ReplayWindow = int(c.intRange(path+".replay_window", r.ReplayWindow, DefaultReplayWindow, 64, 2048,
+		"use 64-2048 packets, as AWS allows (default 1024)"))
+	minMTU := int64(576)
+	if t.InsideIPv6CIDR.IsValid() || (len(t.TrafficSelectors.Local) > 0 && t.TrafficSelectors.Local[0].Addr().Is6()) {
+		minMTU = 1280
+	}
+	t.MTU = int(c.intRange(path+".mtu", r.MTU, 0, 0, 1446, "use 0 (derive from the algorithms) or at most 1446, the largest MTU AWS supports"))
+	if t.MTU != 0 && int64(t.MTU) < minMTU {
+		c.errorf(path+".mtu", fmt.Sprintf("use 0 (derive from the algorithms) or %d-1446", minMTU), "MTU %d is too small", t.MTU)
+	}
+	t.MSSClamp = int(c.intRange(path+".mss_clamp", r.MSSClamp, DefaultMSSClamp, 0, 1406, "use 0 (off) or at most 1406, the largest MSS AWS supports (default 1379)"))
+	if t.MSSClamp != 0 && t.MSSClamp < 536 {
+		c.errorf(path+".mss_clamp", "use 0 (off) or 536-1406 (default 1379)", "MSS %d is too small", t.MSSClamp)
+	}
+
+	t.Keepalive.Interval = DefaultKeepaliveIval
+	if r.Keepalive != nil {
+		p := path + ".keepalive"
+		if r.Keepalive.Target != nil && *r.Keepalive.Target != "" {
+			t.Keepalive.Target = c.addr(p+".target", *r.Keepalive.Target, `write an IP address reachable through the tunnel (e.g. a VPC host), or "" for off`)
+		}
+		t.Keepalive.Interval = c.durationRange(p+".interval", r.Keepalive.Interval, DefaultKeepaliveIval, time.Second, 300*time.Second,
+			"use 1s-300s; AWS suggests about 5s")
+	}
+	return t
+}
+
+// pskRE is AWS's PSK rule (aws-vpn-facts 2.5): 8-64 of [0-9A-Za-z._], not
+// starting with 0.
+var pskRE = regexp.MustCompile(`^[0-9A-Za-z._]+$`)
+
+const pskFix = "use the pre-shared key of this tunnel from the AWS configuration (8-64 characters of 0-9 A-Z a-z . _, not starting with 0)"
+
+func (c *checker) psk(path string, t *Tunnel, r *rawTunnel) {
+	var key []byte
+	var keyPath string
+	switch {
+	case r.PSK != nil && r.PSKFile != nil:
+		c.errorf(path+".psk_file", "keep psk or psk_file, not both", "both psk and psk_file are set")
+		return
+	case r.PSK != nil:
+		key, keyPath = []byte(*r.PSK), path+".psk"
+	case r.PSKFile != nil:
+		keyPath = path + ".psk_file"
+		name := *r.PSKFile
+		if name == "" {
+			c.errorf(keyPath, "write the path of a file holding the key", "empty psk_file")
+			return
+		}
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(c.dir, name)
+		}
+		t.PSKFile = name
+		fi, err := os.Stat(name)
+		if err != nil {
+			c.errorf(keyPath, "create the file with the key, readable by cgwd only (chmod 600)", "cannot read the key file: %v", stripPathErr(err))
+			return
+		}
+		if !fi.Mode().IsRegular() {
+			c.errorf(keyPath, "point psk_file at a regular file", "%s is not a regular file", name)
+			return
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			c.warnf(keyPath, "key file %s is accessible by group or others (mode %04o): run chmod 600 %s", name, fi.Mode().Perm(), name)
+		}
+		key, err = os.ReadFile(name)
+		if err != nil {
+			c.errorf(keyPath, "make the file readable by cgwd", "cannot read the key file: %v", stripPathErr(err))
+			return
+		}
+		if len(key) > 0 && key[len(key)-1] == '\n' {
+			key = key[:len(key)-1]
+		}
+	default:
+		c.errorf(path+".psk", "add `psk:` or `psk_file:` with this tunnel's pre-shared key", "missing pre-shared key")
+		return
+	}
+	// Never include the key, or any part of it, in a message.
+	switch {
+	case len(key) == 0:
+		c.errorf(keyPath, pskFix, "the pre-shared key is empty")
+	case len(key) < 8 || len(key) > 64:
+		c.errorf(keyPath, pskFix, "the pre-shared key has %d characters; AWS requires 8-64", len(key))
+	case key[len(key)-1] == '\r':
+		c.errorf(keyPath, "save the file with Unix line endings (dos2unix)", "the pre-shared key ends with a carriage return")
+	case !pskRE.Match(key):
+		c.errorf(keyPath, pskFix, "the pre-shared key contains characters AWS does not allow (spaces or characters other than 0-9 A-Z a-z . _)")
+	case key[0] == '0':
+		c.errorf(keyPath, pskFix, "the pre-shared key starts with 0, which AWS does not allow")
+	default:
+		t.PSK = Secret(key)
+	}
+}
+
+func stripPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
+
+var (
+	linkLocal4 = netip.MustParsePrefix("169.254.0.0/16")
+	ula6       = netip.MustParsePrefix("fd00::/8")
+	// AWS rejects these inside CIDRs (aws-vpn-facts 2.8).
+	reservedInside = []netip.Prefix{
+		netip.MustParsePrefix("169.254.0.0/30"),
+		netip.MustParsePrefix("169.254.1.0/30"),
+		netip.MustParsePrefix("169.254.2.0/30"),
+		netip.MustParsePrefix("169.254.3.0/30"),
+		netip.MustParsePrefix("169.254.4.0/30"),
+		netip.MustParsePrefix("169.254.5.0/30"),
+		netip.MustParsePrefix("169.254.169.252/30"),
+	}
+)
+
+func (c *checker) insideCIDR(path, s string) netip.Prefix {
+	const fix = "use the tunnel's inside /30 from the AWS configuration: a /30 in 169.254.0.0/16 outside the reserved 169.254.0.0/30-169.254.5.0/30 and 169.254.169.252/30"
+	p, ok := c.prefix(path, s, fix)
+	if !ok {
+		return netip.Prefix{}
+	}
+	switch {
+	case !p.Addr().Is4() || p.Bits() != 30:
+		c.errorf(path, fix, "%v is not an IPv4 /30", p)
+	case !linkLocal4.Contains(p.Addr()):
+		c.errorf(path, fix, "%v is not inside 169.254.0.0/16", p)
+	default:
+		for _, r := range reservedInside {
+			if r == p {
+				c.errorf(path, fix, "%v is reserved by AWS", p)
+				return netip.Prefix{}
+			}
+		}
+		if first, dup := c.insides[p]; dup {
+			c.errorf(path, "give every tunnel its own inside CIDR", "inside CIDR %v is already used by %s", p, first)
+			return netip.Prefix{}
+		}
+		c.insides[p] = path
+		return p
+	}
+	return netip.Prefix{}
+}
+
+func (c *checker) insideCIDR6(path, s string) netip.Prefix {
+	const fix = "use the tunnel's inside IPv6 /126 from the AWS configuration (within fd00::/8), or remove the key"
+	p, ok := c.prefix(path, s, fix)
+	if !ok {
+		return netip.Prefix{}
+	}
+	switch {
+	case !p.Addr().Is6() || p.Bits() != 126:
+		c.errorf(path, fix, "%v is not an IPv6 /126", p)
+	case !ula6.Contains(p.Addr()):
+		c.errorf(path, fix, "%v is not inside fd00::/8", p)
+	default:
+		if first, dup := c.insides[p]; dup {
+			c.errorf(path, "give every tunnel its own inside CIDR", "inside CIDR %v is already used by %s", p, first)
+			return netip.Prefix{}
+		}
+		c.insides[p] = path
+		return p
+	}
+	return netip.Prefix{}
+}
+
+func (c *checker) proposals(path string, r *[]string, def []string, ike bool) []ipsec.Proposal {
+	list := def
+	if r != nil {
+		list = *r
+		if len(list) == 0 {
+			c.errorf(path, "list at least one proposal, or remove the key for the defaults", "empty proposal list")
+			return nil
+		}
+	}
+	aws := ipsec.AWSProposals(ike)
+	var out []ipsec.Proposal
+	for i, s := range list {
+		p := indexPath(path, i)
+		prop, err := ipsec.ParseProposal(s, ike)
+		if err != nil {
+			c.errorf(p, "fix the proposal; see the keywords listed", "%s", strings.TrimPrefix(err.Error(), "ipsec: "))
+			continue
+		}
+		out = append(out, prop)
+		if r == nil {
+			continue // the defaults are known good
+		}
+		check := prop
+		if !ike && len(prop.DHGroups) == 0 {
+			c.warnf(p, "ESP proposal %q has no DH group (no PFS): AWS's CHILD SA rekeys carry one and will fail with NO_PROPOSAL_CHOSEN; add e.g. modp2048", s)
+			check.DHGroups = []ipsec.DHGroup{ipsec.DHMODP2048}
+		}
+		usable := false
+		for _, a := range aws {
+			if ipsec.Overlaps(check, a) {
+				usable = true
+			}
+		}
+		if !usable {
+			c.warnf(p, "proposal %q has no algorithm combination AWS accepts (AWS: AES-CBC/GCM 128/256, SHA1/SHA2, DH 2, 14-24%s, no ESN); AWS will never choose it", s, map[bool]string{true: "", false: ", 5"}[ike])
+		}
+	}
+	return out
+}
+
+// lifetimes applies AWS's rules (aws-vpn-facts 2.2): phase 1 900s-28800s,
+// phase 2 900s-3600s and shorter than phase 1, margin 60s..half of phase 2,
+// fuzz 0..100 percent.
+func (c *checker) lifetimes(path string, t *Tunnel, r *rawTunnel) {
+	t.IKELifetime = c.durationRange(path+".ike_lifetime", r.IKELifetime, DefaultIKELifetime, 900*time.Second, 28800*time.Second,
+		"use 900s-28800s (15m-8h) and match the AWS Phase 1 lifetime (default 8h)")
+	t.ChildLifetime = c.durationRange(path+".child_lifetime", r.ChildLifetime, DefaultChildLifetime, 900*time.Second, 3600*time.Second,
+		"use 900s-3600s (15m-1h) and match the AWS Phase 2 lifetime (default 1h)")
+	if t.IKELifetime != 0 && t.ChildLifetime != 0 && t.ChildLifetime >= t.IKELifetime {
+		at := path + ".child_lifetime"
+		if r.ChildLifetime == nil {
+			at = path + ".ike_lifetime" // point at the key the operator wrote
+		}
+		c.errorf(at, "make child_lifetime shorter than ike_lifetime, as AWS requires",
+			"child_lifetime %v is not shorter than ike_lifetime %v", t.ChildLifetime, t.IKELifetime)
+	}
+	maxMargin := max(t.ChildLifetime/2, 60*time.Second)
+	t.RekeyMargin = c.durationRange(path+".rekey_margin", r.RekeyMargin, DefaultRekeyMargin, 60*time.Second, maxMargin,
+		fmt.Sprintf("use 60s up to half of child_lifetime (%v); AWS's default is 270s", maxMargin))
+	t.RekeyFuzz = int(c.intRange(path+".rekey_fuzz", r.RekeyFuzz, DefaultRekeyFuzz, 0, 100, "use a percentage of rekey_margin, 0-100 (default 100)"))
+}
+
+func (c *checker) selectors(path string, t *Tunnel, r *rawTunnel) {
+	def := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+	if t.InsideIPv6CIDR.IsValid() {
+		def = []netip.Prefix{netip.MustParsePrefix("::/0")}
+	}
+	const fix = "list prefixes, or remove the key for AWS's default 0.0.0.0/0 (::/0 for IPv6 connections)"
+	t.TrafficSelectors.Local, t.TrafficSelectors.Remote = def, def
+	if r.TrafficSelectors == nil {
+		return
+	}
+	p := path + ".traffic_selectors"
+	for _, side := range []struct {
+		name string
+		raw  *[]string
+		out  *[]netip.Prefix
+	}{{"local", r.TrafficSelectors.Local, &t.TrafficSelectors.Local}, {"remote", r.TrafficSelectors.Remote, &t.TrafficSelectors.Remote}} {
+		if side.raw == nil {
+			continue
+		}
+		if len(*side.raw) == 0 {
+			c.errorf(p+"."+side.name, fix, "empty selector list")
+			continue
+		}
+		*side.out = c.prefixList(p+"."+side.name, side.raw, def, fix)
+	}
+	all := append(append([]netip.Prefix(nil), t.TrafficSelectors.Local...), t.TrafficSelectors.Remote...)
+	for _, q := range all[1:] {
+		if q.Addr().Is4() != all[0].Addr().Is4() {
+			c.errorf(p, "an AWS connection carries IPv4 or IPv6 inside traffic, not both: use one family in all selectors", "mixed IPv4 and IPv6 selectors")
+			break
+		}
+	}
+}
+
+// Scalar helpers. Each reports its own error and returns the zero value (or
+// the default) on failure so validation can go on.
+
+func (c *checker) enum(path string, r *string, def string, allowed ...string) string {
+	if r == nil {
+		return def
+	}
+	v := *r
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	if v == "warning" && path == "log.level" {
+		return "warn"
+	}
+	c.errorf(path, "use one of: "+strings.Join(allowed, ", "), "invalid value %q", v)
+	return def
+}
+
+func (c *checker) intRange(path string, r *int64, def, lo, hi int64, fix string) int64 {
+	if r == nil {
+		return def
+	}
+	if *r < lo || *r > hi {
+		c.errorf(path, fix, "%d is out of range", *r)
+		return def
+	}
+	return *r
+}
+
+// duration parses "30s", "1h30m" or a bare number of seconds ("28800").
+func (c *checker) duration(path string, r *string, def time.Duration) time.Duration {
+	if r == nil {
+		return def
+	}
+	s := strings.TrimSpace(*r)
+	var d time.Duration
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if d, err = time.ParseDuration(s); err != nil {
+		c.errorf(path, `write a duration such as "30s", "15m" or "8h", or a number of seconds`, "invalid duration %q", s)
+		return def
+	}
+	if d < 0 {
+		c.errorf(path, "use a positive duration", "negative duration %v", d)
+		return def
+	}
+	return d
+}
+
+func (c *checker) durationRange(path string, r *string, def, lo, hi time.Duration, fix string) time.Duration {
+	if r == nil {
+		return def
+	}
+	d := c.duration(path, r, def)
+	if d < lo || d > hi {
+		c.errorf(path, fix, "%v is out of range", d)
+		return def
+	}
+	return d
+}
+
+func (c *checker) addr(path, s, fix string) netip.Addr {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil || a.Zone() != "" {
+		c.errorf(path, fix, "invalid IP address %q", s)
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func (c *checker) optAddr(path string, r *string, fix string) netip.Addr {
+	if r == nil || *r == "" {
+		return netip.Addr{}
+	}
+	return c.addr(path, *r, fix)
+}
+
+func (c *checker) prefix(path, s, fix string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	if err != nil {
+		c.errorf(path, fix, "invalid prefix %q (want address/length, e.g. 10.1.0.0/16)", s)
+		return netip.Prefix{}, false
+	}
+	if p.Masked() != p {
+		c.errorf(path, fmt.Sprintf("write %v", p.Masked()), "%v has bits set after the prefix length", p)
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+func (c *checker) prefixList(path string, r *[]string, def []netip.Prefix, fix string) []netip.Prefix {
+	if r == nil {
+		return def
+	}
+	var out []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	for i, s := range *r {
+		p, ok := c.prefix(indexPath(path, i), s, fix)
+		if !ok {
+			continue
+		}
+		if seen[p] {
+			c.errorf(indexPath(path, i), "remove the duplicate", "%v is listed twice", p)
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out
+}
