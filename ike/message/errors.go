@@ -3,7 +3,7 @@ package message
 // Error is a decoding (or rule) failure. Notify is the NOTIFY type the
 // receiver should answer with (RFC 7296, Section 2.21); zero means the
 // message must be dropped silently (for example when the integrity check
-// of an SK payload fails, RFC 7296 Section 2.21.2). Data is the
+// of an SK payload fails, RFC 7296 Sections 2.21 and 3.14). Data is the
 // notification data that goes with Notify, if any (for
 // UNSUPPORTED_CRITICAL_PAYLOAD the one-octet payload type, Section 3.10.1).
 // Err is the underlying cause when there is one (for example the Cipher's

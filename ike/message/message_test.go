@@ -649,3 +649,69 @@ func TestMarshalRejectsInvalid(t *testing.T) {
 		t.Error("foreign payload type accepted")
 	}
 }
+
+// randMessage returns a random message that satisfies the exchange rules.
+func randMessage(r *rand.Rand) *Message {
+	m := &Message{Header: Header{SPIi: r.Uint64(), SPIr: r.Uint64(), MessageID: r.Uint32(), Flags: []uint8{0, FlagInitiator, FlagResponse}[r.Intn(3)]}}
+	extras := func() {
+		for i := 0; i < r.Intn(4); i++ {
+			if r.Intn(2) == 0 {
+				n := randNotify(r)
+				n.Kind = NotifyType(16384 + r.Intn(40000)) // status: keeps minimum counts in force
+				m.Payloads = append(m.Payloads, n)
+			} else {
+				m.Payloads = append(m.Payloads, &VendorID{Data: randBytes(r, 1, 16)})
+			}
+		}
+	}
+	switch r.Intn(3) {
+	case 0:
+		m.Header.Exchange = IKESAInit
+		m.Payloads = []Payload{randSA(r), &KE{Group: ipsec.DHGroup(r.Intn(32)), Data: randBytes(r, 32, 256)}, &Nonce{Data: randBytes(r, 16, 64)}}
+		extras()
+	case 1:
+		m.Header.Exchange = Informational
+		for i := 0; i < r.Intn(4); i++ {
+			m.Payloads = append(m.Payloads, randDelete(r))
+		}
+		extras()
+	default:
+		m.Header.Exchange = CreateChildSA
+		ts, tr := randTS(r), randTS(r)
+		ts.Responder, tr.Responder = false, true
+		m.Payloads = []Payload{randSA(r), &Nonce{Data: randBytes(r, 16, 64)}, ts, tr}
+		extras()
+	}
+	r.Shuffle(len(m.Payloads), func(i, j int) { m.Payloads[i], m.Payloads[j] = m.Payloads[j], m.Payloads[i] })
+	return m
+}
+
+func TestMessageRoundTripQuick(t *testing.T) {
+	ciphers := testCiphers()
+	f := func(seed int64) bool {
+		r := rand.New(rand.NewSource(seed))
+		m := randMessage(r)
+		var c Cipher
+		if m.Header.Exchange != IKESAInit {
+			c = ciphers[[]string{"aes-cbc-hmac-sha256", "aes-gcm-16"}[r.Intn(2)]]()
+		}
+		b, err := m.Marshal(c)
+		if err != nil {
+			t.Logf("seed %d: marshal: %v", seed, err)
+			return false
+		}
+		got, err := Parse(b, c)
+		if err != nil {
+			t.Logf("seed %d: parse %v: %v", seed, m, err)
+			return false
+		}
+		if !reflect.DeepEqual(got.Header, m.Header) || !reflect.DeepEqual(got.Payloads, m.Payloads) {
+			t.Logf("seed %d:\n in  %v\n out %v", seed, m, got)
+			return false
+		}
+		return true
+	}
+	if err := quick.Check(f, &quick.Config{MaxCount: 300}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -51,11 +51,12 @@ import (
 //
 // Unknown attributes: a transform carrying an attribute other than a
 // TV-format Key Length (or carrying Key Length twice) cannot be used, so
-// the decoder DROPS that transform from Proposal.Transforms (RFC 7296,
-// Section 3.3.6: a transform with an attribute the responder does not
-// understand must not be selected). The rest of the proposal and message
+// the decoder DROPS that transform from Proposal.Transforms: cgw must
+// never select a transform whose attributes it does not understand (RFC
+// 7296, Sections 3.3.5 and 3.3.6). The rest of the proposal and message
 // still decodes; a proposal left without a needed transform type is then
-// rejected by the normal proposal selection.
+// rejected by the normal proposal selection, and the proposal Number is
+// kept so a reply names the right one.
 
 const (
 	lastSubstruc       = 0 // RFC 7296, Sections 3.3.1 and 3.3.2

@@ -117,7 +117,7 @@ func seal(h *Header, c Cipher, typ PayloadType, first PayloadType, extra, inner 
 // open verifies and decrypts the body of an SK or SKF payload and strips
 // the padding. aad is the message up to the start of the IV. An integrity
 // failure yields an *Error with Notify 0: such messages are dropped
-// without an answer (RFC 7296, Section 2.21.2).
+// without an answer (RFC 7296, Sections 2.21 and 3.14).
 func open(c Cipher, typ PayloadType, aad, body []byte) ([]byte, error) {
 	if c == nil {
 		return nil, &Error{Reason: fmt.Sprintf("message carries an %s payload but no keys are available to open it", typ)}

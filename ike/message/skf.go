@@ -38,8 +38,9 @@ import (
 // to the first fragment, and a Message returned by Reassembler.Add has Raw
 // and Header of fragment 1 (NextPayload SKF, Length of that datagram).
 // Nothing signs those octets: AUTH covers only IKE_SA_INIT messages, which
-// are never fragmented (RFC 7383, Section 2.5.3). Fragment 1 is what RFC 7383
-// Section 2.6.1 uses to recognise a retransmitted request.
+// are never fragmented: only messages with an SK payload are (RFC 7383,
+// Section 2.5). Fragment 1 is also what a responder can use to recognise a
+// retransmitted request (RFC 7383, Section 2.6).
 
 const (
 	skfHeaderLen = genericHeaderLen + 4 // plus Fragment Number, Total Fragments

@@ -3,8 +3,13 @@
 // per-exchange payload rules.
 //
 // Decoding never panics: malformed input yields a *Error that carries the
-// NOTIFY type to answer with. Types are plain values; nothing here is safe
-// for concurrent mutation.
+// NOTIFY type to answer with (zero: drop silently, e.g. when the integrity
+// check fails). Parse enforces the per-exchange payload rules of rules.go;
+// payload order is preserved; unknown non-critical payloads are kept as
+// *Unknown and critical ones rejected (RFC 7296, Section 2.5).
+//
+// Types are plain values; nothing here is safe for concurrent mutation. A
+// Reassembler belongs to one goroutine (the IKE SA's owner).
 package message
 
 import (
