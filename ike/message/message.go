@@ -29,14 +29,17 @@ func Parse(b []byte, c Cipher) (*Message, error) {
 		return nil, err
 	}
 	m := &Message{Header: h, Raw: b}
-	encrypted := false
+	sawSK := false
 	plain := 0
 	for _, r := range raws {
 		switch r.typ {
 		case PayloadSK:
 			start := HeaderLen + r.off
 			aad := b[:start+genericHeaderLen]
-			inner, err := open(c, PayloadSK, aad, r.body)
+			var e encrypted
+			body := cryptobyte.String(r.body)
+			e.unmarshal(&body)
+			inner, err := open(c, PayloadSK, aad, e.body)
 			if err != nil {
 				return nil, err
 			}
@@ -46,7 +49,7 @@ func Parse(b []byte, c Cipher) (*Message, error) {
 			}
 			plain = len(m.Payloads)
 			m.Payloads = append(m.Payloads, ps...)
-			encrypted = true
+			sawSK = true
 		case PayloadSKF:
 			return nil, &Error{Reason: "message is an SKF fragment (RFC 7383); pass it to a Reassembler"}
 		default:
@@ -57,10 +60,10 @@ func Parse(b []byte, c Cipher) (*Message, error) {
 			m.Payloads = append(m.Payloads, p)
 		}
 	}
-	if !encrypted {
+	if !sawSK {
 		plain = len(m.Payloads)
 	}
-	if err := checkRules(m, plain, encrypted); err != nil {
+	if err := checkRules(m, plain, sawSK); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -715,3 +715,29 @@ func TestMessageRoundTripQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestErrorUnwrapAndStrings(t *testing.T) {
+	c := testCiphers()["aes-gcm-16"]()
+	b, _ := sampleInformational().Marshal(c)
+	b[len(b)-1] ^= 1
+	_, err := Parse(b, c)
+	var e *Error
+	if !errors.As(err, &e) || e.Notify != 0 || errors.Unwrap(err) == nil || !strings.Contains(err.Error(), "failed verification") {
+		t.Fatalf("got %v", err)
+	}
+	h := Header{SPIi: 0xa, SPIr: 0xb, Exchange: IKEAuth, Flags: FlagResponse, MessageID: 1}
+	if s := h.String(); s != "IKE_AUTH response 1 [000000000000000a_i 000000000000000b_r]" {
+		t.Errorf("Header.String = %q", s)
+	}
+	n := &Notify{Protocol: ipsec.ProtoESP, SPI: []byte{1, 2, 3, 4}, Kind: NotifyRekeySA}
+	if s := n.String(); s != "N(REKEY_SA spi=01020304)" {
+		t.Errorf("Notify.String = %q", s)
+	}
+	m := (&Message{Header: h}).Add(&ID{Responder: true, IDType: IDFQDN, Data: []byte("a.b")}, &Delete{Protocol: ipsec.ProtoIKE})
+	if s := m.String(); s != "IKE_AUTH response 1 [ IDr D(proto 1, 0 SPIs) ]" {
+		t.Errorf("Message.String = %q", s)
+	}
+	if s := m.Payloads[0].(*ID).String(); s != `"a.b"` {
+		t.Errorf("ID.String = %q", s)
+	}
+}

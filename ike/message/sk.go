@@ -111,7 +111,13 @@ func seal(h *Header, c Cipher, typ PayloadType, first PayloadType, extra, inner 
 	if len(sealed) != overhead+len(pt) {
 		return nil, fmt.Errorf("ike: Cipher returned %d octets for %d octets of plaintext, want plaintext + Overhead() = %d", len(sealed), len(pt), overhead+len(pt))
 	}
-	return append(aad, sealed...), nil
+	out := cryptobyte.NewBuilder(aad)
+	if typ == PayloadSKF {
+		out.AddBytes(sealed)
+	} else {
+		(&encrypted{body: sealed}).marshal(out)
+	}
+	return out.Bytes()
 }
 
 // open verifies and decrypts the body of an SK or SKF payload and strips

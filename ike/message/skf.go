@@ -120,7 +120,9 @@ func (m *Message) MarshalFragments(c Cipher, maxLen int) ([][]byte, error) {
 		if i == 0 {
 			np = first
 		}
-		extra := []byte{byte((i + 1) >> 8), byte(i + 1), byte(n >> 8), byte(n)}
+		fb := cryptobyte.NewBuilder(make([]byte, 0, 4))
+		(&fragment{Number: uint16(i + 1), Total: uint16(n)}).marshal(fb)
+		extra := fb.BytesOrPanic() // two uint16s cannot fail
 		h := m.Header
 		frag, err := seal(&h, c, PayloadSKF, np, extra, piece)
 		if err != nil {
