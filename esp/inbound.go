@@ -16,8 +16,10 @@ type Inbound struct {
 	t          *transform
 	antiReplay bool // p.ReplayWindow > 0
 
+	// mu guards the window: Open's pre-check takes the read lock, so
+	// concurrent Opens do not serialize; Accept takes the write lock.
 	mu struct {
-		sync.Mutex
+		sync.RWMutex
 		// win is the anti-replay window. With anti-replay disabled it is
 		// still kept (at the default size) to track the highest sequence
 		// number, which ESN inference needs.
@@ -57,8 +59,8 @@ func (in *Inbound) ReplayWindow() int {
 	if !in.antiReplay {
 		return 0
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
+	in.mu.RLock()
+	defer in.mu.RUnlock()
 	return in.mu.win.Size()
 }
 
@@ -66,7 +68,11 @@ func (in *Inbound) ReplayWindow() int {
 // aliases pkt and is the inner packet with padding and trailer removed;
 // nextHdr is the trailer's Next Header (4 or 41 in tunnel mode; other
 // values are returned for the caller to drop) and seq the full sequence
-// number (with ESN, its high half inferred per RFC 4303, Appendix A2).
+// number (with ESN, its high half inferred per RFC 4303, Appendix A2; the
+// resynchronization of Appendix A3 is not attempted, a packet more than
+// 2^32 ahead fails with ErrAuth). inner may end with TFC padding
+// (RFC 4303, Section 2.7): the caller trims it to the inner IP header's
+// length.
 //
 // Open checks the anti-replay window without updating it; once the caller
 // keeps the packet, it must call Accept(seq). Errors: ErrMalformed,
@@ -132,8 +138,8 @@ func (in *Inbound) Open(pkt []byte) (inner []byte, nextHdr byte, seq uint64, err
 // checks it against the anti-replay window without updating it. ok is false
 // if the packet must be dropped as a replay.
 func (in *Inbound) precheck(lo uint32) (seq uint64, ok bool) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+	in.mu.RLock()
+	defer in.mu.RUnlock()
 	w := &in.mu.win
 	seq = uint64(lo)
 	if in.t.esn {

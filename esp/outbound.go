@@ -55,6 +55,19 @@ func (o *Outbound) Overhead(n int) int {
 	return o.HeadRoom() + o.padLen(n) + 2 + o.t.icvLen
 }
 
+// MaxInner returns the largest inner packet that seals into at most limit
+// bytes of ESP (SPI..ICV), or 0 if none fits. For a path MTU m, the inner
+// MTU is MaxInner(m - 20) over IPv4 and MaxInner(m - 28) with UDP
+// encapsulation (RFC 3948).
+func (o *Outbound) MaxInner(limit int) int {
+	a := o.t.align
+	ct := (limit - o.HeadRoom() - o.t.icvLen) / a * a
+	if ct-2 < 1 {
+		return 0
+	}
+	return ct - 2
+}
+
 // padLen is the RFC 4303, Section 2.4 padding for an n-byte payload: the
 // smallest count making n + pad + 2 a multiple of the cipher's alignment.
 func (o *Outbound) padLen(n int) int {
@@ -80,7 +93,11 @@ func (o *Outbound) NextSeq() (seq uint64, soft bool, err error) {
 }
 
 // Seal encapsulates the inner IPv4 or IPv6 packet buf[off:off+n] in place,
-// using sequence number seq from NextSeq. The ESP packet (SPI..ICV) ends up
+// using sequence number seq from NextSeq. Each seq must be sealed at most
+// once: with AES-GCM and ChaCha20-Poly1305 the IV is the sequence number
+// (RFC 4106, Section 3.1), and sealing two different packets under one IV
+// destroys confidentiality and integrity of the SA. A seq that is 0 or
+// beyond the SA's space fails with ErrSeqExhausted. The ESP packet (SPI..ICV) ends up
 // in buf[start:end] with start = off-HeadRoom(); end <= off+n+TailRoom().
 // The Next Header field is 4 or 41 from the inner packet's version
 // (RFC 4303, Section 2.6; tunnel mode). Seal is safe for concurrent use on

@@ -403,3 +403,36 @@ func TestConcurrent(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestMaxInner checks MaxInner against the inner MTUs AWS documents for a
+// 1500-byte path (aws-vpn-facts.md, "Per algorithm (MTU, MSS IPv4)").
+func TestMaxInner(t *testing.T) {
+	for _, tc := range []struct {
+		alg        int // index into testAlgs
+		plain, nat int
+	}{
+		{0, 1446, 1438}, // AES-GCM
+		{1, 1446, 1438},
+		{3, 1438, 1422}, // AES-CBC + SHA1
+		{5, 1438, 1422}, // AES-CBC + SHA2-256
+		{7, 1422, 1422}, // AES-CBC + SHA2-384
+		{8, 1422, 1406}, // AES-CBC + SHA2-512
+	} {
+		o, _ := testAlgs[tc.alg].pair(t, false)
+		if got := o.MaxInner(1500 - 20); got != tc.plain {
+			t.Errorf("%s: MaxInner(1480) = %d, want %d", testAlgs[tc.alg].name, got, tc.plain)
+		}
+		if got := o.MaxInner(1500 - 28); got != tc.nat {
+			t.Errorf("%s: MaxInner(1472) = %d, want %d", testAlgs[tc.alg].name, got, tc.nat)
+		}
+		for limit := 0; limit < 1600; limit++ {
+			n := o.MaxInner(limit)
+			if n > 0 && n+o.Overhead(n) > limit {
+				t.Fatalf("%s: MaxInner(%d) = %d overflows (overhead %d)", testAlgs[tc.alg].name, limit, n, o.Overhead(n))
+			}
+			if n+1+o.Overhead(n+1) <= limit {
+				t.Fatalf("%s: MaxInner(%d) = %d but %d fits", testAlgs[tc.alg].name, limit, n, n+1)
+			}
+		}
+	}
+}
