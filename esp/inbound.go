@@ -50,6 +50,9 @@ func NewInbound(p ipsec.SAParams) (*Inbound, error) {
 	return in, nil
 }
 
+// String names the SA without revealing key material.
+func (in *Inbound) String() string { return "esp.Inbound(" + in.spi.String() + ")" }
+
 // SPI returns the SA's SPI, which we allocated.
 func (in *Inbound) SPI() ipsec.SPI { return in.spi }
 

@@ -38,6 +38,9 @@ func NewOutbound(p ipsec.SAParams) (*Outbound, error) {
 	return o, nil
 }
 
+// String names the SA without revealing key material.
+func (o *Outbound) String() string { return "esp.Outbound(" + o.spi.String() + ")" }
+
 // SPI returns the SA's SPI, which the peer chose.
 func (o *Outbound) SPI() ipsec.SPI { return o.spi }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"crypto/hmac"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -433,6 +434,57 @@ func TestMaxInner(t *testing.T) {
 			if n+1+o.Overhead(n+1) <= limit {
 				t.Fatalf("%s: MaxInner(%d) = %d but %d fits", testAlgs[tc.alg].name, limit, n, n+1)
 			}
+		}
+	}
+}
+
+func TestInboundWindow(t *testing.T) {
+	p := testAlgs[0].params(0x66, false)
+	p.ReplayWindow = 64
+	o, _ := NewOutbound(p)
+	in, _ := NewInbound(p)
+	if in.ReplayWindow() != 64 {
+		t.Fatalf("ReplayWindow() = %d", in.ReplayWindow())
+	}
+	open := func(seq uint64) error {
+		_, _, got, err := in.Open(seal(t, o, ipv4Packet(30), seq))
+		if err == nil && !in.Accept(got) {
+			return ErrReplay
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		seq uint64
+		err error
+	}{
+		{200, nil}, {136, ErrReplay}, {137, nil}, {137, ErrReplay}, {199, nil}, {201, nil}, {137, ErrReplay}, {138, nil},
+	} {
+		if err := open(tc.seq); err != tc.err {
+			t.Fatalf("seq %d: %v, want %v", tc.seq, err, tc.err)
+		}
+	}
+	// A packet opened twice concurrently: both Opens pass the pre-check,
+	// only the first Accept wins.
+	pkt := seal(t, o, ipv4Packet(30), 300)
+	_, _, s1, err1 := in.Open(bytes.Clone(pkt))
+	_, _, s2, err2 := in.Open(bytes.Clone(pkt))
+	if err1 != nil || err2 != nil || !in.Accept(s1) || in.Accept(s2) {
+		t.Fatal("duplicate in flight: want exactly one Accept")
+	}
+}
+
+func TestNoKeysInString(t *testing.T) {
+	for _, ta := range testAlgs {
+		o, in := ta.pair(t, false)
+		p := ta.params(0x01020304, false)
+		s := fmt.Sprintf("%v %+v %s %v %+v %s", o, o, o, in, in, in)
+		for _, k := range [][]byte{p.EncKey, p.IntegKey} {
+			if len(k) > 0 && (strings.Contains(s, hexs(k[:8])) || strings.Contains(s, fmt.Sprint(k[:8]))) {
+				t.Fatalf("%s: key material in %q", ta.name, s)
+			}
+		}
+		if !strings.Contains(s, "01020304") {
+			t.Fatalf("String lacks the SPI: %q", s)
 		}
 	}
 }

@@ -118,6 +118,9 @@ type transform struct {
 	pool sync.Pool // *scratch
 }
 
+// String keeps key material out of fmt output.
+func (t *transform) String() string { return "esp.transform" }
+
 // scratch is the per-call mutable state. hash.Hash from crypto/hmac and the
 // CBC modes are not safe for concurrent use, and arrays passed through
 // interface calls escape to the heap, so each Seal/Open borrows one scratch

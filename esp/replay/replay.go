@@ -9,9 +9,10 @@
 // callers using 32-bit sequence numbers pass them zero-extended, callers
 // using Extended Sequence Numbers pass the reconstructed 64-bit value.
 //
-// The zero value is a ready window of DefaultSize packets. A Window is not
-// safe for concurrent use; callers serialize access (esp.Inbound holds a
-// mutex around it). A Window never allocates after Init.
+// The zero value is a ready window of DefaultSize packets; it allocates its
+// bitmap on the first Update. A Window is not safe for concurrent use;
+// callers serialize access (esp.Inbound holds a lock around it). A Window
+// never allocates after Init.
 package replay
 
 const (
