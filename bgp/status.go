@@ -1,0 +1,110 @@
+package bgp
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+)
+
+// NeighborStatus is the operational state of one neighbor.
+type NeighborStatus struct {
+	Name     string
+	PeerAddr netip.Addr
+	PeerASN  uint32
+	// State is the RFC 4271 FSM state: Idle, Connect, Active, OpenSent,
+	// OpenConfirm or Established.
+	State     string
+	AdminDown bool          // disabled with SetPeerUp(name, false)
+	Uptime    time.Duration // time in Established; 0 otherwise
+	// Received and Accepted count prefixes from the peer (before and after
+	// the import checks); Advertised counts prefixes sent to it.
+	Received, Accepted, Advertised int
+	// LastError is the last session error seen, e.g. "received
+	// NOTIFICATION Cease / Maximum Number of Prefixes Reached" or "hold
+	// timer expired". It is kept after the session recovers.
+	LastError string
+	// Warning is the prefix-limit warning, if any (see the package doc).
+	Warning string
+}
+
+// Status returns one entry per configured neighbor, in SetNeighbors order.
+func (s *Server) Status() []NeighborStatus {
+	s.ctl.Lock()
+	started, stopped := s.ctl.started, s.ctl.stopped
+	out := make([]NeighborStatus, 0, len(s.ctl.order))
+	idx := make(map[string]int, len(s.ctl.order))
+	for _, name := range s.ctl.order {
+		n := s.ctl.neighbors[name]
+		idx[n.PeerAddr.String()] = len(out)
+		out = append(out, NeighborStatus{
+			Name:      name,
+			PeerAddr:  n.PeerAddr,
+			PeerASN:   n.PeerASN,
+			State:     "Idle",
+			AdminDown: !s.adminUpLocked(name),
+		})
+	}
+	s.ctl.Unlock()
+
+	s.rt.Lock()
+	for a, i := range idx {
+		if p, ok := s.rt.peers[a]; ok {
+			out[i].LastError = p.lastError
+			out[i].Warning = p.warning
+		}
+	}
+	s.rt.Unlock()
+	if !started || stopped {
+		return out
+	}
+
+	now := time.Now()
+	var established []string
+	err := s.bgp.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.State == nil {
+			return
+		}
+		i, ok := idx[p.State.NeighborAddress]
+		if !ok {
+			return
+		}
+		st := &out[i]
+		st.State = stateName(p.State.SessionState)
+		if st.State == "Established" && p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
+			if up := p.Timers.State.Uptime.AsTime(); up.Before(now) {
+				st.Uptime = now.Sub(up).Truncate(time.Second)
+			}
+		}
+		if st.State == "Established" {
+			established = append(established, p.State.NeighborAddress)
+		}
+		for _, af := range p.AfiSafis {
+			if af.State == nil {
+				continue
+			}
+			st.Received += int(af.State.Received)
+			st.Accepted += int(af.State.Accepted)
+		}
+	})
+	if err != nil {
+		s.log.Debug("bgp: list peers", "err", err)
+	}
+	// GoBGP computes the advertised count by running the export path for
+	// the peer, which only works (and only means something) while the
+	// session is up.
+	for _, a := range established {
+		err := s.bgp.ListPeer(context.Background(), &api.ListPeerRequest{Address: a, EnableAdvertised: true}, func(p *api.Peer) {
+			for _, af := range p.AfiSafis {
+				if af.State != nil {
+					out[idx[a]].Advertised += int(af.State.Advertised)
+				}
+			}
+		})
+		if err != nil {
+			s.log.Debug("bgp: list advertised", "peer", a, "err", err)
+		}
+	}
+	return out
+}
