@@ -11,7 +11,7 @@
 // window read-only, and leaves the window update to Accept once the caller
 // has decided to deliver the packet.
 //
-// Supported transforms (RFC 8221 "MUST"/"SHOULD" set used by AWS):
+// Supported transforms (what AWS Site-to-Site VPN offers, plus ChaCha20-Poly1305):
 //   - AES-GCM with a 16-octet ICV, 128/192/256-bit keys (RFC 4106);
 //   - ChaCha20-Poly1305 (RFC 7634);
 //   - AES-CBC (RFC 3602) 128/192/256 with HMAC-SHA1-96 (RFC 2404) or
@@ -19,6 +19,11 @@
 //
 // Both 32-bit and Extended (64-bit) Sequence Numbers (RFC 4303, Section
 // 2.2.1) are supported.
+//
+// IVs: AEAD ciphers use the 64-bit sequence number as IV (unique per key,
+// RFC 4106 Section 3.1). AES-CBC needs unpredictable IVs: each is the AES
+// encryption of the sequence number under a random key drawn once per
+// outbound SA, so no per-packet random read is needed (see cbcIV).
 //
 // Concurrency: Outbound.NextSeq and Seal, and Inbound.Open, are safe for
 // concurrent use on distinct buffers. Inbound.Accept is internally locked.
