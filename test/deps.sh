@@ -1,0 +1,62 @@
+#!/bin/sh
+# deps.sh installs what the netns tests, the demo and the benchmark need on a
+# fresh Debian machine: strongSwan (charon + swanctl + kernel-libipsec), BIRD 2,
+# iperf3, tshark, nftables, iproute2, ping, tcpdump and wireguard-tools (wg).
+#
+# It is idempotent: it asks dpkg what is missing, runs `apt-get update` at most
+# once and only when something is missing, installs non-interactively and
+# prints what it installed. It never starts system services: the simulator
+# runs its own charon/bird instances inside network namespaces, so any unit
+# the packages enable is stopped and disabled again.
+set -eu
+
+PKGS="strongswan-charon libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools"
+
+if [ "$(id -u)" != 0 ]; then
+	echo "deps.sh: must run as root (apt-get install)" >&2
+	exit 1
+fi
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	echo "deps.sh: all test dependencies present"
+	exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Keep package scripts from starting daemons (policy-rc.d is honoured by
+# invoke-rc.d; deb-systemd-invoke honours it too). Removed again on exit.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	own_policy=1
+fi
+cleanup() { [ "$own_policy" = 1 ] && rm -f "$policy"; }
+trap cleanup EXIT
+
+# tshark asks whether non-root users may capture; answer "no" up front.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+
+echo "deps.sh: installing:$missing"
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends \
+	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+	$missing >/dev/null
+
+# Packages may have enabled or started units; the simulator runs its own.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+	for u in strongswan-starter.service strongswan.service ipsec.service bird.service; do
+		systemctl disable --now "$u" >/dev/null 2>&1 || true
+	done
+fi
+
+echo "deps.sh: installed:$missing"
