@@ -236,7 +236,6 @@ connections:
         peer_id: 198.51.100.99
         psk: EXAMPLEpsk1_abcdefghij.klmnopqrs
         inside_cidr: 169.254.15.192/30
-        inside_ipv6_cidr: fd00:1::/126
         ike_proposals: [aes256-sha512-modp4096]
         esp_proposals: [aes256gcm16-modp4096-esn-noesn]
         ike_lifetime: 3600
@@ -250,7 +249,7 @@ connections:
         replay_window: 64
         mtu: 1400
         mss_clamp: 0
-        keepalive: {target: "fd00:2::1", interval: 2s}
+        keepalive: {target: "10.0.0.1", interval: 2s}
       - name: b
         peer_address: 198.51.100.20
         psk: EXAMPLEpsk2_abcdefghij.klmnopqrs
@@ -275,15 +274,8 @@ connections:
 		a.ChildLifetime != 15*time.Minute || a.RekeyMargin != time.Minute || a.RekeyFuzz != 0 ||
 		a.DPD != (DPD{5 * time.Second, 5, DPDClear}) || a.StartupAction != StartRespond || !a.ForceEncap ||
 		a.NATKeepalive != 0 || a.ReplayWindow != 64 || a.MTU != 1400 || a.MSSClamp != 0 ||
-		a.Keepalive != (Keepalive{netip.MustParseAddr("fd00:2::1"), 2 * time.Second}) {
+		a.Keepalive != (Keepalive{netip.MustParseAddr("10.0.0.1"), 2 * time.Second}) {
 		t.Errorf("tunnel a: %+v", a)
-	}
-	if a.InsidePeer6() != netip.MustParseAddr("fd00:1::1") || a.InsideLocal6() != netip.MustParseAddr("fd00:1::2") {
-		t.Errorf("IPv6 inside: %v %v", a.InsidePeer6(), a.InsideLocal6())
-	}
-	// IPv6-inside tunnels default to ::/0 selectors.
-	if got := a.TrafficSelectors.Local; len(got) != 1 || got[0] != netip.MustParsePrefix("::/0") {
-		t.Errorf("IPv6 default selectors: %v", got)
 	}
 	if len(a.ESPProposals) != 1 || a.ESPProposals[0].String() != "aes256gcm16-modp4096-esn-noesn" {
 		t.Errorf("esp: %v", a.ESPProposals)
@@ -291,6 +283,28 @@ connections:
 	b := c.Tunnels[1]
 	if len(b.TrafficSelectors.Remote) != 2 || b.TrafficSelectors.Local[0] != netip.MustParsePrefix("192.168.0.0/24") {
 		t.Errorf("selectors: %+v", b.TrafficSelectors)
+	}
+}
+
+func TestIPv6Inside(t *testing.T) {
+	yml := strings.Replace(base, "10.1.0.0/16", "2001:db8:1::/48", 1)
+	yml = strings.Replace(yml, "inside_cidr: 169.254.15.192/30", "inside_cidr: 169.254.15.192/30\n        inside_ipv6_cidr: fd00:1::/126", 1)
+	yml = strings.Replace(yml, "inside_cidr: 169.254.13.236/30", "inside_cidr: 169.254.13.236/30\n        inside_ipv6_cidr: fd00:2::/126", 1)
+	cfg, warns := mustParse(t, yml)
+	if len(warns) != 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+	a := cfg.Connections[0].Tunnels[0]
+	if a.InsidePeer6() != netip.MustParseAddr("fd00:1::1") || a.InsideLocal6() != netip.MustParseAddr("fd00:1::2") {
+		t.Errorf("IPv6 inside: %v %v", a.InsidePeer6(), a.InsideLocal6())
+	}
+	// IPv6-inside tunnels default to ::/0 selectors.
+	if got := a.TrafficSelectors.Local; len(got) != 1 || got[0] != netip.MustParsePrefix("::/0") {
+		t.Errorf("IPv6 default selectors: %v", got)
+	}
+	// The IPv4 inside /30 stays mandatory (AWS assigns one to every tunnel).
+	if a.InsideCIDR != netip.MustParsePrefix("169.254.15.192/30") {
+		t.Errorf("inside: %v", a.InsideCIDR)
 	}
 }
 
@@ -672,6 +686,7 @@ func TestWarnings(t *testing.T) {
 		{"peer asn", bgpKeys("peer_asn: 65001"), "", 0, ""}, // inside the private range: no warning
 		{"peer asn odd", bgpKeys("peer_asn: 100"), "connections[0].bgp.peer_asn", 8, "outside the Amazon-side ranges"},
 		{"aws asn", replaceLine(6, "      asn: 7224"), "connections[0].bgp.asn", 6, "Amazon-side ASN"},
+		{"advertise family", t1("inside_ipv6_cidr: fd00::/126"), "connections[0].bgp.advertise[0]", 7, "10.1.0.0/16 is IPv4 but the tunnels carry IPv6"},
 		{"slow dpd", t1("dpd: {interval: 60s, retries: 5}"), "connections[0].tunnels[0].dpd", 12, "about 6m0s"},
 	}
 	for _, tt := range tests {
@@ -811,5 +826,22 @@ func TestLoadMissingFile(t *testing.T) {
 	var fe *FieldError
 	if !errors.As(err, &fe) || !strings.Contains(fe.Error(), "nope.yaml") || !strings.Contains(fe.Error(), "no such file") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestCheckHelpers(t *testing.T) {
+	if err := CheckPSK([]byte("EXAMPLEpsk1_abcdefghij.klmnopqrs")); err != nil {
+		t.Errorf("CheckPSK(valid) = %v", err)
+	}
+	if err := CheckPSK([]byte("0secretKEY")); err == nil || strings.Contains(err.Error(), "secretKEY") || !strings.HasPrefix(err.Error(), "config: ") {
+		t.Errorf("CheckPSK(leading 0) = %v", err)
+	}
+	if err := CheckInsideCIDR(netip.MustParsePrefix("169.254.15.192/30")); err != nil {
+		t.Errorf("CheckInsideCIDR(valid) = %v", err)
+	}
+	for _, p := range []string{"169.254.169.252/30", "169.254.15.193/30", "10.0.0.0/30", "169.254.15.192/29"} {
+		if err := CheckInsideCIDR(netip.MustParsePrefix(p)); err == nil {
+			t.Errorf("CheckInsideCIDR(%s) accepted", p)
+		}
 	}
 }

@@ -204,7 +204,32 @@ func (c *checker) connection(path string, r *rawConnection) Connection {
 			conn.Tunnels = append(conn.Tunnels, t)
 		}
 	}
+	c.prefixFamilies(path, &conn)
 	return conn
+}
+
+// prefixFamilies warns about routed prefixes of the other IP family than
+// the tunnels' selectors: a connection carries IPv4 or IPv6, not both.
+func (c *checker) prefixFamilies(path string, conn *Connection) {
+	if len(conn.Tunnels) == 0 || len(conn.Tunnels[0].TrafficSelectors.Local) == 0 {
+		return
+	}
+	v4 := conn.Tunnels[0].TrafficSelectors.Local[0].Addr().Is4()
+	family := map[bool]string{true: "IPv4", false: "IPv6"}
+	check := func(p string, ps []netip.Prefix) {
+		for i, q := range ps {
+			if q.Addr().Is4() != v4 {
+				c.warnf(indexPath(p, i), "%v is %s but the tunnels carry %s (see traffic_selectors and inside_ipv6_cidr); it cannot be routed through them",
+					q, family[q.Addr().Is4()], family[v4])
+			}
+		}
+	}
+	if conn.BGP != nil {
+		check(path+".bgp.advertise", conn.BGP.Advertise)
+	}
+	if conn.Static != nil {
+		check(path+".static.remote_prefixes", conn.Static.RemotePrefixes)
+	}
 }
 
 // AWS's BGP ASN rules (aws-vpn-facts section 4).
@@ -452,21 +477,68 @@ func (c *checker) psk(path string, t *Tunnel, r *rawTunnel) {
 		c.errorf(path+".psk", "add `psk:` or `psk_file:` with this tunnel's pre-shared key", "missing pre-shared key")
 		return
 	}
-	// Never include the key, or any part of it, in a message.
+	if msg, fix := pskProblem(key); msg != "" {
+		c.errorf(keyPath, fix, "%s", msg)
+		return
+	}
+	t.PSK = Secret(key)
+}
+
+// pskProblem describes what is wrong with key, or returns "" if AWS accepts
+// it. The description never includes the key or any part of it.
+func pskProblem(key []byte) (msg, fix string) {
 	switch {
 	case len(key) == 0:
-		c.errorf(keyPath, pskFix, "the pre-shared key is empty")
+		return "the pre-shared key is empty", pskFix
 	case len(key) < 8 || len(key) > 64:
-		c.errorf(keyPath, pskFix, "the pre-shared key has %d characters; AWS requires 8-64", len(key))
+		return fmt.Sprintf("the pre-shared key has %d characters; AWS requires 8-64", len(key)), pskFix
 	case key[len(key)-1] == '\r':
-		c.errorf(keyPath, "save the file with Unix line endings (dos2unix)", "the pre-shared key ends with a carriage return")
+		return "the pre-shared key ends with a carriage return", "save the file with Unix line endings (dos2unix)"
 	case !pskRE.Match(key):
-		c.errorf(keyPath, pskFix, "the pre-shared key contains characters AWS does not allow (spaces or characters other than 0-9 A-Z a-z . _)")
+		return "the pre-shared key contains characters AWS does not allow (spaces or characters other than 0-9 A-Z a-z . _)", pskFix
 	case key[0] == '0':
-		c.errorf(keyPath, pskFix, "the pre-shared key starts with 0, which AWS does not allow")
-	default:
-		t.PSK = Secret(key)
+		return "the pre-shared key starts with 0, which AWS does not allow", pskFix
 	}
+	return "", ""
+}
+
+// CheckPSK applies AWS's pre-shared key rules (8-64 characters of
+// [0-9A-Za-z._], not starting with 0). The error never contains the key.
+func CheckPSK(key []byte) error {
+	if msg, fix := pskProblem(key); msg != "" {
+		return fmt.Errorf("config: %s; %s", msg, fix)
+	}
+	return nil
+}
+
+// CheckInsideCIDR applies AWS's rules for a tunnel inside CIDR: an IPv4 /30
+// in 169.254.0.0/16, not one of the reserved /30s, host bits clear.
+func CheckInsideCIDR(p netip.Prefix) error {
+	if msg := insideProblem(p); msg != "" {
+		return fmt.Errorf("config: %s; %s", msg, insideFix)
+	}
+	return nil
+}
+
+const insideFix = "use the tunnel's inside /30 from the AWS configuration: a /30 in 169.254.0.0/16 outside the reserved 169.254.0.0/30-169.254.5.0/30 and 169.254.169.252/30"
+
+func insideProblem(p netip.Prefix) string {
+	switch {
+	case !p.IsValid():
+		return "invalid prefix"
+	case p.Masked() != p:
+		return fmt.Sprintf("%v has bits set after the prefix length (write %v)", p, p.Masked())
+	case !p.Addr().Is4() || p.Bits() != 30:
+		return fmt.Sprintf("%v is not an IPv4 /30", p)
+	case !linkLocal4.Contains(p.Addr()):
+		return fmt.Sprintf("%v is not inside 169.254.0.0/16", p)
+	}
+	for _, r := range reservedInside {
+		if r == p {
+			return fmt.Sprintf("%v is reserved by AWS", p)
+		}
+	}
+	return ""
 }
 
 func stripPathErr(err error) error {
@@ -492,31 +564,20 @@ var (
 )
 
 func (c *checker) insideCIDR(path, s string) netip.Prefix {
-	const fix = "use the tunnel's inside /30 from the AWS configuration: a /30 in 169.254.0.0/16 outside the reserved 169.254.0.0/30-169.254.5.0/30 and 169.254.169.252/30"
-	p, ok := c.prefix(path, s, fix)
+	p, ok := c.prefix(path, s, insideFix)
 	if !ok {
 		return netip.Prefix{}
 	}
-	switch {
-	case !p.Addr().Is4() || p.Bits() != 30:
-		c.errorf(path, fix, "%v is not an IPv4 /30", p)
-	case !linkLocal4.Contains(p.Addr()):
-		c.errorf(path, fix, "%v is not inside 169.254.0.0/16", p)
-	default:
-		for _, r := range reservedInside {
-			if r == p {
-				c.errorf(path, fix, "%v is reserved by AWS", p)
-				return netip.Prefix{}
-			}
-		}
-		if first, dup := c.insides[p]; dup {
-			c.errorf(path, "give every tunnel its own inside CIDR", "inside CIDR %v is already used by %s", p, first)
-			return netip.Prefix{}
-		}
-		c.insides[p] = path
-		return p
+	if msg := insideProblem(p); msg != "" {
+		c.errorf(path, insideFix, "%s", msg)
+		return netip.Prefix{}
 	}
-	return netip.Prefix{}
+	if first, dup := c.insides[p]; dup {
+		c.errorf(path, "give every tunnel its own inside CIDR", "inside CIDR %v is already used by %s", p, first)
+		return netip.Prefix{}
+	}
+	c.insides[p] = path
+	return p
 }
 
 func (c *checker) insideCIDR6(path, s string) netip.Prefix {
