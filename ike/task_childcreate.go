@@ -1,0 +1,457 @@
+package ike
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/cgwproject/cgw/ike/crypto"
+	"github.com/cgwproject/cgw/ike/message"
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+// childCreate negotiates a CHILD SA, either piggybacked on IKE_AUTH
+// (RFC 7296, Section 1.2; no KE there, so ESP proposals go without DH) or
+// in its own exchange (Section 1.3.1):
+//
+//	HDR, SK {SA, Ni, [KEi], TSi, TSr}  -->
+//	                   <--  HDR, SK {SA, Nr, [KEr], TSi, TSr}
+//
+// The responder narrows the selectors to its configuration (2.9): AWS
+// proposes 0.0.0.0/0 on both sides.
+type childCreate struct {
+	sa        *ikeSA
+	initiator bool
+	inAuth    bool
+
+	inSPI ipsec.SPI
+	group ipsec.DHGroup
+	dh    crypto.DH
+	nonce []byte
+	sent  *message.SA
+	tries int
+
+	// responder
+	fail   *notifyError
+	keys   *childKeys
+	chosen uint8
+	peerDH []byte
+	shared []byte
+}
+
+func newChildCreate(sa *ikeSA, inAuth bool) *childCreate {
+	return &childCreate{sa: sa, initiator: true, inAuth: inAuth, group: firstDH(sa.p.cfg.ESPProposals)}
+}
+
+// newChildCreateResponder answers the CHILD SA part of IKE_AUTH or a
+// CREATE_CHILD_SA that creates a new CHILD SA.
+func newChildCreateResponder(sa *ikeSA) *childCreate {
+	return &childCreate{sa: sa, inAuth: sa.state == ikeConnecting}
+}
+
+func (t *childCreate) kind() taskKind { return taskChildCreate }
+func (t *childCreate) exchange() message.ExchangeType {
+	if t.inAuth {
+		return message.IKEAuth
+	}
+	return message.CreateChildSA
+}
+
+func spiBytes(s ipsec.SPI) []byte {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(s))
+	return b[:]
+}
+
+func (t *childCreate) build(m *message.Message) error {
+	if t.initiator {
+		return t.buildRequest(m)
+	}
+	return t.buildResponse(m)
+}
+
+func (t *childCreate) process(m *message.Message) (status, error) {
+	if t.initiator {
+		return t.processResponse(m)
+	}
+	return t.processRequest(m)
+}
+
+func (t *childCreate) buildRequest(m *message.Message) error {
+	sa, p := t.sa, t.sa.p
+	if !t.inAuth && sa.state != ikeEstablished {
+		return fmt.Errorf("ike: IKE SA is not established")
+	}
+	var err error
+	if t.inSPI == 0 {
+		if t.inSPI, err = p.m.cfg.Installer.AllocSPI(p.cfg.Name); err != nil {
+			return fmt.Errorf("ike: allocating an inbound SPI: %w", err)
+		}
+	}
+	t.sent = saPayload(ipsec.ProtoESP, p.cfg.ESPProposals, spiBytes(t.inSPI), !t.inAuth)
+	m.Payloads = append(m.Payloads, t.sent)
+	if !t.inAuth {
+		if t.nonce == nil {
+			if t.nonce, err = p.m.randBytes(nonceLen); err != nil {
+				return err
+			}
+		}
+		m.Payloads = append(m.Payloads, &message.Nonce{Data: t.nonce})
+		if t.group != ipsec.DHNone {
+			if t.dh == nil || t.dh.Group() != t.group {
+				if t.dh, err = crypto.NewDH(t.group, p.m.rand); err != nil {
+					return err
+				}
+			}
+			m.Payloads = append(m.Payloads, &message.KE{Group: t.group, Data: t.dh.Public()})
+		}
+	}
+	m.Payloads = append(m.Payloads,
+		&message.TS{Selectors: p.cfg.TSLocal},
+		&message.TS{Responder: true, Selectors: p.cfg.TSRemote})
+	if t.inAuth {
+		p.log.Info("IKE phase 2 Negotiating", "in_spi", t.inSPI.String(), "esp_proposals", proposalsString(p.cfg.ESPProposals, false))
+	}
+	return nil
+}
+
+// childErrors are notifies that fail a CHILD SA but not the IKE SA.
+var childErrors = []message.NotifyType{
+	message.NotifyNoProposalChosen, message.NotifyTSUnacceptable, message.NotifySinglePairRequired,
+	message.NotifyNoAdditionalSAs, message.NotifyInternalAddressFailure, message.NotifyFailedCPRequired,
+	message.NotifyInvalidSelectors, message.NotifyInvalidKEPayload, message.NotifyTemporaryFailure,
+	message.NotifyInvalidSyntax,
+}
+
+func childErrorIn(m *message.Message) *message.Notify {
+	for _, k := range childErrors {
+		if n := m.Notify(k); n != nil {
+			return n
+		}
+	}
+	return nil
+}
+
+func (t *childCreate) processResponse(m *message.Message) (status, error) {
+	sa, p := t.sa, t.sa.p
+	if sa.state != ikeEstablished {
+		return statusDone, nil // IKE_AUTH failed; ikeAuth reported it
+	}
+	if n := childErrorIn(m); n != nil {
+		if n.Kind == message.NotifyInvalidKEPayload && !t.inAuth && len(n.Data) == 2 {
+			g := ipsec.DHGroup(binary.BigEndian.Uint16(n.Data))
+			t.tries++
+			if offersDH(p.cfg.ESPProposals, g) && g != t.group && t.tries <= maxInitRetries {
+				p.log.Info("peer asked for another PFS group; retrying CREATE_CHILD_SA", "requested", dhName(g))
+				t.group = g
+				return statusRetry, nil
+			}
+		}
+		if n.Kind == message.NotifyTemporaryFailure && !t.inAuth {
+			d := p.randDuration(tempFailMaxDelay)
+			p.log.Info("peer answered TEMPORARY_FAILURE; retrying CHILD SA creation", "in", d.String())
+			sa.after(d, func() { p.ensureChild(sa) })
+			t.release()
+			return statusDone, nil
+		}
+		t.release()
+		p.childFailed(sa, childFailSentence(p, n.Kind, "our CHILD SA proposal"), n.Kind)
+		return statusDone, nil
+	}
+	k, err := t.acceptResponse(m)
+	if err != nil {
+		t.release()
+		p.childFailed(sa, err.Error(), 0)
+		return statusDone, nil
+	}
+	var shared []byte
+	if !t.inAuth && k.alg.DH != ipsec.DHNone {
+		if shared, err = t.sharedFrom(m, k.alg.DH); err != nil {
+			t.release()
+			p.childFailed(sa, err.Error(), 0)
+			return statusDone, nil
+		}
+	}
+	if err := sa.deriveChild(k, shared, true); err != nil {
+		t.release()
+		p.childFailed(sa, err.Error(), 0)
+		return statusDone, nil
+	}
+	c, err := sa.installChild(k, true)
+	if err != nil {
+		p.childFailed(sa, err.Error(), 0)
+		sa.tm.queue(newChildDeleteSPIs(sa, k.inSPI))
+		return statusDone, nil
+	}
+	if !t.inAuth {
+		c.pfs = k.alg.DH
+	}
+	p.childUp(c, false)
+	return statusDone, nil
+}
+
+// acceptResponse validates SA, Nr and TS of a CHILD SA response.
+func (t *childCreate) acceptResponse(m *message.Message) (*childKeys, error) {
+	sa, p := t.sa, t.sa.p
+	got, _ := m.Get(message.PayloadSA).(*message.SA)
+	tsi, _ := m.Get(message.PayloadTSi).(*message.TS)
+	tsr, _ := m.Get(message.PayloadTSr).(*message.TS)
+	if got == nil || tsi == nil || tsr == nil {
+		return nil, fmt.Errorf("ike: peer %s answered our CHILD SA request without SA, TSi or TSr", p.cfg.RemoteAddr)
+	}
+	alg, gp, err := acceptResponse(t.sent, got, ipsec.ProtoESP, !t.inAuth)
+	if err != nil {
+		return nil, fmt.Errorf("ike: peer %s: bad CHILD SA response: %v", p.cfg.RemoteAddr, err)
+	}
+	if len(gp.SPI) != 4 {
+		return nil, fmt.Errorf("ike: peer %s sent a %d-octet ESP SPI", p.cfg.RemoteAddr, len(gp.SPI))
+	}
+	if !tsSubset(tsi.Selectors, p.cfg.TSLocal) || !tsSubset(tsr.Selectors, p.cfg.TSRemote) {
+		return nil, fmt.Errorf("ike: peer %s answered with traffic selectors %s === %s outside ours %s === %s",
+			p.cfg.RemoteAddr, tsString(tsi.Selectors), tsString(tsr.Selectors), tsString(p.cfg.TSLocal), tsString(p.cfg.TSRemote))
+	}
+	k := &childKeys{alg: alg, inSPI: t.inSPI, outSPI: ipsec.SPI(binary.BigEndian.Uint32(gp.SPI)),
+		tsLocal: tsi.Selectors, tsRemote: tsr.Selectors}
+	if t.inAuth {
+		k.ni, k.nr = sa.ni, sa.nr
+	} else {
+		nr, _ := m.Get(message.PayloadNonce).(*message.Nonce)
+		if nr == nil || len(nr.Data) < 16 || len(nr.Data) > 256 {
+			return nil, fmt.Errorf("ike: peer %s answered CREATE_CHILD_SA without a valid nonce", p.cfg.RemoteAddr)
+		}
+		k.ni, k.nr = t.nonce, append([]byte(nil), nr.Data...)
+	}
+	return k, nil
+}
+
+func (t *childCreate) sharedFrom(m *message.Message, g ipsec.DHGroup) ([]byte, error) {
+	ke, _ := m.Get(message.PayloadKE).(*message.KE)
+	if ke == nil || ke.Group != g || t.dh == nil || t.dh.Group() != g {
+		return nil, fmt.Errorf("ike: peer %s selected PFS group %s without a matching KE payload", t.sa.p.cfg.RemoteAddr, dhName(g))
+	}
+	return t.dh.Shared(ke.Data)
+}
+
+// release frees an allocated but never installed inbound SPI.
+func (t *childCreate) release() {
+	if t.inSPI != 0 {
+		_ = t.sa.p.m.cfg.Installer.DelSA(t.sa.p.cfg.Name, ipsec.Inbound, t.inSPI)
+		t.inSPI = 0
+	}
+}
+
+func (t *childCreate) processRequest(m *message.Message) (status, error) {
+	sa := t.sa
+	k, fail := negotiateChildResponder(sa, m, t.inAuth)
+	if fail != nil {
+		if t.inAuth {
+			t.fail = fail // IKE_AUTH still succeeds (RFC 7296, Section 1.2)
+			return statusDone, nil
+		}
+		return statusDone, fail
+	}
+	t.keys = k.keys
+	t.chosen = k.chosen
+	t.peerDH = k.dhPublic
+	return statusDone, nil
+}
+
+func (t *childCreate) buildResponse(m *message.Message) error {
+	sa, p := t.sa, t.sa.p
+	if t.fail == nil && t.keys == nil {
+		return nil // IKE_AUTH without a CHILD SA
+	}
+	if t.fail == nil {
+		if _, err := sa.installChild(t.keys, true); err != nil {
+			_ = p.m.cfg.Installer.DelSA(p.cfg.Name, ipsec.Inbound, t.keys.inSPI)
+			t.fail = &notifyError{notify: message.NotifyNoAdditionalSAs, reason: err.Error()}
+		}
+	}
+	if t.fail != nil {
+		p.childFailed(sa, t.fail.reason, t.fail.notify)
+		if t.inAuth {
+			m.Payloads = append(m.Payloads, &message.Notify{Kind: t.fail.notify, Data: t.fail.data})
+			return nil
+		}
+		return t.fail
+	}
+	c := sa.children[len(sa.children)-1]
+	if !t.inAuth {
+		c.pfs = t.keys.alg.DH
+	}
+	appendChildResponse(m, t.keys, t.chosen, t.peerDH, !t.inAuth)
+	p.childUp(c, false)
+	return nil
+}
+
+// responderChild is the outcome of a responder's CHILD SA negotiation.
+type responderChild struct {
+	keys     *childKeys
+	chosen   uint8
+	dhPublic []byte
+}
+
+// negotiateChildResponder selects the ESP proposal, checks KE, narrows the
+// selectors, allocates our SPI and derives keys for a CHILD SA request
+// (CREATE_CHILD_SA or the CHILD part of IKE_AUTH). Failures are non-fatal
+// notifies.
+func negotiateChildResponder(sa *ikeSA, m *message.Message, inAuth bool) (*responderChild, *notifyError) {
+	p := sa.p
+	offer, _ := m.Get(message.PayloadSA).(*message.SA)
+	tsi, _ := m.Get(message.PayloadTSi).(*message.TS)
+	tsr, _ := m.Get(message.PayloadTSr).(*message.TS)
+	if offer == nil || tsi == nil || tsr == nil {
+		if inAuth && offer == nil {
+			return nil, nil
+		}
+		return nil, &notifyError{notify: message.NotifyInvalidSyntax, reason: fmt.Sprintf("ike: peer %s requested a CHILD SA without SA, TSi or TSr", p.cfg.RemoteAddr)}
+	}
+	ke, _ := m.Get(message.PayloadKE).(*message.KE)
+	keGroup := ipsec.DHNone
+	if ke != nil {
+		keGroup = ke.Group
+	}
+	alg, chosen, ok := selectProposal(p.cfg.ESPProposals, offer.Proposals, ipsec.ProtoESP, !inAuth)
+	if !ok {
+		hint := ""
+		if !inAuth && !proposalsHavePFS(p.cfg.ESPProposals) {
+			hint = "; AWS always uses PFS on Phase 2 rekeys, so add a DH group to esp_proposals"
+		}
+		return nil, &notifyError{notify: message.NotifyNoProposalChosen, reason: fmt.Sprintf(
+			"ike: peer %s offered ESP proposals %s, none of which matches our esp_proposals %s%s",
+			p.cfg.RemoteAddr, offeredString(offer, false), proposalsString(p.cfg.ESPProposals, false), hint)}
+	}
+	if len(chosen.SPI) != 4 {
+		return nil, &notifyError{notify: message.NotifyInvalidSyntax, reason: fmt.Sprintf("ike: peer %s sent a %d-octet ESP SPI", p.cfg.RemoteAddr, len(chosen.SPI))}
+	}
+	var dh crypto.DH
+	var shared []byte
+	if !inAuth && alg.DH != ipsec.DHNone {
+		if ke == nil || ke.Group != alg.DH {
+			var d [2]byte
+			binary.BigEndian.PutUint16(d[:], uint16(alg.DH))
+			return nil, &notifyError{notify: message.NotifyInvalidKEPayload, data: d[:],
+				reason: fmt.Sprintf("ike: peer %s sent KE for %s; asked it to use PFS group %s", p.cfg.RemoteAddr, dhName(keGroup), dhName(alg.DH))}
+		}
+		var err error
+		if dh, err = crypto.NewDH(alg.DH, p.m.rand); err == nil {
+			shared, err = dh.Shared(ke.Data)
+		}
+		if err != nil {
+			return nil, &notifyError{notify: message.NotifyInvalidSyntax, reason: fmt.Sprintf("ike: peer %s: PFS key exchange failed: %v", p.cfg.RemoteAddr, err)}
+		}
+	}
+	// RFC 7296, Section 2.9: TSi is the initiator's side (our remote).
+	local := narrowTS(tsr.Selectors, p.cfg.TSLocal)
+	remote := narrowTS(tsi.Selectors, p.cfg.TSRemote)
+	if len(local) == 0 || len(remote) == 0 {
+		return nil, &notifyError{notify: message.NotifyTSUnacceptable, reason: fmt.Sprintf(
+			"ike: peer %s proposed traffic selectors %s === %s, which do not overlap ours %s === %s; we answered TS_UNACCEPTABLE (check the tunnel's local/remote network CIDRs)",
+			p.cfg.RemoteAddr, tsString(tsi.Selectors), tsString(tsr.Selectors), tsString(p.cfg.TSRemote), tsString(p.cfg.TSLocal))}
+	}
+	k := &childKeys{alg: alg, outSPI: ipsec.SPI(binary.BigEndian.Uint32(chosen.SPI)), tsLocal: local, tsRemote: remote}
+	if inAuth {
+		k.ni, k.nr = sa.ni, sa.nr
+	} else {
+		ni, _ := m.Get(message.PayloadNonce).(*message.Nonce)
+		if ni == nil || len(ni.Data) < 16 || len(ni.Data) > 256 {
+			return nil, &notifyError{notify: message.NotifyInvalidSyntax, reason: fmt.Sprintf("ike: peer %s sent CREATE_CHILD_SA without a valid nonce", p.cfg.RemoteAddr)}
+		}
+		nr, err := p.m.randBytes(nonceLen)
+		if err != nil {
+			return nil, &notifyError{notify: message.NotifyNoAdditionalSAs, reason: err.Error()}
+		}
+		k.ni, k.nr = append([]byte(nil), ni.Data...), nr
+	}
+	spi, err := p.m.cfg.Installer.AllocSPI(p.cfg.Name)
+	if err != nil {
+		return nil, &notifyError{notify: message.NotifyNoAdditionalSAs, reason: fmt.Sprintf("ike: allocating an inbound SPI: %v", err)}
+	}
+	k.inSPI = spi
+	if err := sa.deriveChild(k, shared, false); err != nil {
+		_ = p.m.cfg.Installer.DelSA(p.cfg.Name, ipsec.Inbound, spi)
+		return nil, &notifyError{notify: message.NotifyNoProposalChosen, reason: err.Error()}
+	}
+	rc := &responderChild{keys: k, chosen: chosen.Number}
+	if dh != nil {
+		rc.dhPublic = dh.Public()
+	}
+	return rc, nil
+}
+
+// appendChildResponse writes SA, [Nr, KEr], TSi, TSr of a CHILD SA response.
+func appendChildResponse(m *message.Message, k *childKeys, chosen uint8, dhPublic []byte, withDH bool) {
+	m.Payloads = append(m.Payloads, selectedProposal(chosen, ipsec.ProtoESP, k.alg, spiBytes(k.inSPI), withDH))
+	if withDH {
+		m.Payloads = append(m.Payloads, &message.Nonce{Data: k.nr})
+		if k.alg.DH != ipsec.DHNone {
+			m.Payloads = append(m.Payloads, &message.KE{Group: k.alg.DH, Data: dhPublic})
+		}
+	}
+	m.Payloads = append(m.Payloads,
+		&message.TS{Selectors: k.tsRemote},
+		&message.TS{Responder: true, Selectors: k.tsLocal})
+}
+
+func proposalsHavePFS(props []ipsec.Proposal) bool {
+	for _, p := range props {
+		if len(p.DHGroups) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func childFailSentence(p *peer, n message.NotifyType, what string) string {
+	switch n {
+	case message.NotifyNoProposalChosen:
+		return fmt.Sprintf("ike: peer %s sent NO_PROPOSAL_CHOSEN for %s: none of our esp_proposals %s is acceptable (check the tunnel's Phase 2 algorithms and PFS groups)",
+			p.cfg.RemoteAddr, what, proposalsString(p.cfg.ESPProposals, false))
+	case message.NotifyTSUnacceptable:
+		return fmt.Sprintf("ike: peer %s sent TS_UNACCEPTABLE for %s: our traffic selectors %s === %s do not match its local/remote network CIDRs",
+			p.cfg.RemoteAddr, what, tsString(p.cfg.TSLocal), tsString(p.cfg.TSRemote))
+	}
+	return fmt.Sprintf("ike: peer %s refused %s with %s", p.cfg.RemoteAddr, what, n)
+}
+
+// childUp reports a new CHILD SA.
+func (p *peer) childUp(c *childSA, rekey bool) {
+	p.retryAttempt = 0
+	sa := c.sa
+	if rekey {
+		p.log.Info("IKE phase 2 Established (rekeyed)", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg))
+		p.emit(Event{Kind: EventChildRekeyed, Reason: fmt.Sprintf("CHILD SA rekeyed using %s", algString(c.alg)), InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
+		return
+	}
+	p.log.Info("IKE phase 2 Established", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg),
+		"ts_local", tsString(c.tsLocal), "ts_remote", tsString(c.tsRemote), "encap", sa.encap)
+	p.emit(Event{Kind: EventChildUp, Reason: fmt.Sprintf("CHILD SA established using %s, %s === %s", algString(c.alg), tsString(c.tsLocal), tsString(c.tsRemote)),
+		InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
+}
+
+// childFailed reports a CHILD SA failure while the IKE SA stays up, and
+// schedules another attempt when we keep the tunnel up.
+func (p *peer) childFailed(sa *ikeSA, reason string, n message.NotifyType) {
+	p.log.Warn("IKE phase 2 was unable to establish while keeping phase 1", "reason", reason)
+	p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
+	p.emit(Event{Kind: EventNegotiationFailed, Reason: "Phase 2 was unable to establish while keeping Phase 1: " + reason, Notify: uint16(n)})
+	if !p.wantUp || sa.state != ikeEstablished {
+		return
+	}
+	d := retryMinDelay
+	for i := 0; i < p.retryAttempt && d < retryMaxDelay; i++ {
+		d *= 2
+	}
+	d = jitter(min(d, retryMaxDelay), p.m.randUint64())
+	p.retryAttempt++
+	p.log.Info("will retry CHILD SA creation", "in", d.Round(time.Millisecond).String())
+	sa.after(d, func() { p.ensureChild(sa) })
+}
+
+// ensureChild creates a CHILD SA on sa if it has none and none is pending.
+func (p *peer) ensureChild(sa *ikeSA) {
+	if sa.state != ikeEstablished || sa.activeChild() != nil || sa.tm.hasQueued(taskChildCreate) || sa.tm.activeKind(taskChildCreate) != nil {
+		return
+	}
+	sa.tm.queue(newChildCreate(sa, false))
+}

@@ -1,0 +1,243 @@
+package ike
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cgwproject/cgw/ike/crypto"
+	"github.com/cgwproject/cgw/ike/message"
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+// ikeInit is the IKE_SA_INIT exchange (RFC 7296, Section 1.2):
+//
+//	HDR, SAi1, KEi, Ni  -->
+//	                <--  HDR, SAr1, KEr, Nr
+//
+// As initiator it handles COOKIE (2.6) and INVALID_KE_PAYLOAD (1.2) by
+// rebuilding the request, and derives the IKE SA keys (2.14).
+type ikeInit struct {
+	sa        *ikeSA
+	initiator bool
+	group     ipsec.DHGroup
+	dh        crypto.DH
+	nonce     []byte
+	cookie    []byte
+	sent      *message.SA
+	retries   int
+
+	// responder
+	alg    ipsec.Algorithms
+	chosen *message.Proposal
+}
+
+const maxInitRetries = 3
+
+func newIKEInit(sa *ikeSA) *ikeInit {
+	return &ikeInit{sa: sa, initiator: true, group: firstDH(sa.p.cfg.IKEProposals)}
+}
+
+func newIKEInitResponder(sa *ikeSA) *ikeInit { return &ikeInit{sa: sa} }
+
+func (t *ikeInit) kind() taskKind                 { return taskIKEInit }
+func (t *ikeInit) exchange() message.ExchangeType { return message.IKESAInit }
+
+func (t *ikeInit) build(m *message.Message) error {
+	if t.initiator {
+		return t.buildRequest(m)
+	}
+	return t.buildResponse(m)
+}
+
+func (t *ikeInit) process(m *message.Message) (status, error) {
+	if t.initiator {
+		return t.processResponse(m)
+	}
+	return t.processRequest(m)
+}
+
+func (t *ikeInit) buildRequest(m *message.Message) error {
+	sa, p := t.sa, t.sa.p
+	var err error
+	if t.dh == nil || t.dh.Group() != t.group {
+		if t.dh, err = crypto.NewDH(t.group, p.m.rand); err != nil {
+			return err
+		}
+	}
+	if t.nonce == nil {
+		if t.nonce, err = p.m.randBytes(nonceLen); err != nil {
+			return err
+		}
+	}
+	sa.ni = t.nonce
+	if t.cookie != nil {
+		// RFC 7296, Section 2.6: the COOKIE notify comes first.
+		m.Payloads = append(m.Payloads, &message.Notify{Kind: message.NotifyCookie, Data: t.cookie})
+	}
+	t.sent = saPayload(ipsec.ProtoIKE, p.cfg.IKEProposals, nil, true)
+	m.Payloads = append(m.Payloads, t.sent,
+		&message.KE{Group: t.group, Data: t.dh.Public()},
+		&message.Nonce{Data: t.nonce})
+	return nil
+}
+
+func (t *ikeInit) processResponse(m *message.Message) (status, error) {
+	sa, p := t.sa, t.sa.p
+	if n := m.Notify(message.NotifyCookie); n != nil {
+		t.retries++
+		if t.retries > maxInitRetries {
+			return statusFailed, fmt.Errorf("ike: peer %s keeps demanding a COOKIE; giving up this attempt", p.cfg.RemoteAddr)
+		}
+		p.log.Info("peer demands a COOKIE (it is under load); retrying IKE_SA_INIT with it")
+		t.cookie = append([]byte(nil), n.Data...)
+		return statusRetry, nil
+	}
+	if n := m.Notify(message.NotifyInvalidKEPayload); n != nil {
+		if len(n.Data) != 2 {
+			return statusFailed, &notifyError{notify: n.Kind, reason: fmt.Sprintf("ike: peer %s sent INVALID_KE_PAYLOAD without a group number", p.cfg.RemoteAddr)}
+		}
+		g := ipsec.DHGroup(binary.BigEndian.Uint16(n.Data))
+		t.retries++
+		if !offersDH(p.cfg.IKEProposals, g) || g == t.group || t.retries > maxInitRetries {
+			return statusFailed, &notifyError{notify: n.Kind, reason: fmt.Sprintf(
+				"ike: peer %s asked for Diffie-Hellman group %s, which our ike_proposals %s do not offer; add it to ike_proposals",
+				p.cfg.RemoteAddr, dhName(g), proposalsString(p.cfg.IKEProposals, true))}
+		}
+		p.log.Info("peer asked for another Diffie-Hellman group; retrying IKE_SA_INIT", "offered", dhName(t.group), "requested", dhName(g))
+		t.group = g
+		return statusRetry, nil
+	}
+	if n := m.Notify(message.NotifyNoProposalChosen); n != nil {
+		return statusFailed, &notifyError{notify: n.Kind, reason: fmt.Sprintf(
+			"ike: peer %s sent NO_PROPOSAL_CHOSEN to our IKE_SA_INIT: none of our ike_proposals %s is acceptable to the peer; AWS accepts AES128/AES256 (CBC or GCM-16), SHA1/SHA2-256/384/512 and DH groups 2, 14-24, restricted by the tunnel's Phase 1 options",
+			p.cfg.RemoteAddr, proposalsString(p.cfg.IKEProposals, true))}
+	}
+	for _, pl := range m.Payloads {
+		if n, ok := pl.(*message.Notify); ok && n.Kind.IsError() {
+			return statusFailed, &notifyError{notify: n.Kind, reason: fmt.Sprintf("ike: peer %s refused our IKE_SA_INIT with %s", p.cfg.RemoteAddr, n.Kind)}
+		}
+	}
+	if m.Header.SPIr == 0 {
+		return statusFailed, fmt.Errorf("ike: peer %s answered IKE_SA_INIT with a zero responder SPI and no error", p.cfg.RemoteAddr)
+	}
+	got, _ := m.Get(message.PayloadSA).(*message.SA)
+	ke, _ := m.Get(message.PayloadKE).(*message.KE)
+	nonce, _ := m.Get(message.PayloadNonce).(*message.Nonce)
+	if got == nil || ke == nil || nonce == nil {
+		return statusFailed, fmt.Errorf("ike: peer %s sent an IKE_SA_INIT response without SA, KE or Nonce", p.cfg.RemoteAddr)
+	}
+	alg, _, err := acceptResponse(t.sent, got, ipsec.ProtoIKE, true)
+	if err != nil {
+		return statusFailed, fmt.Errorf("ike: peer %s: bad IKE_SA_INIT response: %v", p.cfg.RemoteAddr, err)
+	}
+	if alg.DH != t.group || ke.Group != t.group {
+		return statusFailed, fmt.Errorf("ike: peer %s selected DH group %s but our KE used %s and it did not send INVALID_KE_PAYLOAD",
+			p.cfg.RemoteAddr, dhName(alg.DH), dhName(t.group))
+	}
+	if len(nonce.Data) < 16 || len(nonce.Data) > 256 {
+		return statusFailed, fmt.Errorf("ike: peer %s sent a %d-octet nonce; RFC 7296 requires 16 to 256", p.cfg.RemoteAddr, len(nonce.Data))
+	}
+	shared, err := t.dh.Shared(ke.Data)
+	if err != nil {
+		return statusFailed, fmt.Errorf("ike: peer %s sent an invalid KE value: %v", p.cfg.RemoteAddr, err)
+	}
+	sa.spiR = m.Header.SPIr
+	sa.alg = alg
+	sa.nr = append([]byte(nil), nonce.Data...)
+	keys, err := crypto.DeriveIKEKeys(alg, sa.ni, sa.nr, shared, sa.spiI, sa.spiR)
+	if err != nil {
+		return statusFailed, err
+	}
+	if err := sa.setKeys(keys); err != nil {
+		return statusFailed, err
+	}
+	p.log.Debug("IKE_SA_INIT done", "ike_sa", sa.spiString(), "alg", algString(alg))
+	return statusDone, nil
+}
+
+func (t *ikeInit) processRequest(m *message.Message) (status, error) {
+	sa, p := t.sa, t.sa.p
+	offer, _ := m.Get(message.PayloadSA).(*message.SA)
+	ke, _ := m.Get(message.PayloadKE).(*message.KE)
+	nonce, _ := m.Get(message.PayloadNonce).(*message.Nonce)
+	if offer == nil || ke == nil || nonce == nil {
+		return statusFailed, &notifyError{notify: message.NotifyInvalidSyntax, fatal: true,
+			reason: fmt.Sprintf("ike: peer %s sent IKE_SA_INIT without SA, KE or Nonce", p.cfg.RemoteAddr)}
+	}
+	alg, chosen, ok := selectProposal(p.cfg.IKEProposals, offer.Proposals, ipsec.ProtoIKE, true)
+	if !ok {
+		return statusFailed, &notifyError{notify: message.NotifyNoProposalChosen, fatal: true, reason: fmt.Sprintf(
+			"ike: peer %s offered IKE proposals %s, none of which matches our ike_proposals %s; we answered NO_PROPOSAL_CHOSEN",
+			p.cfg.RemoteAddr, offeredString(offer, true), proposalsString(p.cfg.IKEProposals, true))}
+	}
+	if ke.Group != alg.DH {
+		var d [2]byte
+		binary.BigEndian.PutUint16(d[:], uint16(alg.DH))
+		return statusFailed, &notifyError{notify: message.NotifyInvalidKEPayload, data: d[:], fatal: true, quiet: true,
+			reason: fmt.Sprintf("ike: peer %s sent KE for %s; asked it to retry with %s", p.cfg.RemoteAddr, dhName(ke.Group), dhName(alg.DH))}
+	}
+	if len(nonce.Data) < 16 || len(nonce.Data) > 256 {
+		return statusFailed, &notifyError{notify: message.NotifyInvalidSyntax, fatal: true,
+			reason: fmt.Sprintf("ike: peer %s sent a %d-octet nonce; RFC 7296 requires 16 to 256", p.cfg.RemoteAddr, len(nonce.Data))}
+	}
+	dh, err := crypto.NewDH(alg.DH, p.m.rand)
+	if err != nil {
+		return statusFailed, &notifyError{notify: message.NotifyNoProposalChosen, fatal: true, reason: err.Error()}
+	}
+	shared, err := dh.Shared(ke.Data)
+	if err != nil {
+		return statusFailed, &notifyError{notify: message.NotifyInvalidSyntax, fatal: true,
+			reason: fmt.Sprintf("ike: peer %s sent an invalid KE value: %v", p.cfg.RemoteAddr, err)}
+	}
+	nr, err := p.m.randBytes(nonceLen)
+	if err != nil {
+		return statusFailed, &notifyError{notify: message.NotifyNoProposalChosen, fatal: true, reason: err.Error()}
+	}
+	sa.alg, sa.ni, sa.nr = alg, append([]byte(nil), nonce.Data...), nr
+	keys, err := crypto.DeriveIKEKeys(alg, sa.ni, sa.nr, shared, sa.spiI, sa.spiR)
+	if err == nil {
+		err = sa.setKeys(keys)
+	}
+	if err != nil {
+		return statusFailed, &notifyError{notify: message.NotifyNoProposalChosen, fatal: true, reason: err.Error()}
+	}
+	t.alg, t.chosen, t.dh = alg, chosen, dh
+	return statusDone, nil
+}
+
+func (t *ikeInit) buildResponse(m *message.Message) error {
+	m.Payloads = append(m.Payloads,
+		selectedProposal(t.chosen.Number, ipsec.ProtoIKE, t.alg, nil, true),
+		&message.KE{Group: t.alg.DH, Data: t.dh.Public()},
+		&message.Nonce{Data: t.sa.nr})
+	return nil
+}
+
+// offeredString renders a received SA payload for logs, in strongSwan's
+// keyword syntax.
+func offeredString(sa *message.SA, ike bool) string {
+	var props []ipsec.Proposal
+	for _, mp := range sa.Proposals {
+		var p ipsec.Proposal
+		for _, t := range mp.Transforms {
+			switch t.Type {
+			case ipsec.TransformENCR:
+				p.Encrs = append(p.Encrs, ipsec.EncrKey{ID: ipsec.EncrID(t.ID), KeyBits: int(t.KeyLength)})
+			case ipsec.TransformPRF:
+				p.PRFs = append(p.PRFs, ipsec.PRFID(t.ID))
+			case ipsec.TransformINTEG:
+				if t.ID != 0 {
+					p.Integs = append(p.Integs, ipsec.IntegID(t.ID))
+				}
+			case ipsec.TransformDH:
+				if t.ID != 0 {
+					p.DHGroups = append(p.DHGroups, ipsec.DHGroup(t.ID))
+				}
+			case ipsec.TransformESN:
+				p.ESN = append(p.ESN, t.ID == uint16(ipsec.ESNYes))
+			}
+		}
+		props = append(props, p)
+	}
+	return proposalsString(props, ike)
+}
