@@ -46,6 +46,7 @@ protocol device {}
 protocol static vpc {
 	ipv4;
 	route 10.0.0.0/16 unreachable;
+	route 10.5.0.0/16 unreachable;
 }
 protocol bgp aws {
 	local 169.254.15.193 as 64512;
@@ -55,7 +56,16 @@ protocol bgp aws {
 	connect delay time 1;
 	connect retry time 2;
 	error wait time 1, 3;
-	ipv4 { import all; export where source = RTS_STATIC; };
+	ipv4 {
+		import all;
+		# 10.5.0.0/16 carries our ASN (65000): the Server must drop it
+		# (AS-path loop, RFC 4271 Section 9.1.2).
+		export filter {
+			if source != RTS_STATIC then reject;
+			if net = 10.5.0.0/16 then bgp_path.prepend(65000);
+			accept;
+		};
+	};
 }
 `
 
@@ -228,6 +238,7 @@ func netnsChild(t *testing.T) {
 		LocalAddr:       netip.MustParseAddr(ourAddr),
 		PeerASN:         64512,
 		Prepend:         2,
+		MED:             50,
 		PrefixLimitWarn: 2,
 	}})
 	if err != nil {
@@ -250,12 +261,19 @@ func netnsChild(t *testing.T) {
 	waitFor(t, 5*time.Second, "BIRD has our prefixes with the prepend", func() bool {
 		out := birdc(t, "show", "route", "protocol", "aws", "all")
 		return strings.Contains(out, "10.1.0.0/24") && strings.Contains(out, "10.1.1.0/24") &&
-			strings.Contains(out, "BGP.as_path: 65000 65000 65000") && strings.Contains(out, "BGP.next_hop: "+ourAddr)
+			strings.Contains(out, "BGP.as_path: 65000 65000 65000") && strings.Contains(out, "BGP.next_hop: "+ourAddr) &&
+			strings.Contains(out, "BGP.med: 50")
 	})
 	st := status(t, srv)
-	if st.Advertised != 2 || st.Received != 1 || st.Accepted != 1 || st.Warning == "" || st.AdminDown {
-		t.Fatalf("status %+v: want 2 advertised, 1 received/accepted, a prefix-limit warning", st)
+	if st.Advertised != 2 || st.Accepted != 1 || st.Warning == "" || st.AdminDown {
+		t.Fatalf("status %+v: want 2 advertised, 1 accepted, a prefix-limit warning", st)
 	}
+	for _, lp := range srv.Learned() {
+		if lp.Prefix == netip.MustParsePrefix("10.5.0.0/16") {
+			t.Fatalf("learned %+v although its AS path holds our ASN", lp)
+		}
+	}
+	t.Logf("status: %+v", st)
 	if n := updates.Load(); n == 0 {
 		t.Fatal("OnUpdate was never called")
 	}

@@ -101,9 +101,10 @@ type Server struct {
 		onUpdate func()
 	}
 
-	kick chan struct{} // coalesced "something changed" signals
-	done chan struct{}
-	wg   sync.WaitGroup
+	serveOnce sync.Once
+	kick      chan struct{} // coalesced "something changed" signals
+	done      chan struct{}
+	wg        sync.WaitGroup
 }
 
 // peerRuntime is what the Server learned about one neighbor from GoBGP.
@@ -153,7 +154,9 @@ func New(cfg Config) (*Server, error) {
 
 // Start runs the GoBGP server, opens the listener and applies the neighbors
 // and prefixes configured so far. ctx bounds the start-up calls only; the
-// server runs until Stop.
+// server runs until Stop. If the speaker itself cannot start (e.g. the port
+// is taken) Start fails and may be retried; errors applying individual
+// neighbors or prefixes are returned too, but the server is then running.
 func (s *Server) Start(ctx context.Context) error {
 	s.ctl.Lock()
 	defer s.ctl.Unlock()
@@ -164,8 +167,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.New("bgp: Start called twice")
 	}
 	// GoBGP's Serve loop never returns; Stop shuts its peers and
-	// listeners down, leaving an idle goroutine (GoBGP v3 design).
-	go s.bgp.Serve()
+	// listeners down, leaving an idle goroutine (GoBGP v3 design). Once:
+	// Start may be retried after StartBgp failed.
+	s.serveOnce.Do(func() { go s.bgp.Serve() })
 
 	listen := s.cfg.ListenPort
 	if listen == 0 {
@@ -212,7 +216,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.applyAdvertisedLocked(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	s.log.Info("bgp: started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "listen_port", s.cfg.ListenPort, "neighbors", len(s.ctl.neighbors), "advertised", len(s.ctl.advWant))
+	s.log.Info("bgp: started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "listen_port", listen, "neighbors", len(s.ctl.neighbors), "advertised", len(s.ctl.advWant))
 	return errors.Join(errs...)
 }
 
