@@ -265,7 +265,7 @@ func netnsChild(t *testing.T) {
 			strings.Contains(out, "BGP.med: 50")
 	})
 	st := status(t, srv)
-	if st.Advertised != 2 || st.Accepted != 1 || st.Warning == "" || st.AdminDown {
+	if st.Advertised != 2 || st.Accepted != 1 || st.Warning == "" || st.AdminDown || st.Uptime <= 0 || st.Uptime > time.Minute {
 		t.Fatalf("status %+v: want 2 advertised, 1 accepted, a prefix-limit warning", st)
 	}
 	for _, lp := range srv.Learned() {

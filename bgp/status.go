@@ -74,7 +74,7 @@ func (s *Server) Status() []NeighborStatus {
 		st.State = stateName(p.State.SessionState)
 		if st.State == "Established" && p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
 			if up := p.Timers.State.Uptime.AsTime(); up.Before(now) {
-				st.Uptime = now.Sub(up).Truncate(time.Second)
+				st.Uptime = now.Sub(up)
 			}
 		}
 		if st.State == "Established" {

@@ -1,6 +1,8 @@
 package route
 
 import (
+	"bytes"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -95,7 +97,8 @@ func kernelChild(t *testing.T) {
 		}
 	}
 
-	r, err := New(Config{Metric: 100, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	var logBuf bytes.Buffer
+	r, err := New(Config{Metric: 100, Logger: slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, &logBuf), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +110,7 @@ func kernelChild(t *testing.T) {
 		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "d0", Gateway: addr("10.255.0.2")}}},
 		{Prefix: pfx("10.1.0.0/16"), NextHops: []NextHop{{Dev: "d0"}, {Dev: "d1", Weight: 3}}},
 		{Prefix: pfx("fd00:1::/64"), NextHops: []NextHop{{Dev: "d1"}}, Metric: 0},
+		{Prefix: pfx("fd00:2::/64"), NextHops: []NextHop{{Dev: "d0", Gateway: addr("fe80::1")}, {Dev: "d1", Gateway: addr("fe80::2")}}},
 	}
 	if err := r.Set(want); err != nil {
 		t.Fatal(err)
@@ -115,6 +119,7 @@ func kernelChild(t *testing.T) {
 		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "d0", Gateway: addr("10.255.0.2"), Weight: 1}}, Metric: 100},
 		{Prefix: pfx("10.1.0.0/16"), NextHops: []NextHop{{Dev: "d0", Weight: 1}, {Dev: "d1", Weight: 3}}, Metric: 100},
 		{Prefix: pfx("fd00:1::/64"), NextHops: []NextHop{{Dev: "d1", Weight: 1}}, Metric: 100},
+		{Prefix: pfx("fd00:2::/64"), NextHops: []NextHop{{Dev: "d0", Gateway: addr("fe80::1"), Weight: 1}, {Dev: "d1", Gateway: addr("fe80::2"), Weight: 1}}, Metric: 100},
 	}
 	got, err := r.Installed()
 	if err != nil {
@@ -130,8 +135,12 @@ func kernelChild(t *testing.T) {
 	}
 
 	// Idempotent, and a missing device does not block the others.
+	installs := strings.Count(logBuf.String(), "route: installed")
 	if err := r.Set(want); err != nil {
 		t.Fatalf("repeated Set: %v", err)
+	}
+	if n := strings.Count(logBuf.String(), "route: installed"); n != installs {
+		t.Fatalf("repeated Set re-installed %d routes; the kernel state read back differs from the desired one", n-installs)
 	}
 	err = r.Set(append(want[:1:1], Route{Prefix: pfx("10.2.0.0/16"), NextHops: []NextHop{{Dev: "nosuch0"}}}))
 	if err == nil || !strings.Contains(err.Error(), `"nosuch0"`) {
