@@ -110,14 +110,27 @@ func (p *peer) call(f func() error) error {
 }
 
 // after runs f on the owner goroutine after d. The returned timer may be
-// stopped; a timer that fires after the peer stopped does nothing.
+// stopped; a timer that fires after the peer stopped does nothing. The
+// clock's callback waits until f has run, so that with clock.Fake every
+// timer f arms is registered before Advance moves on (deterministic tests);
+// with the real clock it only parks the timer's own goroutine.
 func (p *peer) after(d time.Duration, f func()) clock.Timer {
 	return p.m.clock.AfterFunc(d, func() {
-		p.post(func() {
+		ran := make(chan struct{})
+		select {
+		case p.inbox <- func() {
+			defer close(ran)
 			if !p.stopped {
 				f()
 			}
-		})
+		}:
+		case <-p.quit:
+			return
+		}
+		select {
+		case <-ran:
+		case <-p.done:
+		}
 	})
 }
 

@@ -32,7 +32,7 @@ func (t *ikeAuth) exchange() message.ExchangeType { return message.IKEAuth }
 // authFailedSentence is what an operator needs when the peer refuses us.
 func authFailedSentence(p *peer, sa *ikeSA) string {
 	idType, idData, _ := p.localIdentity(sa)
-	return fmt.Sprintf("ike: peer %s rejected our PSK/identity (we sent %s): check the tunnel's psk and that local_id is the public IP registered on the customer gateway",
+	return fmt.Sprintf("ike: peer %s rejected our PSK/identity: check the tunnel's psk and that local_id is the public IP registered on the customer gateway (we identified as %s)",
 		p.cfg.RemoteAddr, identityString(idType, idData))
 }
 

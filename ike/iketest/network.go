@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/cgwproject/cgw/ike"
 	"github.com/cgwproject/cgw/internal/clock"
@@ -39,6 +40,11 @@ func NewNetwork() *Network { return &Network{Clock: clock.NewFake()} }
 
 // Add creates a node at addr. logger may be nil (logs discarded).
 func (n *Network) Add(addr string, logger *slog.Logger) *Node {
+	return n.AddWith(addr, logger, nil)
+}
+
+// AddWith is Add with a hook to adjust the Manager's Config.
+func (n *Network) AddWith(addr string, logger *slog.Logger, edit func(*ike.Config)) *Node {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -49,10 +55,14 @@ func (n *Network) Add(addr string, logger *slog.Logger) *Node {
 		Installer: NewFakeInstaller(uint32(len(n.nodes)+1) << 24),
 		Listener:  &FakeListener{},
 	}
-	nd.Manager = ike.NewManager(ike.Config{
+	cfg := ike.Config{
 		Sender: nd.Sender, Installer: nd.Installer, Listener: nd.Listener,
 		Clock: n.Clock, Logger: logger.With("node", addr), Rand: NewRand(addr),
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	nd.Manager = ike.NewManager(cfg)
 	n.mu.Lock()
 	n.nodes = append(n.nodes, nd)
 	n.mu.Unlock()
@@ -61,6 +71,18 @@ func (n *Network) Add(addr string, logger *slog.Logger) *Node {
 
 // natPort is the port a NAT maps a private source port to.
 func natPort(p uint16) uint16 { return p + 10000 }
+
+// Advance moves the fake clock forward in steps of at most step, delivering
+// all packets after each step, so that periodic exchanges (DPD) complete as
+// they would on a live network.
+func (n *Network) Advance(d, step time.Duration) {
+	for d > 0 {
+		s := min(d, step)
+		n.Clock.Advance(s)
+		n.Deliver()
+		d -= s
+	}
+}
 
 // Flush waits until every Manager has handled all queued work.
 func (n *Network) Flush() {
