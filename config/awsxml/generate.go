@@ -29,8 +29,13 @@ type Options struct {
 }
 
 // ErrOptions marks errors caused by the Options rather than the document
-// (a command line maps it to a usage error).
-var ErrOptions = errors.New("awsxml: options")
+// (a command line maps it to a usage error): errors.Is(err, ErrOptions).
+var ErrOptions = errors.New("awsxml: invalid options")
+
+type optionsError struct{ msg string }
+
+func (e *optionsError) Error() string        { return "awsxml: " + e.msg }
+func (e *optionsError) Is(target error) bool { return target == ErrOptions }
 
 // GeneratedFile is the file name used in the warnings about the generated
 // configuration; their line numbers count lines of Generate's output.
@@ -64,7 +69,7 @@ func Generate(v *VPNConnection, opt Options) ([]byte, []config.Warning, error) {
 		errs = append(errs, fmt.Errorf("awsxml: "+format, args...))
 	}
 	optErr := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrOptions}, args...)...)
+		return &optionsError{msg: fmt.Sprintf(format, args...)}
 	}
 
 	name := opt.Name

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/cgwproject/cgw/config"
+)
+
+// defaultConfigPath is where cgwd reads its configuration by default.
+const defaultConfigPath = "/etc/cgw/cgw.yaml"
+
+var configCmd = &command{
+	name:    "config",
+	summary: "check or print configuration files",
+	sub:     []*command{configCheckCmd, configDefaultCmd},
+}
+
+var configCheckCmd = &command{
+	name:    "check",
+	args:    "[-q] [FILE]",
+	summary: "validate a configuration file (default " + defaultConfigPath + "); errors and warnings go to stderr",
+	run:     runConfigCheck,
+}
+
+var configDefaultCmd = &command{
+	name:    "default",
+	summary: "print a commented configuration with every key and its default",
+	run:     runConfigDefault,
+}
+
+func runConfigCheck(e *env, f *flags, args []string) error {
+	quiet := f.Bool("q", false, "print nothing on success")
+	pos, err := f.parse(e, args)
+	if err != nil {
+		return err
+	}
+	path := defaultConfigPath
+	switch len(pos) {
+	case 0:
+	case 1:
+		path = pos[0]
+	default:
+		return usagef("one file at a time; got %d", len(pos))
+	}
+	cfg, warns, err := config.Load(path)
+	for _, w := range warns {
+		fmt.Fprintln(e.stderr, w.String())
+	}
+	if err != nil {
+		// One problem per line, each naming file, line and field.
+		fmt.Fprintln(e.stderr, err)
+		return fmt.Errorf("%s is not valid", path)
+	}
+	if !*quiet {
+		tunnels := 0
+		for _, c := range cfg.Connections {
+			tunnels += len(c.Tunnels)
+		}
+		fmt.Fprintf(e.stdout, "%s: valid (%d connection(s), %d tunnel(s), %d warning(s))\n", path, len(cfg.Connections), tunnels, len(warns))
+	}
+	return nil
+}
+
+func runConfigDefault(e *env, f *flags, args []string) error {
+	pos, err := f.parse(e, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	_, err = e.stdout.Write(config.Example())
+	return err
+}
