@@ -205,6 +205,11 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 		return statusDone, nil
 	}
 	p.childUp(c, true)
+	if t.peerNew != nil && t.peerNew.state != childDestroyed {
+		// The peer's SA is the redundant one: stop sending on it; the peer
+		// deletes it.
+		p.retireOld(t.peerNew)
+	}
 	if old.state == childDestroyed {
 		return statusDone, nil // the peer deleted it meanwhile (2.25.1)
 	}

@@ -394,6 +394,9 @@ func (tm *taskManager) handleRequest(local, remote netip.AddrPort, m *message.Me
 		}
 		return
 	}
+	if fail != nil {
+		return
+	}
 	for _, t := range tasks {
 		if a, ok := t.(afterSender); ok && sa.alive() {
 			a.afterSend()
