@@ -428,3 +428,52 @@ func TestForceEncap(t *testing.T) {
 		}
 	}
 }
+
+// The customer gateway restarts without a DELETE (power loss). Its new
+// IKE_AUTH carries INITIAL_CONTACT, and the responder drops the stale SAs.
+func TestInitialContactReplacesStaleSAs(t *testing.T) {
+	p := established(t, nil)
+	stale := status(t, p.aws)
+	p.net.Drop = func(*iketest.Node, iketest.Packet) bool { return true }
+	must(t, p.cgw.Manager.RemovePeer("aws-t1")) // its DELETE is lost
+	p.net.Take()
+	p.net.Drop = nil
+	must(t, p.cgw.Manager.AddPeer(peerConfig(t, "aws-t1", cgwAddr, awsAddr, ike.StartInitiate)))
+	/* HDR, SK {IDi, AUTH, N(INITIAL_CONTACT), SAi2, TSi, TSr} --> */
+	p.net.Deliver()
+	st := wantState(t, p.aws, ike.StateEstablished, ike.StateEstablished)
+	if st.SPIi == stale.SPIi {
+		t.Fatalf("responder still uses the stale IKE SA")
+	}
+	if in, out := p.aws.Installer.Count(); in != 1 || out != 1 {
+		t.Errorf("responder has %d in / %d out SAs, want only the new pair", in, out)
+	}
+	if _, ok := p.aws.Installer.Installed(ipsec.Inbound, stale.Children[0].InSPI); ok {
+		t.Errorf("stale inbound SA still installed")
+	}
+	checkChildPair(t, p.cgw, p.aws)
+}
+
+func TestUnknownSPICounted(t *testing.T) {
+	p := established(t, nil)
+	st := status(t, p.cgw)
+	before := p.cgw.Manager.Drops()
+	// A header for an IKE SA we do not have: dropped without an answer.
+	hdr := make([]byte, 28)
+	hdr[0] = 0x11
+	hdr[17] = 0x20
+	hdr[18] = 37
+	hdr[19] = 0x20 // response flag
+	hdr[27] = 28
+	p.net.Inject(netip.MustParseAddrPort(cgwAddr+":500"), netip.MustParseAddrPort(awsAddr+":500"), hdr)
+	after := p.cgw.Manager.Drops()
+	if after.UnknownSPI != before.UnknownSPI+1 {
+		t.Errorf("unknown SPI drops %d -> %d", before.UnknownSPI, after.UnknownSPI)
+	}
+	if got := p.net.Take(); len(got) != 0 {
+		t.Errorf("answered a packet for an unknown SPI")
+	}
+	if st2 := status(t, p.cgw); st2.SPIi != st.SPIi {
+		t.Errorf("state changed")
+	}
+}

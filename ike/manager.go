@@ -251,6 +251,19 @@ func (m *Manager) Status() []PeerStatus {
 	return out
 }
 
+// Drops counts packets the Manager discarded before any IKE SA saw them.
+// Per-SA authentication failures are in PeerStatus.UnauthDrops.
+type Drops struct {
+	Malformed  uint64 // the IKE header did not parse
+	UnknownSPI uint64 // no IKE SA (or peer, for IKE_SA_INIT) matched
+	Overflow   uint64 // the peer's queue was full
+}
+
+// Drops returns the Manager-level drop counters.
+func (m *Manager) Drops() Drops {
+	return Drops{Malformed: m.malformed.Load(), UnknownSPI: m.unknownSPI.Load(), Overflow: m.overflow.Load()}
+}
+
 // Flush waits until every peer goroutine has handled all work queued before
 // the call (packets, timer events). Tests use it to make the asynchronous
 // engine deterministic; it must not be called from a Listener.

@@ -165,13 +165,16 @@ func (p *peer) stop(sendDelete bool) {
 // sendDeleteOnce sends an INFORMATIONAL DELETE for the IKE SA without
 // waiting for the answer (shutdown).
 func (p *peer) sendDeleteOnce(sa *ikeSA) {
-	m := &message.Message{Header: sa.header(message.Informational, sa.tm.myMID, false)}
+	mid := sa.tm.myMID
+	if sa.tm.active != nil {
+		mid++ // the window is full; the peer may have answered already
+	}
+	m := &message.Message{Header: sa.header(message.Informational, mid, false)}
 	m.Payloads = []message.Payload{&message.Delete{Protocol: ipsec.ProtoIKE}}
 	pkt, err := m.Marshal(sa.out)
 	if err != nil {
 		return
 	}
-	sa.tm.myMID++
 	p.send(sa.local, sa.remote, pkt)
 }
 
@@ -423,6 +426,7 @@ func (p *peer) retransmitsExhausted(sa *ikeSA, ex *exchange) {
 			p.cfg.RemoteAddr, ex.typ, ex.sends, p.cfg.RemoteAddr), 0)
 	case sa.state == ikeDeleting || sa.state == ikeRekeyed:
 		p.destroySA(sa, "no answer to our DELETE")
+		p.reinitiateIfWanted()
 	case ex.dpd:
 		p.peerDead(sa, fmt.Sprintf("DPD timed out after %d unanswered probes %s apart", ex.sends, p.cfg.DPDInterval))
 	default:
@@ -545,6 +549,14 @@ func (p *peer) destroySA(sa *ikeSA, reason string) {
 	}
 }
 
+// reinitiateIfWanted starts a new IKE SA when the tunnel should be up and
+// none is left (after a hard expiry).
+func (p *peer) reinitiateIfWanted() {
+	if p.wantUp && p.ike == nil {
+		p.initiate()
+	}
+}
+
 // deleteIKESA starts an orderly delete: the DELETE exchange, then destroy.
 func (p *peer) deleteIKESA(sa *ikeSA, reason string) {
 	switch sa.state {
@@ -587,9 +599,9 @@ func (p *peer) established(sa *ikeSA) {
 				p.destroySA(o, "the peer sent INITIAL_CONTACT on a new IKE SA")
 			}
 		}
-	} else if prev != nil && prev != sa && prev.alive() && prev.state == ikeConnecting && prev.initiator {
-		// The peer beat us to it; our own attempt is redundant.
-		p.destroySA(prev, "the peer established an IKE SA first")
+	}
+	if prev != nil && prev != sa && prev.alive() && p.ike != sa {
+		p.ike = sa
 	}
 }
 
@@ -655,7 +667,7 @@ func (p *peer) childExpired(c *childSA) {
 	sa := c.sa
 	up := c.state == childInstalled || c.state == childRekeying
 	if sa.state == ikeEstablished {
-		sa.tm.queue(newChildDelete(sa, c, "hard lifetime expired"))
+		sa.tm.queue(newChildDelete(sa, c, reasonChildExpired))
 		return
 	}
 	sa.deleteChildSAs(c, false)

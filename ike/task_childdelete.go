@@ -62,13 +62,19 @@ func (t *childDelete) build(m *message.Message) error {
 	return nil
 }
 
+const reasonChildExpired = "hard lifetime expired"
+
 var errChildGone = &notifyError{reason: "ike: CHILD SA already gone"}
 
 func (t *childDelete) process(m *message.Message) (status, error) {
 	sa, p := t.sa, t.sa.p
 	if t.initiator {
 		if c := t.child; c != nil && c.state != childDestroyed {
+			active := c.state != childRekeyed
 			p.finishChildDelete(c, t.reason)
+			if active && t.reason == reasonChildExpired && p.wantUp {
+				p.ensureChild(sa)
+			}
 		}
 		return statusDone, nil
 	}

@@ -39,6 +39,7 @@ func (t *ikeDelete) build(m *message.Message) error {
 func (t *ikeDelete) process(m *message.Message) (status, error) {
 	if t.initiator {
 		t.sa.p.destroySA(t.sa, t.reason)
+		t.sa.p.reinitiateIfWanted()
 	}
 	return statusDone, nil
 }

@@ -271,12 +271,10 @@ func (p *peer) adoptRekeyed(old, nsa *ikeSA) {
 		c.sa = nsa
 	}
 	old.state = ikeRekeyed
+	// The old SA's timers stay: its rekey and DPD checks do nothing in the
+	// rekeyed state, and a retransmission in flight must still complete.
 	pending := old.tm.queued
 	old.tm.queued = nil
-	for _, t := range old.timers {
-		t.Stop()
-	}
-	old.timers = nil
 	if p.ike == old || p.ike == nil {
 		p.ike = nsa
 	}
