@@ -771,6 +771,7 @@ func TestPSKFile(t *testing.T) {
 	twoNL := write("twonl.psk", "EXAMPLEpsk6_abcdefghij.klmnopqrs\n\n", 0o600)
 	crlf := write("crlf.psk", "EXAMPLEpsk5_abcdefghij.klmnopqrs\r\n", 0o600)
 	bad := write("bad.psk", "0EXAMPLEpsk5_abcdefghij.klmnopqrs\n", 0o600)
+	big := write("big.psk", strings.Repeat("EXAMPLEpsk4_abcdefghij.klmnopqrs\n", 100), 0o600)
 	cfgPath := filepath.Join(dir, "cgw.yaml")
 
 	load := func(pskLine string) (*Config, []Warning, error) {
@@ -805,6 +806,7 @@ func TestPSKFile(t *testing.T) {
 		{twoNL, "characters AWS does not allow"},
 		{crlf, "carriage return"},
 		{bad, "starts with 0"},
+		{big, "larger than any pre-shared key"},
 		{filepath.Join(dir, "missing.psk"), "no such file"},
 		{dir, "not a regular file"},
 	} {
@@ -843,5 +845,24 @@ func TestCheckHelpers(t *testing.T) {
 		if err := CheckInsideCIDR(netip.MustParsePrefix(p)); err == nil {
 			t.Errorf("CheckInsideCIDR(%s) accepted", p)
 		}
+	}
+}
+
+// TestAliasBomb: nested aliases that expand exponentially ("billion
+// laughs") are checked in linear time.
+func TestAliasBomb(t *testing.T) {
+	lines := []string{"version: 1", "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"}
+	for i := 1; i < 12; i++ {
+		refs := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 9), ", ")
+		lines = append(lines, fmt.Sprintf("x%d: &a%d [%s]", i, i, refs))
+	}
+	lines = append(lines, "connections: [*a11]")
+	start := time.Now()
+	_, _, err := Parse([]byte(strings.Join(lines, "\n")+"\n"), "bomb.yaml")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
 	}
 }

@@ -98,9 +98,10 @@ func buildIndex(root *yaml.Node) *nodeIndex {
 				ix.add(p, c.Line)
 				walk(c, p, d+1)
 			}
-		case yaml.AliasNode:
-			walk(n.Alias, path, d+1)
 		}
+		// Aliases are not followed: a crafted document can make them
+		// expand exponentially. Fields inside an alias report the line
+		// of the alias itself.
 	}
 	walk(root, "", 0)
 	return ix
@@ -212,6 +213,14 @@ type walker struct {
 	file string
 	errs []error
 	bad  map[string]bool
+	// seen holds the anchored nodes already checked against a type, so
+	// that aliases cost nothing (no exponential "billion laughs" walk).
+	seen map[aliasKey]bool
+}
+
+type aliasKey struct {
+	n *yaml.Node
+	t reflect.Type
 }
 
 func (w *walker) fail(n *yaml.Node, path, msg, fix string) {
@@ -231,6 +240,14 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string, d int) {
 		if n.Alias == nil {
 			return
 		}
+		k := aliasKey{n.Alias, t}
+		if w.seen[k] {
+			return
+		}
+		if w.seen == nil {
+			w.seen = map[aliasKey]bool{}
+		}
+		w.seen[k] = true
 		w.check(n.Alias, t, path, d+1)
 		return
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -465,9 +466,13 @@ func (c *checker) psk(path string, t *Tunnel, r *rawTunnel) {
 		if fi.Mode().Perm()&0o077 != 0 {
 			c.warnf(keyPath, "key file %s is accessible by group or others (mode %04o): run chmod 600 %s", name, fi.Mode().Perm(), name)
 		}
-		key, err = os.ReadFile(name)
+		key, err = readSmall(name, maxPSKFile)
 		if err != nil {
 			c.errorf(keyPath, "make the file readable by cgwd", "cannot read the key file: %v", stripPathErr(err))
+			return
+		}
+		if len(key) > maxPSKFile {
+			c.errorf(keyPath, "point psk_file at a file holding only the key", "%s is larger than any pre-shared key (%d bytes)", name, maxPSKFile)
 			return
 		}
 		if len(key) > 0 && key[len(key)-1] == '\n' {
@@ -539,6 +544,22 @@ func insideProblem(p netip.Prefix) string {
 		}
 	}
 	return ""
+}
+
+// maxPSKFile bounds what is read from a psk_file (a key is at most 64
+// characters; the rest is room for a newline).
+const maxPSKFile = 1024
+
+// readSmall reads at most limit+1 bytes of a file, so that a wrong path
+// (a log, a device that passed the regular-file check) cannot make Load
+// read without bound.
+func readSmall(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit+1))
 }
 
 func stripPathErr(err error) error {

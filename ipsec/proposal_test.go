@@ -253,3 +253,22 @@ func TestKeywordUnknownIDs(t *testing.T) {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 }
+
+// FuzzParseProposal: no panics, and every accepted proposal round-trips
+// through String.
+func FuzzParseProposal(f *testing.F) {
+	for _, s := range []string{"aes128-sha1-modp1024", "aes256gcm16-prfsha384-ecp384", "aes128gcm16-sha256-x25519-esn-noesn", "3des-md5", "--"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, s string, ike bool) {
+		p, err := ParseProposal(s, ike)
+		if err != nil {
+			return
+		}
+		q, err := ParseProposal(p.String(), ike)
+		if err != nil || !reflect.DeepEqual(p, q) {
+			t.Errorf("%q -> %q does not round-trip: %v", s, p.String(), err)
+		}
+	})
+}
