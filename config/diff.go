@@ -28,7 +28,9 @@ type Change struct {
 	// Fields lists, for Modified, the schema keys that differ relative to
 	// the section, connection or tunnel: "level", "bgp.advertise", "psk",
 	// "dpd.interval". "tunnel_order" means the same tunnels were reordered
-	// (the first is the preferred one). Values are never included.
+	// (the first is the preferred one). Values are never included. Only
+	// effective settings count: moving a key to another psk_file with the
+	// same content is no change (a reload must not restart the tunnel).
 	Fields []string
 }
 
@@ -197,7 +199,6 @@ func diffTunnel(a, b *Tunnel) []string {
 	f.cmp("peer_address", a.PeerAddress, b.PeerAddress)
 	f.cmp("peer_id", a.PeerID, b.PeerID)
 	f.cmp("psk", []byte(a.PSK), []byte(b.PSK))
-	f.cmp("psk_file", a.PSKFile, b.PSKFile)
 	f.cmp("inside_cidr", a.InsideCIDR, b.InsideCIDR)
 	f.cmp("inside_ipv6_cidr", a.InsideIPv6CIDR, b.InsideIPv6CIDR)
 	f.cmp("ike_proposals", a.IKEProposals, b.IKEProposals)
