@@ -1,0 +1,525 @@
+// Package daemon is cgw's composition root. It builds every component from
+// the configuration file and wires them together:
+//
+//   - dataplane.Engine owns the UDP sockets and TUN devices; it hands IKE
+//     packets to ike.Manager and implements ike.SAInstaller and ike.Sender;
+//   - ike.Manager negotiates the SAs and reports state changes here
+//     (ike.Listener), which take the tunnel's BGP neighbor up or down and
+//     recompute the kernel routes;
+//   - bgp.Server learns the AWS prefixes; route.Router installs them;
+//   - control.Server serves cgwctl; an optional Prometheus endpoint exports
+//     the same snapshot as `cgwctl status`.
+//
+// A Daemon is driven by Run; its exported methods are safe for concurrent
+// use (the control socket calls them).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cgwproject/cgw/bgp"
+	"github.com/cgwproject/cgw/config"
+	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/dataplane"
+	"github.com/cgwproject/cgw/dataplane/route"
+	dptun "github.com/cgwproject/cgw/dataplane/tun"
+	"github.com/cgwproject/cgw/ike"
+	"github.com/cgwproject/cgw/internal/clock"
+)
+
+// Options are the process-level settings of a Daemon.
+type Options struct {
+	ConfigPath string
+	Version    string
+	Stderr     io.Writer // log output; os.Stderr when nil
+	// ListenIKE and ListenNATT override the UDP ports (tests); 0 = 500/4500.
+	ListenIKE, ListenNATT uint16
+}
+
+// Phase names used for IKE and CHILD state, as in AWS's tunnel logs.
+const (
+	phaseDown        = "Down"
+	phaseNegotiating = "Negotiating"
+	phaseEstablished = "Established"
+	phaseRekeying    = "Rekeying"
+
+	stateUp          = "up"
+	stateDown        = "down"
+	stateNegotiating = "negotiating"
+)
+
+// Daemon is one running cgwd.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	level   *slog.LevelVar
+	started time.Time
+
+	mu      sync.Mutex // guards the fields below
+	cfg     *config.Config
+	conns   []*connRT
+	tunnels map[string]*tunnelRT
+	routes  []route.Route // last set installed
+	events  []ike.Event   // queued by OnEvent, drained by the loop
+
+	dp       *dataplane.Engine
+	ikeCount *ikeCounting
+	ikm      *ike.Manager
+	bgp      *bgp.Server
+	router   routeSetter
+
+	wake     chan struct{} // events queued or routes to recompute
+	reloadCh chan chan reloadReply
+}
+
+type routeSetter interface {
+	Set([]route.Route) error
+	Close() error
+}
+
+type reloadReply struct {
+	res *control.ReloadResult
+	err error
+}
+
+type connRT struct {
+	cfg     *config.Connection
+	tunnels []*tunnelRT
+}
+
+// tunnelRT is the daemon's view of one tunnel. Guarded by Daemon.mu.
+type tunnelRT struct {
+	conn *connRT
+	cfg  *config.Tunnel
+	rank int // 0 = preferred
+	dev  string
+	tun  dptun.Device
+	mtu  int
+
+	ikeState, childState string
+	since                string
+	changed              time.Time
+	adminDown            bool
+	nat                  bool
+	lastErr              string
+	lastErrAt            time.Time
+	keepalive            *keepalive
+
+	counts eventCounts
+}
+
+// eventCounts are monotonic counters derived from IKE events.
+type eventCounts struct {
+	childRekeys, ikeRekeys, dpdMisses uint64
+	failures                          map[string]uint64
+	lastNotify                        string // notify of the last failure ("" = none)
+}
+
+// New loads and validates the configuration. It starts nothing: a bad file
+// yields an error naming every problem, and no half-started daemon.
+func New(opts Options) (*Daemon, error) {
+	cfg, warns, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDaemonLimits(cfg); err != nil {
+		return nil, err
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	d := &Daemon{
+		opts:     opts,
+		level:    new(slog.LevelVar),
+		cfg:      cfg,
+		tunnels:  map[string]*tunnelRT{},
+		wake:     make(chan struct{}, 1),
+		reloadCh: make(chan chan reloadReply),
+	}
+	d.level.Set(cfg.Log.Level)
+	d.log = newLogger(opts.Stderr, cfg.Log.Format, d.level)
+	for _, w := range warns {
+		d.log.Warn(w.String())
+	}
+	return d, nil
+}
+
+// checkDaemonLimits rejects configurations the file schema allows but this
+// daemon cannot run.
+func checkDaemonLimits(cfg *config.Config) error {
+	var errs []error
+	var asn uint32
+	var first string
+	for i, c := range cfg.Connections {
+		if c.BGP == nil {
+			continue
+		}
+		if asn == 0 {
+			asn, first = c.BGP.ASN, c.Name
+			continue
+		}
+		if c.BGP.ASN != asn {
+			errs = append(errs, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("connections[%d].bgp.asn", i),
+				Msg: fmt.Sprintf("ASN %d differs from connection %q's ASN %d", c.BGP.ASN, first, asn),
+				Fix: "cgwd runs one BGP speaker; use the same customer gateway ASN on every connection"})
+		}
+	}
+	n := 0
+	for _, c := range cfg.Connections {
+		n += len(c.Tunnels)
+	}
+	if n > maxTunnels {
+		errs = append(errs, &config.FieldError{File: cfg.Source, Path: "connections",
+			Msg: fmt.Sprintf("%d tunnels configured, at most %d supported", n, maxTunnels), Fix: "split the connections over several cgwd instances"})
+	}
+	return errors.Join(errs...)
+}
+
+const maxTunnels = 64
+
+func newLogger(w io.Writer, f config.LogFormat, lv *slog.LevelVar) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: lv}
+	if f == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// Config returns the configuration in force.
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Run brings everything up, calls ready, and serves until ctx is done. It
+// then deletes the SAs, removes every route it installed and closes the
+// devices.
+func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
+	d.started = time.Now()
+	cfg := d.Config()
+	d.log.Info("cgwd starting", "version", d.opts.Version, "config", cfg.Source, "connections", len(cfg.Connections))
+
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		d.log.Info("cgwd stopped")
+	}()
+
+	rt, err := route.New(route.Config{Table: cfg.Routes.Table, Protocol: cfg.Routes.Protocol, Metric: cfg.Routes.Metric, Logger: d.log.With("component", "routes")})
+	if err != nil {
+		return fmt.Errorf("routes: %w", err)
+	}
+	d.router = rt
+	closers = append(closers, func() {
+		if err := rt.Close(); err != nil {
+			d.log.Error("removing routes on shutdown", "err", err)
+		} else {
+			d.log.Info("removed all routes cgw installed")
+		}
+	})
+
+	d.dp = dataplane.New(dataplane.Config{Logger: d.log})
+	closers = append(closers, func() { d.dp.Close() })
+	ikePort, nattPort := d.opts.ListenIKE, d.opts.ListenNATT
+	if ikePort == 0 {
+		ikePort = 500
+	}
+	if nattPort == 0 {
+		nattPort = 4500
+	}
+	if err := d.dp.Listen(ikePort, nattPort); err != nil {
+		return fmt.Errorf("listen on UDP %d/%d: %w (is another IKE daemon such as charon running?)", ikePort, nattPort, err)
+	}
+
+	d.ikeCount = newIKECounting(d.dp)
+	d.ikm = ike.NewManager(ike.Config{
+		Sender:    d.ikeCount,
+		Installer: d.dp,
+		Listener:  d,
+		Clock:     clock.Real{},
+		Logger:    d.log.With("component", "ike"),
+	})
+	closers = append(closers, func() { d.ikm.Close() })
+	d.dp.SetIKEHandler(d.ikeCount.received(d.ikm.HandlePacket))
+	d.dp.SetSoftExpireHandler(func(tunnel string, _ ipsecSPI) {
+		go d.ikm.Rekey(tunnel, false)
+	})
+
+	if bc := bgpConfig(cfg); bc != nil {
+		bc.Logger = d.log.With("component", "bgp")
+		s, err := bgp.New(*bc)
+		if err != nil {
+			return fmt.Errorf("bgp: %w", err)
+		}
+		if err := s.Start(ctx); err != nil {
+			return fmt.Errorf("bgp: %w", err)
+		}
+		d.bgp = s
+		closers = append(closers, s.Stop)
+		s.OnUpdate(d.kick)
+	}
+
+	d.mu.Lock()
+	for i := range cfg.Connections {
+		if err := d.addConnLocked(&cfg.Connections[i]); err != nil {
+			d.mu.Unlock()
+			return err
+		}
+	}
+	d.mu.Unlock()
+	closers = append(closers, d.removeAllTunnels)
+	if err := d.syncBGP(); err != nil {
+		return err
+	}
+
+	srv, err := control.Listen(cfg.Control.Socket, d, d.log.With("component", "control"))
+	if err != nil {
+		return err
+	}
+	go srv.Serve()
+	closers = append(closers, func() { srv.Close() })
+
+	if cfg.Metrics.Listen != "" {
+		ln, err := d.serveMetrics(cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics: listen on %s: %w (set metrics.listen to a free address)", cfg.Metrics.Listen, err)
+		}
+		closers = append(closers, func() { ln.Close() })
+		d.log.Info("metrics listening", "addr", ln.Addr().String())
+	}
+
+	d.log.Info("cgwd ready", "control", cfg.Control.Socket)
+	if ready != nil {
+		ready()
+	}
+	return d.loop(ctx)
+}
+
+// loop is the daemon's owner goroutine: it applies IKE events and BGP
+// updates to tunnel state and routes, and runs reloads.
+func (d *Daemon) loop(ctx context.Context) error {
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("shutting down", "reason", context.Cause(ctx))
+			return nil
+		case <-d.wake:
+			d.drainEvents()
+			d.syncRoutes()
+		case <-tick.C:
+			// Reconcile periodically so a route removed by hand comes back.
+			d.syncRoutes()
+		case reply := <-d.reloadCh:
+			res, err := d.reload()
+			reply <- reloadReply{res, err}
+			d.syncRoutes()
+		}
+	}
+}
+
+func (d *Daemon) kick() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// OnEvent implements ike.Listener. It never blocks: the event is queued for
+// the daemon loop.
+func (d *Daemon) OnEvent(ev ike.Event) {
+	d.mu.Lock()
+	d.events = append(d.events, ev)
+	d.mu.Unlock()
+	d.kick()
+}
+
+func (d *Daemon) drainEvents() {
+	d.mu.Lock()
+	evs := d.events
+	d.events = nil
+	d.mu.Unlock()
+	for _, ev := range evs {
+		d.applyEvent(ev)
+	}
+}
+
+// applyEvent updates one tunnel from an IKE event and ties BGP to it: the
+// neighbor is enabled only while the CHILD SA is up, so a dead tunnel's
+// routes disappear at once instead of after the 30 s hold time.
+func (d *Daemon) applyEvent(ev ike.Event) {
+	d.mu.Lock()
+	t := d.tunnels[ev.Peer]
+	if t == nil {
+		d.mu.Unlock()
+		return
+	}
+	wasChildUp := t.childUp()
+	now := time.Now()
+	switch ev.Kind {
+	case ike.EventIKEUp:
+		t.ikeState = phaseEstablished
+	case ike.EventIKERekeyed:
+		t.ikeState = phaseEstablished
+		t.counts.ikeRekeys++
+	case ike.EventIKEDown, ike.EventPeerDead:
+		t.ikeState, t.childState = phaseDown, phaseDown
+	case ike.EventChildUp:
+		t.childState = phaseEstablished
+		if m := negotiatedMTU(t.cfg, ev.Alg, t.nat || t.cfg.ForceEncap); m != t.mtu && t.tun != nil {
+			if err := dptun.SetMTU(t.dev, m); err != nil {
+				d.log.Warn("cannot set tunnel MTU", "tunnel", t.cfg.Name, "mtu", m, "err", err)
+			} else {
+				t.mtu = m
+			}
+		}
+	case ike.EventChildRekeyed:
+		t.childState = phaseEstablished
+		t.counts.childRekeys++
+	case ike.EventChildDown:
+		t.childState = phaseDown
+	case ike.EventDPDMiss:
+		t.counts.dpdMisses++
+	case ike.EventNegotiationFailed:
+		if t.ikeState == phaseDown {
+			t.ikeState = phaseNegotiating
+		}
+		t.lastErr, t.lastErrAt = ev.Reason, now
+		if t.counts.failures == nil {
+			t.counts.failures = map[string]uint64{}
+		}
+		t.counts.failures[notifyName(ev.Notify)]++
+		t.counts.lastNotify = ""
+		if ev.Notify != 0 {
+			t.counts.lastNotify = notifyName(ev.Notify)
+		}
+	case ike.EventNATDetected:
+		t.nat = true
+	}
+	isChildUp := t.childUp()
+	if wasChildUp != isChildUp {
+		t.changed = now
+	}
+	name := t.cfg.Name
+	bgpOn := d.bgp != nil && t.conn.cfg.BGP != nil
+	d.mu.Unlock()
+
+	if wasChildUp != isChildUp {
+		if isChildUp {
+			d.log.Info("tunnel up: CHILD SA installed, traffic can flow", "tunnel", name, "reason", ev.Reason)
+		} else {
+			d.log.Warn("tunnel down: no CHILD SA, routes through it withdrawn", "tunnel", name, "reason", ev.Reason)
+		}
+		if bgpOn {
+			if err := d.bgp.SetPeerUp(name, isChildUp); err != nil {
+				d.log.Error("bgp: cannot change neighbor state", "tunnel", name, "up", isChildUp, "err", err)
+			}
+		}
+	}
+}
+
+func (t *tunnelRT) childUp() bool {
+	return t.childState == phaseEstablished || t.childState == phaseRekeying
+}
+
+// syncRoutes recomputes the desired kernel routes and applies them.
+func (d *Daemon) syncRoutes() {
+	if d.router == nil {
+		return
+	}
+	d.mu.Lock()
+	var conns []routeConn
+	for _, c := range d.conns {
+		rc := routeConn{Name: c.cfg.Name, Static: c.cfg.Routing == config.RoutingStatic}
+		if c.cfg.Static != nil {
+			rc.Prefixes = c.cfg.Static.RemotePrefixes
+		}
+		if c.cfg.BGP != nil {
+			rc.ECMP = c.cfg.BGP.Mode == config.ActiveActive
+		}
+		for _, t := range c.tunnels {
+			rc.Tunnels = append(rc.Tunnels, routeTunnel{Name: t.cfg.Name, Dev: t.dev, Up: t.childUp(), Rank: t.rank})
+		}
+		conns = append(conns, rc)
+	}
+	metric := d.cfg.Routes.Metric
+	d.mu.Unlock()
+
+	var learned []bgp.Path
+	if d.bgp != nil {
+		learned = d.bgp.Learned()
+	}
+	want := desiredRoutes(conns, learned, metric)
+	err := d.router.Set(want)
+
+	d.mu.Lock()
+	changed := !sameRoutes(d.routes, want)
+	d.routes = want
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Error("installing routes", "err", err)
+	}
+	if changed {
+		d.log.Info("routes updated", "routes", formatRoutes(want))
+	}
+}
+
+func sameRoutes(a, b []route.Route) bool {
+	return formatRoutes(a) == formatRoutes(b)
+}
+
+func formatRoutes(rs []route.Route) string {
+	var parts []string
+	for _, r := range rs {
+		var devs []string
+		for _, nh := range r.NextHops {
+			devs = append(devs, nh.Dev)
+		}
+		parts = append(parts, r.Prefix.String()+" via "+strings.Join(devs, "+"))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// ReloadFromSignal reloads on SIGHUP and logs the outcome.
+func (d *Daemon) ReloadFromSignal() {
+	res, err := d.Reload(context.Background())
+	if err != nil {
+		d.log.Error("reload failed; the running configuration is unchanged", "err", err)
+		return
+	}
+	d.log.Info("reload done", "changes", strings.Join(res.Changes, "; "))
+}
+
+// Reload implements control.Backend: it re-reads the file and applies the
+// difference in the daemon loop.
+func (d *Daemon) Reload(ctx context.Context) (*control.ReloadResult, error) {
+	ch := make(chan reloadReply, 1)
+	select {
+	case d.reloadCh <- ch:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+var _ net.Addr = (*net.UDPAddr)(nil)

@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+
+	"github.com/cgwproject/cgw/control"
+)
+
+// diagWindow is how long diagnose watches the counters to tell which
+// direction traffic flows in.
+const diagWindow = 3 * time.Second
+
+// diagnose runs the troubleshooting checklist for one tunnel (or all):
+// two status samples diagWindow apart for the direction analysis, an MTU
+// probe through each tunnel that is up, then the findings.
+func (d *Daemon) diagnose(ctx context.Context, only string) (*control.Diagnosis, error) {
+	if only != "" {
+		if _, err := d.tunnelByName(only); err != nil {
+			return nil, err
+		}
+	}
+	before := d.snapshot()
+	probes := map[string]*MTUProbeResult{}
+	d.mu.Lock()
+	type probeTarget struct {
+		name, dev string
+		src, dst  netip.Addr
+		mtu       int
+	}
+	var targets []probeTarget
+	for _, t := range d.tunnels {
+		if (only == "" || only == t.cfg.Name) && t.childUp() {
+			targets = append(targets, probeTarget{t.cfg.Name, t.dev, t.cfg.InsideLocal(), t.cfg.InsidePeer(), t.mtu})
+		}
+	}
+	d.mu.Unlock()
+	deadline := time.Now().Add(diagWindow)
+	for _, pt := range targets {
+		probes[pt.name] = probeMTU(ctx, pt.src, pt.dst, pt.mtu)
+	}
+	select {
+	case <-time.After(time.Until(deadline)):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	after := d.snapshot()
+
+	counters := d.ikeCounters()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out control.Diagnosis
+	for ci, c := range d.conns {
+		var routes []control.Route
+		if ci < len(after.Connections) {
+			routes = after.Connections[ci].Routes
+		}
+		for ti, t := range c.tunnels {
+			if only != "" && only != t.cfg.Name {
+				continue
+			}
+			in := DiagInput{
+				Conn:     c.cfg,
+				Tunnel:   t.cfg,
+				Before:   findTunnel(before, t.cfg.Name),
+				After:    findTunnel(after, t.cfg.Name),
+				Window:   diagWindow,
+				Routes:   routes,
+				MTUProbe: probes[t.cfg.Name],
+			}
+			ic := counters[t.cfg.Name]
+			in.IKERequests, in.IKEResponses = ic.sent, ic.received
+			if in.After != nil {
+				in.LastIKEFailure = in.After.LastError
+			}
+			ec := t.counts
+			in.LastIKENotify = ec.lastNotify
+			_ = ti
+			out.Findings = append(out.Findings, diagnoseTunnel(in)...)
+		}
+	}
+	return &out, nil
+}
+
+func findTunnel(st *control.Status, name string) *control.Tunnel {
+	for _, c := range st.Connections {
+		for _, t := range c.Tunnels {
+			if t.Name == name {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
+// probeMTU finds the largest IPv4 packet that crosses the tunnel unfragmented:
+// ICMP echo requests with DF set, sizes searched between 576 and the tunnel
+// MTU, each answered within a second or counted as lost.
+func probeMTU(ctx context.Context, src, dst netip.Addr, mtu int) *MTUProbeResult {
+	res := &MTUProbeResult{}
+	c, err := net.ListenIP("ip4:icmp", &net.IPAddr{IP: src.AsSlice()})
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	defer c.Close()
+	if rc, err := c.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_MTU_DISCOVER, syscall.IP_PMTUDISC_PROBE)
+		})
+	}
+	id := (os.Getpid() + 7) & 0xffff
+	seq := 0
+	try := func(size int) bool {
+		seq++
+		res.Tried = append(res.Tried, size)
+		payload := make([]byte, size-20-8)
+		m := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}
+		b, _ := m.Marshal(nil)
+		if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+			return false
+		}
+		buf := make([]byte, 65536)
+		end := time.Now().Add(time.Second)
+		for time.Now().Before(end) && ctx.Err() == nil {
+			c.SetReadDeadline(end)
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				return false
+			}
+			r, err := icmp.ParseMessage(1, buf[:n])
+			if err != nil || r.Type != ipv4.ICMPTypeEchoReply {
+				continue
+			}
+			if e, ok := r.Body.(*icmp.Echo); ok && e.ID == id && e.Seq == seq {
+				return true
+			}
+		}
+		return false
+	}
+	lo, hi := 576, mtu
+	if !try(lo) {
+		res.Err = fmt.Sprintf("no echo reply from %s even for %d-byte packets", dst, lo)
+		return res
+	}
+	res.Largest = lo
+	if try(hi) {
+		res.Largest = hi
+		return res
+	}
+	for hi-lo > 8 && ctx.Err() == nil {
+		mid := (lo + hi) / 2
+		if try(mid) {
+			lo = mid
+			res.Largest = mid
+		} else {
+			hi = mid
+		}
+	}
+	return res
+}
+
+var errNoIKE = errors.New("ike: not running")

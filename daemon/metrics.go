@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cgwproject/cgw/control"
+)
+
+// metricsCollector exports the daemon state at scrape time, mirroring AWS's
+// CloudWatch VPN metrics (TunnelState, TunnelDataIn, TunnelDataOut) plus the
+// counters an operator needs to debug a tunnel. Values are read from the
+// same snapshot as `cgwctl status`, so a configured tunnel that is down is
+// exported as 0 rather than missing, and nothing is updated per packet.
+type metricsCollector struct {
+	d *Daemon
+
+	tunnelState, ikeUp, childUp, natDetected         *prometheus.Desc
+	dataIn, dataOut, pktIn, pktOut, drops            *prometheus.Desc
+	rekeys, dpdMisses, ikeFailures, lastInbound      *prometheus.Desc
+	bgpState, bgpReceived, bgpAdvertised, bgpAccepts *prometheus.Desc
+	routes, info                                     *prometheus.Desc
+}
+
+func newMetricsCollector(d *Daemon) *metricsCollector {
+	tl := []string{"connection", "tunnel", "peer"}
+	desc := func(name, help string, extra ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, append(append([]string{}, tl...), extra...), nil)
+	}
+	return &metricsCollector{
+		d:             d,
+		tunnelState:   desc("cgw_tunnel_state", "1 when the tunnel is up (BGP Established for BGP connections, CHILD SA up for static ones), as CloudWatch TunnelState."),
+		ikeUp:         desc("cgw_tunnel_ike_established", "1 when the tunnel's IKE SA is established."),
+		childUp:       desc("cgw_tunnel_child_established", "1 when the tunnel's CHILD SA is installed."),
+		natDetected:   desc("cgw_tunnel_nat_detected", "1 when IKE detected NAT (or encapsulation is forced) on the tunnel."),
+		dataIn:        desc("cgw_tunnel_data_in_bytes_total", "Inner bytes received from AWS through the tunnel, after decryption (CloudWatch TunnelDataOut from AWS's side)."),
+		dataOut:       desc("cgw_tunnel_data_out_bytes_total", "Inner bytes sent to AWS through the tunnel, before encryption (CloudWatch TunnelDataIn on AWS's side)."),
+		pktIn:         desc("cgw_tunnel_packets_in_total", "Inner packets received through the tunnel."),
+		pktOut:        desc("cgw_tunnel_packets_out_total", "Inner packets sent through the tunnel."),
+		drops:         desc("cgw_tunnel_drops_total", "Packets dropped on the tunnel, by reason.", "reason"),
+		rekeys:        desc("cgw_tunnel_rekeys_total", "Completed rekeys, by SA kind (ike or child).", "kind"),
+		dpdMisses:     desc("cgw_tunnel_dpd_misses_total", "DPD probes that went unanswered."),
+		ikeFailures:   desc("cgw_tunnel_ike_failures_total", "Failed IKE negotiations, by notify type.", "notify"),
+		lastInbound:   desc("cgw_tunnel_last_inbound_timestamp_seconds", "Unix time of the last packet received from the peer (0 = never)."),
+		bgpState:      desc("cgw_bgp_session_established", "1 when the tunnel's BGP session is Established."),
+		bgpReceived:   desc("cgw_bgp_prefixes_received", "Prefixes received from the tunnel's BGP neighbor."),
+		bgpAccepts:    desc("cgw_bgp_prefixes_accepted", "Prefixes accepted from the tunnel's BGP neighbor."),
+		bgpAdvertised: desc("cgw_bgp_prefixes_advertised", "Prefixes advertised to the tunnel's BGP neighbor."),
+		routes:        prometheus.NewDesc("cgw_routes_installed", "Kernel routes cgw installed, by connection.", []string{"connection"}, nil),
+		info:          prometheus.NewDesc("cgw_build_info", "Build information.", []string{"version"}, nil),
+	}
+}
+
+func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(m, ch)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := m.d.snapshot()
+	counters := m.d.eventCounters()
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	counter := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+	}
+	gauge(m.info, 1, st.Version)
+	for _, c := range st.Connections {
+		gauge(m.routes, float64(len(c.Routes)), c.Name)
+		for _, t := range c.Tunnels {
+			l := []string{c.Name, t.Name, t.Remote}
+			gauge(m.tunnelState, b2f(t.State == stateUp), l...)
+			gauge(m.ikeUp, b2f(t.IKEState == phaseEstablished || t.IKEState == phaseRekeying), l...)
+			gauge(m.childUp, b2f(t.ChildState == phaseEstablished || t.ChildState == phaseRekeying), l...)
+			gauge(m.natDetected, b2f(t.NAT), l...)
+			counter(m.dataIn, float64(t.Traffic.BytesIn), l...)
+			counter(m.dataOut, float64(t.Traffic.BytesOut), l...)
+			counter(m.pktIn, float64(t.Traffic.PacketsIn), l...)
+			counter(m.pktOut, float64(t.Traffic.PacketsOut), l...)
+			for _, r := range dropReasons(t.Traffic.Drops) {
+				counter(m.drops, float64(t.Traffic.Drops[r]), append(l, r)...)
+			}
+			ec := counters[t.Name]
+			counter(m.rekeys, float64(ec.childRekeys), append(l, "child")...)
+			counter(m.rekeys, float64(ec.ikeRekeys), append(l, "ike")...)
+			counter(m.dpdMisses, float64(ec.dpdMisses), l...)
+			for notify, n := range ec.failures {
+				counter(m.ikeFailures, float64(n), append(l, notify)...)
+			}
+			var last float64
+			if !t.Traffic.LastInbound.IsZero() {
+				last = float64(t.Traffic.LastInbound.UnixNano()) / float64(time.Second)
+			}
+			gauge(m.lastInbound, last, l...)
+			if t.BGP != nil {
+				gauge(m.bgpState, b2f(t.BGP.State == "Established"), l...)
+				gauge(m.bgpReceived, float64(t.BGP.Received), l...)
+				gauge(m.bgpAccepts, float64(t.BGP.Accepted), l...)
+				gauge(m.bgpAdvertised, float64(t.BGP.Advertised), l...)
+			}
+		}
+	}
+}
+
+// serveMetrics starts the Prometheus endpoint on addr; it returns the
+// listener so Run can close it.
+func (d *Daemon) serveMetrics(addr string) (net.Listener, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newMetricsCollector(d), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/metrics", http.StatusFound)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return ln, nil
+}
+
+var _ = control.SeverityOK

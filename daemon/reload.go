@@ -1,0 +1,174 @@
+package daemon
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cgwproject/cgw/config"
+	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/dataplane/route"
+)
+
+// reload re-reads the configuration file and applies only the difference:
+// tunnels whose settings did not change keep their SAs, devices and BGP
+// sessions. Runs on the daemon loop. A file with errors changes nothing.
+func (d *Daemon) reload() (*control.ReloadResult, error) {
+	old := d.Config()
+	next, warns, err := config.Load(old.Source)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDaemonLimits(next); err != nil {
+		return nil, err
+	}
+	res := &control.ReloadResult{}
+	for _, w := range warns {
+		res.Warnings = append(res.Warnings, w.String())
+	}
+	changes := config.Diff(old, next)
+	if len(changes) == 0 {
+		res.Changes = []string{"no changes"}
+		return res, nil
+	}
+	if ob, nb := bgpConfig(old), bgpConfig(next); (ob == nil) != (nb == nil) || (ob != nil && ob.ASN != nb.ASN) {
+		return nil, fmt.Errorf("reload: the BGP speaker's ASN or its presence changed; restart cgwd to apply it (nothing was changed)")
+	}
+
+	restartConn := map[string]bool{}
+	restartTunnel := map[string]bool{}
+	for _, c := range changes {
+		res.Changes = append(res.Changes, c.String())
+		switch c.Section {
+		case "log":
+			if slices.Contains(c.Fields, "format") {
+				res.Warnings = append(res.Warnings, "log.format takes effect when cgwd restarts")
+			}
+		case "control":
+			res.Warnings = append(res.Warnings, "control.socket takes effect when cgwd restarts")
+		case "metrics":
+			res.Warnings = append(res.Warnings, "metrics.listen takes effect when cgwd restarts")
+		case "connection":
+			if c.Kind == config.Modified && touchesTunnels(c.Fields) {
+				restartConn[c.Connection] = true
+			}
+		case "tunnel":
+			if c.Kind == config.Modified {
+				restartTunnel[c.Tunnel] = true
+			}
+		}
+	}
+
+	d.level.Set(next.Log.Level)
+	if next.Routes != old.Routes {
+		if err := d.replaceRouter(next.Routes); err != nil {
+			res.Warnings = append(res.Warnings, err.Error())
+		}
+	}
+
+	d.mu.Lock()
+	var errs []string
+	var conns []*connRT
+	oldConns := map[string]*connRT{}
+	for _, c := range d.conns {
+		oldConns[c.cfg.Name] = c
+	}
+	for i := range next.Connections {
+		nc := &next.Connections[i]
+		oc := oldConns[nc.Name]
+		delete(oldConns, nc.Name)
+		if oc == nil || restartConn[nc.Name] {
+			if oc != nil {
+				for _, t := range oc.tunnels {
+					d.stopTunnelLocked(t, true)
+				}
+			}
+			before := len(d.conns)
+			if err := d.addConnLocked(nc); err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			conns = append(conns, d.conns[before])
+			d.conns = d.conns[:before]
+			continue
+		}
+		// Same connection: keep unchanged tunnels, restart changed ones.
+		oc.cfg = nc
+		have := map[string]*tunnelRT{}
+		for _, t := range oc.tunnels {
+			have[t.cfg.Name] = t
+		}
+		var ts []*tunnelRT
+		for j := range nc.Tunnels {
+			tc := &nc.Tunnels[j]
+			t := have[tc.Name]
+			delete(have, tc.Name)
+			if t != nil && !restartTunnel[tc.Name] {
+				t.cfg, t.rank = tc, j
+				ts = append(ts, t)
+				continue
+			}
+			if t != nil {
+				d.stopTunnelLocked(t, true)
+			}
+			nt := &tunnelRT{conn: oc, cfg: tc, rank: j, ikeState: phaseDown, childState: phaseDown, changed: time.Now()}
+			if err := d.startTunnelLocked(nt); err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			ts = append(ts, nt)
+		}
+		for _, t := range have {
+			d.stopTunnelLocked(t, true)
+		}
+		oc.tunnels = ts
+		conns = append(conns, oc)
+	}
+	for _, oc := range oldConns {
+		for _, t := range oc.tunnels {
+			d.stopTunnelLocked(t, true)
+		}
+	}
+	d.conns = conns
+	d.cfg = next
+	d.mu.Unlock()
+
+	if err := d.syncBGP(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		return res, fmt.Errorf("reload applied with errors: %v", errs)
+	}
+	return res, nil
+}
+
+// touchesTunnels reports whether a connection-level change needs its
+// tunnels renegotiated (identity or outside address) rather than only BGP
+// or route updates.
+func touchesTunnels(fields []string) bool {
+	for _, f := range fields {
+		switch f {
+		case "local_address", "local_id", "routing", "bgp", "static":
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Daemon) replaceRouter(rc config.Routes) error {
+	if d.router != nil {
+		if err := d.router.Close(); err != nil {
+			d.log.Warn("removing routes from the old table", "err", err)
+		}
+	}
+	rt, err := route.New(route.Config{Table: rc.Table, Protocol: rc.Protocol, Metric: rc.Metric, Logger: d.log.With("component", "routes")})
+	if err != nil {
+		d.router = nil
+		return fmt.Errorf("routes: %w", err)
+	}
+	d.router = rt
+	d.mu.Lock()
+	d.routes = nil
+	d.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,142 @@
+package daemon
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+
+	"github.com/cgwproject/cgw/bgp"
+	"github.com/cgwproject/cgw/dataplane/route"
+)
+
+// routeTunnel is what route selection needs to know about one tunnel.
+type routeTunnel struct {
+	Name string // tunnel name; also the BGP neighbor name
+	Dev  string // TUN device
+	Up   bool   // CHILD SA installed in both directions
+	Rank int    // 0 = preferred tunnel of its connection
+}
+
+// routeConn is what route selection needs to know about one connection.
+type routeConn struct {
+	Name     string
+	Static   bool
+	ECMP     bool           // active-active
+	Prefixes []netip.Prefix // static mode: remote prefixes
+	Tunnels  []routeTunnel
+}
+
+// desiredRoutes computes the kernel routes for every connection.
+//
+// Static connections route their remote prefixes through the best-ranked
+// tunnel that is up (or every tunnel that is up, with ECMP). BGP connections
+// route each learned prefix through the tunnels whose neighbors carry the
+// path: the best path only for active-passive (AWS's MED and our prepends
+// decide), or every path tied with the best on LOCAL_PREF and AS-path length
+// for active-active (MED is ignored there: a VGW marks one tunnel preferred
+// for its own egress, but accepts traffic on both). Paths learned over a tunnel that is down are ignored even
+// before BGP notices, so failover does not wait for the hold timer.
+func desiredRoutes(conns []routeConn, learned []bgp.Path, metric int) []route.Route {
+	byPrefix := map[netip.Prefix][]route.NextHop{}
+	add := func(p netip.Prefix, dev string) {
+		for _, nh := range byPrefix[p] {
+			if nh.Dev == dev {
+				return
+			}
+		}
+		byPrefix[p] = append(byPrefix[p], route.NextHop{Dev: dev})
+	}
+	neighbor := map[string]routeTunnel{}
+	connOf := map[string]*routeConn{}
+	for i := range conns {
+		c := &conns[i]
+		if c.Static {
+			up := upTunnels(c.Tunnels)
+			if len(up) == 0 {
+				continue
+			}
+			if !c.ECMP {
+				up = up[:1]
+			}
+			for _, p := range c.Prefixes {
+				for _, t := range up {
+					add(p.Masked(), t.Dev)
+				}
+			}
+			continue
+		}
+		for _, t := range c.Tunnels {
+			neighbor[t.Name] = t
+			connOf[t.Name] = c
+		}
+	}
+
+	// Group usable BGP paths by prefix.
+	paths := map[netip.Prefix][]bgp.Path{}
+	for _, p := range learned {
+		t, ok := neighbor[p.Neighbor]
+		if !ok || !t.Up {
+			continue
+		}
+		paths[p.Prefix] = append(paths[p.Prefix], p)
+	}
+	for pfx, ps := range paths {
+		sort.SliceStable(ps, func(i, j int) bool { return betterPath(ps[i], ps[j], neighbor) })
+		best := ps[0]
+		add(pfx, neighbor[best.Neighbor].Dev)
+		if !connOf[best.Neighbor].ECMP {
+			continue
+		}
+		for _, p := range ps[1:] {
+			if connOf[p.Neighbor] == connOf[best.Neighbor] && p.LocalPref == best.LocalPref && len(p.ASPath) == len(best.ASPath) {
+				add(pfx, neighbor[p.Neighbor].Dev)
+			}
+		}
+	}
+
+	out := make([]route.Route, 0, len(byPrefix))
+	for p, nhs := range byPrefix {
+		slices.SortFunc(nhs, func(a, b route.NextHop) int {
+			switch {
+			case a.Dev < b.Dev:
+				return -1
+			case a.Dev > b.Dev:
+				return 1
+			}
+			return 0
+		})
+		out = append(out, route.Route{Prefix: p, NextHops: nhs, Metric: metric})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Prefix.String() < out[j].Prefix.String() })
+	return out
+}
+
+func upTunnels(ts []routeTunnel) []routeTunnel {
+	var up []routeTunnel
+	for _, t := range ts {
+		if t.Up {
+			up = append(up, t)
+		}
+	}
+	sort.SliceStable(up, func(i, j int) bool { return up[i].Rank < up[j].Rank })
+	return up
+}
+
+// betterPath orders paths the way BGP's decision process does for the
+// attributes AWS varies: GoBGP's best flag first, then higher LOCAL_PREF,
+// shorter AS_PATH, lower MED, then the preferred tunnel.
+func betterPath(a, b bgp.Path, nb map[string]routeTunnel) bool {
+	if a.Best != b.Best {
+		return a.Best
+	}
+	if a.LocalPref != b.LocalPref {
+		return a.LocalPref > b.LocalPref
+	}
+	if len(a.ASPath) != len(b.ASPath) {
+		return len(a.ASPath) < len(b.ASPath)
+	}
+	if a.MED != b.MED {
+		return a.MED < b.MED
+	}
+	return nb[a.Neighbor].Rank < nb[b.Neighbor].Rank
+}

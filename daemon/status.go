@@ -1,0 +1,299 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/cgwproject/cgw/bgp"
+	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/dataplane"
+	"github.com/cgwproject/cgw/ike"
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+// Status implements control.Backend.
+func (d *Daemon) Status(context.Context) (*control.Status, error) {
+	return d.snapshot(), nil
+}
+
+// snapshot assembles the state of every tunnel from IKE, the dataplane and
+// BGP. It backs `cgwctl status`, the metrics and diagnose alike.
+func (d *Daemon) snapshot() *control.Status {
+	peers := map[string]ike.PeerStatus{}
+	if d.ikm != nil {
+		for _, p := range d.ikm.Status() {
+			peers[p.Name] = p
+		}
+	}
+	neighbors := map[string]bgp.NeighborStatus{}
+	if d.bgp != nil {
+		for _, n := range d.bgp.Status() {
+			neighbors[n.Name] = n
+		}
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := &control.Status{Version: d.opts.Version, Started: d.started, ConfigFile: d.cfg.Source}
+	for _, c := range d.conns {
+		cs := &control.Connection{Name: c.cfg.Name, Routing: string(c.cfg.Routing)}
+		if c.cfg.BGP != nil {
+			cs.Mode = string(c.cfg.BGP.Mode)
+		}
+		devs := map[string]string{}
+		for _, t := range c.tunnels {
+			devs[t.dev] = t.cfg.Name
+			cs.Tunnels = append(cs.Tunnels, d.tunnelStatusLocked(t, peers[t.cfg.Name], neighbors))
+		}
+		for _, r := range d.routes {
+			var via []string
+			for _, nh := range r.NextHops {
+				if n, ok := devs[nh.Dev]; ok {
+					via = append(via, n)
+				}
+			}
+			if len(via) == 0 {
+				continue
+			}
+			src := "bgp"
+			if c.cfg.Static != nil {
+				src = "static"
+			}
+			cs.Routes = append(cs.Routes, control.Route{Prefix: r.Prefix.String(), Via: via, Source: src, Metric: r.Metric})
+		}
+		st.Connections = append(st.Connections, cs)
+	}
+	return st
+}
+
+func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map[string]bgp.NeighborStatus) *control.Tunnel {
+	tc := t.cfg
+	ts := &control.Tunnel{
+		Name:        tc.Name,
+		IKEState:    p.State.String(),
+		ChildState:  p.ChildState.String(),
+		Since:       t.changed,
+		Device:      t.dev,
+		InsideLocal: tc.InsideLocal().String(),
+		InsidePeer:  tc.InsidePeer().String(),
+		Remote:      tc.PeerAddress.String(),
+		NAT:         p.NATDetected,
+		Encap:       p.Encap,
+		MTU:         t.mtu,
+		DPD:         control.DPD{Interval: tc.DPD.Interval, Misses: p.DPDMisses},
+		LastError:   p.LastFailure,
+		LastErrorAt: p.LastFailureAt,
+	}
+	if d.ikm == nil {
+		ts.IKEState, ts.ChildState = t.ikeState, t.childState
+	}
+	if p.Local.IsValid() {
+		ts.Local = p.Local.String()
+	}
+	if p.Remote.IsValid() {
+		ts.Remote = p.Remote.String()
+	}
+	if p.State == ike.StateEstablished || p.State == ike.StateRekeying {
+		ts.IKE = &control.IKESA{
+			SPIi:        fmt.Sprintf("%016x", p.SPIi),
+			SPIr:        fmt.Sprintf("%016x", p.SPIr),
+			Initiator:   p.Initiator,
+			Algorithms:  algString(p.IKEAlg, true),
+			Established: p.Established,
+			RekeyAt:     p.RekeyAt,
+			ExpiresAt:   p.ExpireAt,
+		}
+	}
+	var stats dataplane.TunnelStats
+	haveStats := false
+	if d.dp != nil {
+		if s, err := d.dp.TunnelStats(tc.Name); err == nil {
+			stats, haveStats = s, true
+		}
+	}
+	for _, c := range p.Children {
+		ch := &control.Child{
+			InSPI:       c.InSPI.String(),
+			OutSPI:      c.OutSPI.String(),
+			Algorithms:  algString(c.Alg, false),
+			Established: c.Established,
+			RekeyAt:     c.RekeyAt,
+			ExpiresAt:   c.ExpireAt,
+		}
+		for _, s := range c.TSLocal {
+			ch.TSLocal = append(ch.TSLocal, s.String())
+		}
+		for _, s := range c.TSRemote {
+			ch.TSRemote = append(ch.TSRemote, s.String())
+		}
+		for _, sa := range stats.SAs {
+			switch {
+			case sa.Dir == ipsec.Inbound && sa.SPI == c.InSPI:
+				ch.BytesIn, ch.PacketsIn = sa.Bytes, sa.Packets
+			case sa.Dir == ipsec.Outbound && sa.SPI == c.OutSPI:
+				ch.BytesOut, ch.PacketsOut = sa.Bytes, sa.Packets
+			}
+		}
+		ts.Children = append(ts.Children, ch)
+	}
+	ts.Traffic.Drops = map[string]uint64{}
+	for _, r := range dataplane.DropReasons() {
+		ts.Traffic.Drops[r] = 0
+	}
+	if haveStats {
+		ts.Traffic.BytesIn, ts.Traffic.BytesOut = stats.InBytes, stats.OutBytes
+		ts.Traffic.PacketsIn, ts.Traffic.PacketsOut = stats.InPackets, stats.OutPackets
+		ts.Traffic.LastInbound = stats.LastInbound
+		for k, v := range stats.Drops {
+			ts.Traffic.Drops[k] = v
+		}
+		ts.DPD.LastSeen = stats.LastInbound
+	}
+
+	childUp := p.ChildState == ike.StateEstablished || p.ChildState == ike.StateRekeying
+	if d.ikm == nil {
+		childUp = t.childUp()
+	}
+	switch {
+	case t.conn.cfg.BGP != nil:
+		n, ok := neighbors[tc.Name]
+		if ok {
+			ts.BGP = &control.BGP{
+				Neighbor:   n.PeerAddr.String(),
+				PeerASN:    n.PeerASN,
+				State:      n.State,
+				Received:   n.Received,
+				Accepted:   n.Accepted,
+				Advertised: n.Advertised,
+				LastError:  n.LastError,
+			}
+			if n.Uptime > 0 {
+				ts.BGP.Since = d.now().Add(-n.Uptime)
+			}
+			if n.Warning != "" && ts.BGP.LastError == "" {
+				ts.BGP.LastError = n.Warning
+			}
+		}
+		switch {
+		case ok && n.State == "Established" && childUp:
+			ts.State = stateUp
+		case childUp || p.State != ike.StateDown:
+			ts.State = stateNegotiating
+		default:
+			ts.State = stateDown
+		}
+	case childUp:
+		ts.State = stateUp
+	case p.State != ike.StateDown:
+		ts.State = stateNegotiating
+	default:
+		ts.State = stateDown
+	}
+	return ts
+}
+
+// algString renders negotiated algorithms in strongSwan's keyword style.
+func algString(a ipsec.Algorithms, ikeSA bool) string {
+	if a.Encr == 0 {
+		return ""
+	}
+	p := ipsec.Proposal{Encrs: []ipsec.EncrKey{{ID: a.Encr, KeyBits: a.KeyBits}}}
+	if a.Integ != ipsec.IntegNone {
+		p.Integs = []ipsec.IntegID{a.Integ}
+	}
+	if ikeSA && a.PRF != 0 {
+		p.PRFs = []ipsec.PRFID{a.PRF}
+	}
+	if a.DH != ipsec.DHNone {
+		p.DHGroups = []ipsec.DHGroup{a.DH}
+	}
+	if a.ESN {
+		p.ESN = []bool{true}
+	}
+	return p.String()
+}
+
+// eventCounters returns a copy of every tunnel's event counters.
+func (d *Daemon) eventCounters() map[string]eventCounts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]eventCounts, len(d.tunnels))
+	for n, t := range d.tunnels {
+		c := t.counts
+		c.failures = make(map[string]uint64, len(t.counts.failures))
+		for k, v := range t.counts.failures {
+			c.failures[k] = v
+		}
+		out[n] = c
+	}
+	return out
+}
+
+// dropReasons returns the keys of a drops map in a stable order.
+func dropReasons(m map[string]uint64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (d *Daemon) tunnelByName(name string) (*tunnelRT, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := d.tunnels[name]
+	if t == nil {
+		names := make([]string, 0, len(d.tunnels))
+		for n := range d.tunnels {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("tunnel %q: %w (configured tunnels: %v)", name, control.ErrNotFound, names)
+	}
+	return t, nil
+}
+
+// TunnelUp implements control.Backend: it (re)starts IKE for the tunnel.
+func (d *Daemon) TunnelUp(_ context.Context, name string) error {
+	t, err := d.tunnelByName(name)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	t.adminDown = false
+	d.mu.Unlock()
+	d.log.Info("tunnel up requested by operator", "tunnel", name)
+	return d.ikm.Initiate(name)
+}
+
+// TunnelDown implements control.Backend: it deletes the tunnel's SAs and
+// keeps it down until TunnelUp.
+func (d *Daemon) TunnelDown(_ context.Context, name string) error {
+	t, err := d.tunnelByName(name)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	t.adminDown = true
+	d.mu.Unlock()
+	d.log.Info("tunnel down requested by operator", "tunnel", name)
+	return d.ikm.Terminate(name)
+}
+
+// Rekey implements control.Backend.
+func (d *Daemon) Rekey(_ context.Context, name string, ikeSA bool) error {
+	if _, err := d.tunnelByName(name); err != nil {
+		return err
+	}
+	what := "CHILD SA"
+	if ikeSA {
+		what = "IKE SA"
+	}
+	d.log.Info("rekey requested by operator", "tunnel", name, "sa", what)
+	return d.ikm.Rekey(name, ikeSA)
+}
+
+func (d *Daemon) now() time.Time { return time.Now() }

@@ -1,0 +1,251 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/cgwproject/cgw/bgp"
+	"github.com/cgwproject/cgw/config"
+	"github.com/cgwproject/cgw/dataplane"
+	dptun "github.com/cgwproject/cgw/dataplane/tun"
+	"github.com/cgwproject/cgw/ike"
+	"github.com/cgwproject/cgw/ike/message"
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+type ipsecSPI = ipsec.SPI
+
+// addConnLocked creates the connection's TUN devices, registers them with
+// the dataplane and hands the tunnels to IKE. Caller must hold d.mu.
+func (d *Daemon) addConnLocked(cc *config.Connection) error {
+	c := &connRT{cfg: cc}
+	for i := range cc.Tunnels {
+		tc := &cc.Tunnels[i]
+		t := &tunnelRT{conn: c, cfg: tc, rank: i, ikeState: phaseDown, childState: phaseDown, changed: time.Now()}
+		if err := d.startTunnelLocked(t); err != nil {
+			// Undo what was started so a failed add leaves nothing behind.
+			for _, done := range c.tunnels {
+				d.stopTunnelLocked(done, false)
+			}
+			return err
+		}
+		c.tunnels = append(c.tunnels, t)
+	}
+	d.conns = append(d.conns, c)
+	return nil
+}
+
+func (d *Daemon) startTunnelLocked(t *tunnelRT) error {
+	tc := t.cfg
+	t.dev = d.freeDevNameLocked()
+	t.mtu = configuredMTU(tc)
+	addr := netip.PrefixFrom(tc.InsideLocal(), tc.InsideCIDR.Bits())
+	dev, err := dptun.Create(t.dev, t.mtu, addr)
+	if err != nil {
+		return fmt.Errorf("tunnel %s: create TUN device %s: %w (cgwd needs CAP_NET_ADMIN and /dev/net/tun)", tc.Name, t.dev, err)
+	}
+	t.tun = dev
+	if err := d.dp.AddTunnel(dataplane.TunnelConfig{
+		Name:         tc.Name,
+		Device:       dev,
+		MTU:          t.mtu,
+		MSSClamp:     uint16(tc.MSSClamp),
+		NATKeepalive: tc.NATKeepalive,
+	}); err != nil {
+		dev.Close()
+		return fmt.Errorf("tunnel %s: %w", tc.Name, err)
+	}
+	d.tunnels[tc.Name] = t
+	if err := d.ikm.AddPeer(peerConfig(t.conn.cfg, tc)); err != nil {
+		delete(d.tunnels, tc.Name)
+		d.dp.RemoveTunnel(tc.Name)
+		return fmt.Errorf("tunnel %s: %w", tc.Name, err)
+	}
+	if tc.StartupAction == config.StartInitiate {
+		t.ikeState = phaseNegotiating
+	}
+	if tc.Keepalive.Target.IsValid() {
+		t.keepalive = startKeepalive(d.log, tc.Name, t.dev, tc.InsideLocal(), tc.Keepalive.Target, tc.Keepalive.Interval)
+	}
+	d.log.Info("tunnel configured", "tunnel", tc.Name, "connection", t.conn.cfg.Name, "peer", tc.PeerAddress,
+		"device", t.dev, "inside", addr, "mtu", t.mtu, "startup", string(tc.StartupAction))
+	return nil
+}
+
+// stopTunnelLocked deletes the tunnel's SAs (sending DELETE when sendDelete),
+// and removes its device. Caller must hold d.mu.
+func (d *Daemon) stopTunnelLocked(t *tunnelRT, sendDelete bool) {
+	name := t.cfg.Name
+	if t.keepalive != nil {
+		t.keepalive.stop()
+	}
+	if d.ikm != nil {
+		if err := d.ikm.RemovePeer(name); err != nil {
+			d.log.Warn("removing IKE peer", "tunnel", name, "err", err)
+		}
+	}
+	if d.dp != nil {
+		d.dp.RemoveTunnel(name)
+	}
+	if t.tun != nil {
+		t.tun.Close()
+	}
+	delete(d.tunnels, name)
+}
+
+func (d *Daemon) removeAllTunnels() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		for _, t := range c.tunnels {
+			d.stopTunnelLocked(t, true)
+		}
+	}
+	d.conns = nil
+}
+
+func (d *Daemon) freeDevNameLocked() string {
+	used := map[string]bool{}
+	for _, t := range d.tunnels {
+		used[t.dev] = true
+	}
+	for i := 0; ; i++ {
+		n := fmt.Sprintf("cgw%d", i)
+		if !used[n] {
+			return n
+		}
+	}
+}
+
+// peerConfig translates one configured tunnel into IKE's configuration.
+func peerConfig(c *config.Connection, t *config.Tunnel) ike.PeerConfig {
+	pc := ike.PeerConfig{
+		Name:          t.Name,
+		LocalAddr:     c.LocalAddress,
+		RemoteAddr:    t.PeerAddress,
+		PSK:           []byte(t.PSK),
+		IKEProposals:  t.IKEProposals,
+		ESPProposals:  t.ESPProposals,
+		IKELifetime:   t.IKELifetime,
+		ChildLifetime: t.ChildLifetime,
+		RekeyMargin:   t.RekeyMargin,
+		RekeyFuzz:     t.RekeyFuzz,
+		DPDInterval:   t.DPD.Interval,
+		DPDRetries:    t.DPD.Retries,
+		// The userspace dataplane carries ESP only inside UDP (RFC 3948), so
+		// IKE always asks for encapsulation, as strongSwan's encap=yes does.
+		ForceEncap:   true,
+		NATKeepalive: t.NATKeepalive,
+		ReplayWindow: t.ReplayWindow,
+	}
+	if c.LocalID.IsValid() {
+		pc.LocalID = addrIdentity(c.LocalID)
+	}
+	if t.PeerID.IsValid() {
+		pc.RemoteID = addrIdentity(t.PeerID)
+	}
+	switch t.DPD.Action {
+	case config.DPDClear:
+		pc.DPDAction = ike.DPDClear
+	case config.DPDNone:
+		pc.DPDAction = ike.DPDNone
+	default:
+		pc.DPDAction = ike.DPDRestart
+	}
+	if t.StartupAction == config.StartRespond {
+		pc.StartAction = ike.StartRespond
+	}
+	for _, p := range t.TrafficSelectors.Local {
+		pc.TSLocal = append(pc.TSLocal, ipsec.TSFromPrefix(p))
+	}
+	for _, p := range t.TrafficSelectors.Remote {
+		pc.TSRemote = append(pc.TSRemote, ipsec.TSFromPrefix(p))
+	}
+	return pc
+}
+
+func addrIdentity(a netip.Addr) ike.Identity {
+	if a.Is4() {
+		return ike.Identity{Type: uint8(message.IDIPv4Addr), Data: a.AsSlice()}
+	}
+	return ike.Identity{Type: uint8(message.IDIPv6Addr), Data: a.AsSlice()}
+}
+
+// bgpConfig returns the BGP speaker settings, or nil when no connection
+// uses BGP. The router ID is the first BGP tunnel's inside address.
+func bgpConfig(cfg *config.Config) *bgp.Config {
+	for _, c := range cfg.Connections {
+		if c.BGP != nil && len(c.Tunnels) > 0 {
+			return &bgp.Config{ASN: c.BGP.ASN, RouterID: c.Tunnels[0].InsideLocal(), ListenPort: 179}
+		}
+	}
+	return nil
+}
+
+// syncBGP declares the neighbors and advertised prefixes from the running
+// configuration. Neighbors start disabled and are enabled when their
+// tunnel's CHILD SA comes up.
+func (d *Daemon) syncBGP() error {
+	if d.bgp == nil {
+		return nil
+	}
+	d.mu.Lock()
+	var ns []bgp.Neighbor
+	var adv []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	up := map[string]bool{}
+	for _, c := range d.conns {
+		b := c.cfg.BGP
+		if b == nil {
+			continue
+		}
+		for _, p := range b.Advertise {
+			if !seen[p] {
+				seen[p] = true
+				adv = append(adv, p)
+			}
+		}
+		for _, t := range c.tunnels {
+			n := bgp.Neighbor{
+				Name:            t.cfg.Name,
+				PeerAddr:        t.cfg.InsidePeer(),
+				LocalAddr:       t.cfg.InsideLocal(),
+				PeerASN:         b.PeerASN,
+				HoldTime:        b.HoldTime,
+				Keepalive:       b.Keepalive,
+				PrefixLimitWarn: b.PrefixLimit,
+			}
+			if b.Mode == config.ActivePassive && t.rank > 0 {
+				n.Prepend = b.SecondaryPrepend
+			}
+			ns = append(ns, n)
+			up[t.cfg.Name] = t.childUp()
+		}
+	}
+	d.mu.Unlock()
+	var errs []error
+	if err := d.bgp.SetNeighbors(ns); err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range ns {
+		if err := d.bgp.SetPeerUp(n.Name, up[n.Name]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := d.bgp.SetAdvertised(adv); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bgp: %w", err)
+	}
+	return nil
+}
+
+func notifyName(n uint16) string {
+	if n == 0 {
+		return "none"
+	}
+	return message.NotifyType(n).String()
+}
