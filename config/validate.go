@@ -416,13 +416,13 @@ func (c *checker) tunnel(path string, conn Connection, i int, r *rawTunnel) Tunn
 		c.errorf(path+".mss_clamp", "use 0 (off) or 536-1406 (default 1379)", "MSS %d is too small", t.MSSClamp)
 	}
 
-	t.Keepalive.Interval = DefaultKeepaliveIval
+	t.Keepalive.Interval = DefaultKeepaliveInterval
 	if r.Keepalive != nil {
 		p := path + ".keepalive"
 		if r.Keepalive.Target != nil && *r.Keepalive.Target != "" {
 			t.Keepalive.Target = c.addr(p+".target", *r.Keepalive.Target, `write an IP address reachable through the tunnel (e.g. a VPC host), or "" for off`)
 		}
-		t.Keepalive.Interval = c.durationRange(p+".interval", r.Keepalive.Interval, DefaultKeepaliveIval, time.Second, 300*time.Second,
+		t.Keepalive.Interval = c.durationRange(p+".interval", r.Keepalive.Interval, DefaultKeepaliveInterval, time.Second, 300*time.Second,
 			"use 1s-300s; AWS suggests about 5s")
 	}
 	return t

@@ -1,6 +1,6 @@
 // Package awsxml turns the CustomerGatewayConfiguration XML of an AWS
-// Site-to-Site VPN connection (DescribeVpnConnections, or the "Generic"
-// download) into a cgw configuration file.
+// Site-to-Site VPN connection (the field of that name in
+// DescribeVpnConnections) into a cgw configuration file.
 //
 // The XML carries per tunnel the outside addresses, the inside /30, the
 // pre-shared key, the BGP ASNs and hold time (absent for static routing,
