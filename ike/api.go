@@ -4,6 +4,25 @@
 // tasks. It reaches the outside world only through the small interfaces in
 // this file: Sender for packets, SAInstaller for the dataplane, Listener for
 // events. It never touches sockets, TUN devices or routes.
+//
+// Contract:
+//   - A Manager holds peers (tunnels, see PeerConfig). Each peer has one
+//     goroutine that owns its IKE SAs, their task managers and timers; all
+//     protocol state changes there, and timers are events posted to it.
+//   - Manager methods are safe for concurrent use. HandlePacket copies its
+//     input and never blocks (a full peer queue drops the packet). The
+//     control methods (AddPeer, Initiate, Terminate, Rekey, RemovePeer)
+//     wait for the peer goroutine, so they must not be called from a
+//     Listener, which runs on that goroutine. Status never blocks.
+//   - Exchanges implemented: IKE_SA_INIT (with COOKIE, INVALID_KE_PAYLOAD,
+//     NAT detection), IKE_AUTH with PSK and the first CHILD SA,
+//     CREATE_CHILD_SA (CHILD SA create/rekey with PFS, IKE SA rekey, both
+//     roles, CHILD rekey collisions per RFC 7296 2.8.1), INFORMATIONAL
+//     (DPD, DELETE). IKE fragmentation, MOBIKE, certificates and EAP are
+//     not implemented.
+//   - Packets that fail to authenticate never change state; they are
+//     counted (PeerStatus.UnauthDrops, Manager.Drops), never logged.
+//   - Keys and PSKs never appear in logs, errors, events or Status.
 package ike
 
 import (

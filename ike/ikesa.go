@@ -78,7 +78,6 @@ type ikeSA struct {
 	timers       []clock.Timer
 	lastInbound  time.Time // last authenticated IKE message from the peer
 	dpdMisses    int
-	unauthDrops  uint64
 	halfOpenDone bool // counted out of the manager's half-open total
 }
 

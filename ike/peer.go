@@ -43,6 +43,9 @@ type peer struct {
 	lastFailureAt      time.Time
 	lingering          map[ipsec.SPI]bool // inbound SAs of rekeyed CHILD SAs awaiting DelSA
 	stopped            bool
+	sendFailing        bool
+	unauthDrops        uint64 // packets for our SAs that failed to authenticate or parse
+	ignored            uint64 // authenticated but unexpected messages (stale MIDs)
 }
 
 func newPeer(m *Manager, cfg *peerConfig) *peer {
@@ -188,8 +191,15 @@ func (p *peer) sortedSAs() []*ikeSA {
 }
 
 func (p *peer) send(local, remote netip.AddrPort, pkt []byte) {
+	// Log transitions between working and failing sends, not every packet.
 	if err := p.m.cfg.Sender.SendIKE(local, remote, pkt); err != nil {
-		p.log.Debug("sending IKE message failed", "err", err)
+		if !p.sendFailing {
+			p.log.Warn("sending IKE messages to the peer fails", "remote", remote.String(), "err", err)
+		}
+		p.sendFailing = true
+	} else if p.sendFailing {
+		p.log.Info("sending IKE messages to the peer works again")
+		p.sendFailing = false
 	}
 }
 
@@ -223,13 +233,13 @@ func (p *peer) handlePacket(local, remote netip.AddrPort, hdr message.Header, pk
 		return
 	}
 	if hdr.SPIi != sa.spiI || (hdr.SPIr != sa.spiR && !(hdr.Exchange == message.IKESAInit && sa.initiator)) {
-		sa.unauthDrops++
+		p.unauthDrops++
 		return
 	}
 	var c message.Cipher
 	if hdr.Exchange != message.IKESAInit {
 		if sa.in == nil {
-			sa.unauthDrops++
+			p.unauthDrops++
 			return
 		}
 		c = sa.in
@@ -238,8 +248,7 @@ func (p *peer) handlePacket(local, remote netip.AddrPort, hdr message.Header, pk
 	}
 	msg, err := message.Parse(pkt, c)
 	if err != nil {
-		sa.unauthDrops++
-		p.log.Debug("dropping IKE message that failed to parse or authenticate", "exchange", hdr.Exchange.String(), "err", err)
+		p.unauthDrops++ // counted, never logged: an attacker controls the rate
 		return
 	}
 	if c != nil {
@@ -259,7 +268,7 @@ func (p *peer) newResponder(local, remote netip.AddrPort, hdr message.Header, pk
 	}
 	msg, err := message.Parse(pkt, nil)
 	if err != nil {
-		p.log.Debug("dropping malformed IKE_SA_INIT", "err", err)
+		p.m.malformed.Add(1)
 		return
 	}
 	if th := p.m.cfg.CookieThreshold; th > 0 {
@@ -320,7 +329,6 @@ func (p *peer) sendCookie(local, remote netip.AddrPort, hdr message.Header, msg 
 	if err != nil {
 		return
 	}
-	p.log.Debug("demanding a COOKIE: too many half-open IKE SAs")
 	p.send(local, remote, pkt)
 }
 
@@ -724,10 +732,10 @@ func (p *peer) lastInbound(sa *ikeSA) time.Time {
 
 // publish stores a Status snapshot.
 func (p *peer) publish() {
-	s := &PeerStatus{Name: p.cfg.Name, LastFailure: p.lastFailure, LastFailureAt: p.lastFailureAt, NextRetry: p.retryAt,
-		Remote: netip.AddrPortFrom(p.cfg.RemoteAddr, 500)}
+	s := &PeerStatus{Name: p.cfg.Name, LastFailure: p.lastFailure, LastFailureAt: p.lastFailureAt, NextRetry: p.retryAt, Ignored: p.ignored,
+		UnauthDrops: p.unauthDrops,
+		Remote:      netip.AddrPortFrom(p.cfg.RemoteAddr, 500)}
 	for _, sa := range p.sas {
-		s.UnauthDrops += sa.unauthDrops
 		if sa.state == ikeConnecting && s.State == StateDown {
 			s.State = StateNegotiating
 		}

@@ -56,6 +56,9 @@ type PeerStatus struct {
 	// UnauthDrops counts packets for our SAs that failed to authenticate or
 	// parse; they never change state.
 	UnauthDrops uint64
+	// Ignored counts authenticated messages outside the message ID window
+	// (stale retransmissions, unexpected responses).
+	Ignored uint64
 	// Retrying is when the next initiation attempt is due (zero: none).
 	NextRetry time.Time
 }

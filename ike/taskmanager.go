@@ -278,7 +278,7 @@ func (tm *taskManager) handle(local, remote netip.AddrPort, m *message.Message) 
 func (tm *taskManager) handleResponse(m *message.Message) {
 	sa, ex := tm.sa, tm.active
 	if ex == nil || m.Header.MessageID != ex.mid || m.Header.Exchange != ex.typ {
-		sa.p.log.Debug("dropping unexpected response", "mid", m.Header.MessageID, "exchange", m.Header.Exchange.String())
+		sa.p.ignored++
 		return
 	}
 	if ex.timer != nil {
@@ -330,7 +330,7 @@ func (tm *taskManager) handleRequest(local, remote netip.AddrPort, m *message.Me
 		return
 	}
 	if mid != tm.peerMID {
-		sa.p.log.Debug("dropping request with unexpected message ID", "mid", mid, "expected", tm.peerMID)
+		sa.p.ignored++ // RFC 7296, Section 2.3: outside the window
 		return
 	}
 	if m.Header.Exchange == message.IKESAInit {
