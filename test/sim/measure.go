@@ -96,7 +96,8 @@ func (s *Sim) Iperf3(client Role, server netip.Addr, seconds, streams int, udp b
 
 // Iperf3Opts runs one iperf3 test. The server is started on first use in
 // the namespace owning the address and stopped by Close. The run is bounded
-// by Seconds plus a 20 s grace.
+// by Seconds plus a 30 s grace (a UDP flood through a slow tunnel can
+// delay iperf3's control connection by several TCP retransmit timeouts).
 func (s *Sim) Iperf3Opts(o IperfOptions) (IperfResult, error) {
 	if o.Seconds <= 0 {
 		o.Seconds = 10
@@ -121,7 +122,7 @@ func (s *Sim) Iperf3Opts(o IperfOptions) (IperfResult, error) {
 	if o.Reverse {
 		args = append(args, "-R")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.Seconds+20)*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.Seconds+30)*time.Second)
 	defer cancel()
 	out, err := ExecContext(ctx, s.nsOf(o.Client), args...)
 	res, perr := parseIperf([]byte(out), o.UDP)

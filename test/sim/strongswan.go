@@ -32,8 +32,11 @@ const (
 
 // charonPlugins: kernel-libipsec first so it, not kernel-netlink, provides
 // the IPsec backend (the test kernels have no ESP XFRM, §9.1);
-// kernel-netlink still provides addresses and routes.
-const charonPlugins = "kernel-libipsec kernel-netlink random nonce aes sha1 sha2 hmac gcm gmp openssl pem pkcs1 x509 pubkey kdf socket-default vici updown"
+// kernel-netlink still provides addresses and routes. openssl comes before
+// the software crypto plugins because charon uses the first registered
+// implementation of an algorithm: with aes/gcm first, libipsec's AES-GCM
+// runs without AES-NI and is several times slower.
+const charonPlugins = "kernel-libipsec kernel-netlink openssl random nonce aes sha1 sha2 hmac gcm gmp pem pkcs1 x509 pubkey kdf socket-default vici updown"
 
 // strongswanConf is the private strongswan.conf of one charon instance.
 // aws selects the AWS retransmission profile: with dpd_delay = 10s this
@@ -338,4 +341,20 @@ func (s *Sim) startCustomer() error {
 	}
 	s.logf("strongSwan customer started")
 	return nil
+}
+
+// CharonPids returns the pids of the running charon instances (AWS
+// endpoints and the strongSwan customer), for CPU accounting.
+func (s *Sim) CharonPids() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pids []int
+	for _, r := range Roles {
+		if p := s.charons[r]; p != nil {
+			if ok, _ := p.Exited(); !ok {
+				pids = append(pids, p.Pid())
+			}
+		}
+	}
+	return pids
 }
