@@ -451,6 +451,12 @@ func TestInitialContactReplacesStaleSAs(t *testing.T) {
 	if _, ok := p.aws.Installer.Installed(ipsec.Inbound, stale.Children[0].InSPI); ok {
 		t.Errorf("stale inbound SA still installed")
 	}
+	// The stale SAs are reported down before the new ones come up, so a
+	// listener ends in the right state.
+	want := []ike.EventKind{ike.EventChildDown, ike.EventIKEDown, ike.EventIKEUp, ike.EventChildUp}
+	if got := p.aws.Listener.Kinds(); len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] || got[3] != want[3] {
+		t.Errorf("responder events %v, want %v", got, want)
+	}
 	checkChildPair(t, p.cgw, p.aws)
 }
 

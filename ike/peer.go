@@ -522,6 +522,12 @@ func (p *peer) destroySA(sa *ikeSA, reason string) {
 		return
 	}
 	wasUp := sa.state == ikeEstablished || sa.state == ikeDeleting
+	// Events describe the tunnel: a stale duplicate going away while
+	// another IKE SA carries the tunnel is logged but not reported.
+	report := true
+	if p.ike != sa && p.ike != nil && p.ike.alive() && p.ike.state == ikeEstablished {
+		report = false
+	}
 	sa.tm.abort()
 	for _, t := range sa.timers {
 		t.Stop()
@@ -533,7 +539,9 @@ func (p *peer) destroySA(sa *ikeSA, reason string) {
 		sa.deleteChildSAs(c, false)
 		if up {
 			p.log.Info("IKE phase 2 Down", "in_spi", in.String(), "out_spi", out.String(), "reason", reason)
-			p.emit(Event{Kind: EventChildDown, Reason: "CHILD SA removed: " + reason, InSPI: in, OutSPI: out, Alg: alg})
+			if report {
+				p.emit(Event{Kind: EventChildDown, Reason: "CHILD SA removed: " + reason, InSPI: in, OutSPI: out, Alg: alg})
+			}
 		}
 	}
 	if !sa.halfOpenDone && !sa.initiator {
@@ -545,7 +553,9 @@ func (p *peer) destroySA(sa *ikeSA, reason string) {
 	p.m.freeSPI(sa.ourSPI())
 	if wasUp {
 		p.log.Info("IKE phase 1 Down", "ike_sa", sa.spiString(), "reason", reason)
-		p.emit(Event{Kind: EventIKEDown, Reason: "IKE SA closed: " + reason, Alg: sa.alg})
+		if report {
+			p.emit(Event{Kind: EventIKEDown, Reason: "IKE SA closed: " + reason, Alg: sa.alg})
+		}
 	}
 	if p.ike == sa {
 		p.ike = nil
@@ -587,7 +597,16 @@ func (p *peer) established(sa *ikeSA) {
 	now := p.m.clock.Now()
 	sa.established = now
 	sa.lastInbound = now
-	prev := p.ike
+	// INITIAL_CONTACT (RFC 7296, Section 2.4): the peer lost all state, so
+	// our other IKE SAs with it are stale; remove them without a DELETE,
+	// before reporting the new one.
+	if sa.initialCnt {
+		for _, o := range p.sortedSAs() {
+			if o != sa && o.state != ikeConnecting {
+				p.destroySA(o, "the peer sent INITIAL_CONTACT on a new IKE SA")
+			}
+		}
+	}
 	p.ike = sa
 	if p.retryTimer != nil {
 		p.retryTimer.Stop()
@@ -599,18 +618,6 @@ func (p *peer) established(sa *ikeSA) {
 	p.log.Info("IKE phase 1 Established", "ike_sa", sa.spiString(), "initiator", sa.initiator,
 		"alg", algString(sa.alg), "local", sa.local.String(), "remote", sa.remote.String(), "nat", sa.natLocal || sa.natRemote, "encap", sa.encap)
 	p.emit(Event{Kind: EventIKEUp, Reason: fmt.Sprintf("IKE SA established with %s using %s", sa.remote.Addr(), algString(sa.alg)), Alg: sa.alg})
-	// INITIAL_CONTACT (RFC 7296, Section 2.4): the peer lost all state, so
-	// our other IKE SAs with it are stale; remove them without a DELETE.
-	if sa.initialCnt {
-		for _, o := range p.sortedSAs() {
-			if o != sa && o.state != ikeConnecting {
-				p.destroySA(o, "the peer sent INITIAL_CONTACT on a new IKE SA")
-			}
-		}
-	}
-	if prev != nil && prev != sa && prev.alive() && p.ike != sa {
-		p.ike = sa
-	}
 }
 
 // scheduleIKETimers arms rekey (lifetime - margin - rand(margin*fuzz)) and
