@@ -15,6 +15,8 @@ const (
 	exitOK    = 0
 	exitError = 1 // the command ran and failed (bad input, daemon error)
 	exitUsage = 2 // the command line is wrong
+	// exitFindings: cgwctl diagnose found at least one error.
+	exitFindings = 3
 )
 
 // env is what a command may touch: its streams and the global flags.
@@ -45,11 +47,21 @@ var commands = []*command{
 	configCmd,
 	importAWSCmd,
 	versionCmd,
+	statusCmd,
+	tunnelCmd,
+	reloadCmd,
+	diagnoseCmd,
 }
 
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
+
+// statusError ends a command with a specific exit status and no message
+// (diagnose: exitFindings).
+type statusError struct{ code int }
+
+func (e *statusError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 // usagef reports a command-line mistake (exit status 2).
 func usagef(format string, args ...any) error {
@@ -61,7 +73,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("cgwctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&e.socket, "socket", client.DefaultSocket, "control socket of cgwd")
+	fs.StringVar(&e.socket, "socket", defaultSocket(), "control socket of cgwd")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout, nil, fs)
@@ -110,9 +122,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := path[len(path)-1]
 	err := cmd.run(e, newFlags(cmd, strings.Join(names(path), " ")), args)
 	var ue *usageError
+	var se *statusError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &se):
+		return se.code
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK // the flag set printed the help
 	case errors.As(err, &ue):
@@ -167,8 +182,8 @@ func printUsage(w io.Writer, path []*command, global *flag.FlagSet) {
 	}
 	walk(strings.TrimPrefix(prefix, "cgwctl"), list)
 	if global != nil {
-		fmt.Fprintf(w, "\nglobal flags:\n  --socket PATH   control socket of cgwd (default %s)\n", client.DefaultSocket)
-		fmt.Fprintf(w, "\nexit status: 0 ok, 1 failure, 2 usage error\n")
+		fmt.Fprintf(w, "\nglobal flags:\n  --socket PATH   control socket of cgwd (default $%s, else %s)\n", socketEnv, client.DefaultSocket)
+		fmt.Fprintf(w, "\nexit status: 0 ok, 1 failure, 2 usage error, 3 diagnose found an error\n")
 	}
 }
 

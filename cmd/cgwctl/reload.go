@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+)
+
+var reloadCmd = &command{
+	name:    "reload",
+	args:    "[--socket PATH]",
+	summary: "re-read cgwd's configuration file and apply only what changed",
+	help: `Tunnels whose configuration did not change are not disturbed. The changes
+applied are printed one per line; warnings go to stderr. The same happens on
+SIGHUP to cgwd. Check the file first with cgwctl config check.`,
+	run: runReload,
+}
+
+func runReload(e *env, f *flags, args []string) error {
+	sock := socketFlag(f)
+	pos, err := f.parse(e, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(requestTimeout)
+	defer cancel()
+	res, err := e.daemon(*sock).Reload(ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+	}
+	if len(res.Changes) == 0 {
+		_, err = fmt.Fprintln(e.stdout, "configuration reloaded: no changes")
+		return err
+	}
+	fmt.Fprintf(e.stdout, "configuration reloaded: %d change(s)\n", len(res.Changes))
+	for _, c := range res.Changes {
+		fmt.Fprintf(e.stdout, "  %s\n", c)
+	}
+	return nil
+}
