@@ -239,7 +239,7 @@ func (b *fakeBackend) Reload(context.Context) (*control.ReloadResult, error) {
 	b.record("reload")
 	return &control.ReloadResult{
 		Changes:  []string{"connection vpn-0a1b2c3d tunnel t2: psk changed (tunnel restarted)", "routes: metric 100 -> 50"},
-		Warnings: []string{"tunnel t2: ike_lifetime 4h differs from AWS's default 8h"},
+		Warnings: []string{"tunnel t2: ike_lifetime 4h differs from AWS's default 8h", "warning: cgw.yaml:9: connections[0].tunnels: only one tunnel"},
 	}, nil
 }
 
@@ -308,8 +308,8 @@ func TestVerbsAgainstServer(t *testing.T) {
 		{"unknown tunnel", []string{"--socket", sock, "tunnel", "up", "t9"}, 1, nil, `cgwctl tunnel up: tunnel "t9": not found (configured tunnels: [t1 t2 t3])`, "up t9"},
 		{"daemon error", []string{"--socket", sock, "tunnel", "down", "broken"}, 1, nil, "cgwctl tunnel down: ike: not running", "down broken"},
 		{"reload", []string{"--socket", sock, "reload"}, 0,
-			[]string{"configuration reloaded: 2 change(s)\n  connection vpn-0a1b2c3d tunnel t2: psk changed (tunnel restarted)\n  routes: metric 100 -> 50\n"},
-			"warning: tunnel t2: ike_lifetime 4h differs", "reload"},
+			[]string{"configuration reloaded:\n  connection vpn-0a1b2c3d tunnel t2: psk changed (tunnel restarted)\n  routes: metric 100 -> 50\n"},
+			"warning: tunnel t2: ike_lifetime 4h differs from AWS's default 8h\nwarning: cgw.yaml:9:", "reload"},
 		{"diagnose all, errors found", []string{"--socket", sock, "diagnose"}, 3, []string{"t1: 3 ok", "t2: 1 error, 1 warning, 1 info", "[FAIL] ike-failure:"}, "", "diagnose "},
 		{"diagnose healthy tunnel", []string{"--socket", sock, "diagnose", "t1"}, 0, []string{"t1: 3 ok"}, "", "diagnose t1"},
 		{"diagnose warnings only", []string{"--socket", sock, "diagnose", "t3"}, 0, []string{"[WARN] drops:"}, "", "diagnose t3"},

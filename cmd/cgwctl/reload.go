@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 )
 
 var reloadCmd = &command{
@@ -30,13 +31,17 @@ func runReload(e *env, f *flags, args []string) error {
 		return err
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+		// config warnings arrive already prefixed.
+		if !strings.HasPrefix(w, "warning: ") {
+			w = "warning: " + w
+		}
+		fmt.Fprintln(e.stderr, w)
 	}
 	if len(res.Changes) == 0 {
 		_, err = fmt.Fprintln(e.stdout, "configuration reloaded: no changes")
 		return err
 	}
-	fmt.Fprintf(e.stdout, "configuration reloaded: %d change(s)\n", len(res.Changes))
+	fmt.Fprintln(e.stdout, "configuration reloaded:")
 	for _, c := range res.Changes {
 		fmt.Fprintf(e.stdout, "  %s\n", c)
 	}
