@@ -90,6 +90,7 @@ const (
 	awsPhase1Min        = 900 * time.Second
 	awsPhase2Min        = 900 * time.Second
 	awsIdleDPD          = 10 * time.Second // AWS probes after 10 s without traffic
+	awsBGPStartup       = time.Minute      // AWS: BGP is up "about 30 s" after IPsec
 	awsVGWPrefixLimit   = 100
 	awsTGWPrefixLimit   = 1000
 	awsRecommendedMSS   = 1379 // tcp_mss_adjustment in AWS's configuration
@@ -232,6 +233,10 @@ func (d *diagnoser) ikePorts() {
 		ev = append(ev, fmt.Sprintf("local endpoint %s, AWS endpoint %s", d.t.Local, d.t.Remote))
 	}
 	switch {
+	case resp > 0 && !d.ikeUp() && d.notifyKind() == "TIMEOUT":
+		d.add(checkIKEPorts, control.SeverityWarn,
+			"AWS answered IKE before, but the latest negotiation got no answer.", ev,
+			fmt.Sprintf("Something on the path started dropping UDP 500/4500 to or from %s (a firewall change, an expired NAT or firewall state), or AWS is replacing its tunnel endpoint (AWS Health, tunnel activity log); cgw keeps retrying.", tc.PeerAddress))
 	case resp > 0:
 		d.add(checkIKEPorts, control.SeverityOK, "AWS answers IKE on UDP 500/4500.", ev, "")
 	case req > 0:
@@ -666,6 +671,10 @@ func (d *diagnoser) bgp() {
 		d.add(checkBGP, control.SeverityWarn,
 			"BGP is down because the tunnel is down: the session runs inside the tunnel.", ev,
 			"Fix the IPsec findings above first; BGP comes up about 30 s after the CHILD SA.")
+	case b.LastError == "" && !d.t.Since.IsZero() && d.now.Sub(d.t.Since) < awsBGPStartup:
+		d.add(checkBGP, control.SeverityInfo,
+			fmt.Sprintf("BGP is starting (state %s): the tunnel came up %s ago and AWS establishes BGP about 30 s after IPsec.", b.State, diagDuration(d.now.Sub(d.t.Since))), ev,
+			"Run diagnose again in a minute.")
 	case strings.Contains(lastErr, "hold timer expired"):
 		d.add(checkBGP, control.SeverityError,
 			"BGP went down because the hold timer expired: AWS's keepalives stopped arriving through the tunnel even though the SAs are up.", ev,

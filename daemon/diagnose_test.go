@@ -202,6 +202,11 @@ func TestDiagnoseFindings(t *testing.T) {
 			in.IKERequests, in.IKEResponses = 0, 0
 			in.Tunnel.StartupAction = config.StartRespond
 		}, checkIKEPorts, control.SeverityInfo, []string{"waits for AWS", "\"start\""}},
+		{"answered before, silent now", func(t *testing.T, in *DiagInput) {
+			down(in)
+			in.IKERequests, in.IKEResponses = 40, 25
+			failed(in, "timeout", "ike: peer 198.51.100.10 did not answer our IKE_SA_INIT after 5 transmissions")
+		}, checkIKEPorts, control.SeverityWarn, []string{"answered IKE before", "cgw keeps retrying"}},
 		{"nothing sent yet", func(t *testing.T, in *DiagInput) {
 			down(in)
 			in.IKERequests, in.IKEResponses = 0, 0
@@ -353,6 +358,14 @@ func TestDiagnoseFindings(t *testing.T) {
 		{"bgp stuck in active", func(t *testing.T, in *DiagInput) {
 			in.After.BGP.State = "Active"
 		}, checkBGP, control.SeverityError, []string{"stuck in Active", "TCP connection on port 179", "our inside address 169.254.15.194, AWS's 169.254.15.193 (inside_cidr 169.254.15.192/30)"}},
+		{"bgp starting", func(t *testing.T, in *DiagInput) {
+			in.After.BGP.State, in.After.BGP.Since = "OpenSent", time.Time{}
+			in.After.Since = diagNow.Add(-12 * time.Second)
+		}, checkBGP, control.SeverityInfo, []string{"BGP is starting (state OpenSent): the tunnel came up 12s ago"}},
+		{"bgp starting is not an excuse for a known error", func(t *testing.T, in *DiagInput) {
+			in.After.BGP.State, in.After.BGP.LastError = "Active", "hold timer expired"
+			in.After.Since = diagNow.Add(-12 * time.Second)
+		}, checkBGP, control.SeverityError, []string{"hold timer expired"}},
 		{"bgp other state", func(t *testing.T, in *DiagInput) {
 			in.After.BGP.State = "OpenSent"
 		}, checkBGP, control.SeverityError, []string{"state OpenSent"}},
