@@ -28,7 +28,7 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 	}
 	changes := config.Diff(old, next)
 	if len(changes) == 0 {
-		res.Changes = []string{"no changes"}
+		res.Changes = nil
 		return res, nil
 	}
 	if ob, nb := bgpConfig(old), bgpConfig(next); (ob == nil) != (nb == nil) || (ob != nil && ob.ASN != nb.ASN) {
