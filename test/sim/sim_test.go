@@ -393,3 +393,76 @@ func TestParseIperf(t *testing.T) {
 		t.Errorf("error report: %+v %v", r, err)
 	}
 }
+
+// TestFaultHelpers exercises the fault-injection helpers against the
+// strongSwan customer: AWS-initiated rekeys, an endpoint restart (state
+// lost), a PSK change (authentication fails) and its repair.
+func TestFaultHelpers(t *testing.T) {
+	needRoot(t)
+	s := newSim(t, Options{Customer: CustomerStrongSwan, Tunnels: 1, Routing: RoutingStatic})
+	sa, err := s.WaitTunnel(1, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSPI := sa.Installed()[0].SPIIn
+	if err := s.RekeyChild(1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		sa, err := s.WaitTunnel(1, time.Second)
+		return err == nil && sa.Installed()[0].SPIIn != oldSPI
+	}, "CHILD_SA rekeyed by AWS")
+	if err := s.RekeyIKE(1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		sa2, err := s.WaitTunnel(1, time.Second)
+		return err == nil && sa2.SPIInit != sa.SPIInit
+	}, "IKE_SA rekeyed by AWS")
+	if err := s.WaitPing(LAN, VPCHostAddr, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.RestartCharon(1); err != nil {
+		t.Fatal(err)
+	}
+	if sas, err := s.ListSAs(1); err != nil || len(sas) != 0 {
+		t.Fatalf("after restart: %d SAs (err %v), want none", len(sas), err)
+	}
+	// The customer still believes in its SA; drop it without waiting for
+	// the (lost) peer.
+	if _, err := s.Swanctl(Cust, "--terminate", "--ike", "cust-t1", "--force", "--timeout", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPSK(1, "Wrong_psk.123456"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = s.Swanctl(Cust, "--initiate", "--child", "cust-t1", "--timeout", "3")
+	if sas, _ := s.ListSAs(1); len(sas) > 0 && sas[0].Established() {
+		t.Fatal("IKE_SA established with a wrong PSK")
+	}
+	_, _ = s.Swanctl(Cust, "--terminate", "--ike", "cust-t1", "--force", "--timeout", "2")
+	if err := s.SetPSK(1, Endpoints[0].DefaultPSK); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Swanctl(Cust, "--initiate", "--child", "cust-t1", "--timeout", "10"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WaitTunnel(1, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitPing(LAN, VPCHostAddr, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventually(t *testing.T, timeout time.Duration, f func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", timeout, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
