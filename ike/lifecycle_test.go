@@ -483,3 +483,24 @@ func TestUnknownSPICounted(t *testing.T) {
 		t.Errorf("state changed")
 	}
 }
+
+// AWS picks the lowest algorithms of our offer; when it later rekeys the
+// IKE SA, we must not switch to our own favourite (another PRF), or the
+// new keys depend on which PRF feeds prf+, where implementations differ.
+func TestIKERekeyKeepsAlgorithms(t *testing.T) {
+	p := established(t, func(c, a *ike.PeerConfig) {
+		c.IKEProposals = props(t, true, "aes256gcm16-prfsha384-ecp384", "aes128-sha1-modp1024")
+		a.IKEProposals = props(t, true, "aes128-sha1-modp1024", "aes256gcm16-prfsha384-ecp384")
+	})
+	before := status(t, p.cgw).IKEAlg
+	if before.PRF != ipsec.PRFHMACSHA1 {
+		t.Fatalf("initial IKE SA uses %+v, want the responder's choice", before)
+	}
+	for _, ini := range []*iketest.Node{p.aws, p.cgw} {
+		must(t, ini.Manager.Rekey(status(t, ini).Name, true))
+		p.net.Deliver()
+		if after := status(t, p.cgw).IKEAlg; after != before {
+			t.Fatalf("%s rekey changed the IKE algorithms %+v -> %+v", ini.Addr, before, after)
+		}
+	}
+}

@@ -338,6 +338,24 @@ func proposalMatches(p ipsec.Proposal, alg ipsec.Algorithms) bool {
 	return false
 }
 
+// algProposal is the proposal that offers exactly alg.
+func algProposal(alg ipsec.Algorithms) ipsec.Proposal {
+	p := ipsec.Proposal{Encrs: []ipsec.EncrKey{{ID: alg.Encr, KeyBits: alg.KeyBits}}}
+	if alg.PRF != 0 {
+		p.PRFs = []ipsec.PRFID{alg.PRF}
+	}
+	if alg.Integ != ipsec.IntegNone {
+		p.Integs = []ipsec.IntegID{alg.Integ}
+	}
+	if alg.DH != ipsec.DHNone {
+		p.DHGroups = []ipsec.DHGroup{alg.DH}
+	}
+	if alg.ESN {
+		p.ESN = []bool{true}
+	}
+	return p
+}
+
 // firstDH is the group of our first KE: the first group of the first
 // proposal (RFC 7296, Section 1.2 lets the initiator guess).
 func firstDH(props []ipsec.Proposal) ipsec.DHGroup {

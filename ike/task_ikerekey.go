@@ -81,7 +81,11 @@ func (t *ikeRekey) build(m *message.Message) error {
 			return err
 		}
 	}
-	t.sent = saPayload(ipsec.ProtoIKE, p.cfg.IKEProposals, spi64Bytes(t.newSPI), true)
+	// Offer only the current algorithms: the new IKE SA keeps its PRF, so
+	// key derivation cannot depend on which PRF feeds prf+ (RFC 7296, 2.18
+	// says the new one; strongSwan 5.9 uses the old one), and a peer that
+	// accepted them once accepts them again.
+	t.sent = saPayload(ipsec.ProtoIKE, []ipsec.Proposal{algProposal(sa.alg)}, spi64Bytes(t.newSPI), true)
 	m.Payloads = append(m.Payloads, t.sent, &message.Nonce{Data: t.nonce}, &message.KE{Group: t.group, Data: t.dh.Public()})
 	p.log.Info("IKE phase 1 Rekeying", "ike_sa", sa.spiString())
 	return nil
@@ -186,7 +190,12 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 	if offer == nil || ke == nil || nonce == nil || len(nonce.Data) < 16 || len(nonce.Data) > 256 {
 		return statusDone, &notifyError{notify: message.NotifyInvalidSyntax, reason: "ike: IKE rekey request without SA, KE or a valid nonce"}
 	}
-	alg, chosen, ok := selectProposal(p.cfg.IKEProposals, offer.Proposals, ipsec.ProtoIKE, true)
+	// Prefer the current algorithms when offered (see build), then our
+	// configured order.
+	alg, chosen, ok := selectProposal([]ipsec.Proposal{algProposal(sa.alg)}, offer.Proposals, ipsec.ProtoIKE, true)
+	if !ok {
+		alg, chosen, ok = selectProposal(p.cfg.IKEProposals, offer.Proposals, ipsec.ProtoIKE, true)
+	}
 	if !ok {
 		reason := fmt.Sprintf("ike: peer %s offered IKE rekey proposals %s, none of which matches our ike_proposals %s",
 			p.cfg.RemoteAddr, offeredString(offer, true), proposalsString(p.cfg.IKEProposals, true))
