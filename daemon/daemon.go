@@ -70,7 +70,12 @@ type Daemon struct {
 	conns   []*connRT
 	tunnels map[string]*tunnelRT
 	routes  []route.Route // last set installed
-	events  []ike.Event   // queued by OnEvent, drained by the loop
+
+	// evMu guards events only. OnEvent runs on IKE's peer goroutines, which
+	// the daemon waits for while holding mu (RemovePeer in
+	// stopTunnelLocked on reload and shutdown), so it must not take mu.
+	evMu   sync.Mutex
+	events []ike.Event // queued by OnEvent, drained by the loop
 
 	dp       *dataplane.Engine
 	ikeCount *ikeCounting
@@ -342,17 +347,17 @@ func (d *Daemon) kick() {
 // OnEvent implements ike.Listener. It never blocks: the event is queued for
 // the daemon loop.
 func (d *Daemon) OnEvent(ev ike.Event) {
-	d.mu.Lock()
+	d.evMu.Lock()
 	d.events = append(d.events, ev)
-	d.mu.Unlock()
+	d.evMu.Unlock()
 	d.kick()
 }
 
 func (d *Daemon) drainEvents() {
-	d.mu.Lock()
+	d.evMu.Lock()
 	evs := d.events
 	d.events = nil
-	d.mu.Unlock()
+	d.evMu.Unlock()
 	for _, ev := range evs {
 		d.applyEvent(ev)
 	}
