@@ -406,12 +406,15 @@ func TestValidation(t *testing.T) {
 		{"ike proposal 3des", t1("ike_proposals:", "  - aes256-sha256-modp2048", "  - 3des-sha1-modp1024"), "connections[0].tunnels[0].ike_proposals[1]", 14, `unsupported keyword "3des"`},
 		{"esp proposal aead+integ", t1("esp_proposals: [aes256gcm16-sha256-modp2048]"), "connections[0].tunnels[0].esp_proposals[0]", 12, "AEAD"},
 		{"esp proposal prf", t1("esp_proposals: [aes256-sha256-prfsha256]"), "connections[0].tunnels[0].esp_proposals[0]", 12, "PRF keyword"},
-		{"ike lifetime low", t1("ike_lifetime: 800s"), "connections[0].tunnels[0].ike_lifetime", 12, "900s-28800s"},
+		{"ike lifetime low", t1("ike_lifetime: 9s"), "connections[0].tunnels[0].ike_lifetime", 12, "900s-28800s"},
+		{"child lifetime low", t1("child_lifetime: 5s"), "connections[0].tunnels[0].child_lifetime", 12, "900s-3600s"},
 		{"ike lifetime high", t1("ike_lifetime: 9h"), "connections[0].tunnels[0].ike_lifetime", 12, "900s-28800s"},
 		{"child lifetime high", t1("child_lifetime: 2h"), "connections[0].tunnels[0].child_lifetime", 12, "900s-3600s"},
 		{"child >= ike", t1("ike_lifetime: 3600"), "connections[0].tunnels[0].ike_lifetime", 12, "not shorter than ike_lifetime"},
 		{"child >= ike explicit", t1("ike_lifetime: 1800", "child_lifetime: 1800"), "connections[0].tunnels[0].child_lifetime", 13, "not shorter than ike_lifetime"},
-		{"margin low", t1("rekey_margin: 59s"), "connections[0].tunnels[0].rekey_margin", 12, "60s up to half"},
+		{"margin low", t1("rekey_margin: 0s"), "connections[0].tunnels[0].rekey_margin", 12, "60s up to half"},
+		{"margin+fuzz vs child", t1("child_lifetime: 900s", "rekey_margin: 450s"), "connections[0].tunnels[0].rekey_margin", 13, "does not exceed rekey_margin 7m30s plus 100% fuzz"},
+		{"default margin+fuzz vs child", t1("child_lifetime: 540s"), "connections[0].tunnels[0].child_lifetime", 12, "does not exceed rekey_margin 4m30s"},
 		{"margin high", t1("rekey_margin: 31m"), "connections[0].tunnels[0].rekey_margin", 12, "half of child_lifetime (30m0s)"},
 		{"margin vs short child", t1("child_lifetime: 900s", "rekey_margin: 451s"), "connections[0].tunnels[0].rekey_margin", 13, "out of range"},
 		{"fuzz", t1("rekey_fuzz: 101"), "connections[0].tunnels[0].rekey_fuzz", 12, "0-100"},
@@ -688,6 +691,9 @@ func TestWarnings(t *testing.T) {
 		{"aws asn", replaceLine(6, "      asn: 7224"), "connections[0].bgp.asn", 6, "Amazon-side ASN"},
 		{"advertise family", t1("inside_ipv6_cidr: fd00::/126"), "connections[0].bgp.advertise[0]", 7, "10.1.0.0/16 is IPv4 but the tunnels carry IPv6"},
 		{"slow dpd", t1("dpd: {interval: 60s, retries: 5}"), "connections[0].tunnels[0].dpd", 12, "about 6m0s"},
+		{"short ike lifetime", t1("ike_lifetime: 800s", "child_lifetime: 700s", "rekey_margin: 60s"), "connections[0].tunnels[0].ike_lifetime", 12, "below AWS's minimum Phase 1 lifetime"},
+		{"short child lifetime", t1("ike_lifetime: 90s", "child_lifetime: 30s", "rekey_margin: 10s"), "connections[0].tunnels[0].child_lifetime", 13, "below AWS's minimum Phase 2 lifetime"},
+		{"short rekey margin", t1("rekey_margin: 59s"), "connections[0].tunnels[0].rekey_margin", 12, "below AWS's minimum rekey margin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -711,6 +717,32 @@ func TestWarnings(t *testing.T) {
 			}
 			t.Errorf("no warning at %s containing %q; got %v", tt.path, tt.msg, warns)
 		})
+	}
+}
+
+// TestShortTestLifetimes: the short lifetimes of the rekey soak tests
+// (against a simulated AWS side) parse, with one warning per key below AWS's
+// minimums.
+func TestShortTestLifetimes(t *testing.T) {
+	cfg, warns := mustParse(t, t1("ike_lifetime: 90s", "child_lifetime: 30s", "rekey_margin: 10s", "rekey_fuzz: 100"))
+	tun := cfg.Connections[0].Tunnels[0]
+	if tun.IKELifetime != 90*time.Second || tun.ChildLifetime != 30*time.Second || tun.RekeyMargin != 10*time.Second || tun.RekeyFuzz != 100 {
+		t.Errorf("lifetimes %v/%v margin %v fuzz %d", tun.IKELifetime, tun.ChildLifetime, tun.RekeyMargin, tun.RekeyFuzz)
+	}
+	paths := map[string]bool{}
+	for _, w := range warns {
+		paths[w.Path] = true
+	}
+	for _, k := range []string{"ike_lifetime", "child_lifetime", "rekey_margin"} {
+		if !paths["connections[0].tunnels[0]."+k] {
+			t.Errorf("no warning for %s; got %v", k, warns)
+		}
+	}
+	if len(warns) != 3 {
+		t.Errorf("want 3 warnings, got %v", warns)
+	}
+	if other := cfg.Connections[0].Tunnels[1]; other.ChildLifetime != DefaultChildLifetime || other.RekeyMargin != DefaultRekeyMargin {
+		t.Errorf("tunnel 2 lost its defaults: %v/%v", other.ChildLifetime, other.RekeyMargin)
 	}
 }
 

@@ -663,14 +663,35 @@ func (c *checker) proposals(path string, r *[]string, def []string, ike bool) []
 	return out
 }
 
-// lifetimes applies AWS's rules (aws-vpn-facts 2.2): phase 1 900s-28800s,
-// phase 2 900s-3600s and shorter than phase 1, margin 60s..half of phase 2,
-// fuzz 0..100 percent.
+// Lifetime bounds. AWS accepts phase 1 900s-28800s, phase 2 900s-3600s and
+// a rekey margin of 60s up to half of phase 2 (aws-vpn-facts 2.2). cgw
+// enforces the upper bounds but only warns below AWS's minimums, down to
+// minLifetime and minRekeyMargin: rekey soak tests against a simulated AWS
+// side need lifetimes of seconds, and such values are otherwise harmless
+// (AWS rekeys on its own schedule whatever cgw's lifetimes are).
+const (
+	minLifetime       = 10 * time.Second
+	minRekeyMargin    = time.Second
+	awsMinIKELifetime = 900 * time.Second
+	awsMinChildLife   = 900 * time.Second
+	awsMinRekeyMargin = 60 * time.Second
+)
+
+// lifetimes applies AWS's rules (see the bounds above): child_lifetime
+// shorter than ike_lifetime, fuzz 0..100 percent, and each lifetime longer
+// than margin*(1+fuzz/100) so the earliest rekey moment is in the future
+// (the IKE engine refuses anything else).
 func (c *checker) lifetimes(path string, t *Tunnel, r *rawTunnel) {
-	t.IKELifetime = c.durationRange(path+".ike_lifetime", r.IKELifetime, DefaultIKELifetime, 900*time.Second, 28800*time.Second,
+	t.IKELifetime = c.durationRange(path+".ike_lifetime", r.IKELifetime, DefaultIKELifetime, minLifetime, 28800*time.Second,
 		"use 900s-28800s (15m-8h) and match the AWS Phase 1 lifetime (default 8h)")
-	t.ChildLifetime = c.durationRange(path+".child_lifetime", r.ChildLifetime, DefaultChildLifetime, 900*time.Second, 3600*time.Second,
+	if r.IKELifetime != nil && t.IKELifetime >= minLifetime && t.IKELifetime < awsMinIKELifetime {
+		c.warnf(path+".ike_lifetime", "%v is below AWS's minimum Phase 1 lifetime (900s): AWS cannot be set to match, so only tests against a simulated AWS side should use it", t.IKELifetime)
+	}
+	t.ChildLifetime = c.durationRange(path+".child_lifetime", r.ChildLifetime, DefaultChildLifetime, minLifetime, 3600*time.Second,
 		"use 900s-3600s (15m-1h) and match the AWS Phase 2 lifetime (default 1h)")
+	if r.ChildLifetime != nil && t.ChildLifetime >= minLifetime && t.ChildLifetime < awsMinChildLife {
+		c.warnf(path+".child_lifetime", "%v is below AWS's minimum Phase 2 lifetime (900s): AWS cannot be set to match, so only tests against a simulated AWS side should use it", t.ChildLifetime)
+	}
 	if t.IKELifetime != 0 && t.ChildLifetime != 0 && t.ChildLifetime >= t.IKELifetime {
 		at := path + ".child_lifetime"
 		if r.ChildLifetime == nil {
@@ -679,10 +700,23 @@ func (c *checker) lifetimes(path string, t *Tunnel, r *rawTunnel) {
 		c.errorf(at, "make child_lifetime shorter than ike_lifetime, as AWS requires",
 			"child_lifetime %v is not shorter than ike_lifetime %v", t.ChildLifetime, t.IKELifetime)
 	}
-	maxMargin := max(t.ChildLifetime/2, 60*time.Second)
-	t.RekeyMargin = c.durationRange(path+".rekey_margin", r.RekeyMargin, DefaultRekeyMargin, 60*time.Second, maxMargin,
+	maxMargin := t.ChildLifetime / 2
+	t.RekeyMargin = c.durationRange(path+".rekey_margin", r.RekeyMargin, DefaultRekeyMargin, minRekeyMargin, maxMargin,
 		fmt.Sprintf("use 60s up to half of child_lifetime (%v); AWS's default is 270s", maxMargin))
+	if r.RekeyMargin != nil && t.RekeyMargin >= minRekeyMargin && t.RekeyMargin < awsMinRekeyMargin {
+		c.warnf(path+".rekey_margin", "%v is below AWS's minimum rekey margin (60s): AWS cannot be set to match, so only tests against a simulated AWS side should use it", t.RekeyMargin)
+	}
 	t.RekeyFuzz = int(c.intRange(path+".rekey_fuzz", r.RekeyFuzz, DefaultRekeyFuzz, 0, 100, "use a percentage of rekey_margin, 0-100 (default 100)"))
+	// The earliest rekey is lifetime - margin - margin*fuzz/100.
+	window := t.RekeyMargin + t.RekeyMargin*time.Duration(t.RekeyFuzz)/100
+	if t.ChildLifetime != 0 && t.ChildLifetime <= window {
+		at := path + ".rekey_margin"
+		if r.RekeyMargin == nil {
+			at = path + ".child_lifetime"
+		}
+		c.errorf(at, "lower rekey_margin or rekey_fuzz, or raise child_lifetime",
+			"child_lifetime %v does not exceed rekey_margin %v plus %d%% fuzz (%v): the rekey would be due before the SA exists", t.ChildLifetime, t.RekeyMargin, t.RekeyFuzz, window)
+	}
 }
 
 func (c *checker) selectors(path string, t *Tunnel, r *rawTunnel) {
