@@ -3,7 +3,6 @@ package ike
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -802,5 +801,3 @@ func (r *rejecter) kind() taskKind                           { return taskInform
 func (r *rejecter) exchange() message.ExchangeType           { return message.Informational }
 func (r *rejecter) build(*message.Message) error             { return r.err }
 func (r *rejecter) process(*message.Message) (status, error) { return statusDone, r.err }
-
-var errNoSA = errors.New("ike: no IKE SA")
