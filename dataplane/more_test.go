@@ -1,0 +1,231 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/cgwproject/cgw/dataplane/packet"
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+func ipv6UDP(src, dst netip.Addr, seq uint32, size int) []byte {
+	size = max(size, 40+8+4)
+	p := make([]byte, size)
+	p[0] = 0x60
+	binary.BigEndian.PutUint16(p[4:], uint16(size-40))
+	p[6] = 17
+	p[7] = 64
+	s, d := src.As16(), dst.As16()
+	copy(p[8:], s[:])
+	copy(p[24:], d[:])
+	binary.BigEndian.PutUint16(p[40:], 5000)
+	binary.BigEndian.PutUint16(p[42:], 6000)
+	binary.BigEndian.PutUint16(p[44:], uint16(size-40))
+	binary.BigEndian.PutUint32(p[48:], seq)
+	return p
+}
+
+// TestIPv6 carries IPv6 inner packets over IPv6 outer endpoints (::1).
+func TestIPv6(t *testing.T) {
+	ta, tb := newMemTUN(64), newMemTUN(64)
+	pr := newPair(t, algGCM, ta, tb, TunnelConfig{})
+	if pr.a.nattSocket(netip.IPv6Loopback()) == nil {
+		t.Skip("no IPv6")
+	}
+	lo6 := netip.IPv6Loopback()
+	aEP := netip.AddrPortFrom(lo6, pr.aEP.Port())
+	bEP := netip.AddrPortFrom(lo6, pr.bEP.Port())
+	for _, e := range []*Engine{pr.a, pr.b} {
+		if err := e.UpdateEndpoints("t", netip.AddrPort{}, netip.AddrPort{}, true); err == nil {
+			t.Error("UpdateEndpoints without remote accepted")
+		}
+	}
+	if err := pr.a.UpdateEndpoints("t", aEP, bEP, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.b.UpdateEndpoints("t", bEP, aEP, true); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := netip.MustParseAddr("fd00:a::1"), netip.MustParseAddr("fd00:b::1")
+	for i := range 100 {
+		want := ipv6UDP(src, dst, uint32(i), 100+i*10)
+		ta.in <- want
+		select {
+		case p := <-tb.out:
+			if !bytes.Equal(p, want) {
+				t.Fatalf("packet %d differs", i)
+			}
+			tb.free <- p
+		case <-time.After(5 * time.Second):
+			t.Fatalf("IPv6 packet %d lost", i)
+		}
+	}
+	st, _ := pr.b.TunnelStats("t")
+	for _, sa := range st.SAs {
+		if sa.Remote != aEP {
+			t.Errorf("SA %s remote = %v after UpdateEndpoints, want %v", sa.SPI, sa.Remote, aEP)
+		}
+	}
+}
+
+// TestFragNeededICMP: with the option set, an oversize DF packet is
+// answered with ICMP "fragmentation needed" carrying the tunnel MTU.
+func TestFragNeededICMP(t *testing.T) {
+	ta, tb := newMemTUN(8), newMemTUN(8)
+	newPair(t, algGCM, ta, tb, TunnelConfig{MTU: 1000, FragNeededICMP: true})
+	big := ipv4UDP(addrA, addrB, 1, 1200)
+	big[6] = 0x40 // DF
+	binary.BigEndian.PutUint16(big[10:], 0)
+	binary.BigEndian.PutUint16(big[10:], ^sum16(0, big[:20]))
+	ta.in <- big
+	select {
+	case p := <-ta.out:
+		var pp packet.Parsed
+		if err := pp.Decode(p); err != nil {
+			t.Fatal(err)
+		}
+		icmp := p[pp.L4Off:]
+		if pp.Proto != packet.ProtoICMP || icmp[0] != 3 || icmp[1] != 4 || binary.BigEndian.Uint16(icmp[6:]) != 1000 {
+			t.Errorf("reply = proto %d type %d code %d mtu %d", pp.Proto, icmp[0], icmp[1], binary.BigEndian.Uint16(icmp[6:]))
+		}
+		if pp.Src != addrB || pp.Dst != addrA {
+			t.Errorf("reply %v -> %v", pp.Src, pp.Dst)
+		}
+		if sum16(0, p[:20]) != 0xffff || sum16(0, icmp) != 0xffff {
+			t.Error("bad checksums in the ICMP reply")
+		}
+		if !bytes.Equal(icmp[8:8+28], big[:28]) {
+			t.Error("ICMP does not quote the original header")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ICMP reply")
+	}
+}
+
+func TestBuildTooBigIPv6(t *testing.T) {
+	src, dst := netip.MustParseAddr("fd00:a::1"), netip.MustParseAddr("fd00:b::1")
+	pkt := ipv6UDP(src, dst, 1, 2000)
+	var p packet.Parsed
+	if err := p.Decode(pkt); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 2000)
+	n := buildTooBig(out, pkt, &p, 1400)
+	if n != 1280 {
+		t.Fatalf("reply length %d, want 1280 (RFC 4443 minimum MTU)", n)
+	}
+	var r packet.Parsed
+	if err := r.Decode(out[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if r.Src != dst || r.Dst != src || r.Proto != packet.ProtoICMPv6 || out[40] != 2 || binary.BigEndian.Uint32(out[44:]) != 1400 {
+		t.Errorf("reply %+v type %d", r, out[40])
+	}
+	// Verify the checksum with the pseudo-header.
+	s := sum16(0, out[8:40])
+	s = add16(s, uint16(n-40))
+	s = add16(s, packet.ProtoICMPv6)
+	if sum16(s, out[40:n]) != 0xffff {
+		t.Error("bad ICMPv6 checksum")
+	}
+	// No error for ICMPv6 errors, nor for IPv4 without DF.
+	pkt[6] = packet.ProtoICMPv6
+	pkt[40] = 1
+	p.Decode(pkt)
+	if buildTooBig(out, pkt, &p, 1400) != 0 {
+		t.Error("answered an ICMPv6 error with an error")
+	}
+	v4 := ipv4UDP(addrA, addrB, 1, 1200)
+	p.Decode(v4)
+	if buildTooBig(out, v4, &p, 1000) != 0 {
+		t.Error("answered a packet without DF")
+	}
+}
+
+// TestTunnelLifecycle re-adds a removed tunnel, rejects duplicates and
+// checks that Close is idempotent.
+func TestTunnelLifecycle(t *testing.T) {
+	e := New(Config{Logger: testLogger(t), Workers: 1})
+	if err := e.Listen(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Listen(0, 0); err == nil {
+		t.Error("second Listen succeeded")
+	}
+	d1 := newMemTUN(4)
+	if err := e.AddTunnel(TunnelConfig{Name: "x", Device: d1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddTunnel(TunnelConfig{Name: "x", Device: newMemTUN(4)}); err == nil {
+		t.Error("duplicate tunnel accepted")
+	}
+	if err := e.AddTunnel(TunnelConfig{Name: "y"}); err == nil {
+		t.Error("tunnel without device accepted")
+	}
+	if err := e.RemoveTunnel("x"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d1.closed:
+	default:
+		t.Error("RemoveTunnel did not close the device")
+	}
+	if err := e.RemoveTunnel("x"); err == nil {
+		t.Error("removing a removed tunnel succeeded")
+	}
+	if err := e.AddTunnel(TunnelConfig{Name: "x", Device: newMemTUN(4)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.QuerySA("x", ipsec.Inbound, 1); err == nil {
+		t.Error("QuerySA of an unknown SA succeeded")
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddTunnel(TunnelConfig{Name: "z", Device: newMemTUN(4)}); err == nil {
+		t.Error("AddTunnel after Close succeeded")
+	}
+	if err := e.SendIKE(netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:500"), []byte("x")); err == nil {
+		t.Error("SendIKE after Close succeeded")
+	}
+}
+
+// TestKeepaliveWire checks the keepalive bytes on the wire: exactly one
+// 0xFF octet from the NAT-T port (RFC 3948, Section 2.3), and none while
+// traffic flows.
+func TestKeepaliveWire(t *testing.T) {
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	e := New(Config{Logger: testLogger(t), Workers: 1})
+	defer e.Close()
+	if err := e.Listen(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, natt := e.Ports()
+	if err := e.AddTunnel(TunnelConfig{Name: "t", Device: newMemTUN(4), NATKeepalive: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), natt)
+	if err := e.AddSA(saParams("t", ipsec.Outbound, 0x100, algGCM, local, peer.LocalAddr().(*net.UDPAddr).AddrPort(), 1)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err := peer.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || buf[0] != 0xff || from != local {
+		t.Errorf("keepalive = % x from %v, want ff from %v", buf[:n], from, local)
+	}
+}
