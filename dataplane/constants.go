@@ -45,7 +45,7 @@ const (
 	sequentialQueueLen = 16
 	// maxFreeBuffers caps the buffers kept for reuse; more may exist
 	// while traffic peaks and are garbage collected afterwards.
-	maxFreeBuffers = 2048
+	maxFreeBuffers = 1024
 	// ikeReadBatch is the batch of the port-500 socket, which carries
 	// only IKE.
 	ikeReadBatch = 8

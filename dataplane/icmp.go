@@ -22,7 +22,7 @@ const (
 // tooBig handles an inner packet larger than the tunnel MTU: it is
 // dropped, and with FragNeededICMP the sender learns the MTU from an ICMP
 // "fragmentation needed" (IPv4 with DF) or ICMPv6 "packet too big".
-func (t *tunnel) tooBig(el *elem, pkt []byte, p *packet.Parsed) {
+func (t *tunnel) tooBig(pkt []byte, p *packet.Parsed) {
 	t.drop(dropMTU, 1)
 	if !t.fragICMP {
 		return

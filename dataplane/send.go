@@ -108,7 +108,7 @@ func (t *tunnel) processOutbound(elems []*elem, sizes []int, p *packet.Parsed) {
 			continue
 		}
 		if n > t.mtu {
-			t.tooBig(el, pkt, p)
+			t.tooBig(pkt, p)
 			continue
 		}
 		if !sa.ts.outboundOK(p) {
