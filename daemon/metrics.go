@@ -3,6 +3,7 @@ package daemon
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,7 +81,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range st.Connections {
 		gauge(m.routes, float64(len(c.Routes)), c.Name)
 		for _, t := range c.Tunnels {
-			l := []string{c.Name, t.Name, t.Remote}
+			l := []string{c.Name, t.Name, peerLabel(t.Remote)}
 			gauge(m.tunnelState, b2f(t.State == stateUp), l...)
 			gauge(m.ikeUp, b2f(t.IKEState == phaseEstablished || t.IKEState == phaseRekeying), l...)
 			gauge(m.childUp, b2f(t.ChildState == phaseEstablished || t.ChildState == phaseRekeying), l...)
@@ -112,6 +113,17 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+}
+
+// peerLabel is the AWS outside address without the port: the remote
+// endpoint's port moves between 500 and 4500 (NAT-T), and a label that
+// changes with it would start a new series and break rate() on the
+// counters across every renegotiation.
+func peerLabel(remote string) string {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().String()
+	}
+	return remote
 }
 
 // serveMetrics starts the Prometheus endpoint on addr; it returns the
