@@ -233,6 +233,7 @@ func (t *tunnel) RoutineSequentialReceiver() {
 		var bytes uint64
 		var last *inboundSA
 		var saPackets, saBytes uint64
+		authentic := false
 		for _, el := range b.elems {
 			if el.err != nil {
 				t.drop(dropForOpenError(el.err), 1)
@@ -246,7 +247,7 @@ func (t *tunnel) RoutineSequentialReceiver() {
 				continue
 			}
 			// Authentic: proof that the peer is alive, whatever follows.
-			t.c.lastInbound.Store(now)
+			authentic = true
 			if sa != last {
 				if last != nil {
 					last.stats.add(saPackets, saBytes, now)
@@ -281,6 +282,9 @@ func (t *tunnel) RoutineSequentialReceiver() {
 		}
 		if last != nil {
 			last.stats.add(saPackets, saBytes, now)
+		}
+		if authentic {
+			t.c.lastInbound.Store(now)
 		}
 		if len(bufs) > 0 {
 			if _, err := t.dev.Write(bufs, tunWriteOffset); err != nil {
