@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/subtle"
 	"fmt"
+	"github.com/cgwproject/cgw/internal/human"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -167,14 +168,14 @@ func (d *diagnoser) ago(t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	return diagDuration(d.now.Sub(t)) + " ago"
+	return human.Duration(d.now.Sub(t)) + " ago"
 }
 
 func (d *diagnoser) until(t time.Time) string {
 	if t.IsZero() {
 		return "not scheduled"
 	}
-	return "in " + diagDuration(t.Sub(d.now))
+	return "in " + human.Duration(t.Sub(d.now))
 }
 
 // position names the tunnel as the AWS console does ("tunnel 1 of 2").
@@ -304,7 +305,7 @@ func (d *diagnoser) nat() {
 				append(ev, "nat_keepalive: off"), "Set nat_keepalive: 20s. "+fix)
 		default:
 			d.add(checkNAT, control.SeverityInfo, "A NAT is between cgw and AWS; IKE and ESP use UDP 4500.",
-				append(ev, "nat_keepalive: "+diagDuration(tc.NATKeepalive)), fix)
+				append(ev, "nat_keepalive: "+human.Duration(tc.NATKeepalive)), fix)
 		}
 	case !d.ikeUp() && d.in.IKEResponses == 0:
 		d.add(checkNAT, control.SeverityInfo, "NAT detection needs an answer from AWS; not known yet.", nil, "")
@@ -545,14 +546,14 @@ func (d *diagnoser) lifetimes() {
 			differ = true
 			mark = " (differs)"
 		}
-		ev = append(ev, fmt.Sprintf("%s: %s, AWS default %s (%d s)%s", r.key, diagDuration(r.ours), diagDuration(r.aws), int(r.aws/time.Second), mark))
+		ev = append(ev, fmt.Sprintf("%s: %s, AWS default %s (%d s)%s", r.key, human.Duration(r.ours), human.Duration(r.aws), int(r.aws/time.Second), mark))
 	}
 	var problems []string
 	if tc.IKELifetime < awsPhase1Min || tc.IKELifetime > awsPhase1Lifetime {
-		problems = append(problems, fmt.Sprintf("ike_lifetime %s is outside what AWS allows for phase 1 (900 to 28800 s)", diagDuration(tc.IKELifetime)))
+		problems = append(problems, fmt.Sprintf("ike_lifetime %s is outside what AWS allows for phase 1 (900 to 28800 s)", human.Duration(tc.IKELifetime)))
 	}
 	if tc.ChildLifetime < awsPhase2Min || tc.ChildLifetime > awsPhase2Lifetime {
-		problems = append(problems, fmt.Sprintf("child_lifetime %s is outside what AWS allows for phase 2 (900 to 3600 s)", diagDuration(tc.ChildLifetime)))
+		problems = append(problems, fmt.Sprintf("child_lifetime %s is outside what AWS allows for phase 2 (900 to 3600 s)", human.Duration(tc.ChildLifetime)))
 	}
 	if tc.ChildLifetime >= tc.IKELifetime {
 		problems = append(problems, "child_lifetime is not shorter than ike_lifetime (AWS requires phase 2 < phase 1)")
@@ -574,7 +575,7 @@ func (d *diagnoser) dpd() {
 	t, tc := d.t, d.in.Tunnel
 	ev := []string{}
 	if tc.DPD.Interval > 0 && tc.DPD.Action != config.DPDNone {
-		ev = append(ev, fmt.Sprintf("dpd: every %s without inbound traffic, %d retries, action %s", diagDuration(tc.DPD.Interval), tc.DPD.Retries, tc.DPD.Action))
+		ev = append(ev, fmt.Sprintf("dpd: every %s without inbound traffic, %d retries, action %s", human.Duration(tc.DPD.Interval), tc.DPD.Retries, tc.DPD.Action))
 	} else {
 		ev = append(ev, "dpd: off")
 	}
@@ -585,7 +586,7 @@ func (d *diagnoser) dpd() {
 	ev = append(ev, "last packet from AWS: "+d.ago(last))
 	ka := tc.Keepalive
 	if ka.Target.IsValid() {
-		ev = append(ev, fmt.Sprintf("keepalive: ping %s every %s", ka.Target, diagDuration(ka.Interval)))
+		ev = append(ev, fmt.Sprintf("keepalive: ping %s every %s", ka.Target, human.Duration(ka.Interval)))
 	} else {
 		ev = append(ev, "keepalive: off")
 	}
@@ -620,11 +621,11 @@ func (d *diagnoser) dpd() {
 			"See the direction finding; if the tunnel only carries occasional traffic, set keepalive.target to the AWS inside address "+tc.InsidePeer().String()+" so it never sits idle.")
 	case ka.Target.IsValid() && ka.Interval > 0 && idle > diagIdleKeepaliveX*ka.Interval:
 		d.add(checkDPD, control.SeverityWarn,
-			fmt.Sprintf("The keepalive to %s gets no reply: nothing received for %s.", ka.Target, diagDuration(idle)), ev,
+			fmt.Sprintf("The keepalive to %s gets no reply: nothing received for %s.", ka.Target, human.Duration(idle)), ev,
 			"Check that the target answers ICMP echo (AWS's inside address "+tc.InsidePeer().String()+" does) and see the direction and drops findings.")
 	case !ka.Target.IsValid() && idle > max(awsIdleDPD, diagStaleInboundMul*tc.DPD.Interval):
 		d.add(checkDPD, control.SeverityWarn,
-			fmt.Sprintf("The tunnel has been idle for %s. AWS probes after 10 s without traffic and may take an idle tunnel down.", diagDuration(idle)), ev,
+			fmt.Sprintf("The tunnel has been idle for %s. AWS probes after 10 s without traffic and may take an idle tunnel down.", human.Duration(idle)), ev,
 			"Set keepalive.target to the AWS inside address "+tc.InsidePeer().String()+" (interval 5s) so the tunnel never sits idle, as AWS recommends.")
 	default:
 		d.add(checkDPD, control.SeverityOK, "No unanswered dead peer detection probes; AWS's packets arrive.", ev, "")
@@ -645,7 +646,7 @@ func (d *diagnoser) bgp() {
 	}
 	ev := []string{fmt.Sprintf("neighbor %s AS %d, state %s", b.Neighbor, b.PeerASN, b.State)}
 	if b.State == "Established" && !b.Since.IsZero() {
-		ev[0] += ", up for " + diagDuration(d.now.Sub(b.Since))
+		ev[0] += ", up for " + human.Duration(d.now.Sub(b.Since))
 	}
 	ev = append(ev, fmt.Sprintf("prefixes received %d, accepted %d, advertised %d", b.Received, b.Accepted, b.Advertised))
 	if b.LastError != "" {
@@ -673,7 +674,7 @@ func (d *diagnoser) bgp() {
 			"Fix the IPsec findings above first; BGP comes up about 30 s after the CHILD SA.")
 	case b.LastError == "" && !d.t.Since.IsZero() && d.now.Sub(d.t.Since) < awsBGPStartup:
 		d.add(checkBGP, control.SeverityInfo,
-			fmt.Sprintf("BGP is starting (state %s): the tunnel came up %s ago and AWS establishes BGP about 30 s after IPsec.", b.State, diagDuration(d.now.Sub(d.t.Since))), ev,
+			fmt.Sprintf("BGP is starting (state %s): the tunnel came up %s ago and AWS establishes BGP about 30 s after IPsec.", b.State, human.Duration(d.now.Sub(d.t.Since))), ev,
 			"Run diagnose again in a minute.")
 	case strings.Contains(lastErr, "hold timer expired"):
 		d.add(checkBGP, control.SeverityError,
@@ -796,10 +797,10 @@ func (d *diagnoser) direction() {
 		d.add(checkDirection, control.SeverityInfo, "The counters restarted during the measurement (the tunnel was re-created); run diagnose again.", nil, "")
 		return
 	}
-	w := diagDuration(d.in.Window)
+	w := human.Duration(d.in.Window)
 	ev := []string{
-		fmt.Sprintf("in %s: sent %d packets (%s) to AWS, received %d packets (%s)", w, pout, diagBytes(bout), pin, diagBytes(bin)),
-		fmt.Sprintf("since start: sent %d packets (%s), received %d packets (%s)", a.PacketsOut, diagBytes(a.BytesOut), a.PacketsIn, diagBytes(a.BytesIn)),
+		fmt.Sprintf("in %s: sent %d packets (%s) to AWS, received %d packets (%s)", w, pout, human.Bytes(bout), pin, human.Bytes(bin)),
+		fmt.Sprintf("since start: sent %d packets (%s), received %d packets (%s)", a.PacketsOut, human.Bytes(a.BytesOut), a.PacketsIn, human.Bytes(a.BytesIn)),
 	}
 	espIn := "inbound ESP (IP protocol 50)"
 	if d.t.Encap || d.t.NAT {
@@ -916,7 +917,7 @@ func (d *diagnoser) drops() {
 		return
 	}
 	b := d.in.Before.Traffic.Drops
-	w := diagDuration(d.in.Window)
+	w := human.Duration(d.in.Window)
 	found := false
 	for _, r := range sortedDropReasons(a) {
 		n, ok := counterDelta(b[r], a[r])
@@ -997,38 +998,6 @@ func (d *diagnoser) mtu() {
 	}
 }
 
-// diagDuration prints d for people: "4m30s", "8h", "2d3h", "3.2s", at most
-// two units.
-func diagDuration(d time.Duration) string {
-	if d < 0 {
-		d = -d
-	}
-	switch {
-	case d < time.Second:
-		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
-	case d < 10*time.Second:
-		s := strconv.FormatFloat(d.Seconds(), 'f', 1, 64)
-		return strings.TrimSuffix(s, ".0") + "s"
-	}
-	d = d.Round(time.Second)
-	units := []struct {
-		n time.Duration
-		s string
-	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}}
-	var b strings.Builder
-	parts := 0
-	for _, u := range units {
-		if d >= u.n && parts < 2 {
-			fmt.Fprintf(&b, "%d%s", d/u.n, u.s)
-			d %= u.n
-			parts++
-		} else if parts > 0 {
-			parts = 2 // only adjacent units: "1h5s" would mislead
-		}
-	}
-	return b.String()
-}
-
 // diagCount prints "1 route", "2 routes", "3 prefixes".
 func diagCount(n int, noun string) string {
 	if n == 1 {
@@ -1038,18 +1007,4 @@ func diagCount(n int, noun string) string {
 		return strconv.Itoa(n) + " " + noun + "es"
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
-}
-
-// diagBytes prints a byte count with a binary unit.
-func diagBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

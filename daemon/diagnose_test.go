@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"github.com/cgwproject/cgw/internal/human"
 	"net/netip"
 	"strings"
 	"testing"
@@ -604,16 +605,16 @@ func TestDiagDuration(t *testing.T) {
 		50*time.Hour + 30*time.Minute:          "2d2h",
 		119*time.Minute + 500*time.Millisecond: "1h59m",
 	} {
-		if got := diagDuration(d); got != want {
-			t.Errorf("diagDuration(%v) = %q, want %q", d, got, want)
+		if got := human.Duration(d); got != want {
+			t.Errorf("human.Duration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }
 
 func TestDiagBytes(t *testing.T) {
 	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 5100: "5.0 KiB", 3 << 20: "3.0 MiB", 5 << 40: "5.0 TiB"} {
-		if got := diagBytes(n); got != want {
-			t.Errorf("diagBytes(%d) = %q, want %q", n, got, want)
+		if got := human.Bytes(n); got != want {
+			t.Errorf("human.Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/cgwproject/cgw/internal/human"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,13 +174,13 @@ func TestHuman(t *testing.T) {
 		270 * time.Second: "4m30s", 8 * time.Hour: "8h", time.Hour + 5*time.Second: "1h", 50*time.Hour + 30*time.Minute: "2d2h",
 		-90 * time.Second: "1m30s",
 	} {
-		if got := human(d); got != want {
-			t.Errorf("human(%v) = %q, want %q", d, got, want)
+		if got := human.Duration(d); got != want {
+			t.Errorf("human.Duration(%v) = %q, want %q", d, got, want)
 		}
 	}
 	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 1 << 30: "1.0 GiB"} {
-		if got := bytesIEC(n); got != want {
-			t.Errorf("bytesIEC(%d) = %q, want %q", n, got, want)
+		if got := human.Bytes(n); got != want {
+			t.Errorf("human.Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

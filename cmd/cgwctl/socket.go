@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cgwproject/cgw/control/client"
@@ -70,51 +68,6 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// human prints a duration for people, at most two adjacent units: "250ms",
-// "3.2s", "42s", "4m30s", "8h", "2h3m", "2d2h".
-func human(d time.Duration) string {
-	if d < 0 {
-		d = -d
-	}
-	switch {
-	case d < time.Second:
-		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
-	case d < 10*time.Second:
-		return strings.TrimSuffix(strconv.FormatFloat(d.Seconds(), 'f', 1, 64), ".0") + "s"
-	}
-	d = d.Round(time.Second)
-	units := []struct {
-		n time.Duration
-		s string
-	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}}
-	var b strings.Builder
-	parts := 0
-	for _, u := range units {
-		if d >= u.n && parts < 2 {
-			fmt.Fprintf(&b, "%d%s", d/u.n, u.s)
-			d %= u.n
-			parts++
-		} else if parts > 0 {
-			parts = 2 // "1h5s" would read as more precise than it is
-		}
-	}
-	return b.String()
-}
-
-// bytesIEC prints a byte count with a binary unit: "900 B", "87.9 KiB".
-func bytesIEC(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // plural prints "1 packet", "2 packets".

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/cgwproject/cgw/internal/human"
 	"io"
 	"sort"
 	"strings"
@@ -52,7 +53,7 @@ func renderStatus(st *control.Status, now time.Time) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "cgwd %s", st.Version)
 	if !st.Started.IsZero() {
-		fmt.Fprintf(&b, ", up %s", human(now.Sub(st.Started)))
+		fmt.Fprintf(&b, ", up %s", human.Duration(now.Sub(st.Started)))
 	}
 	if st.ConfigFile != "" {
 		fmt.Fprintf(&b, ", config %s", st.ConfigFile)
@@ -79,13 +80,13 @@ func renderOverview(w io.Writer, st *control.Status, now time.Time) {
 		for _, t := range c.Tunnels {
 			since, bgp := "-", "-"
 			if !t.Since.IsZero() {
-				since = human(now.Sub(t.Since))
+				since = human.Duration(now.Sub(t.Since))
 			}
 			if t.BGP != nil {
 				bgp = t.BGP.State
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, c.Name, strings.ToUpper(orDash(t.State)), since,
-				orDash(t.IKEState), orDash(t.ChildState), bgp, bytesIEC(t.Traffic.BytesIn), bytesIEC(t.Traffic.BytesOut), orDash(t.Remote))
+				orDash(t.IKEState), orDash(t.ChildState), bgp, human.Bytes(t.Traffic.BytesIn), human.Bytes(t.Traffic.BytesOut), orDash(t.Remote))
 		}
 	}
 	tw.Flush()
@@ -114,21 +115,21 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 		if t.IsZero() {
 			return "never"
 		}
-		return human(now.Sub(t)) + " ago"
+		return human.Duration(now.Sub(t)) + " ago"
 	}
 	in := func(t time.Time) string {
 		if t.IsZero() {
 			return "not scheduled"
 		}
 		if t.Before(now) {
-			return "overdue by " + human(now.Sub(t))
+			return "overdue by " + human.Duration(now.Sub(t))
 		}
-		return "in " + human(t.Sub(now))
+		return "in " + human.Duration(t.Sub(now))
 	}
 	for _, t := range c.Tunnels {
 		line := fmt.Sprintf("  %s: %s", t.Name, strings.ToUpper(orDash(t.State)))
 		if !t.Since.IsZero() {
-			line += " for " + human(now.Sub(t.Since))
+			line += " for " + human.Duration(now.Sub(t.Since))
 		}
 		if t.Device != "" {
 			line += ", device " + t.Device
@@ -180,16 +181,16 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 		}
 		for _, ch := range t.Children {
 			detail(w, "CHILD SA", "%s %s, %s, rekey %s, expires %s", childState, ago(ch.Established), orDash(ch.Algorithms), in(ch.RekeyAt), in(ch.ExpiresAt))
-			detail(w, "", "in  %s, %s, %s", ch.InSPI, bytesIEC(ch.BytesIn), plural(ch.PacketsIn, "packet"))
-			detail(w, "", "out %s, %s, %s", ch.OutSPI, bytesIEC(ch.BytesOut), plural(ch.PacketsOut, "packet"))
+			detail(w, "", "in  %s, %s, %s", ch.InSPI, human.Bytes(ch.BytesIn), plural(ch.PacketsIn, "packet"))
+			detail(w, "", "out %s, %s, %s", ch.OutSPI, human.Bytes(ch.BytesOut), plural(ch.PacketsOut, "packet"))
 			if len(ch.TSLocal)+len(ch.TSRemote) > 0 {
 				detail(w, "", "%s === %s", strings.Join(ch.TSLocal, ","), strings.Join(ch.TSRemote, ","))
 			}
 		}
 
 		tr := t.Traffic
-		detail(w, "traffic", "in %s, %s; out %s, %s; last inbound %s", bytesIEC(tr.BytesIn), plural(tr.PacketsIn, "packet"),
-			bytesIEC(tr.BytesOut), plural(tr.PacketsOut, "packet"), ago(tr.LastInbound))
+		detail(w, "traffic", "in %s, %s; out %s, %s; last inbound %s", human.Bytes(tr.BytesIn), plural(tr.PacketsIn, "packet"),
+			human.Bytes(tr.BytesOut), plural(tr.PacketsOut, "packet"), ago(tr.LastInbound))
 		if drops := nonZeroDrops(tr.Drops); drops != "" {
 			detail(w, "drops", "%s", drops)
 		}
@@ -199,7 +200,7 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 		}
 		dpd := misses + ", last seen " + ago(t.DPD.LastSeen)
 		if t.DPD.Interval > 0 {
-			dpd = "every " + human(t.DPD.Interval) + ", " + dpd
+			dpd = "every " + human.Duration(t.DPD.Interval) + ", " + dpd
 		} else {
 			dpd = "off, " + dpd
 		}
@@ -207,7 +208,7 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 		if bg := t.BGP; bg != nil {
 			s := fmt.Sprintf("%s AS %d %s", bg.Neighbor, bg.PeerASN, bg.State)
 			if bg.State == "Established" && !bg.Since.IsZero() {
-				s += " for " + human(now.Sub(bg.Since))
+				s += " for " + human.Duration(now.Sub(bg.Since))
 			}
 			s += fmt.Sprintf(", received %d (accepted %d), advertised %d", bg.Received, bg.Accepted, bg.Advertised)
 			detail(w, "BGP", "%s", s)

@@ -1,0 +1,33 @@
+package human
+
+import (
+	"testing"
+	"time"
+)
+
+func TestDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		250 * time.Millisecond:                      "250ms",
+		3200 * time.Millisecond:                     "3.2s",
+		3 * time.Second:                             "3s",
+		42 * time.Second:                            "42s",
+		4*time.Minute + 30*time.Second:              "4m30s",
+		8 * time.Hour:                               "8h",
+		2*time.Hour + 3*time.Minute + 9*time.Second: "2h3m",
+		time.Hour + 5*time.Second:                   "1h",
+		50 * time.Hour:                              "2d2h",
+		-90 * time.Second:                           "1m30s",
+	} {
+		if got := Duration(d); got != want {
+			t.Errorf("Duration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[uint64]string{0: "0 B", 900: "900 B", 1024: "1.0 KiB", 90000: "87.9 KiB", 5 << 30: "5.0 GiB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
