@@ -17,9 +17,18 @@
 //   - Exchanges implemented: IKE_SA_INIT (with COOKIE, INVALID_KE_PAYLOAD,
 //     NAT detection), IKE_AUTH with PSK and the first CHILD SA,
 //     CREATE_CHILD_SA (CHILD SA create/rekey with PFS, IKE SA rekey, both
-//     roles, CHILD rekey collisions per RFC 7296 2.8.1), INFORMATIONAL
-//     (DPD, DELETE). IKE fragmentation, MOBIKE, certificates and EAP are
-//     not implemented.
+//     roles), INFORMATIONAL (DPD, DELETE). IKE fragmentation, MOBIKE,
+//     certificates and EAP are not implemented.
+//   - Exchange collisions follow RFC 7296 2.8 and 2.25 as strongSwan
+//     does: simultaneous rekeys of the same CHILD or IKE SA both complete
+//     and the lowest nonce marks the redundant SA; a CHILD SA request
+//     during an IKE rekey, an IKE rekey during a CHILD SA exchange, and a
+//     rekey of an SA being deleted get TEMPORARY_FAILURE and are retried
+//     after a random delay; a DELETE is always answered.
+//   - CHILD rekeys are make-before-break: the initiator switches outbound
+//     as soon as it has the answer; the responder switches when the
+//     initiator deletes the old SA (proof that it has the new inbound
+//     SA). Replaced inbound SAs linger a few seconds.
 //   - Packets that fail to authenticate never change state; they are
 //     counted (PeerStatus.UnauthDrops, Manager.Drops), never logged.
 //   - Keys and PSKs never appear in logs, errors, events or Status.

@@ -20,6 +20,12 @@ const (
 	ikeRekeyed                         // replaced by a rekey; waits for its DELETE
 	ikeDeleting                        // our DELETE is in flight
 	ikeDestroyed                       // gone; stale events find this and do nothing
+	// ikePending is an IKE SA the peer created by rekeying while our own
+	// rekey of the same IKE SA was in flight (RFC 7296, Section 2.8.2).
+	// It answers requests but owns nothing until the collision is
+	// resolved: then it either replaces the old IKE SA or, being
+	// redundant, waits for the peer's DELETE.
+	ikePending
 )
 
 func (s ikeState) String() string {
@@ -34,6 +40,8 @@ func (s ikeState) String() string {
 		return "deleting"
 	case ikeDestroyed:
 		return "destroyed"
+	case ikePending:
+		return "pending"
 	}
 	return fmt.Sprintf("ikeState(%d)", int(s))
 }
@@ -79,6 +87,10 @@ type ikeSA struct {
 	lastInbound  time.Time // last authenticated IKE message from the peer
 	dpdMisses    int
 	halfOpenDone bool // counted out of the manager's half-open total
+	// redundant marks the losing IKE SA of a rekey collision (ours, which
+	// we delete, or the peer's, whose DELETE we wait for): it never
+	// carried the tunnel, so its end is not reported.
+	redundant bool
 }
 
 func (sa *ikeSA) ourSPI() uint64 {
@@ -210,6 +222,17 @@ func (sa *ikeSA) childByOutSPI(spi ipsec.SPI) *childSA {
 	return nil
 }
 
+// successorOf returns the peer-initiated replacement of old that waits for
+// old's DELETE, or nil.
+func (sa *ikeSA) successorOf(old *childSA) *childSA {
+	for _, c := range sa.children {
+		if c.replaces == old && c.state != childDestroyed {
+			return c
+		}
+	}
+	return nil
+}
+
 func (sa *ikeSA) removeChild(c *childSA) {
 	for i, x := range sa.children {
 		if x == c {
@@ -247,6 +270,13 @@ type childSA struct {
 	// nonces of the exchange that created this CHILD SA, for collision
 	// resolution (RFC 7296, Section 2.8.1).
 	ni, nr []byte
+	// replaces is the CHILD SA this one rekeyed when the peer initiated
+	// the rekey. As responder we keep sending on the old SA until the
+	// initiator deletes it, which proves it installed the new inbound SA
+	// (strongSwan does the same); only then is our outbound half added.
+	replaces *childSA
+	// pendingOut is the outbound half not yet installed (see replaces).
+	pendingOut *ipsec.SAParams
 }
 
 func (c *childSA) stopTimers() {
@@ -335,6 +365,7 @@ func (sa *ikeSA) deleteChildSAs(c *childSA, linger bool) {
 	}
 	c.stopTimers()
 	c.state = childDestroyed
+	c.pendingOut, c.replaces = nil, nil
 	inst := sa.p.m.cfg.Installer
 	name := sa.p.cfg.Name
 	if c.outInstalled {

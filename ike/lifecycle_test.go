@@ -333,13 +333,14 @@ func TestIKERekey(t *testing.T) {
 	}
 }
 
-func TestIKERekeyCollisionTemporaryFailure(t *testing.T) {
+func TestIKERekeyCollision(t *testing.T) {
 	p := established(t, nil)
 	must(t, p.cgw.Manager.Rekey("aws-t1", true))
 	must(t, p.aws.Manager.Rekey("cgw", true))
 	/* HDR, SK {SA, Ni, KEi} -->     <-- HDR, SK {SA, Ni, KEi}
-	   <-- N(TEMPORARY_FAILURE)       N(TEMPORARY_FAILURE) -->
-	   both retry after a random delay; the first one wins. */
+	   <-- HDR, SK {SA, Nr, KEr}      HDR, SK {SA, Nr, KEr} -->
+	   both complete; the nonces (random here, chosen in
+	   TestRekeyCollisions) pick the surviving IKE SA. */
 	p.net.Advance(20*time.Second, 100*time.Millisecond)
 	c, a := wantState(t, p.cgw, ike.StateEstablished, ike.StateEstablished), status(t, p.aws)
 	if c.SPIi != a.SPIi || c.SPIr != a.SPIr {

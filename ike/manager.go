@@ -52,6 +52,10 @@ type Manager struct {
 	}
 	cookieSecret [32]byte
 
+	// nonceHook, when set (tests only, see export_test.go), may rewrite
+	// every nonce we generate; initiator tells which role of the exchange.
+	nonceHook atomic.Pointer[func(initiator bool, nonce []byte)]
+
 	unknownSPI atomic.Uint64 // packets for IKE SAs we do not have
 	malformed  atomic.Uint64 // packets whose header did not parse
 	overflow   atomic.Uint64 // packets dropped because a peer's queue was full
@@ -130,7 +134,7 @@ func (m *Manager) AddPeer(pc PeerConfig) error {
 	m.mu.Unlock()
 	go p.run()
 	if cfg.StartAction == StartInitiate {
-		return p.call(func() error { p.wantUp = true; p.initiate(); return nil })
+		return p.call(func() error { p.wantUp = true; p.initiate("startup action initiate"); return nil })
 	}
 	return p.call(func() error { p.publish(); return nil })
 }
@@ -177,7 +181,7 @@ func (m *Manager) Initiate(name string) error {
 			p.retryTimer = nil
 		}
 		if p.ike == nil || !p.ike.alive() {
-			p.initiate()
+			p.initiate("operator request")
 		} else if p.ike.state == ikeEstablished && p.ike.activeChild() == nil && !p.ike.tm.hasQueued(taskChildCreate) {
 			p.ike.tm.queue(newChildCreate(p.ike, true))
 		}
@@ -220,14 +224,14 @@ func (m *Manager) Rekey(name string, ike bool) error {
 			if sa.tm.hasQueued(taskIKERekey) || sa.tm.activeKind(taskIKERekey) != nil {
 				return nil
 			}
-			sa.tm.queue(newIKERekey(sa))
+			sa.tm.queue(newIKERekey(sa, "operator request"))
 			return nil
 		}
 		c := sa.activeChild()
 		if c == nil {
 			return fmt.Errorf("ike: peer %q has no CHILD SA to rekey", name)
 		}
-		p.queueChildRekey(c)
+		p.queueChildRekey(c, "operator request")
 		return nil
 	})
 }
@@ -371,6 +375,16 @@ func (m *Manager) randBytes(n int) ([]byte, error) {
 		return nil, fmt.Errorf("ike: random source failed: %w", err)
 	}
 	return b, nil
+}
+
+// newNonce returns a fresh nonce for an exchange we initiate or answer
+// (RFC 7296, Section 2.10).
+func (m *Manager) newNonce(initiator bool) ([]byte, error) {
+	n, err := m.randBytes(nonceLen)
+	if h := m.nonceHook.Load(); err == nil && h != nil {
+		(*h)(initiator, n)
+	}
+	return n, err
 }
 
 // randUint64 is for jitter; a failed read yields 0 (no jitter).

@@ -345,11 +345,26 @@ func (p *peer) responderTasks(sa *ikeSA, m *message.Message) []task {
 		}
 		return []task{newIKEAuthResponder(sa), newChildCreateResponder(sa)}
 	case message.CreateChildSA:
-		if sa.state != ikeEstablished && sa.state != ikeDeleting && sa.state != ikeRekeyed {
+		if sa.state == ikeConnecting {
 			return []task{rejectTask(message.NotifyInvalidSyntax, "CREATE_CHILD_SA before IKE_AUTH completed")}
 		}
 		if s, ok := m.Get(message.PayloadSA).(*message.SA); ok && len(s.Proposals) > 0 && s.Proposals[0].Protocol == ipsec.ProtoIKE {
 			return []task{newIKERekeyResponder(sa)}
+		}
+		// RFC 7296, Section 2.25.2: no CHILD SA is created or rekeyed while
+		// the IKE SA is being rekeyed or deleted; the peer retries later.
+		busy := ""
+		switch {
+		case sa.state == ikeDeleting:
+			busy = "we are deleting the IKE SA"
+		case sa.state == ikeRekeyed || sa.state == ikePending:
+			busy = "this IKE SA is rekeyed"
+		case sa.tm.activeKind(taskIKERekey) != nil:
+			busy = "our IKE SA rekey is in progress"
+		}
+		if busy != "" {
+			p.log.Info("refusing the peer's CHILD SA request with TEMPORARY_FAILURE; it retries later", "why", busy, "ike_sa", sa.spiString())
+			return []task{&rejecter{err: &notifyError{notify: message.NotifyTemporaryFailure, reason: "ike: " + busy}}}
 		}
 		if m.Notify(message.NotifyRekeySA) != nil {
 			return []task{newChildRekeyResponder(sa)}
@@ -372,8 +387,8 @@ func (p *peer) responderTasks(sa *ikeSA, m *message.Message) []task {
 }
 
 // initiate starts a new IKE SA as initiator unless one is already up or
-// being set up.
-func (p *peer) initiate() {
+// being set up; reason says why, for the log.
+func (p *peer) initiate(reason string) {
 	if p.stopped {
 		return
 	}
@@ -392,7 +407,7 @@ func (p *peer) initiate() {
 	sa.tm = newTaskManager(sa)
 	p.sas[spi] = sa
 	p.ike = sa
-	p.log.Info("IKE phase 1 Negotiating", "ike_sa", sa.spiString(), "attempt", p.retryAttempt+1,
+	p.log.Info("IKE phase 1 Negotiating", "reason", reason, "ike_sa", sa.spiString(), "attempt", p.retryAttempt+1,
 		"ike_proposals", proposalsString(p.cfg.IKEProposals, true))
 	sa.tm.queued = append(sa.tm.queued, newIKEInit(sa), newNATD(sa), newIKEAuth(sa), newChildCreate(sa, true))
 	sa.tm.initiate()
@@ -431,9 +446,9 @@ func (p *peer) retransmitsExhausted(sa *ikeSA, ex *exchange) {
 	case sa.state == ikeConnecting:
 		p.failSA(sa, fmt.Errorf("ike: peer %s did not answer our %s after %d transmissions; check that it is reachable on UDP 500 and 4500 and that its outside IP is %s",
 			p.cfg.RemoteAddr, ex.typ, ex.sends, p.cfg.RemoteAddr), 0)
-	case sa.state == ikeDeleting || sa.state == ikeRekeyed:
+	case sa.state == ikeDeleting || sa.state == ikeRekeyed || sa.redundant:
 		p.destroySA(sa, "no answer to our DELETE")
-		p.reinitiateIfWanted()
+		p.reinitiateIfWanted("no IKE SA left after an unanswered DELETE")
 	case ex.dpd:
 		p.peerDead(sa, fmt.Sprintf("DPD timed out after %d unanswered probes %s apart", ex.sends, p.cfg.DPDInterval))
 	default:
@@ -451,12 +466,12 @@ func (p *peer) peerDead(sa *ikeSA, reason string) {
 	case DPDRestart:
 		p.wantUp = true
 		p.retryAttempt = 0
-		p.initiate()
+		p.initiate("DPD action restart: the peer was declared dead")
 	case DPDClear:
 		p.wantUp = false
 	case DPDNone:
 		if p.wantUp {
-			p.initiate()
+			p.initiate("the peer was declared dead and the tunnel is wanted up")
 		}
 	}
 }
@@ -493,7 +508,7 @@ func (p *peer) scheduleRetry() {
 		p.retryTimer = nil
 		p.retryAt = time.Time{}
 		if p.wantUp {
-			p.initiate()
+			p.initiate("retry after a failed negotiation")
 		}
 	})
 }
@@ -520,7 +535,7 @@ func (p *peer) destroySA(sa *ikeSA, reason string) {
 	if !sa.alive() {
 		return
 	}
-	wasUp := sa.state == ikeEstablished || sa.state == ikeDeleting
+	wasUp := (sa.state == ikeEstablished || sa.state == ikeDeleting) && !sa.redundant
 	// Events describe the tunnel: a stale duplicate going away while
 	// another IKE SA carries the tunnel is logged but not reported.
 	report := true
@@ -568,9 +583,9 @@ func (p *peer) destroySA(sa *ikeSA, reason string) {
 
 // reinitiateIfWanted starts a new IKE SA when the tunnel should be up and
 // none is left (after a hard expiry).
-func (p *peer) reinitiateIfWanted() {
+func (p *peer) reinitiateIfWanted(reason string) {
 	if p.wantUp && p.ike == nil {
-		p.initiate()
+		p.initiate(reason)
 	}
 }
 
@@ -579,7 +594,7 @@ func (p *peer) deleteIKESA(sa *ikeSA, reason string) {
 	switch sa.state {
 	case ikeConnecting:
 		p.destroySA(sa, reason)
-	case ikeEstablished, ikeRekeyed:
+	case ikeEstablished, ikeRekeyed, ikePending:
 		sa.tm.abortQueued()
 		sa.state = ikeDeleting
 		sa.tm.queue(newIKEDelete(sa, reason))
@@ -627,12 +642,14 @@ func (p *peer) scheduleIKETimers(sa *ikeSA) {
 	sa.rekeyAt, sa.expireAt = now.Add(rekey), now.Add(p.cfg.IKELifetime)
 	sa.after(rekey, func() {
 		if sa.state == ikeEstablished && !sa.tm.hasQueued(taskIKERekey) && sa.tm.activeKind(taskIKERekey) == nil {
-			p.log.Info("IKE phase 1 Rekeying: lifetime reached the rekey margin", "ike_sa", sa.spiString())
-			sa.tm.queue(newIKERekey(sa))
+			sa.tm.queue(newIKERekey(sa, fmt.Sprintf("soft lifetime reached (%s of %s)", rekey.Round(time.Second), p.cfg.IKELifetime)))
 		}
 	})
 	sa.after(p.cfg.IKELifetime, func() {
-		p.log.Warn("IKE SA reached its hard lifetime without a rekey; deleting it", "ike_sa", sa.spiString())
+		if sa.state != ikeEstablished {
+			return // rekeyed or being deleted already
+		}
+		p.log.Warn("IKE SA reached its hard lifetime without a rekey; deleting it and starting a new one", "ike_sa", sa.spiString(), "lifetime", p.cfg.IKELifetime.String())
 		p.deleteIKESA(sa, "hard lifetime expired")
 	})
 }
@@ -650,22 +667,24 @@ func (p *peer) scheduleChildTimers(c *childSA) {
 	c.timers = append(c.timers,
 		p.after(rekey, func() {
 			if c.state == childInstalled && c.sa.alive() {
-				p.log.Info("IKE phase 2 Rekeying: lifetime reached the rekey margin", "in_spi", c.inSPI.String())
-				p.queueChildRekey(c)
+				p.queueChildRekey(c, fmt.Sprintf("soft lifetime reached (%s of %s)", rekey.Round(time.Second), p.cfg.ChildLifetime))
 			}
 		}),
 		p.after(p.cfg.ChildLifetime, func() {
 			if c.state == childDestroyed || !c.sa.alive() {
 				return
 			}
-			p.log.Warn("CHILD SA reached its hard lifetime without a rekey; deleting it", "in_spi", c.inSPI.String())
+			p.log.Warn("CHILD SA reached its hard lifetime without a rekey; deleting it and creating a new one", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "lifetime", p.cfg.ChildLifetime.String())
 			p.childExpired(c)
 		}))
 }
 
-func (p *peer) queueChildRekey(c *childSA) {
+// queueChildRekey queues a rekey of c unless one is pending, c is not in
+// service, or c is a peer-initiated replacement still waiting for the
+// DELETE of the SA it replaces.
+func (p *peer) queueChildRekey(c *childSA, reason string) {
 	sa := c.sa
-	if sa.state != ikeEstablished || c.state != childInstalled {
+	if !sa.alive() || sa.state != ikeEstablished || c.state != childInstalled || c.replaces != nil {
 		return
 	}
 	for _, t := range sa.tm.queued {
@@ -673,7 +692,7 @@ func (p *peer) queueChildRekey(c *childSA) {
 			return
 		}
 	}
-	sa.tm.queue(newChildRekey(sa, c))
+	sa.tm.queue(newChildRekey(sa, c, reason))
 }
 
 // childExpired removes a CHILD SA at its hard lifetime and tells the peer.

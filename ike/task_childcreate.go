@@ -92,7 +92,7 @@ func (t *childCreate) buildRequest(m *message.Message) error {
 	m.Payloads = append(m.Payloads, t.sent)
 	if !t.inAuth {
 		if t.nonce == nil {
-			if t.nonce, err = p.m.randBytes(nonceLen); err != nil {
+			if t.nonce, err = p.m.newNonce(true); err != nil {
 				return err
 			}
 		}
@@ -357,7 +357,7 @@ func negotiateChildResponder(sa *ikeSA, m *message.Message, inAuth bool) (*respo
 		if ni == nil || len(ni.Data) < 16 || len(ni.Data) > 256 {
 			return nil, &notifyError{notify: message.NotifyInvalidSyntax, reason: fmt.Sprintf("ike: peer %s sent CREATE_CHILD_SA without a valid nonce", p.cfg.RemoteAddr)}
 		}
-		nr, err := p.m.randBytes(nonceLen)
+		nr, err := p.m.newNonce(false)
 		if err != nil {
 			return nil, &notifyError{notify: message.NotifyNoAdditionalSAs, reason: err.Error()}
 		}

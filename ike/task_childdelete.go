@@ -20,7 +20,8 @@ type childDelete struct {
 	reason    string
 
 	// responder
-	found []*childSA
+	found   []*childSA
+	crossed []*childSA // SAs our own DELETE in flight also closes
 }
 
 func newChildDelete(sa *ikeSA, c *childSA, reason string) *childDelete {
@@ -86,15 +87,26 @@ func (t *childDelete) process(m *message.Message) (status, error) {
 		for _, spi := range d.SPIs {
 			c := sa.childByOutSPI(spi)
 			if c == nil {
-				continue // RFC 7296, Section 1.4.1: ignore unknown SPIs
+				// RFC 7296, Section 1.4.1: ignore unknown SPIs (already
+				// deleted, or never ours); the answer simply omits them.
+				p.log.Info("peer deleted a CHILD SA we do not have; ignoring it", "spi", spi.String())
+				continue
 			}
 			dup := false
-			for _, x := range t.found {
+			for _, x := range append(t.found, t.crossed...) {
 				dup = dup || x == c
 			}
-			if !dup {
-				t.found = append(t.found, c)
+			if dup {
+				continue
 			}
+			if ours, ok := sa.tm.activeKind(taskChildDelete).(*childDelete); ok && ours.initiator && ours.child == c {
+				// Both ends close the SA at once (1.4.1): the outbound
+				// half goes now, the inbound half with our DELETE's
+				// answer, and our answer carries no Delete payload.
+				t.crossed = append(t.crossed, c)
+				continue
+			}
+			t.found = append(t.found, c)
 		}
 	}
 	return statusDone, nil
@@ -102,9 +114,43 @@ func (t *childDelete) process(m *message.Message) (status, error) {
 
 func (t *childDelete) afterSend() {
 	sa, p := t.sa, t.sa.p
+	for _, c := range t.crossed {
+		if c.outInstalled {
+			if err := p.m.cfg.Installer.DelSA(p.cfg.Name, ipsec.Outbound, c.outSPI); err != nil {
+				p.log.Warn("deleting outbound SA failed", "spi", c.outSPI.String(), "err", err)
+			}
+			c.outInstalled = false
+		}
+	}
 	lostActive := false
 	for _, c := range t.found {
 		if c.state == childDestroyed {
+			continue
+		}
+		if succ := sa.successorOf(c); succ != nil {
+			// The initiator of a rekey we answered deletes the old SA:
+			// now it has the new inbound SA, so we switch to it.
+			p.concludeChildRekey(c, succ, "rekeyed by the peer")
+			p.finishChildDelete(c, "rekeyed by the peer")
+			continue
+		}
+		if c.replaces != nil {
+			// A replacement the peer created by rekeying and deletes before
+			// it went into service: the redundant SA of a collision whose
+			// outcome the peer saw first. The old SA carries on.
+			p.log.Info("peer deleted its redundant CHILD SA of a rekey collision", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String())
+			c.replaces = nil
+			c.state = childRekeyed
+			p.finishChildDelete(c, "redundant SA of a rekey collision")
+			continue
+		}
+		if r, ok := sa.tm.activeKind(taskChildRekey).(*childRekey); ok && r.initiator && r.old == c {
+			// RFC 7296, Section 2.25.1: answered as usual; the answer to
+			// our rekey decides whether a new SA replaces it.
+			p.log.Info("peer deleted the CHILD SA we are rekeying", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String())
+			r.oldDeleted = true
+			c.state = childRekeyed
+			p.finishChildDelete(c, "deleted by the peer during our rekey")
 			continue
 		}
 		if c.state == childInstalled || c.state == childRekeying {

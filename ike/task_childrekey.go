@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/cgwproject/cgw/ike/crypto"
 	"github.com/cgwproject/cgw/ike/message"
@@ -15,20 +16,28 @@ import (
 //	HDR, SK {N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}  -->
 //	                            <--  HDR, SK {SA, Nr, [KEr], TSi, TSr}
 //
-// Make-before-break: the new inbound SA is installed, then the new outbound
-// SA (which takes over sending), then the old SA is deleted with an
-// INFORMATIONAL exchange; its inbound half lingers a few seconds for
-// packets already in flight.
+// Make-before-break. The initiator installs the new inbound SA, then the
+// new outbound SA (which takes over sending), then deletes the old SA with
+// an INFORMATIONAL exchange; its inbound half lingers a few seconds for
+// packets already in flight. The responder installs the new inbound SA
+// before answering but keeps sending on the old SA until the initiator's
+// DELETE for it arrives: that proves the initiator has the new inbound SA,
+// so no packet is sent on an SPI the peer does not know yet (strongSwan
+// does the same). A responder whose DELETE never comes switches after
+// halfOpenTimeout and deletes the old SA itself.
 //
-// Collisions (Section 2.8.1): when both ends rekey the same CHILD SA at the
-// same time, two new SAs result. The one created by the exchange with the
-// lowest of the four nonces is redundant and is deleted by whoever
-// initiated that exchange; the initiator of the surviving SA deletes the old
-// one.
+// Collisions (Sections 2.8.1 and 2.25.1): when both ends rekey the same
+// CHILD SA at once, both exchanges complete. The SA created by the exchange
+// holding the lowest of the four nonces is redundant and is deleted by the
+// initiator of that exchange; the initiator of the surviving exchange
+// deletes the old SA. A peer that did not notice the collision answers our
+// request with TEMPORARY_FAILURE (it is closing the old SA) and deletes the
+// old SA; its SA then replaces the old one, and we do not retry.
 type childRekey struct {
 	sa        *ikeSA
 	initiator bool
 	old       *childSA
+	reason    string // why we rekey, for the log
 
 	inSPI ipsec.SPI
 	group ipsec.DHGroup
@@ -39,14 +48,15 @@ type childRekey struct {
 	// peerNew is the CHILD SA the peer created by rekeying old while our
 	// own rekey was in flight (a collision).
 	peerNew *childSA
+	// oldDeleted: the peer deleted old while our request was in flight.
+	oldDeleted bool
 
 	// responder
-	res  *responderChild
-	fail *notifyError
+	res *responderChild
 }
 
-func newChildRekey(sa *ikeSA, old *childSA) *childRekey {
-	return &childRekey{sa: sa, initiator: true, old: old, group: old.pfs}
+func newChildRekey(sa *ikeSA, old *childSA, reason string) *childRekey {
+	return &childRekey{sa: sa, initiator: true, old: old, group: old.pfs, reason: reason}
 }
 
 func newChildRekeyResponder(sa *ikeSA) *childRekey { return &childRekey{sa: sa} }
@@ -80,7 +90,7 @@ func (t *childRekey) buildRequest(m *message.Message) error {
 		}
 	}
 	if t.nonce == nil {
-		if t.nonce, err = p.m.randBytes(nonceLen); err != nil {
+		if t.nonce, err = p.m.newNonce(true); err != nil {
 			return err
 		}
 	}
@@ -100,8 +110,19 @@ func (t *childRekey) buildRequest(m *message.Message) error {
 	m.Payloads = append(m.Payloads,
 		&message.TS{Selectors: p.cfg.TSLocal},
 		&message.TS{Responder: true, Selectors: p.cfg.TSRemote})
-	p.log.Info("IKE phase 2 Rekeying", "old_in_spi", old.inSPI.String(), "new_in_spi", t.inSPI.String())
+	if t.tries == 0 {
+		p.log.Info("CHILD SA rekey started", "reason", t.reason, "old_in_spi", old.inSPI.String(), "old_out_spi", old.outSPI.String(),
+			"new_in_spi", t.inSPI.String(), "pfs", dhName(t.group))
+	}
 	return nil
+}
+
+// abort releases what an unfinished rekey holds.
+func (t *childRekey) abort() {
+	if t.initiator {
+		t.release()
+		t.restoreOld()
+	}
 }
 
 func (t *childRekey) release() {
@@ -118,12 +139,66 @@ func (t *childRekey) restoreOld() {
 	}
 }
 
+// peerSA returns the peer's colliding replacement of old, if it still
+// exists.
+func (t *childRekey) peerSA() *childSA {
+	if t.peerNew != nil && t.peerNew.state != childDestroyed {
+		return t.peerNew
+	}
+	return nil
+}
+
+// retryLater queues the rekey of old again after d, on whatever IKE SA
+// owns old by then (an IKE rekey may move it).
+func (p *peer) retryChildRekey(old *childSA, d time.Duration, reason string) {
+	p.after(d, func() {
+		if old.state == childInstalled {
+			p.queueChildRekey(old, reason)
+		}
+	})
+}
+
+// oldGone handles a rekey whose old SA the peer deleted meanwhile (RFC
+// 7296, Section 2.25.1) and which produced no replacement: the tunnel lost
+// its CHILD SA, so it is reported down and a new one negotiated.
+func (t *childRekey) oldGone(why string) {
+	sa, p, old := t.sa, t.sa.p, t.old
+	if sa.activeChild() != nil {
+		return
+	}
+	p.log.Info("IKE phase 2 Down", "in_spi", old.inSPI.String(), "out_spi", old.outSPI.String(),
+		"reason", "the peer deleted the CHILD SA we were rekeying ("+why+"); creating a new one")
+	p.emit(Event{Kind: EventChildDown, Reason: "CHILD SA deleted by the peer during our rekey", InSPI: old.inSPI, OutSPI: old.outSPI, Alg: old.alg})
+	if p.wantUp {
+		sa.after(restartDelay, func() { p.ensureChild(sa) })
+	}
+}
+
+// yieldToPeer ends our rekey without a result when the peer's colliding
+// rekey of old completed: the peer deletes old, which puts its SA in
+// service (or already did).
+func (t *childRekey) yieldToPeer(why string) bool {
+	pn := t.peerSA()
+	if pn == nil {
+		return false
+	}
+	p, old := t.sa.p, t.old
+	p.log.Info("CHILD SA rekey collision: the peer's rekey completed and ours did not, so the peer's SA replaces the old one",
+		"why", why, "old_in_spi", old.inSPI.String(), "in_spi", pn.inSPI.String(), "out_spi", pn.outSPI.String())
+	if old.state == childRekeying {
+		old.state = childRekeyed // keep sending on it until the peer's DELETE
+		old.stopTimers()
+	}
+	return true
+}
+
 func (t *childRekey) processResponse(m *message.Message) (status, error) {
 	sa, p, old := t.sa, t.sa.p, t.old
-	if n := childErrorIn(m); n != nil || m.Notify(message.NotifyChildSANotFound) != nil {
-		if n == nil {
-			n = m.Notify(message.NotifyChildSANotFound)
-		}
+	n := childErrorIn(m)
+	if n == nil {
+		n = m.Notify(message.NotifyChildSANotFound)
+	}
+	if n != nil {
 		switch n.Kind {
 		case message.NotifyInvalidKEPayload:
 			if len(n.Data) == 2 {
@@ -137,30 +212,53 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 			}
 		case message.NotifyTemporaryFailure:
 			t.release()
+			if t.yieldToPeer("the peer answered TEMPORARY_FAILURE after finishing its own rekey") {
+				return statusDone, nil
+			}
+			if old.state == childDestroyed {
+				t.oldGone("it answered TEMPORARY_FAILURE while deleting it")
+				return statusDone, nil
+			}
 			t.restoreOld()
+			// RFC 7296, Section 2.25: retry after a random delay.
 			d := p.randDuration(tempFailMaxDelay)
-			p.log.Info("peer answered TEMPORARY_FAILURE to our CHILD rekey; retrying", "in", d.String())
-			sa.after(d, func() { p.queueChildRekey(old) })
+			p.log.Info("CHILD SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
+				"old_in_spi", old.inSPI.String(), "in", d.String())
+			p.retryChildRekey(old, d, "retry after TEMPORARY_FAILURE")
 			return statusDone, nil
 		case message.NotifyChildSANotFound:
+			// RFC 7296, Section 2.25: the peer no longer has the SA.
 			t.release()
-			p.log.Warn("peer does not know the CHILD SA we rekeyed; replacing it", "in_spi", old.inSPI.String())
-			if old.state != childDestroyed {
-				sa.deleteChildSAs(old, false)
-				p.emit(Event{Kind: EventChildDown, Reason: "the peer no longer has this CHILD SA", InSPI: old.inSPI, OutSPI: old.outSPI})
+			if t.yieldToPeer("the peer had already rekeyed and deleted it") {
+				return statusDone, nil
 			}
+			if old.state == childDestroyed {
+				t.oldGone("it answered CHILD_SA_NOT_FOUND")
+				return statusDone, nil
+			}
+			p.log.Warn("peer does not know the CHILD SA we rekeyed (CHILD_SA_NOT_FOUND); removing it and creating a new one",
+				"in_spi", old.inSPI.String(), "out_spi", old.outSPI.String())
+			sa.deleteChildSAs(old, false)
+			p.emit(Event{Kind: EventChildDown, Reason: "the peer no longer has this CHILD SA (CHILD_SA_NOT_FOUND)", InSPI: old.inSPI, OutSPI: old.outSPI, Alg: old.alg})
 			p.ensureChild(sa)
 			return statusDone, nil
 		}
 		t.release()
+		if t.yieldToPeer("the peer refused our rekey with " + n.Kind.String()) {
+			return statusDone, nil
+		}
+		if old.state == childDestroyed {
+			t.oldGone("it refused our rekey with " + n.Kind.String())
+			return statusDone, nil
+		}
 		t.restoreOld()
 		reason := childFailSentence(p, n.Kind, "our CHILD SA rekey")
-		p.log.Warn("CHILD SA rekey failed; the current SA stays until its hard lifetime", "reason", reason)
+		p.log.Warn("CHILD SA rekey failed; the current SA stays until its hard lifetime", "reason", reason, "expires", old.expireAt)
 		p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
 		p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: uint16(n.Kind)})
 		// Try again once more before the hard lifetime.
 		if left := old.expireAt.Sub(p.m.clock.Now()); left > 2*retryMinDelay {
-			sa.after(left/2, func() { p.queueChildRekey(old) })
+			p.retryChildRekey(old, left/2, "retry after a refused rekey")
 		}
 		return statusDone, nil
 	}
@@ -175,19 +273,38 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 	}
 	if err != nil {
 		t.release()
+		if t.yieldToPeer(err.Error()) {
+			return statusDone, nil
+		}
 		t.restoreOld()
 		p.log.Warn("CHILD SA rekey failed", "reason", err.Error())
 		p.emit(Event{Kind: EventNegotiationFailed, Reason: err.Error()})
 		return statusDone, nil
 	}
 
-	redundant := false
-	if t.peerNew != nil && t.peerNew.state != childDestroyed {
+	if pn := t.peerSA(); pn != nil {
 		// RFC 7296, Section 2.8.1: the lowest nonce marks the redundant SA.
-		redundant = lowestNonceIsOurs(k.ni, k.nr, t.peerNew.ni, t.peerNew.nr)
-		p.log.Info("CHILD_REKEY collision", "our_sa_redundant", redundant)
+		if lowestNonceIsOurs(k.ni, k.nr, pn.ni, pn.nr) {
+			p.log.Info("CHILD SA rekey collision lost: our new SA holds the lowest nonce, so it is redundant and we delete it; the peer's SA replaces the old one once the peer deletes it (RFC 7296 2.8.1)",
+				"old_in_spi", old.inSPI.String(), "redundant_in_spi", k.inSPI.String(), "in_spi", pn.inSPI.String(), "out_spi", pn.outSPI.String())
+			c, err := sa.installChild(k, false)
+			if err != nil {
+				sa.tm.queue(newChildDeleteSPIs(sa, k.inSPI))
+			} else {
+				c.state = childRekeyed
+				sa.tm.queue(newChildDelete(sa, c, "redundant SA of a rekey collision"))
+			}
+			t.inSPI = 0
+			t.yieldToPeer("it won the collision")
+			return statusDone, nil
+		}
+		p.log.Info("CHILD SA rekey collision won: the peer's new SA holds the lowest nonce, so it is redundant and the peer deletes it; ours replaces the old one (RFC 7296 2.8.1)",
+			"old_in_spi", old.inSPI.String(), "in_spi", k.inSPI.String(), "redundant_in_spi", pn.inSPI.String())
+		pn.replaces = nil
+		p.retireOld(pn)
 	}
-	c, err := sa.installChild(k, !redundant)
+	c, err := sa.installChild(k, true)
+	t.inSPI = 0
 	if err != nil {
 		t.restoreOld()
 		p.log.Error("installing the rekeyed CHILD SA failed", "err", err)
@@ -195,27 +312,46 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 		return statusDone, nil
 	}
 	c.pfs = k.alg.DH
-	if redundant {
-		// Ours loses: delete it; the peer, whose SA survived, deletes old.
-		c.state = childRekeyed
-		sa.tm.queue(newChildDelete(sa, c, "redundant SA of a rekey collision"))
-		if old.state != childDestroyed {
-			p.retireOld(old)
-		}
-		return statusDone, nil
-	}
-	p.childUp(c, true)
-	if t.peerNew != nil && t.peerNew.state != childDestroyed {
-		// The peer's SA is the redundant one: stop sending on it; the peer
-		// deletes it.
-		p.retireOld(t.peerNew)
-	}
+	p.childRekeyed(old, c, t.reason)
 	if old.state == childDestroyed {
 		return statusDone, nil // the peer deleted it meanwhile (2.25.1)
 	}
 	p.retireOld(old)
 	sa.tm.queue(newChildDelete(sa, old, "rekeyed"))
 	return statusDone, nil
+}
+
+// childRekeyed reports a completed rekey of old by c.
+func (p *peer) childRekeyed(old, c *childSA, reason string) {
+	p.retryAttempt = 0
+	p.log.Info("CHILD SA rekey done", "reason", reason, "old_in_spi", old.inSPI.String(), "old_out_spi", old.outSPI.String(),
+		"in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg))
+	p.emit(Event{Kind: EventChildRekeyed, Reason: fmt.Sprintf("CHILD SA rekeyed (%s) using %s", reason, algString(c.alg)), InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
+}
+
+// concludeChildRekey puts a peer-initiated replacement c of old in
+// service: its outbound SA is added (and takes over sending), then old's
+// outbound SA is removed. The caller finishes old.
+func (p *peer) concludeChildRekey(old, c *childSA, reason string) {
+	c.replaces = nil
+	if c.state == childDestroyed {
+		return
+	}
+	if !c.outInstalled && c.pendingOut != nil {
+		out := *c.pendingOut
+		out.Local, out.Remote, out.Encap = c.sa.local, c.sa.remote, c.sa.encap
+		if err := p.m.cfg.Installer.AddSA(out); err != nil {
+			p.log.Error("installing the outbound SA of the rekeyed CHILD SA failed; deleting it", "spi", out.SPI.String(), "err", err)
+			c.sa.tm.queue(newChildDelete(c.sa, c, reasonChildExpired))
+			return
+		}
+		c.outInstalled = true
+	}
+	c.pendingOut = nil
+	if old.state != childDestroyed {
+		p.retireOld(old)
+	}
+	p.childRekeyed(old, c, reason)
 }
 
 // retireOld stops using a replaced CHILD SA for sending: its outbound half
@@ -254,12 +390,18 @@ func (t *childRekey) processRequest(m *message.Message) (status, error) {
 	spi := ipsec.SPI(binary.BigEndian.Uint32(n.SPI))
 	old := sa.childByOutSPI(spi)
 	if old == nil {
-		p.log.Info("peer wants to rekey a CHILD SA we do not have", "spi", spi.String())
+		// RFC 7296, Section 2.25.
+		p.log.Info("peer wants to rekey a CHILD SA we do not have; answering CHILD_SA_NOT_FOUND", "spi", spi.String())
 		return statusDone, &notifyError{notify: message.NotifyChildSANotFound, reason: "ike: CHILD_SA_NOT_FOUND"}
 	}
 	if old.state == childDeleting || old.state == childRekeyed {
-		// RFC 7296, Section 2.25.1.
+		// RFC 7296, Section 2.25.1: we are closing it.
+		p.log.Info("refusing the peer's rekey of a CHILD SA we are closing with TEMPORARY_FAILURE", "in_spi", old.inSPI.String())
 		return statusDone, &notifyError{notify: message.NotifyTemporaryFailure, reason: "ike: the CHILD SA is being deleted"}
+	}
+	if sa.successorOf(old) != nil {
+		p.log.Info("refusing the peer's second rekey of a CHILD SA with TEMPORARY_FAILURE: its first rekey waits for the DELETE", "in_spi", old.inSPI.String())
+		return statusDone, &notifyError{notify: message.NotifyTemporaryFailure, reason: "ike: the CHILD SA is being rekeyed"}
 	}
 	res, fail := negotiateChildResponder(sa, m, false)
 	if fail != nil {
@@ -273,21 +415,39 @@ func (t *childRekey) processRequest(m *message.Message) (status, error) {
 
 func (t *childRekey) buildResponse(m *message.Message) error {
 	sa, p, old := t.sa, t.sa.p, t.old
-	c, err := sa.installChild(t.res.keys, true)
+	// Inbound only: see the type comment.
+	c, err := sa.installChild(t.res.keys, false)
 	if err != nil {
 		_ = p.m.cfg.Installer.DelSA(p.cfg.Name, ipsec.Inbound, t.res.keys.inSPI)
 		return &notifyError{notify: message.NotifyNoAdditionalSAs, reason: err.Error()}
 	}
+	out := sa.params(t.res.keys, ipsec.Outbound)
+	c.pendingOut = &out
+	c.replaces = old
 	c.pfs = t.res.keys.alg.DH
 	appendChildResponse(m, t.res.keys, t.res.chosen, t.res.dhPublic, true)
-	p.childUp(c, true)
 	if ours, ok := sa.tm.activeKind(taskChildRekey).(*childRekey); ok && ours.initiator && ours.old == old {
-		// A collision: ours is in flight too; decide when its answer comes.
+		// A collision: ours is in flight too; the nonces decide when its
+		// answer comes.
 		ours.peerNew = c
-		return nil
+		p.log.Info("CHILD SA rekey collision detected: answered the peer's rekey while ours is in flight; the nonces decide which new SA survives",
+			"old_in_spi", old.inSPI.String(), "peer_in_spi", c.inSPI.String())
+	} else {
+		old.state = childRekeyed
+		old.stopTimers()
+		p.log.Info("CHILD SA rekey answered; the new outbound SA takes over when the peer deletes the old one",
+			"old_in_spi", old.inSPI.String(), "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String())
 	}
-	// The initiator deletes old; until then we keep its inbound half and
-	// stop sending on it.
-	p.retireOld(old)
+	p.after(halfOpenTimeout, func() {
+		if c.replaces != old || c.state != childInstalled {
+			return
+		}
+		p.log.Warn("peer did not delete the CHILD SA it rekeyed; switching to the new SA and deleting the old one ourselves",
+			"old_in_spi", old.inSPI.String(), "in_spi", c.inSPI.String(), "after", halfOpenTimeout.String())
+		p.concludeChildRekey(old, c, "rekeyed by the peer, which did not delete the old SA")
+		if old.state != childDestroyed && old.sa.alive() {
+			old.sa.tm.queue(newChildDelete(old.sa, old, "rekeyed; the peer did not delete it"))
+		}
+	})
 	return nil
 }

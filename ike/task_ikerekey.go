@@ -16,12 +16,24 @@ import (
 //
 // The SA payloads carry the new 8-octet SPIs; the new keys come from the old
 // SK_d and a fresh Diffie-Hellman exchange. The CHILD SAs move to the new
-// IKE SA, and the rekey initiator then deletes the old one. A rekey request
-// that arrives while one of our own CREATE_CHILD_SA exchanges is in flight
-// is answered with TEMPORARY_FAILURE (Section 2.25.2); the peer retries.
+// IKE SA, and the rekey initiator then deletes the old one.
+//
+// Collisions (Sections 2.8.2 and 2.25.2), as strongSwan's ike_rekey does:
+//   - Both ends rekey at once: both exchanges complete. The peer's new IKE
+//     SA waits (ikePending) until our own response arrives; then the
+//     exchange holding the lowest of the four nonces made the redundant SA,
+//     which its initiator deletes, and the other new SA inherits the CHILD
+//     SAs. The initiator of the surviving exchange deletes the old SA.
+//   - The peer did not notice the collision (our request reached it after
+//     it finished): it answers TEMPORARY_FAILURE or deletes the old SA, and
+//     we adopt its new SA instead of retrying.
+//   - A rekey request on an IKE SA we are deleting, have already rekeyed, or
+//     while one of our CHILD SA exchanges is in flight gets TEMPORARY_FAILURE;
+//     the peer retries after a random delay.
 type ikeRekey struct {
 	sa        *ikeSA
 	initiator bool
+	reason    string // why we rekey, for the log
 
 	newSPI uint64
 	group  ipsec.DHGroup
@@ -29,23 +41,56 @@ type ikeRekey struct {
 	nonce  []byte
 	sent   *message.SA
 	tries  int
+	// peerNew is the IKE SA the peer created by rekeying sa while our
+	// request was in flight (a collision).
+	peerNew *ikeSA
 
 	// responder
-	alg     ipsec.Algorithms
-	chosen  uint8
-	peerSPI uint64
-	keys    *crypto.IKEKeys
-	ni      []byte
+	alg      ipsec.Algorithms
+	chosen   uint8
+	peerSPI  uint64
+	keys     *crypto.IKEKeys
+	ni       []byte
+	collided bool // our own rekey of sa was in flight when the request came
 }
 
-func newIKERekey(sa *ikeSA) *ikeRekey {
-	return &ikeRekey{sa: sa, initiator: true, group: sa.alg.DH}
+func newIKERekey(sa *ikeSA, reason string) *ikeRekey {
+	return &ikeRekey{sa: sa, initiator: true, group: sa.alg.DH, reason: reason}
 }
 
 func newIKERekeyResponder(sa *ikeSA) *ikeRekey { return &ikeRekey{sa: sa} }
 
 func (t *ikeRekey) kind() taskKind                 { return taskIKERekey }
 func (t *ikeRekey) exchange() message.ExchangeType { return message.CreateChildSA }
+
+// abort releases the new SPI when the exchange is dropped unfinished.
+func (t *ikeRekey) abort() { t.freeSPI() }
+
+// pendingPeerSA returns the peer's colliding new IKE SA while it still
+// waits for the outcome.
+func (t *ikeRekey) pendingPeerSA() *ikeSA {
+	if t.peerNew != nil && t.peerNew.state == ikePending {
+		return t.peerNew
+	}
+	return nil
+}
+
+// concludeCollision adopts the peer's new IKE SA when our rekey did not
+// complete but the peer's colliding one did (the peer did not notice the
+// collision and answered TEMPORARY_FAILURE, or our rekey failed). The peer,
+// as initiator of the surviving exchange, deletes the old SA.
+func (t *ikeRekey) concludeCollision(why string) bool {
+	pn := t.pendingPeerSA()
+	if pn == nil {
+		return false
+	}
+	sa, p := t.sa, t.sa.p
+	p.log.Info("IKE SA rekey collision: the peer's rekey completed and ours did not, so the peer's new IKE SA replaces the old one (RFC 7296 2.8.2)",
+		"why", why, "old_ike_sa", sa.spiString(), "ike_sa", pn.spiString())
+	p.adoptRekeyed(sa, pn, "rekeyed by the peer during a collision")
+	p.awaitOldDelete(sa)
+	return true
+}
 
 func spi64Bytes(s uint64) []byte {
 	var b [8]byte
@@ -72,7 +117,7 @@ func (t *ikeRekey) build(m *message.Message) error {
 		}
 	}
 	if t.nonce == nil {
-		if t.nonce, err = p.m.randBytes(nonceLen); err != nil {
+		if t.nonce, err = p.m.newNonce(true); err != nil {
 			return err
 		}
 	}
@@ -87,7 +132,9 @@ func (t *ikeRekey) build(m *message.Message) error {
 	// accepted them once accepts them again.
 	t.sent = saPayload(ipsec.ProtoIKE, []ipsec.Proposal{algProposal(sa.alg)}, spi64Bytes(t.newSPI), true)
 	m.Payloads = append(m.Payloads, t.sent, &message.Nonce{Data: t.nonce}, &message.KE{Group: t.group, Data: t.dh.Public()})
-	p.log.Info("IKE phase 1 Rekeying", "ike_sa", sa.spiString())
+	if t.tries == 0 {
+		p.log.Info("IKE SA rekey started", "reason", t.reason, "ike_sa", sa.spiString(), "new_spi_i", fmt.Sprintf("%016x", t.newSPI))
+	}
 	return nil
 }
 
@@ -114,22 +161,31 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 				g := ipsec.DHGroup(binary.BigEndian.Uint16(n.Data))
 				t.tries++
 				if offersDH(p.cfg.IKEProposals, g) && g != t.group && t.tries <= maxInitRetries {
+					p.log.Info("peer asked for another DH group; retrying the IKE SA rekey", "requested", dhName(g))
 					t.group = g
 					return statusRetry, nil
 				}
 			}
 		case message.NotifyTemporaryFailure:
 			t.freeSPI()
+			if t.concludeCollision("the peer answered TEMPORARY_FAILURE after finishing its own rekey") {
+				return statusDone, nil
+			}
+			// RFC 7296, Section 2.25: retry after a random delay.
 			d := p.randDuration(tempFailMaxDelay)
-			p.log.Info("peer answered TEMPORARY_FAILURE to our IKE rekey; retrying", "in", d.String())
+			p.log.Info("IKE SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
+				"ike_sa", sa.spiString(), "in", d.String())
 			sa.after(d, func() {
-				if sa.state == ikeEstablished && !sa.tm.hasQueued(taskIKERekey) {
-					sa.tm.queue(newIKERekey(sa))
+				if sa.state == ikeEstablished && !sa.tm.hasQueued(taskIKERekey) && sa.tm.activeKind(taskIKERekey) == nil {
+					sa.tm.queue(newIKERekey(sa, "retry after TEMPORARY_FAILURE"))
 				}
 			})
 			return statusDone, nil
 		}
 		t.freeSPI()
+		if t.concludeCollision("the peer refused our rekey with " + n.Kind.String()) {
+			return statusDone, nil
+		}
 		reason := fmt.Sprintf("ike: peer %s refused our IKE SA rekey with %s; the IKE SA stays until its hard lifetime", p.cfg.RemoteAddr, n.Kind)
 		p.log.Warn(reason)
 		p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
@@ -141,6 +197,9 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 	nonce, _ := m.Get(message.PayloadNonce).(*message.Nonce)
 	fail := func(err error) (status, error) {
 		t.freeSPI()
+		if t.concludeCollision(err.Error()) {
+			return statusDone, nil
+		}
 		p.log.Warn("IKE SA rekey failed", "reason", err.Error())
 		p.emit(Event{Kind: EventNegotiationFailed, Reason: err.Error()})
 		return statusDone, nil
@@ -164,25 +223,77 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 	if err != nil {
 		return fail(err)
 	}
-	nsa, err := p.rekeyedSA(sa, true, t.newSPI, spiR, alg, keys, t.nonce, nonce.Data)
+	nr := append([]byte(nil), nonce.Data...)
+	nsa, err := p.rekeyedSA(sa, true, t.newSPI, spiR, alg, keys, t.nonce, nr)
 	if err != nil {
 		return fail(err)
 	}
 	t.newSPI = 0 // owned by nsa now
-	p.adoptRekeyed(sa, nsa)
+	if pn := t.pendingPeerSA(); pn != nil {
+		// RFC 7296, Section 2.8.2: the new IKE SA created by the exchange
+		// holding the lowest of the four nonces is redundant and deleted
+		// by its initiator; the other inherits the CHILD SAs.
+		if lowestNonceIsOurs(t.nonce, nr, pn.ni, pn.nr) {
+			p.log.Info("IKE SA rekey collision lost: our new IKE SA holds the lowest nonce, so it is redundant and we delete it; the peer's new IKE SA replaces the old one and the peer deletes the old one (RFC 7296 2.8.2)",
+				"old_ike_sa", sa.spiString(), "redundant_ike_sa", nsa.spiString(), "ike_sa", pn.spiString())
+			nsa.redundant = true
+			nsa.state = ikeRekeyed
+			p.sas[nsa.ourSPI()] = nsa
+			p.adoptRekeyed(sa, pn, "rekeyed by the peer (it won the rekey collision)")
+			p.awaitOldDelete(sa)
+			p.deleteIKESA(nsa, "redundant IKE SA of a rekey collision (ours held the lowest nonce)")
+			return statusDone, nil
+		}
+		p.log.Info("IKE SA rekey collision won: the peer's new IKE SA holds the lowest nonce, so it is redundant and the peer deletes it; ours replaces the old one (RFC 7296 2.8.2)",
+			"old_ike_sa", sa.spiString(), "ike_sa", nsa.spiString(), "redundant_ike_sa", pn.spiString())
+		pn.redundant = true
+		pn.state = ikeRekeyed
+		pn.after(halfOpenTimeout, func() {
+			if pn.state == ikeRekeyed {
+				p.deleteIKESA(pn, "the peer did not delete its redundant IKE SA of a rekey collision")
+			}
+		})
+	}
+	p.adoptRekeyed(sa, nsa, t.reason)
 	sa.tm.queue(newIKEDelete(sa, "rekeyed"))
 	return statusDone, nil
 }
 
-func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
-	sa, p := t.sa, t.sa.p
-	for _, k := range []taskKind{taskIKERekey, taskChildRekey, taskChildCreate, taskIKEDelete} {
+// childHalfOpen reports whether a CHILD SA exchange of ours is in flight on
+// sa, or a CHILD SA is being rekeyed or deleted: the IKE SA must not be
+// rekeyed under it (strongSwan's have_half_open_children).
+func (sa *ikeSA) childHalfOpen() bool {
+	for _, k := range []taskKind{taskChildRekey, taskChildCreate, taskChildDelete} {
 		if sa.tm.activeKind(k) != nil {
-			return statusDone, &notifyError{notify: message.NotifyTemporaryFailure, reason: "ike: an exchange of ours is in progress"}
+			return true
 		}
 	}
-	if sa.state != ikeEstablished {
-		return statusDone, &notifyError{notify: message.NotifyTemporaryFailure, reason: "ike: IKE SA is being deleted"}
+	for _, c := range sa.children {
+		if c.state == childRekeying || c.state == childDeleting {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
+	sa, p := t.sa, t.sa.p
+	// RFC 7296, Sections 2.8.2 and 2.25.2.
+	busy := ""
+	switch {
+	case sa.state == ikeDeleting:
+		busy = "we are deleting this IKE SA"
+	case sa.state != ikeEstablished:
+		busy = "this IKE SA is already rekeyed"
+	case sa.childHalfOpen():
+		busy = "a CHILD SA exchange of ours is in progress"
+	}
+	if busy != "" {
+		p.log.Info("refusing the peer's IKE SA rekey with TEMPORARY_FAILURE; it retries later", "why", busy, "ike_sa", sa.spiString())
+		return statusDone, &notifyError{notify: message.NotifyTemporaryFailure, reason: "ike: " + busy}
+	}
+	if r, ok := sa.tm.activeKind(taskIKERekey).(*ikeRekey); ok && r.initiator {
+		t.collided = true
 	}
 	offer, _ := m.Get(message.PayloadSA).(*message.SA)
 	ke, _ := m.Get(message.PayloadKE).(*message.KE)
@@ -218,7 +329,7 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 	if err != nil {
 		return statusDone, &notifyError{notify: message.NotifyInvalidSyntax, reason: "ike: IKE rekey key exchange failed: " + err.Error()}
 	}
-	if t.nonce, err = p.m.randBytes(nonceLen); err != nil {
+	if t.nonce, err = p.m.newNonce(false); err != nil {
 		return statusDone, &notifyError{notify: message.NotifyNoProposalChosen, reason: err.Error()}
 	}
 	if t.newSPI, err = p.m.allocSPI(p); err != nil {
@@ -243,8 +354,29 @@ func (t *ikeRekey) afterSend() {
 		p.log.Error("adopting the rekeyed IKE SA failed", "err", err)
 		return
 	}
-	p.adoptRekeyed(sa, nsa)
-	// The initiator deletes the old SA; if it never does, we do.
+	if ours, ok := sa.tm.activeKind(taskIKERekey).(*ikeRekey); ok && t.collided && ours.initiator {
+		// A collision (RFC 7296, Section 2.8.2): the nonces decide once our
+		// own response arrives. Until then the new SA answers requests but
+		// owns nothing.
+		nsa.state = ikePending
+		p.sas[nsa.ourSPI()] = nsa
+		ours.peerNew = nsa
+		p.log.Info("IKE SA rekey collision detected: answered the peer's rekey while ours is in flight; the nonces decide which new IKE SA survives",
+			"old_ike_sa", sa.spiString(), "peer_ike_sa", nsa.spiString())
+		nsa.after(halfOpenTimeout, func() {
+			if nsa.state == ikePending {
+				p.destroySA(nsa, "the rekey collision was never resolved")
+			}
+		})
+		return
+	}
+	p.adoptRekeyed(sa, nsa, "rekeyed by the peer")
+	p.awaitOldDelete(sa)
+}
+
+// awaitOldDelete makes sure a rekeyed IKE SA goes away even if the peer,
+// whose job that is, never deletes it.
+func (p *peer) awaitOldDelete(sa *ikeSA) {
 	sa.after(halfOpenTimeout, func() {
 		if sa.state == ikeRekeyed {
 			p.deleteIKESA(sa, "rekeyed; the peer did not delete the old IKE SA")
@@ -270,8 +402,9 @@ func (p *peer) rekeyedSA(old *ikeSA, initiator bool, spiI, spiR uint64, alg ipse
 
 // adoptRekeyed moves CHILD SAs and pending work from old to nsa and makes
 // nsa current (RFC 7296, Section 2.18).
-func (p *peer) adoptRekeyed(old, nsa *ikeSA) {
+func (p *peer) adoptRekeyed(old, nsa *ikeSA, reason string) {
 	now := p.m.clock.Now()
+	nsa.state = ikeEstablished
 	nsa.established, nsa.lastInbound = now, now
 	p.sas[nsa.ourSPI()] = nsa
 	nsa.children = old.children
@@ -289,12 +422,13 @@ func (p *peer) adoptRekeyed(old, nsa *ikeSA) {
 	}
 	p.scheduleIKETimers(nsa)
 	p.scheduleDPD(nsa)
-	p.log.Info("IKE phase 1 Established (rekeyed)", "old_ike_sa", old.spiString(), "ike_sa", nsa.spiString(), "alg", algString(nsa.alg))
+	p.log.Info("IKE SA rekey done", "reason", reason, "old_ike_sa", old.spiString(), "ike_sa", nsa.spiString(),
+		"alg", algString(nsa.alg), "children", len(nsa.children))
 	p.emit(Event{Kind: EventIKERekeyed, Reason: fmt.Sprintf("IKE SA rekeyed using %s", algString(nsa.alg)), Alg: nsa.alg})
 	for _, t := range pending {
 		switch t := t.(type) {
 		case *childRekey:
-			p.queueChildRekey(t.old)
+			p.queueChildRekey(t.old, t.reason)
 		case *childCreate:
 			p.ensureChild(nsa)
 		case *childDelete:

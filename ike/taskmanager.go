@@ -251,6 +251,7 @@ func (tm *taskManager) retransmit(mid uint32, gen uint64, limit int) {
 	sa := tm.sa
 	if ex.sends >= limit {
 		tm.active = nil
+		abortTasks(ex.tasks)
 		sa.p.retransmitsExhausted(sa, ex)
 		return
 	}
@@ -415,14 +416,36 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// aborter is implemented by tasks that hold resources (allocated SPIs)
+// to release when they are dropped unfinished.
+type aborter interface{ abort() }
+
+func abortTasks(ts []task) {
+	for _, t := range ts {
+		if a, ok := t.(aborter); ok {
+			a.abort()
+		}
+	}
+}
+
 // abortQueued drops queued tasks but lets the active exchange finish.
-func (tm *taskManager) abortQueued() { tm.queued = nil }
+func (tm *taskManager) abortQueued() {
+	q := tm.queued
+	tm.queued = nil
+	abortTasks(q)
+}
 
 // abort drops every queued and active task (the SA is going away).
 func (tm *taskManager) abort() {
-	if tm.active != nil && tm.active.timer != nil {
-		tm.active.timer.Stop()
+	var ts []task
+	if tm.active != nil {
+		if tm.active.timer != nil {
+			tm.active.timer.Stop()
+		}
+		ts = tm.active.tasks
 	}
 	tm.active = nil
+	ts = append(ts, tm.queued...)
 	tm.queued = nil
+	abortTasks(ts)
 }

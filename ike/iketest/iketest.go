@@ -161,6 +161,18 @@ func (f *FakeInstaller) QuerySA(tunnel string, dir ipsec.Direction, spi ipsec.SP
 	return ipsec.SAStats{LastUsed: f.lastUsed[spi]}, nil
 }
 
+// Allocated returns every SPI AllocSPI handed out, in order (Ops(true)
+// does not clear it).
+func (f *FakeInstaller) Allocated() []ipsec.SPI {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []ipsec.SPI
+	for spi := f.base + 1; spi <= f.next; spi++ {
+		out = append(out, ipsec.SPI(spi))
+	}
+	return out
+}
+
 // SetFailAdd makes subsequent AddSA calls fail (or succeed again).
 func (f *FakeInstaller) SetFailAdd(fail bool) {
 	f.mu.Lock()

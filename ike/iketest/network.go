@@ -139,6 +139,22 @@ func (n *Network) Take() []Packet {
 	return all
 }
 
+// TakeFrom removes the packets nd queued, without delivering them, so a
+// test can deliver them later (reordering) or never (loss).
+func (n *Network) TakeFrom(nd *Node) []Packet {
+	n.Flush()
+	return nd.Sender.Take()
+}
+
+// Send delivers packets taken from nd (as TakeFrom returned them) through
+// the NAT and the Drop filter, then waits until the receivers handled them.
+func (n *Network) Send(from *Node, pkts ...Packet) {
+	for _, p := range pkts {
+		n.route(from, p)
+	}
+	n.Flush()
+}
+
 // Inject hands data to the node at to as if it came from src.
 func (n *Network) Inject(to netip.AddrPort, src netip.AddrPort, data []byte) {
 	for _, nd := range n.nodes {

@@ -1,0 +1,59 @@
+package ike
+
+// Test hooks for the external ike_test package. They run on the peer's
+// goroutine like the public control methods.
+
+// SetNonceFirstByte makes every nonce m generates start with initiator
+// (exchanges we initiate) or responder (exchanges we answer), so tests can
+// choose which exchange of a collision holds the lowest nonce.
+func SetNonceFirstByte(m *Manager, initiator, responder byte) {
+	h := func(init bool, n []byte) {
+		if init {
+			n[0] = initiator
+		} else {
+			n[0] = responder
+		}
+	}
+	m.nonceHook.Store(&h)
+}
+
+func onPeer(m *Manager, name string, f func(p *peer) error) error {
+	p, err := m.peer(name)
+	if err != nil {
+		return err
+	}
+	return p.call(func() error { return f(p) })
+}
+
+// DeleteChild starts a DELETE of the peer's active CHILD SA, as its hard
+// lifetime would (a new one is negotiated afterwards).
+func DeleteChild(m *Manager, name string) error {
+	return onPeer(m, name, func(p *peer) error {
+		c := p.ike.activeChild()
+		p.ike.tm.queue(newChildDelete(p.ike, c, reasonChildExpired))
+		return nil
+	})
+}
+
+// DeleteIKE starts a DELETE of the peer's IKE SA, as its hard lifetime
+// would (the tunnel stays wanted).
+func DeleteIKE(m *Manager, name string) error {
+	return onPeer(m, name, func(p *peer) error {
+		p.deleteIKESA(p.ike, "deleted by the test")
+		return nil
+	})
+}
+
+// SendDPD queues a DPD probe on the current IKE SA.
+func SendDPD(m *Manager, name string) error {
+	return onPeer(m, name, func(p *peer) error {
+		p.ike.tm.queue(newDPD(p.ike))
+		return nil
+	})
+}
+
+// IKESAs returns the number of IKE SAs the peer holds (any state).
+func IKESAs(m *Manager, name string) (n int) {
+	_ = onPeer(m, name, func(p *peer) error { n = len(p.sas); return nil })
+	return n
+}
