@@ -39,10 +39,12 @@
 // MSS clamping; their DF bit does not matter to the tunnel because the
 // outer UDP socket runs with path MTU discovery off (IP_PMTUDISC_DONT,
 // AWS "clear_df_bit"): if an ESP packet exceeds the path MTU the kernel
-// fragments the outer packet instead of dropping it. A packet that is
-// larger than the tunnel MTU anyway (the TUN MTU was raised behind our
-// back) is dropped with reason "mtu", or answered with ICMP "fragmentation
-// needed"/"packet too big" when TunnelConfig.FragNeededICMP is set.
+// fragments the outer packet instead of dropping it. The tunnel MTU starts
+// at TunnelConfig.MTU and follows the device's MTU when it changes (the
+// daemon sets it from the negotiated algorithms). A packet that is larger
+// than the tunnel MTU anyway is dropped with reason "mtu", or answered with
+// ICMP "fragmentation needed"/"packet too big" when
+// TunnelConfig.FragNeededICMP is set.
 //
 // Counters are atomic: per tunnel (inner bytes and packets both ways, which
 // survive rekeys, drops by reason, NAT-keepalives, last inbound time) and

@@ -29,7 +29,7 @@ func (t *tunnel) tooBig(pkt []byte, p *packet.Parsed) {
 	}
 	reply := t.e.pools.getElem()
 	defer t.e.pools.putElem(reply)
-	n := buildTooBig(reply.buf[tunWriteOffset:], pkt, p, t.mtu)
+	n := buildTooBig(reply.buf[tunWriteOffset:], pkt, p, int(t.mtu.Load()))
 	if n == 0 {
 		return
 	}

@@ -107,7 +107,7 @@ func (t *tunnel) processOutbound(elems []*elem, sizes []int, p *packet.Parsed) {
 			t.drop(dropMalformed, 1)
 			continue
 		}
-		if n > t.mtu {
+		if n > int(t.mtu.Load()) {
 			t.tooBig(pkt, p)
 			continue
 		}

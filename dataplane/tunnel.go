@@ -40,7 +40,7 @@ type tunnel struct {
 	e         *Engine
 	name      string
 	dev       tun.Device
-	mtu       int
+	mtu       atomic.Int32 // largest inner packet sent; follows the device's MTU
 	mss       uint16
 	keepalive time.Duration
 	fragICMP  bool
@@ -92,12 +92,13 @@ func (e *Engine) AddTunnel(tc TunnelConfig) error {
 		ka = DefaultNATKeepalive
 	}
 	t := &tunnel{
-		e: e, name: tc.Name, dev: tc.Device, mtu: mtu, mss: tc.MSSClamp,
+		e: e, name: tc.Name, dev: tc.Device, mss: tc.MSSClamp,
 		keepalive: ka, fragICMP: tc.FragNeededICMP,
 		inSAs:  make(map[ipsec.SPI]*inboundSA),
 		outSAs: make(map[ipsec.SPI]*outboundSA),
 		stop:   make(chan struct{}),
 	}
+	t.mtu.Store(int32(mtu))
 	t.queue.outbound = make(chan *outBatch, sequentialQueueLen)
 	t.queue.inbound = make(chan *inBatch, sequentialQueueLen)
 	e.mu.Lock()
@@ -200,7 +201,10 @@ func (e *Engine) TunnelStats(name string) (TunnelStats, error) {
 func (t *tunnel) drop(r dropReason, n int) { t.c.drops[r].Add(uint64(n)) }
 
 // RoutineTUNEvents drains the device's events (wireguard-go's netlink
-// listener blocks when nobody reads them) and logs MTU changes.
+// listener blocks when nobody reads them) and makes the tunnel MTU follow
+// the device's: the daemon resizes the device when a CHILD SA's algorithms
+// are known, and the kernel already hands us packets up to the new size,
+// so keeping the old limit would silently drop every packet in between.
 func (t *tunnel) RoutineTUNEvents() {
 	for {
 		select {
@@ -210,11 +214,21 @@ func (t *tunnel) RoutineTUNEvents() {
 			if !ok {
 				return
 			}
-			if ev&tun.EventMTUUpdate != 0 {
-				if m, err := t.dev.MTU(); err == nil && m != t.mtu {
-					t.e.log.Warn("TUN device MTU differs from the tunnel MTU; larger packets are dropped", "tunnel", t.name, "device_mtu", m, "tunnel_mtu", t.mtu)
-				}
+			if ev&tun.EventMTUUpdate == 0 {
+				continue
 			}
+			m, err := t.dev.MTU()
+			old := int(t.mtu.Load())
+			if err != nil || m == old {
+				continue
+			}
+			if limit := bufSize - tunReadOffset - 256; m < 68 || m > limit {
+				t.e.log.Warn("TUN device MTU out of range; keeping the tunnel MTU, larger packets are dropped",
+					"tunnel", t.name, "device_mtu", m, "tunnel_mtu", old, "max", limit)
+				continue
+			}
+			t.mtu.Store(int32(m))
+			t.e.log.Info("tunnel MTU follows the device", "tunnel", t.name, "mtu", m, "was", old)
 		}
 	}
 }
