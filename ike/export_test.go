@@ -1,5 +1,7 @@
 package ike
 
+import "github.com/cgwproject/cgw/ipsec"
+
 // Test hooks for the external ike_test package. They run on the peer's
 // goroutine like the public control methods.
 
@@ -56,4 +58,22 @@ func SendDPD(m *Manager, name string) error {
 func IKESAs(m *Manager, name string) (n int) {
 	_ = onPeer(m, name, func(p *peer) error { n = len(p.sas); return nil })
 	return n
+}
+
+// SendChildDelete sends a DELETE for the given inbound SPIs of ours,
+// whether or not they belong to a CHILD SA.
+func SendChildDelete(m *Manager, name string, spis ...ipsec.SPI) error {
+	return onPeer(m, name, func(p *peer) error {
+		p.ike.tm.queue(newChildDeleteSPIs(p.ike, spis...))
+		return nil
+	})
+}
+
+// ForgetChild drops the active CHILD SA without telling the peer, as a
+// peer that lost its state (or whose DELETE never arrived) would.
+func ForgetChild(m *Manager, name string) error {
+	return onPeer(m, name, func(p *peer) error {
+		p.ike.deleteChildSAs(p.ike.activeChild(), false)
+		return nil
+	})
 }

@@ -186,7 +186,7 @@ func (t *childCreate) processResponse(m *message.Message) (status, error) {
 	if !t.inAuth {
 		c.pfs = k.alg.DH
 	}
-	p.childUp(c, false)
+	p.childUp(c)
 	return statusDone, nil
 }
 
@@ -280,7 +280,7 @@ func (t *childCreate) buildResponse(m *message.Message) error {
 		c.pfs = t.keys.alg.DH
 	}
 	appendChildResponse(m, t.keys, t.chosen, t.peerDH, !t.inAuth)
-	p.childUp(c, false)
+	p.childUp(c)
 	return nil
 }
 
@@ -414,15 +414,10 @@ func childFailSentence(p *peer, n message.NotifyType, what string) string {
 	return fmt.Sprintf("ike: peer %s refused %s with %s", p.cfg.RemoteAddr, what, n)
 }
 
-// childUp reports a new CHILD SA.
-func (p *peer) childUp(c *childSA, rekey bool) {
+// childUp reports a new CHILD SA (not a rekey, see childRekeyed).
+func (p *peer) childUp(c *childSA) {
 	p.retryAttempt = 0
 	sa := c.sa
-	if rekey {
-		p.log.Info("IKE phase 2 Established (rekeyed)", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg))
-		p.emit(Event{Kind: EventChildRekeyed, Reason: fmt.Sprintf("CHILD SA rekeyed using %s", algString(c.alg)), InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
-		return
-	}
 	p.log.Info("IKE phase 2 Established", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg),
 		"ts_local", tsString(c.tsLocal), "ts_remote", tsString(c.tsRemote), "encap", sa.encap)
 	p.emit(Event{Kind: EventChildUp, Reason: fmt.Sprintf("CHILD SA established using %s, %s === %s", algString(c.alg), tsString(c.tsLocal), tsString(c.tsRemote)),

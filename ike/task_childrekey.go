@@ -324,7 +324,7 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 // childRekeyed reports a completed rekey of old by c.
 func (p *peer) childRekeyed(old, c *childSA, reason string) {
 	p.retryAttempt = 0
-	p.log.Info("CHILD SA rekey done", "reason", reason, "old_in_spi", old.inSPI.String(), "old_out_spi", old.outSPI.String(),
+	p.log.Info("IKE phase 2 Established (rekeyed)", "reason", reason, "old_in_spi", old.inSPI.String(), "old_out_spi", old.outSPI.String(),
 		"in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg))
 	p.emit(Event{Kind: EventChildRekeyed, Reason: fmt.Sprintf("CHILD SA rekeyed (%s) using %s", reason, algString(c.alg)), InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
 }

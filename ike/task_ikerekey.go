@@ -422,7 +422,7 @@ func (p *peer) adoptRekeyed(old, nsa *ikeSA, reason string) {
 	}
 	p.scheduleIKETimers(nsa)
 	p.scheduleDPD(nsa)
-	p.log.Info("IKE SA rekey done", "reason", reason, "old_ike_sa", old.spiString(), "ike_sa", nsa.spiString(),
+	p.log.Info("IKE phase 1 Established (rekeyed)", "reason", reason, "old_ike_sa", old.spiString(), "ike_sa", nsa.spiString(),
 		"alg", algString(nsa.alg), "children", len(nsa.children))
 	p.emit(Event{Kind: EventIKERekeyed, Reason: fmt.Sprintf("IKE SA rekeyed using %s", algString(nsa.alg)), Alg: nsa.alg})
 	for _, t := range pending {

@@ -258,9 +258,10 @@ func (tm *taskManager) retransmit(mid uint32, gen uint64, limit int) {
 	if ex.dpd {
 		sa.dpdMisses++
 		sa.p.emit(Event{Kind: EventDPDMiss, Reason: fmt.Sprintf("no answer to DPD probe %d of %d", sa.dpdMisses, sa.p.cfg.DPDRetries)})
-		sa.p.log.Info("DPD probe unanswered, retransmitting", "misses", sa.dpdMisses, "retries", sa.p.cfg.DPDRetries)
+		sa.p.log.Info("DPD probe unanswered, retransmitting", "reason", fmt.Sprintf("no answer within %s", sa.p.cfg.DPDInterval),
+			"misses", sa.dpdMisses, "retries", sa.p.cfg.DPDRetries)
 	} else {
-		sa.p.log.Info("retransmitting request", "exchange", ex.typ.String(), "mid", mid, "try", ex.sends)
+		sa.p.log.Info("retransmitting request", "reason", "no answer yet", "exchange", ex.typ.String(), "mid", mid, "try", ex.sends)
 	}
 	tm.transmit()
 }
