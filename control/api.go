@@ -46,7 +46,7 @@ type Tunnel struct {
 	State       string    `json:"state"` // up | negotiating | down (TunnelState: BGP established, or CHILD up for static)
 	IKEState    string    `json:"ike_state"`
 	ChildState  string    `json:"child_state"`
-	Since       time.Time `json:"since,omitempty"`
+	Since       time.Time `json:"since,omitzero"`
 	Device      string    `json:"device"`
 	InsideLocal string    `json:"inside_local"`
 	InsidePeer  string    `json:"inside_peer"`
@@ -61,7 +61,7 @@ type Tunnel struct {
 	DPD         DPD       `json:"dpd"`
 	BGP         *BGP      `json:"bgp,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`
-	LastErrorAt time.Time `json:"last_error_at,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // IKESA describes the established IKE SA.
@@ -71,8 +71,8 @@ type IKESA struct {
 	Initiator   bool      `json:"initiator"`
 	Algorithms  string    `json:"algorithms"`
 	Established time.Time `json:"established"`
-	RekeyAt     time.Time `json:"rekey_at,omitempty"`
-	ExpiresAt   time.Time `json:"expires_at,omitempty"`
+	RekeyAt     time.Time `json:"rekey_at,omitzero"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
 }
 
 // Child describes one CHILD SA pair.
@@ -81,8 +81,8 @@ type Child struct {
 	OutSPI      string    `json:"out_spi"`
 	Algorithms  string    `json:"algorithms"`
 	Established time.Time `json:"established"`
-	RekeyAt     time.Time `json:"rekey_at,omitempty"`
-	ExpiresAt   time.Time `json:"expires_at,omitempty"`
+	RekeyAt     time.Time `json:"rekey_at,omitzero"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
 	BytesIn     uint64    `json:"bytes_in"`
 	BytesOut    uint64    `json:"bytes_out"`
 	PacketsIn   uint64    `json:"packets_in"`
@@ -99,14 +99,14 @@ type Traffic struct {
 	PacketsIn   uint64            `json:"packets_in"`
 	PacketsOut  uint64            `json:"packets_out"`
 	Drops       map[string]uint64 `json:"drops,omitempty"`
-	LastInbound time.Time         `json:"last_inbound,omitempty"`
+	LastInbound time.Time         `json:"last_inbound,omitzero"`
 }
 
 // DPD is dead peer detection state.
 type DPD struct {
 	Interval time.Duration `json:"interval"`
 	Misses   int           `json:"misses"`
-	LastSeen time.Time     `json:"last_seen,omitempty"`
+	LastSeen time.Time     `json:"last_seen,omitzero"`
 }
 
 // BGP is the tunnel's BGP neighbor.
@@ -114,7 +114,7 @@ type BGP struct {
 	Neighbor   string    `json:"neighbor"`
 	PeerASN    uint32    `json:"peer_asn"`
 	State      string    `json:"state"`
-	Since      time.Time `json:"since,omitempty"`
+	Since      time.Time `json:"since,omitzero"`
 	Received   int       `json:"received"`
 	Accepted   int       `json:"accepted"`
 	Advertised int       `json:"advertised"`

@@ -244,7 +244,7 @@ func (d *diagnoser) ikePorts() {
 		d.add(checkIKEPorts, control.SeverityError,
 			fmt.Sprintf("AWS never answered: %s went to %s on UDP 500/4500 and nothing came back.", diagCount(int(min(req, 1<<62)), "IKE request"), tc.PeerAddress),
 			append(ev, fmt.Sprintf("peer_address %s is %s", tc.PeerAddress, d.position())),
-			fmt.Sprintf("Allow UDP 500 and 4500 to and from %s (and IP protocol 50 when there is no NAT) in every firewall, security appliance and ISP filter on the way. Check that %s is this tunnel's outside IP address in the AWS console (VPN connection > Tunnel details); if AWS shows the tunnel DOWN with nothing in its tunnel log, no IKE packet reaches AWS. An AWS endpoint replacement or maintenance also stops answers for a few minutes.", tc.PeerAddress, tc.PeerAddress))
+			fmt.Sprintf("Allow UDP 500 and 4500 to and from %s in every firewall, security appliance and ISP filter on the way. Check that %s is this tunnel's outside IP address in the AWS console (VPN connection > Tunnel details); if AWS shows the tunnel DOWN with nothing in its tunnel log, no IKE packet reaches AWS. An AWS endpoint replacement or maintenance also stops answers for a few minutes.", tc.PeerAddress, tc.PeerAddress))
 	case tc.StartupAction == config.StartRespond:
 		d.add(checkIKEPorts, control.SeverityInfo,
 			"No IKE message exchanged yet: cgw waits for AWS to start (startup_action: respond).", ev,
@@ -310,11 +310,9 @@ func (d *diagnoser) nat() {
 	case !d.ikeUp() && d.in.IKEResponses == 0:
 		d.add(checkNAT, control.SeverityInfo, "NAT detection needs an answer from AWS; not known yet.", nil, "")
 	default:
-		if t.Encap {
-			ev = append(ev, "ESP is carried in UDP 4500 because force_encap is set")
-		} else {
-			ev = append(ev, "ESP travels as IP protocol 50: firewalls on the way must allow it in both directions")
-		}
+		// cgw's dataplane always carries ESP in UDP 4500 (it asks AWS for
+		// encapsulation even without a NAT), so only UDP matters here.
+		ev = append(ev, "ESP is carried in UDP 4500 (cgw always encapsulates), so only UDP 500/4500 need to pass firewalls")
 		d.add(checkNAT, control.SeverityOK, "No NAT between cgw and AWS.", ev, "")
 	}
 }
@@ -689,6 +687,10 @@ func (d *diagnoser) bgp() {
 		d.add(checkBGP, control.SeverityError,
 			fmt.Sprintf("AWS closed the session because cgw advertised too many prefixes (Cease 6/1): at most %d to a virtual private gateway, %d to a transit gateway.", awsVGWPrefixLimit, awsTGWPrefixLimit), ev,
 			"Summarise bgp.advertise into fewer, larger prefixes.")
+	case strings.Contains(lastErr, "cease") || strings.Contains(lastErr, "administrative"):
+		d.add(checkBGP, control.SeverityError,
+			"AWS closed the BGP session (a NOTIFICATION Cease came from AWS); the tunnel itself is up.", ev,
+			"AWS shuts sessions for administrative reasons (maintenance, a configuration change of the VPN connection, an endpoint replacement) or a prefix limit; cgw reconnects by itself. If it persists, check the VPN connection's tunnel details and AWS's BGP log.")
 	case b.State == "Connect" || b.State == "Active":
 		ev = append(ev, fmt.Sprintf("our inside address %s, AWS's %s (inside_cidr %s)", tc.InsideLocal(), tc.InsidePeer(), tc.InsideCIDR))
 		d.add(checkBGP, control.SeverityError,
@@ -752,7 +754,7 @@ func (d *diagnoser) routes() {
 	}
 	switch {
 	case b.Received == 0:
-		d.add(checkRoutes, control.SeverityWarn, "BGP is Established but AWS advertises no prefix, so there is nothing to route to AWS.", ev,
+		d.add(checkRoutes, control.SeverityError, "BGP is Established but AWS advertises no prefix, so there is nothing to route to AWS.", ev,
 			"A virtual private gateway advertises the CIDRs of the VPC it is attached to: check the gateway is attached to the VPC. A transit gateway advertises the routes of the TGW route table associated with the VPN attachment: check the VPC attachments propagate into it.")
 	case b.Accepted == 0:
 		d.add(checkRoutes, control.SeverityError,
@@ -802,10 +804,7 @@ func (d *diagnoser) direction() {
 		fmt.Sprintf("in %s: sent %d packets (%s) to AWS, received %d packets (%s)", w, pout, human.Bytes(bout), pin, human.Bytes(bin)),
 		fmt.Sprintf("since start: sent %d packets (%s), received %d packets (%s)", a.PacketsOut, human.Bytes(a.BytesOut), a.PacketsIn, human.Bytes(a.BytesIn)),
 	}
-	espIn := "inbound ESP (IP protocol 50)"
-	if d.t.Encap || d.t.NAT {
-		espIn = "inbound UDP 4500"
-	}
+	espIn := "inbound UDP 4500" // cgw always carries ESP in UDP
 	switch {
 	case pout >= diagMinPackets && pin == 0:
 		d.add(checkDirection, control.SeverityError,

@@ -236,10 +236,7 @@ func TestDiagnoseFindings(t *testing.T) {
 			down(in)
 			in.IKEResponses = 0
 		}, checkNAT, control.SeverityInfo, []string{"not known yet"}},
-		{"no nat, forced encap", func(t *testing.T, in *DiagInput) {
-			in.After.Encap = true
-		}, checkNAT, control.SeverityOK, []string{"force_encap"}},
-		{"no nat, ESP", func(t *testing.T, in *DiagInput) {}, checkNAT, control.SeverityOK, []string{"IP protocol 50"}},
+		{"no nat", func(t *testing.T, in *DiagInput) {}, checkNAT, control.SeverityOK, []string{"UDP 4500 (cgw always encapsulates)"}},
 
 		// --- last IKE failure
 		{"no proposal chosen", func(t *testing.T, in *DiagInput) {
@@ -356,6 +353,9 @@ func TestDiagnoseFindings(t *testing.T) {
 		{"bgp prefix limit", func(t *testing.T, in *DiagInput) {
 			in.After.BGP.State, in.After.BGP.LastError = "Idle", "received NOTIFICATION Cease / Maximum Number of Prefixes Reached"
 		}, checkBGP, control.SeverityError, []string{"too many prefixes (Cease 6/1)", "at most 100"}},
+		{"bgp shut by aws", func(t *testing.T, in *DiagInput) {
+			in.After.BGP.State, in.After.BGP.LastError = "Active", "received NOTIFICATION Cease / Administrative Shutdown"
+		}, checkBGP, control.SeverityError, []string{"AWS closed the BGP session", "Cease", "reconnects by itself"}},
 		{"bgp stuck in active", func(t *testing.T, in *DiagInput) {
 			in.After.BGP.State = "Active"
 		}, checkBGP, control.SeverityError, []string{"stuck in Active", "TCP connection on port 179", "our inside address 169.254.15.194, AWS's 169.254.15.193 (inside_cidr 169.254.15.192/30)"}},
@@ -387,7 +387,7 @@ func TestDiagnoseFindings(t *testing.T) {
 		{"aws advertises nothing", func(t *testing.T, in *DiagInput) {
 			in.After.BGP.Received, in.After.BGP.Accepted = 0, 0
 			in.Routes = nil
-		}, checkRoutes, control.SeverityWarn, []string{"AWS advertises no prefix", "attached to the VPC", "propagate", "no kernel route installed for connection vpn-0a1b2c3d"}},
+		}, checkRoutes, control.SeverityError, []string{"AWS advertises no prefix", "attached to the VPC", "propagate", "no kernel route installed for connection vpn-0a1b2c3d"}},
 		{"prefixes refused", func(t *testing.T, in *DiagInput) {
 			in.After.BGP.Received, in.After.BGP.Accepted = 2, 0
 			in.Routes = nil
@@ -419,7 +419,7 @@ func TestDiagnoseFindings(t *testing.T) {
 		// --- direction
 		{"out but nothing in", func(t *testing.T, in *DiagInput) {
 			in.Before.Traffic.PacketsIn, in.Before.Traffic.BytesIn = in.After.Traffic.PacketsIn, in.After.Traffic.BytesIn
-		}, checkDirection, control.SeverityError, []string{"nothing comes back", "security groups", "network ACLs", "route propagation", "inbound ESP (IP protocol 50) from 198.51.100.10", "received 0 packets (0 B)"}},
+		}, checkDirection, control.SeverityError, []string{"nothing comes back", "security groups", "network ACLs", "route propagation", "inbound UDP 4500 from 198.51.100.10", "received 0 packets (0 B)"}},
 		{"out but nothing in, nat", func(t *testing.T, in *DiagInput) {
 			in.Before.Traffic.PacketsIn, in.Before.Traffic.BytesIn = in.After.Traffic.PacketsIn, in.After.Traffic.BytesIn
 			in.After.NAT = true
