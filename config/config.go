@@ -121,6 +121,11 @@ type BGP struct {
 	Mode             BGPMode
 	SecondaryPrepend int    // active-passive only; 0 in active-active
 	PrefixLimit      uint32 // warn when AWS sends more prefixes; 0 = off
+	// AdvertiseKernel announces kernel routes (not installed by cgw) whose
+	// destination lies inside one of these prefixes, as they come and go.
+	AdvertiseKernel []netip.Prefix
+	// Password is the optional TCP MD5 key (RFC 2385) of the sessions.
+	Password Secret
 }
 
 // Static is a connection's static routing: prefixes routed into the tunnels.

@@ -361,6 +361,9 @@ func TestValidation(t *testing.T) {
 		{"asn 65535", replaceLine(6, "      asn: 65535"), "connections[0].bgp.asn", 6, "reserved"},
 		{"asn equals peer", bgpKeys("peer_asn: 65000"), "connections[0].bgp.asn", 6, "eBGP"},
 		{"peer asn 0", bgpKeys("peer_asn: 0"), "connections[0].bgp.peer_asn", 8, "out of range"},
+		{"advertise_kernel", bgpKeys("advertise_kernel: [10.0.0.0/33]"), "connections[0].bgp.advertise_kernel[0]", 8, "invalid prefix"},
+		{"password too long", bgpKeys("password: " + strings.Repeat("k", 81)), "connections[0].bgp.password", 8, "81 characters"},
+		{"password twice", bgpKeys("password: secret1", "password_file: /nonexistent"), "connections[0].bgp.password_file", 9, "not both"},
 		{"hold time 2s", bgpKeys("hold_time: 2s"), "connections[0].bgp.hold_time", 8, "RFC 4271"},
 		{"hold time fraction", bgpKeys("hold_time: 30.5s"), "connections[0].bgp.hold_time", 8, "whole seconds"},
 		{"keepalive >= hold", bgpKeys("keepalive: 30s"), "connections[0].bgp.keepalive", 8, "not shorter than hold_time"},
@@ -896,5 +899,29 @@ func TestAliasBomb(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+func TestBGPPasswordAndKernelRoutes(t *testing.T) {
+	cfg, _ := mustParse(t, bgpKeys("password: s3cret-md5", "advertise_kernel: [10.0.0.0/8, 192.168.0.0/16]"))
+	b := cfg.Connections[0].BGP
+	if string(b.Password) != "s3cret-md5" || fmt.Sprint(b.Password) != "[redacted]" {
+		t.Errorf("password %q prints as %v", []byte(b.Password), b.Password)
+	}
+	if fmt.Sprint(b.AdvertiseKernel) != "[10.0.0.0/8 192.168.0.0/16]" {
+		t.Errorf("advertise_kernel = %v", b.AdvertiseKernel)
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "bgp.key")
+	if err := os.WriteFile(key, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg2, _ := mustParse(t, bgpKeys("password_file: "+key))
+	if string(cfg2.Connections[0].BGP.Password) != "from-file" {
+		t.Errorf("password_file: %q", []byte(cfg2.Connections[0].BGP.Password))
+	}
+	ch := Diff(cfg, cfg2)
+	if len(ch) != 1 || fmt.Sprint(ch[0].Fields) != "[bgp.advertise_kernel bgp.password]" || strings.Contains(ch[0].String(), "s3cret") {
+		t.Errorf("diff = %v", ch)
 	}
 }

@@ -167,6 +167,8 @@ func diffConnection(a, b *Connection) []string {
 		f.cmp("bgp.mode", a.BGP.Mode, b.BGP.Mode)
 		f.cmp("bgp.secondary_prepend", a.BGP.SecondaryPrepend, b.BGP.SecondaryPrepend)
 		f.cmp("bgp.prefix_limit", a.BGP.PrefixLimit, b.BGP.PrefixLimit)
+		f.cmp("bgp.advertise_kernel", a.BGP.AdvertiseKernel, b.BGP.AdvertiseKernel)
+		f.cmp("bgp.password", []byte(a.BGP.Password), []byte(b.BGP.Password))
 	case (a.BGP == nil) != (b.BGP == nil):
 		f.names = append(f.names, "bgp")
 	}

@@ -53,6 +53,9 @@ type rawBGP struct {
 	Mode             *string   `yaml:"mode"`
 	SecondaryPrepend *int64    `yaml:"secondary_prepend"`
 	PrefixLimit      *int64    `yaml:"prefix_limit"`
+	AdvertiseKernel  *[]string `yaml:"advertise_kernel"`
+	Password         *string   `yaml:"password"`
+	PasswordFile     *string   `yaml:"password_file"`
 }
 
 type rawStatic struct {

@@ -293,7 +293,31 @@ func (c *checker) bgp(path string, r *rawBGP) *BGP {
 	}
 	b.PrefixLimit = uint32(c.intRange(path+".prefix_limit", r.PrefixLimit, 0, 0, 1<<32-1,
 		"use the number of prefixes above which to warn (0 = off)"))
+	if r.AdvertiseKernel != nil {
+		b.AdvertiseKernel = c.prefixList(path+".advertise_kernel", r.AdvertiseKernel, nil,
+			"list prefixes; kernel routes inside them (other than cgw's own) are announced to AWS")
+	}
+	switch {
+	case r.Password != nil && r.PasswordFile != nil:
+		c.errorf(path+".password_file", "keep password or password_file, not both", "both password and password_file are set")
+	case r.Password != nil:
+		b.Password = c.md5Password(path+".password", []byte(*r.Password))
+	case r.PasswordFile != nil:
+		if key, _, ok := c.secretFile(path+".password_file", *r.PasswordFile); ok {
+			b.Password = c.md5Password(path+".password_file", key)
+		}
+	}
 	return b
+}
+
+// md5Password checks a TCP MD5 (RFC 2385) key: Linux accepts 1-80 bytes.
+func (c *checker) md5Password(path string, key []byte) Secret {
+	if len(key) == 0 || len(key) > 80 {
+		c.errorf(path, "use a key of 1-80 characters, the same as on the AWS side (AWS does not document MD5 for VPN BGP: leave it unset unless AWS support enabled it)",
+			"the BGP password has %d characters", len(key))
+		return nil
+	}
+	return Secret(key)
 }
 
 func (c *checker) asn(path string, v int64, fix string) uint32 {
@@ -445,38 +469,9 @@ func (c *checker) psk(path string, t *Tunnel, r *rawTunnel) {
 		key, keyPath = []byte(*r.PSK), path+".psk"
 	case r.PSKFile != nil:
 		keyPath = path + ".psk_file"
-		name := *r.PSKFile
-		if name == "" {
-			c.errorf(keyPath, "write the path of a file holding the key", "empty psk_file")
+		var ok bool
+		if key, t.PSKFile, ok = c.secretFile(keyPath, *r.PSKFile); !ok {
 			return
-		}
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(c.dir, name)
-		}
-		t.PSKFile = name
-		fi, err := os.Stat(name)
-		if err != nil {
-			c.errorf(keyPath, "create the file with the key, readable by cgwd only (chmod 600)", "cannot read the key file: %v", stripPathErr(err))
-			return
-		}
-		if !fi.Mode().IsRegular() {
-			c.errorf(keyPath, "point psk_file at a regular file", "%s is not a regular file", name)
-			return
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			c.warnf(keyPath, "key file %s is accessible by group or others (mode %04o): run chmod 600 %s", name, fi.Mode().Perm(), name)
-		}
-		key, err = readSmall(name, maxPSKFile)
-		if err != nil {
-			c.errorf(keyPath, "make the file readable by cgwd", "cannot read the key file: %v", stripPathErr(err))
-			return
-		}
-		if len(key) > maxPSKFile {
-			c.errorf(keyPath, "point psk_file at a file holding only the key", "%s is larger than any pre-shared key (%d bytes)", name, maxPSKFile)
-			return
-		}
-		if len(key) > 0 && key[len(key)-1] == '\n' {
-			key = key[:len(key)-1]
 		}
 	default:
 		c.errorf(path+".psk", "add `psk:` or `psk_file:` with this tunnel's pre-shared key", "missing pre-shared key")
@@ -487,6 +482,45 @@ func (c *checker) psk(path string, t *Tunnel, r *rawTunnel) {
 		return
 	}
 	t.PSK = Secret(key)
+}
+
+// secretFile reads a key file named by the field at path (relative names
+// resolve from the configuration's directory). It warns when the file is
+// readable by group or others, strips one trailing newline, and reports
+// problems without ever including the file's content.
+func (c *checker) secretFile(path, name string) (key []byte, abs string, ok bool) {
+	if name == "" {
+		c.errorf(path, "write the path of a file holding the key", "empty %s", path[strings.LastIndex(path, ".")+1:])
+		return nil, "", false
+	}
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(c.dir, name)
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		c.errorf(path, "create the file with the key, readable by cgwd only (chmod 600)", "cannot read the key file: %v", stripPathErr(err))
+		return nil, name, false
+	}
+	if !fi.Mode().IsRegular() {
+		c.errorf(path, "point it at a regular file", "%s is not a regular file", name)
+		return nil, name, false
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		c.warnf(path, "key file %s is accessible by group or others (mode %04o): run chmod 600 %s", name, fi.Mode().Perm(), name)
+	}
+	key, err = readSmall(name, maxPSKFile)
+	if err != nil {
+		c.errorf(path, "make the file readable by cgwd", "cannot read the key file: %v", stripPathErr(err))
+		return nil, name, false
+	}
+	if len(key) > maxPSKFile {
+		c.errorf(path, "point it at a file holding only the key", "%s is larger than any pre-shared key (%d bytes)", name, maxPSKFile)
+		return nil, name, false
+	}
+	if len(key) > 0 && key[len(key)-1] == '\n' {
+		key = key[:len(key)-1]
+	}
+	return key, name, true
 }
 
 // pskProblem describes what is wrong with key, or returns "" if AWS accepts

@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -89,6 +90,7 @@ type Daemon struct {
 
 type routeSetter interface {
 	Set([]route.Route) error
+	Foreign(within []netip.Prefix, skipDevs []string) ([]netip.Prefix, error)
 	Close() error
 }
 
@@ -316,7 +318,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 // loop is the daemon's owner goroutine: it applies IKE events and BGP
 // updates to tunnel state and routes, and runs reloads.
 func (d *Daemon) loop(ctx context.Context) error {
-	tick := time.NewTicker(15 * time.Second)
+	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
 		select {
@@ -327,8 +329,10 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.drainEvents()
 			d.syncRoutes()
 		case <-tick.C:
-			// Reconcile periodically so a route removed by hand comes back.
+			// Reconcile periodically so a route removed by hand comes back,
+			// and pick up kernel routes to announce (bgp.advertise_kernel).
 			d.syncRoutes()
+			d.syncAdvertised()
 		case reply := <-d.reloadCh:
 			res, err := d.reload()
 			reply <- reloadReply{res, err}

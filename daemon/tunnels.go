@@ -193,19 +193,11 @@ func (d *Daemon) syncBGP() error {
 	}
 	d.mu.Lock()
 	var ns []bgp.Neighbor
-	var adv []netip.Prefix
-	seen := map[netip.Prefix]bool{}
 	up := map[string]bool{}
 	for _, c := range d.conns {
 		b := c.cfg.BGP
 		if b == nil {
 			continue
-		}
-		for _, p := range b.Advertise {
-			if !seen[p] {
-				seen[p] = true
-				adv = append(adv, p)
-			}
 		}
 		for _, t := range c.tunnels {
 			n := bgp.Neighbor{
@@ -215,6 +207,7 @@ func (d *Daemon) syncBGP() error {
 				PeerASN:         b.PeerASN,
 				HoldTime:        b.HoldTime,
 				Keepalive:       b.Keepalive,
+				Password:        string(b.Password),
 				PrefixLimitWarn: b.PrefixLimit,
 			}
 			if b.Mode == config.ActivePassive && t.rank > 0 {
@@ -234,13 +227,55 @@ func (d *Daemon) syncBGP() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := d.bgp.SetAdvertised(adv); err != nil {
+	if err := d.syncAdvertised(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bgp: %w", err)
 	}
 	return nil
+}
+
+// syncAdvertised announces the configured prefixes plus the kernel routes
+// selected by bgp.advertise_kernel (routes cgw did not install, not through
+// a tunnel). One BGP speaker serves every connection, so the union of all
+// connections' prefixes is announced on every session.
+func (d *Daemon) syncAdvertised() error {
+	if d.bgp == nil {
+		return nil
+	}
+	d.mu.Lock()
+	var adv, within []netip.Prefix
+	var devs []string
+	seen := map[netip.Prefix]bool{}
+	add := func(p netip.Prefix) {
+		if !seen[p] {
+			seen[p] = true
+			adv = append(adv, p)
+		}
+	}
+	for _, c := range d.conns {
+		if b := c.cfg.BGP; b != nil {
+			for _, p := range b.Advertise {
+				add(p)
+			}
+			within = append(within, b.AdvertiseKernel...)
+		}
+		for _, t := range c.tunnels {
+			devs = append(devs, t.dev)
+		}
+	}
+	d.mu.Unlock()
+	if len(within) > 0 && d.router != nil {
+		kernel, err := d.router.Foreign(within, devs)
+		if err != nil {
+			d.log.Warn("cannot read kernel routes for bgp.advertise_kernel", "err", err)
+		}
+		for _, p := range kernel {
+			add(p)
+		}
+	}
+	return d.bgp.SetAdvertised(adv)
 }
 
 func notifyName(n uint16) string {

@@ -79,7 +79,7 @@ func (f *fakeKernel) list(table, proto int) ([]kroute, error) {
 	defer f.mu.Unlock()
 	var out []kroute
 	for k, r := range f.routes {
-		if k.table == table && r.proto == proto {
+		if k.table == table && (r.proto == proto || proto < 0) {
 			out = append(out, cloneRoute(r))
 		}
 	}

@@ -37,8 +37,12 @@ func (netlinkKernel) linkName(index int) string {
 func (netlinkKernel) list(table, proto int) ([]kroute, error) {
 	var out []kroute
 	filter := &netlink.Route{Table: table, Protocol: netlink.RouteProtocol(proto)}
+	mask := uint64(netlink.RT_FILTER_TABLE | netlink.RT_FILTER_PROTOCOL)
+	if proto < 0 {
+		filter.Protocol, mask = 0, netlink.RT_FILTER_TABLE
+	}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rs, err := netlink.RouteListFiltered(fam, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+		rs, err := netlink.RouteListFiltered(fam, filter, mask)
 		if err != nil {
 			return nil, err
 		}

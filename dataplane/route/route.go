@@ -102,7 +102,7 @@ type Router struct {
 type kernel interface {
 	linkIndex(name string) (int, error) // errNoDevice when missing
 	linkName(index int) string
-	list(table, proto int) ([]kroute, error)
+	list(table, proto int) ([]kroute, error) // proto < 0: any protocol
 	replace(r kroute) error
 	del(r kroute) error
 }
@@ -399,4 +399,46 @@ func (r *Router) Close() error {
 		return fmt.Errorf("route: close: %w", err)
 	}
 	return nil
+}
+
+// Foreign lists the destinations of the routes in the table that cgw did
+// not install (another protocol) and that lie inside one of within, leaving
+// out routes through any of skipDevs (cgw's own tunnel devices) and the
+// default route. The daemon announces them to AWS (bgp.advertise_kernel).
+func (r *Router) Foreign(within []netip.Prefix, skipDevs []string) ([]netip.Prefix, error) {
+	if len(within) == 0 {
+		return nil, nil
+	}
+	skip := map[int]bool{}
+	for _, d := range skipDevs {
+		if i, err := r.k.linkIndex(d); err == nil {
+			skip[i] = true
+		}
+	}
+	rs, err := r.k.list(r.cfg.Table, -1)
+	if err != nil {
+		return nil, fmt.Errorf("route: list table %d: %w", r.cfg.Table, err)
+	}
+	seen := map[netip.Prefix]bool{}
+	var out []netip.Prefix
+next:
+	for _, kr := range rs {
+		if kr.proto == r.cfg.Protocol || kr.dst.Bits() == 0 || seen[kr.dst] {
+			continue
+		}
+		for _, h := range kr.hops {
+			if skip[h.link] {
+				continue next
+			}
+		}
+		for _, w := range within {
+			if w.Addr().Is4() == kr.dst.Addr().Is4() && w.Bits() <= kr.dst.Bits() && w.Contains(kr.dst.Addr()) {
+				seen[kr.dst] = true
+				out = append(out, kr.dst)
+				break
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
+	return out, nil
 }

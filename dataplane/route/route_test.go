@@ -2,6 +2,7 @@ package route
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"reflect"
@@ -228,5 +229,40 @@ func TestRouteString(t *testing.T) {
 	rt.NextHops = append(rt.NextHops, NextHop{Dev: "tun2"})
 	if s, want := rt.String(), "10.0.0.0/16 nexthop via 169.254.15.193 dev tun1 weight 2 nexthop dev tun2 metric 7"; s != want {
 		t.Fatalf("String() = %q, want %q", s, want)
+	}
+}
+
+func TestForeign(t *testing.T) {
+	k := newFakeKernel([]string{"eth0", "cgw0"})
+	r, err := newRouter(Config{Protocol: 199}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth, _ := k.linkIndex("eth0")
+	tun, _ := k.linkIndex("cgw0")
+	for _, kr := range []kroute{
+		{dst: pfx("10.1.0.0/24"), table: 254, proto: 2, hops: []khop{{link: eth, weight: 1}}},   // kernel connected LAN
+		{dst: pfx("10.2.0.0/16"), table: 254, proto: 11, hops: []khop{{link: eth, weight: 1}}},  // OSPF
+		{dst: pfx("172.16.0.0/12"), table: 254, proto: 4, hops: []khop{{link: eth, weight: 1}}}, // outside the filter
+		{dst: pfx("10.0.0.0/16"), table: 254, proto: 199, hops: []khop{{link: tun, weight: 1}}}, // ours
+		{dst: pfx("10.9.0.0/16"), table: 254, proto: 4, hops: []khop{{link: tun, weight: 1}}},   // via a tunnel
+		{dst: pfx("0.0.0.0/0"), table: 254, proto: 4, hops: []khop{{link: eth, weight: 1}}},     // default
+		{dst: pfx("10.3.0.0/16"), table: 100, proto: 4, hops: []khop{{link: eth, weight: 1}}},   // another table
+		{dst: pfx("10.0.0.0/8"), table: 254, proto: 4, hops: []khop{{link: eth, weight: 1}}},    // the filter itself
+		{dst: pfx("fd00:1::/64"), table: 254, proto: 4, hops: []khop{{link: eth, weight: 1}}},   // other family
+	} {
+		if err := k.replace(kr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := r.Foreign([]netip.Prefix{pfx("10.0.0.0/8")}, []string{"cgw0", "cgw9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[10.0.0.0/8 10.1.0.0/24 10.2.0.0/16]" {
+		t.Fatalf("Foreign = %v", got)
+	}
+	if got, _ := r.Foreign(nil, nil); got != nil {
+		t.Fatalf("Foreign(nil) = %v", got)
 	}
 }
