@@ -313,3 +313,54 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(b)
 }
+
+// The responder of a CHILD rekey keeps sending on the old SA until the
+// initiator's DELETE for it proves the initiator has the new inbound SA;
+// only then does it switch. Without a DELETE it switches after 30 s and
+// deletes the old SA itself.
+func TestChildRekeyResponderSwitchesOnDelete(t *testing.T) {
+	for _, lostDelete := range []bool{false, true} {
+		t.Run(fmt.Sprintf("delete lost=%v", lostDelete), func(t *testing.T) {
+			p := established(t, nil)
+			old := status(t, p.aws).Children[0]
+			must(t, p.cgw.Manager.Rekey("aws-t1", false))
+			/* HDR, SK {N(REKEY_SA), SA, Ni, KEi, TSi, TSr} --> */
+			p.net.Step()
+			nw := status(t, p.aws).Children[0]
+			if nw.InSPI == old.InSPI {
+				t.Fatalf("aws did not answer the rekey")
+			}
+			if _, ok := p.aws.Installer.Installed(ipsec.Inbound, nw.InSPI); !ok {
+				t.Fatalf("aws answered before installing the new inbound SA")
+			}
+			if got := p.aws.Installer.ActiveOutbound(); got != old.OutSPI {
+				t.Fatalf("aws sends on %s right after answering, want the old SA %s", got, old.OutSPI)
+			}
+			/* <-- HDR, SK {SA, Nr, KEr, TSi, TSr}: cgw switches at once */
+			p.net.Step()
+			if got := p.cgw.Installer.ActiveOutbound(); got != nw.InSPI {
+				t.Fatalf("cgw sends on %s after the answer, want the new SA %s", got, nw.InSPI)
+			}
+			if lostDelete {
+				p.net.Drop = func(from *iketest.Node, _ iketest.Packet) bool { return from == p.cgw }
+				p.net.Advance(29*time.Second, time.Second)
+				if got := p.aws.Installer.ActiveOutbound(); got != old.OutSPI {
+					t.Fatalf("aws switched to %s without the DELETE before 30 s", got)
+				}
+				p.net.Drop = nil
+				p.net.Advance(2*time.Second, time.Second)
+			} else {
+				/* HDR, SK {D(ESP, old)} --> : aws switches */
+				p.net.Step()
+			}
+			if got := p.aws.Installer.ActiveOutbound(); got != nw.OutSPI {
+				t.Fatalf("aws sends on %s, want the new SA %s", got, nw.OutSPI)
+			}
+			p.net.Advance(40*time.Second, time.Second)
+			checkConverged(t, p)
+			if n := count(p.aws, ike.EventChildRekeyed); n != 1 {
+				t.Errorf("aws: %d ChildRekeyed events, want 1", n)
+			}
+		})
+	}
+}

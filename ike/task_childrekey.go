@@ -185,11 +185,17 @@ func (t *childRekey) yieldToPeer(why string) bool {
 	p, old := t.sa.p, t.old
 	p.log.Info("CHILD SA rekey collision: the peer's rekey completed and ours did not, so the peer's SA replaces the old one",
 		"why", why, "old_in_spi", old.inSPI.String(), "in_spi", pn.inSPI.String(), "out_spi", pn.outSPI.String())
-	if old.state == childRekeying {
+	t.awaitPeerDelete()
+	return true
+}
+
+// awaitPeerDelete leaves old in service until the peer, initiator of the
+// surviving rekey, deletes it.
+func (t *childRekey) awaitPeerDelete() {
+	if old := t.old; old.state == childRekeying {
 		old.state = childRekeyed // keep sending on it until the peer's DELETE
 		old.stopTimers()
 	}
-	return true
 }
 
 func (t *childRekey) processResponse(m *message.Message) (status, error) {
@@ -295,7 +301,7 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 				sa.tm.queue(newChildDelete(sa, c, "redundant SA of a rekey collision"))
 			}
 			t.inSPI = 0
-			t.yieldToPeer("it won the collision")
+			t.awaitPeerDelete()
 			return statusDone, nil
 		}
 		p.log.Info("CHILD SA rekey collision won: the peer's new SA holds the lowest nonce, so it is redundant and the peer deletes it; ours replaces the old one (RFC 7296 2.8.1)",
