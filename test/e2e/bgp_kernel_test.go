@@ -1,0 +1,70 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cgwproject/cgw/test/sim"
+)
+
+// TestBGPAdvertiseKernelRoutes: with bgp.advertise_kernel, a route added to
+// the customer gateway's kernel (as OSPF or an operator would) inside the
+// configured prefix is announced to AWS, and withdrawn when it goes away;
+// routes outside the filter are not announced.
+func TestBGPAdvertiseKernelRoutes(t *testing.T) {
+	s := NewSim(t, sim.Options{})
+	text, err := s.CgwdConfig(sim.CgwdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["connections"].([]any)[0].(map[string]any)["bgp"].(map[string]any)["advertise_kernel"] = []string{"10.64.0.0/10"}
+	b, _ := yaml.Marshal(doc)
+	d := StartCgwdYAML(t, s, sim.Cust, string(b))
+	d.waitStatus(t, 60*time.Second, tunnelsUp)
+
+	awsRoute := func(p string) (bool, error) {
+		out, err := s.Birdc(sim.AWS1, "show", "route")
+		if err != nil {
+			return false, err
+		}
+		return strings.Contains(out, p), nil
+	}
+	if _, err := s.Exec(sim.Cust, "ip", "route", "add", "10.77.0.0/16", "via", sim.LANHostAddr.String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Exec(sim.Cust, "ip", "route", "add", "172.20.0.0/16", "via", sim.LANHostAddr.String()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	Eventually(t, 30*time.Second, func() error {
+		ok, err := awsRoute("10.77.0.0/16")
+		if err == nil && !ok {
+			err = fmt.Errorf("AWS endpoint 1 (BIRD) has no route for 10.77.0.0/16 yet")
+		}
+		return err
+	})
+	t.Logf("e2e: kernel route announced to AWS after %v", time.Since(start).Round(100*time.Millisecond))
+	if ok, _ := awsRoute("172.20.0.0/16"); ok {
+		t.Error("172.20.0.0/16 is outside advertise_kernel but AWS received it")
+	}
+	if _, err := s.Exec(sim.Cust, "ip", "route", "del", "10.77.0.0/16"); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 30*time.Second, func() error {
+		ok, err := awsRoute("10.77.0.0/16")
+		if err == nil && ok {
+			err = fmt.Errorf("AWS endpoint 1 still has 10.77.0.0/16 after the kernel route was deleted")
+		}
+		return err
+	})
+}
