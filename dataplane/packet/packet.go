@@ -1,9 +1,11 @@
-// Package packet parses IPv4 and IPv6 packets in place and rewrites TCP
-// options for MSS clamping. It is the per-packet helper of the dataplane.
+// Package packet parses IPv4 and IPv6 packets in place, rewrites TCP
+// options for MSS clamping, and clears DF and fragments IPv4 packets (RFC
+// 791). It is the per-packet helper of the dataplane.
 //
 // Nothing here allocates: Decode fills a caller-owned Parsed that can be
-// reused for every packet, and ClampMSS edits the packet buffer in place
-// with an incremental checksum update (RFC 1624). Functions never panic on
+// reused for every packet, ClampMSS and ClearDF edit the packet buffer in
+// place with an incremental checksum update (RFC 1624), and FragmentIPv4
+// writes one fragment at a time into a buffer of the caller's. Functions never panic on
 // malformed input; they report it. A Parsed is not safe for concurrent use;
 // the functions themselves are.
 package packet
