@@ -34,7 +34,8 @@ const (
 	retryMinDelay     = 5 * time.Second  // first re-initiation delay after a failure
 	retryMaxDelay     = 2 * time.Minute  // cap of the doubling
 	restartDelay      = 2 * time.Second  // re-initiation after the peer deleted the IKE SA
-	tempFailMaxDelay  = 3 * time.Second  // random wait before retrying after TEMPORARY_FAILURE
+	tempFailMinDelay  = 2 * time.Second  // retry after TEMPORARY_FAILURE in [min, max): the peer's own
+	tempFailMaxDelay  = 8 * time.Second  // exchange may need a retransmission (4 s) to finish
 	defaultCookieHalf = 32               // half-open IKE SAs before COOKIEs are demanded
 )
 

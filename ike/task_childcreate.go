@@ -148,7 +148,7 @@ func (t *childCreate) processResponse(m *message.Message) (status, error) {
 			}
 		}
 		if n.Kind == message.NotifyTemporaryFailure && !t.inAuth {
-			d := p.randDuration(tempFailMaxDelay)
+			d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
 			p.log.Info("peer answered TEMPORARY_FAILURE; retrying CHILD SA creation", "in", d.String())
 			sa.after(d, func() { p.ensureChild(sa) })
 			t.release()

@@ -227,7 +227,7 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 			}
 			t.restoreOld()
 			// RFC 7296, Section 2.25: retry after a random delay.
-			d := p.randDuration(tempFailMaxDelay)
+			d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
 			p.log.Info("CHILD SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
 				"old_in_spi", old.inSPI.String(), "in", d.String())
 			p.retryChildRekey(old, d, "retry after TEMPORARY_FAILURE")

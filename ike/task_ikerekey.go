@@ -172,7 +172,7 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 				return statusDone, nil
 			}
 			// RFC 7296, Section 2.25: retry after a random delay.
-			d := p.randDuration(tempFailMaxDelay)
+			d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
 			p.log.Info("IKE SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
 				"ike_sa", sa.spiString(), "in", d.String())
 			sa.after(d, func() {
@@ -250,7 +250,12 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 		pn.state = ikeRekeyed
 		pn.after(halfOpenTimeout, func() {
 			if pn.state == ikeRekeyed {
-				p.deleteIKESA(pn, "the peer did not delete its redundant IKE SA of a rekey collision")
+				// The peer may never have completed it (it saw our DELETE of
+				// the old SA first and abandoned its rekey), so one DELETE
+				// without retransmissions, as at shutdown.
+				p.log.Info("peer did not delete its redundant IKE SA of a rekey collision; deleting it", "ike_sa", pn.spiString())
+				p.sendDeleteOnce(pn)
+				p.destroySA(pn, "redundant IKE SA of a rekey collision")
 			}
 		})
 	}
