@@ -33,18 +33,31 @@
 // changes never stall traffic.
 //
 // MTU and fragmentation (AWS guidance, shared/aws-vpn-facts.md 2.10): the
-// TUN device's MTU is the tunnel MTU, so the kernel never hands us an inner
-// packet larger than it (TSO/GSO superpackets are split to MTU-sized
-// segments by the TUN reader). Inner packets are not modified apart from
-// MSS clamping; their DF bit does not matter to the tunnel because the
-// outer UDP socket runs with path MTU discovery off (IP_PMTUDISC_DONT,
-// AWS "clear_df_bit"): if an ESP packet exceeds the path MTU the kernel
-// fragments the outer packet instead of dropping it. The tunnel MTU starts
-// at TunnelConfig.MTU and follows the device's MTU when it changes (the
-// daemon sets it from the negotiated algorithms). A packet that is larger
-// than the tunnel MTU anyway is dropped with reason "mtu", or answered with
-// ICMP "fragmentation needed"/"packet too big" when
-// TunnelConfig.FragNeededICMP is set.
+// tunnel MTU (TunnelConfig.MTU, changed with SetTunnelMTU) is the largest
+// inner packet whose ESP-in-UDP packet fits the outside path; the daemon
+// derives it from the negotiated algorithms. The TUN device is created
+// larger, with DeviceMTU (1500), so the kernel hands the engine packets up
+// to 1500 octets instead of fragmenting or rejecting them itself, and the
+// engine treats those above the tunnel MTU as TunnelConfig.Oversize says:
+//
+//	OversizeFragment (default, AWS's clear_df_bit and
+//	fragmentation_before_encryption): IPv4 gets DF cleared (and a fresh
+//	Identification, RFC 6864) and is fragmented (RFC 791); every fragment
+//	is encrypted as its own ESP packet, in order. AWS does not reassemble
+//	fragmented ESP, so fragmenting the inner packet is what keeps such
+//	packets alive. IPv6 is answered with ICMPv6 "packet too big" carrying
+//	the tunnel MTU (routers must not fragment IPv6, RFC 8200 Section 5).
+//	OversizeICMP: IPv4 with DF is answered with ICMP "fragmentation
+//	needed" carrying the tunnel MTU (RFC 1191); IPv4 without DF is
+//	fragmented as above; IPv6 gets "packet too big".
+//
+// ICMP errors are rate-limited per tunnel. TCP rarely gets that far: SYN
+// and SYN-ACK MSS options are clamped in both directions to
+// min(TunnelConfig.MSSClamp, tunnel MTU - 40), so TCP segments, also those
+// the TUN reader splits out of GSO superpackets (at the sender's MSS),
+// fit the tunnel unfragmented. The outer UDP socket runs with path MTU
+// discovery off (IP_PMTUDISC_DONT): should an ESP packet still exceed the
+// path MTU, the kernel fragments the outer packet rather than dropping it.
 //
 // Counters are atomic: per tunnel (inner bytes and packets both ways, which
 // survive rekeys, drops by reason, NAT-keepalives, last inbound time) and

@@ -2,9 +2,13 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"net/netip"
+	"time"
 
 	"github.com/cgwproject/cgw/dataplane/packet"
 )
+
+var ipv4Broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 // ICMP constants.
 const (
@@ -19,33 +23,72 @@ const (
 	icmpv6InfoTypeStart = 128 // types below are errors (RFC 4443, Section 2.1)
 )
 
-// tooBig handles an inner packet larger than the tunnel MTU: it is
-// dropped, and with FragNeededICMP the sender learns the MTU from an ICMP
-// "fragmentation needed" (IPv4 with DF) or ICMPv6 "packet too big".
-func (t *tunnel) tooBig(pkt []byte, p *packet.Parsed) {
+// ICMP error rate limit per tunnel (RFC 4443, Section 2.4 (f) requires
+// one for ICMPv6; RFC 1812, Section 4.3.2.8 recommends it for IPv4): a
+// burst of icmpBurst, then icmpRate per second. A sender reacts to the
+// first error; the rest only repeat it.
+const (
+	icmpBurst = 10
+	icmpRate  = 100
+)
+
+// rateLimit is a token bucket. The zero value is full; not safe for
+// concurrent use.
+type rateLimit struct {
+	tokens int
+	last   int64 // unix nanoseconds of the last refill; 0 = never used
+}
+
+func (r *rateLimit) allow(now int64) bool {
+	if r.last == 0 {
+		r.tokens, r.last = icmpBurst, now
+	}
+	if add := (now - r.last) * icmpRate / int64(time.Second); add > 0 {
+		r.tokens = int(min(int64(r.tokens)+add, icmpBurst))
+		r.last = now
+	}
+	if r.tokens == 0 {
+		return false
+	}
+	r.tokens--
+	return true
+}
+
+// tooBig drops an inner packet larger than the tunnel MTU that may not be
+// fragmented here and tells its sender the MTU with ICMP "fragmentation
+// needed" (IPv4 with DF, RFC 1191) or ICMPv6 "packet too big" (RFC 4443,
+// Section 3.2), written back to the TUN device. Called only from
+// RoutineReadFromTUN.
+func (t *tunnel) tooBig(pkt []byte, p *packet.Parsed, mtu int) {
 	t.drop(dropMTU, 1)
-	if !t.fragICMP {
+	if !t.icmp.allow(time.Now().UnixNano()) {
 		return
 	}
 	reply := t.e.pools.getElem()
 	defer t.e.pools.putElem(reply)
-	n := buildTooBig(reply.buf[tunWriteOffset:], pkt, p, int(t.mtu.Load()))
+	n := buildTooBig(reply.buf[tunWriteOffset:], pkt, p, mtu)
 	if n == 0 {
 		return
 	}
-	if _, err := t.dev.Write([][]byte{reply.buf[:tunWriteOffset+n]}, tunWriteOffset); err != nil {
+	t.icmpBuf[0] = reply.buf[:tunWriteOffset+n]
+	_, err := t.dev.Write(t.icmpBuf[:], tunWriteOffset)
+	t.icmpBuf[0] = nil
+	if err != nil {
 		t.drop(dropTUNWrite, 1)
+		return
 	}
+	t.c.tooBigSent.Add(1)
 }
 
 // buildTooBig writes the ICMP error for the oversize packet pkt into out
 // and returns its length, or 0 when no error may be sent: for IPv4 packets
-// without DF (they may be fragmented; AWS advises clearing DF anyway),
-// non-first fragments, and ICMP errors themselves (RFC 1122, Section
-// 3.2.2; RFC 4443, Section 2.4 (e)). The reply comes from the packet's
-// destination, the only address of the far side we know.
+// without DF (they may be fragmented), non-first fragments, ICMP errors
+// themselves, and packets from an address that does not identify a single
+// host (RFC 1122, Section 3.2.2; RFC 4443, Section 2.4 (e)). The reply
+// comes from the packet's destination, the only address of the far side
+// we know.
 func buildTooBig(out, pkt []byte, p *packet.Parsed, mtu int) int {
-	if p.NonFirstFragment {
+	if p.NonFirstFragment || p.Src.IsUnspecified() || p.Src.IsMulticast() || p.Src == ipv4Broadcast {
 		return 0
 	}
 	l4 := pkt[p.L4Off:p.Length]

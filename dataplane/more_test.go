@@ -72,40 +72,6 @@ func TestIPv6(t *testing.T) {
 	}
 }
 
-// TestFragNeededICMP: with the option set, an oversize DF packet is
-// answered with ICMP "fragmentation needed" carrying the tunnel MTU.
-func TestFragNeededICMP(t *testing.T) {
-	ta, tb := newMemTUN(8), newMemTUN(8)
-	newPair(t, algGCM, ta, tb, TunnelConfig{MTU: 1000, FragNeededICMP: true})
-	big := ipv4UDP(addrA, addrB, 1, 1200)
-	big[6] = 0x40 // DF
-	binary.BigEndian.PutUint16(big[10:], 0)
-	binary.BigEndian.PutUint16(big[10:], ^sum16(0, big[:20]))
-	ta.in <- big
-	select {
-	case p := <-ta.out:
-		var pp packet.Parsed
-		if err := pp.Decode(p); err != nil {
-			t.Fatal(err)
-		}
-		icmp := p[pp.L4Off:]
-		if pp.Proto != packet.ProtoICMP || icmp[0] != 3 || icmp[1] != 4 || binary.BigEndian.Uint16(icmp[6:]) != 1000 {
-			t.Errorf("reply = proto %d type %d code %d mtu %d", pp.Proto, icmp[0], icmp[1], binary.BigEndian.Uint16(icmp[6:]))
-		}
-		if pp.Src != addrB || pp.Dst != addrA {
-			t.Errorf("reply %v -> %v", pp.Src, pp.Dst)
-		}
-		if sum16(0, p[:20]) != 0xffff || sum16(0, icmp) != 0xffff {
-			t.Error("bad checksums in the ICMP reply")
-		}
-		if !bytes.Equal(icmp[8:8+28], big[:28]) {
-			t.Error("ICMP does not quote the original header")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no ICMP reply")
-	}
-}
-
 func TestBuildTooBigIPv6(t *testing.T) {
 	src, dst := netip.MustParseAddr("fd00:a::1"), netip.MustParseAddr("fd00:b::1")
 	pkt := ipv6UDP(src, dst, 1, 2000)

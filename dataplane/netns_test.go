@@ -161,8 +161,12 @@ func TestNetns(t *testing.T) {
 			if !strings.Contains(out, " 0% packet loss") {
 				t.Fatalf("ping through the tunnel lost packets:\n%s", out)
 			}
-			// Large pings exercise the MTU: 1372 + 28 = 1400.
+			// Large pings exercise the MTU: 1372 + 28 = 1400 fits the
+			// tunnel; 1472 + 28 = 1500 fits the device (DeviceMTU) but not
+			// the tunnel, so the engine clears DF and fragments it before
+			// encryption (OversizeFragment, the default).
 			run(t, "ip", "netns", "exec", nsA, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "1372", "-M", "do", tunAddrB)
+			run(t, "ip", "netns", "exec", nsA, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "1472", "-M", "do", tunAddrB)
 
 			srv := exec.Command("ip", "netns", "exec", nsB, "iperf3", "-s", "-1", "-B", tunAddrB)
 			if err := srv.Start(); err != nil {
@@ -233,8 +237,11 @@ func TestNetns(t *testing.T) {
 				}
 			}
 			stA, stB := stopA(), stopB()
-			t.Logf("A: out %d pkts, in %d pkts, drops %v", stA.OutPackets, stA.InPackets, nonZero(stA.Drops))
-			t.Logf("B: out %d pkts, in %d pkts, drops %v", stB.OutPackets, stB.InPackets, nonZero(stB.Drops))
+			t.Logf("A: out %d pkts, in %d pkts, fragmented %d, drops %v", stA.OutPackets, stA.InPackets, stA.Fragmented, nonZero(stA.Drops))
+			t.Logf("B: out %d pkts, in %d pkts, fragmented %d, drops %v", stB.OutPackets, stB.InPackets, stB.Fragmented, nonZero(stB.Drops))
+			if stA.Fragmented < 2 || stB.Fragmented < 2 {
+				t.Errorf("1500-octet pings: A fragmented %d, B %d packets, want at least 2 each (requests and replies)", stA.Fragmented, stB.Fragmented)
+			}
 			if stA.OutPackets == 0 || stB.InPackets == 0 {
 				t.Error("counters show no traffic")
 			}

@@ -229,6 +229,7 @@ func (t *tunnel) RoutineSequentialReceiver() {
 	for b := range t.queue.inbound {
 		b.mu.Lock() // wait for RoutineDecryption
 		now := time.Now().UnixNano()
+		mss := uint16(t.mss.Load())
 		bufs = bufs[:0]
 		var bytes uint64
 		var last *inboundSA
@@ -264,8 +265,8 @@ func (t *tunnel) RoutineSequentialReceiver() {
 				continue
 			}
 			inner = inner[:p.Length] // strip TFC padding (RFC 4303, Section 2.7)
-			if t.mss != 0 && p.Proto == packet.ProtoTCP {
-				p.ClampMSS(inner, t.mss)
+			if mss != 0 && p.Proto == packet.ProtoTCP {
+				p.ClampMSS(inner, mss)
 			}
 			off, ok := offsetIn(el.buf, inner)
 			if !ok {

@@ -81,12 +81,14 @@ func (t *tunnel) RoutineReadFromTUN() {
 	}
 }
 
-// processOutbound filters the packets just read and queues a batch. Each
-// element that enters the batch is removed from elems (set to nil).
+// processOutbound filters, clamps and, when they exceed the tunnel MTU,
+// fragments the packets just read, and queues them for encryption in
+// batches. Each element that enters a batch is removed from elems (set to
+// nil); the caller keeps the others.
 func (t *tunnel) processOutbound(elems []*elem, sizes []int, p *packet.Parsed) {
-	e := t.e
-	sa := t.out.Load()
-	var b *outBatch
+	q := outQueue{t: t, sa: t.out.Load()}
+	mtu := int(t.mtu.Load())
+	mss := uint16(t.mss.Load())
 	for i, el := range elems {
 		n := sizes[i]
 		if n <= 0 {
@@ -97,6 +99,7 @@ func (t *tunnel) processOutbound(elems []*elem, sizes []int, p *packet.Parsed) {
 			t.drop(dropNotIP, 1)
 			continue
 		}
+		sa := q.sa
 		if sa == nil {
 			t.drop(dropNoSA, 1)
 			continue
@@ -107,10 +110,6 @@ func (t *tunnel) processOutbound(elems []*elem, sizes []int, p *packet.Parsed) {
 			t.drop(dropMalformed, 1)
 			continue
 		}
-		if n > int(t.mtu.Load()) {
-			t.tooBig(pkt, p)
-			continue
-		}
 		if !sa.ts.outboundOK(p) {
 			t.drop(dropTSMismatch, 1)
 			continue
@@ -119,41 +118,162 @@ func (t *tunnel) processOutbound(elems []*elem, sizes []int, p *packet.Parsed) {
 			t.drop(dropExpired, 1)
 			continue
 		}
-		seq, soft, err := sa.tr.NextSeq()
-		if err != nil {
-			if isSeqExhausted(err) {
-				e.fireSoftExpire(sa)
-				t.drop(dropSeqExhausted, 1)
-			} else {
-				t.drop(dropMalformed, 1)
+		if mss != 0 && p.Proto == packet.ProtoTCP {
+			p.ClampMSS(pkt, mss)
+		}
+		if n > mtu {
+			if t.oversized(&q, el, pkt, p, mtu) {
+				elems[i] = nil
 			}
 			continue
 		}
-		if soft {
-			e.fireSoftExpire(sa)
+		if q.add(el, n) {
+			elems[i] = nil
 		}
-		if t.mss != 0 && p.Proto == packet.ProtoTCP {
-			p.ClampMSS(pkt, t.mss)
-		}
-		el.seq = seq
-		el.innerLen = n
-		el.pkt = pkt
-		if b == nil {
-			b = e.pools.getOut()
-			b.sa = sa
-		}
-		b.elems = append(b.elems, el)
-		elems[i] = nil
 	}
+	q.flush()
+}
+
+// outQueue collects one read's packets into batches for one outbound SA.
+type outQueue struct {
+	t  *tunnel
+	sa *outboundSA
+	b  *outBatch
+}
+
+// add reserves a sequence number for el, whose inner packet of n octets
+// starts at tunReadOffset, and appends it to the current batch, queueing
+// the batch when it is full. It reports false, counting the drop, when the
+// SA has no sequence number left; el then still belongs to the caller.
+func (q *outQueue) add(el *elem, n int) bool {
+	t, sa := q.t, q.sa
+	seq, soft, err := sa.tr.NextSeq()
+	if err != nil {
+		if isSeqExhausted(err) {
+			t.e.fireSoftExpire(sa)
+			t.drop(dropSeqExhausted, 1)
+		} else {
+			t.drop(dropMalformed, 1)
+		}
+		return false
+	}
+	if soft {
+		t.e.fireSoftExpire(sa)
+	}
+	el.seq = seq
+	el.innerLen = n
+	el.pkt = el.buf[tunReadOffset : tunReadOffset+n]
+	if q.b == nil {
+		q.b = t.e.pools.getOut()
+		q.b.sa = sa
+	}
+	q.b.elems = append(q.b.elems, el)
+	if len(q.b.elems) >= batchSize {
+		q.flush()
+	}
+	return true
+}
+
+// flush hands the current batch, if any, to the encryption workers and
+// the tunnel's sequential sender.
+func (q *outQueue) flush() {
+	b := q.b
 	if b == nil {
 		return
 	}
+	q.b = nil
+	t, sa := q.t, q.sa
 	if sa.softBytes > 0 && sa.stats.bytes.Load() >= sa.softBytes {
-		e.fireSoftExpire(sa)
+		t.e.fireSoftExpire(sa)
 	}
 	b.mu.Lock() // unlocked by RoutineEncryption
 	t.queue.outbound <- b
-	e.queue.encryption <- b
+	t.e.queue.encryption <- b
+}
+
+// maxFragments bounds the fragments of one inner packet: a 64 KiB packet
+// at a 1100-octet tunnel MTU. With the device at DeviceMTU a packet never
+// needs more than a few.
+const maxFragments = 64
+
+// oversized handles an inner packet larger than the tunnel MTU as
+// t.oversize says (see Oversize) and reports whether el was queued.
+func (t *tunnel) oversized(q *outQueue, el *elem, pkt []byte, p *packet.Parsed, mtu int) bool {
+	if p.Version == 6 {
+		// RFC 8200, Section 5: only the source fragments IPv6.
+		t.tooBig(pkt, p, mtu)
+		return false
+	}
+	if packet.DF(pkt) {
+		if t.oversize == OversizeICMP {
+			t.tooBig(pkt, p, mtu) // RFC 1191, Section 4
+			return false
+		}
+		// AWS "clear_df_bit": the packet becomes fragmentable and needs
+		// an Identification of its own (RFC 6864, Section 4.3).
+		t.fragID++
+		packet.ClearDF(pkt, t.fragID)
+	}
+	return t.fragment(q, el, pkt, mtu)
+}
+
+// fragment splits the IPv4 packet pkt (el's, DF clear) into fragments of
+// at most mtu octets (RFC 791, Section 3.2) and queues them in order, each
+// to be encrypted as its own ESP packet (AWS
+// "fragmentation_before_encryption"). The first fragment is made in place
+// in el; the others in buffers from the pool. It reports whether el was
+// queued.
+func (t *tunnel) fragment(q *outQueue, el *elem, pkt []byte, mtu int) bool {
+	n, err := packet.IPv4FragmentCount(pkt, mtu)
+	if err != nil {
+		t.drop(dropMalformed, 1)
+		return false
+	}
+	if n > maxFragments {
+		t.drop(dropMTU, 1)
+		return false
+	}
+	var frags [maxFragments]*elem
+	var lens [maxFragments]int
+	release := func(from int) {
+		for i := from; i < n; i++ {
+			if frags[i] != nil {
+				t.e.pools.putElem(frags[i])
+			}
+		}
+	}
+	// The later fragments first: they are read from the unmodified packet.
+	for i := n - 1; i >= 1; i-- {
+		f := t.e.pools.getElem()
+		frags[i] = f
+		l, err := packet.FragmentIPv4(f.buf[tunReadOffset:], pkt, mtu, i)
+		if err != nil {
+			release(i)
+			t.drop(dropMalformed, 1)
+			return false
+		}
+		lens[i] = l
+	}
+	l, err := packet.FragmentIPv4(pkt, pkt, mtu, 0)
+	if err != nil {
+		release(1)
+		t.drop(dropMalformed, 1)
+		return false
+	}
+	if !q.add(el, l) {
+		release(1)
+		return false
+	}
+	t.c.fragmented.Add(1)
+	for i := 1; i < n; i++ {
+		if !q.add(frags[i], lens[i]) {
+			// No sequence numbers left: the receiver discards the
+			// incomplete datagram when its reassembly timer expires.
+			release(i)
+			break
+		}
+	}
+	return true
 }
 
 // RoutineEncryption seals the packets of queued batches in place.

@@ -19,7 +19,7 @@ const (
 	dropMalformed                      // bad ESP or inner IP packet, wrong next header
 	dropPadding                        // bad ESP padding
 	dropTSMismatch                     // inner packet outside the SA's traffic selectors
-	dropMTU                            // inner packet larger than the tunnel MTU
+	dropMTU                            // inner packet larger than the tunnel MTU and not fragmented (IPv6; IPv4 DF with OversizeICMP)
 	dropTUNWrite                       // the TUN device refused a write
 	dropUDPSend                        // the UDP socket refused a send
 	dropSeqExhausted                   // outbound SA ran out of sequence numbers
@@ -58,8 +58,10 @@ type tunnelCounters struct {
 	outPackets, outBytes atomic.Uint64
 	keepalivesRx         atomic.Uint64
 	keepalivesTx         atomic.Uint64
-	lastInbound          atomic.Int64 // unix nanoseconds; 0 = never
-	lastOutbound         atomic.Int64 // unix nanoseconds of the last UDP send (keepalive timer)
+	fragmented           atomic.Uint64 // inner IPv4 packets fragmented before encryption
+	tooBigSent           atomic.Uint64 // ICMP errors telling a sender the tunnel MTU
+	lastInbound          atomic.Int64  // unix nanoseconds; 0 = never
+	lastOutbound         atomic.Int64  // unix nanoseconds of the last UDP send (keepalive timer)
 	drops                [numDropReasons]atomic.Uint64
 }
 
@@ -97,6 +99,11 @@ type TunnelStats struct {
 	Drops map[string]uint64
 	// RFC 3948 NAT-keepalives received from and sent to the peer.
 	KeepalivesRx, KeepalivesTx uint64
+	// Fragmented counts inner IPv4 packets larger than the tunnel MTU that
+	// were fragmented before encryption (each fragment is one OutPacket);
+	// TooBigSent the ICMP "fragmentation needed" and ICMPv6 "packet too
+	// big" errors sent back for packets dropped as "mtu".
+	Fragmented, TooBigSent uint64
 	// LastInbound is when the last authentic ESP packet or NAT-keepalive
 	// arrived; zero if never.
 	LastInbound time.Time

@@ -3,12 +3,14 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cgwproject/cgw/dataplane/packet"
 	"github.com/cgwproject/cgw/dataplane/udp"
 	"github.com/cgwproject/cgw/ipsec"
 	"golang.zx2c4.com/wireguard/tun"
@@ -19,20 +21,64 @@ type TunnelConfig struct {
 	// Name identifies the tunnel in SAParams.Tunnel and the other methods.
 	Name string
 	// Device is the tunnel's TUN device; the engine owns it from AddTunnel
-	// on and closes it in RemoveTunnel.
+	// on and closes it in RemoveTunnel. Create it with DeviceMTU so that
+	// the kernel hands oversize packets to the engine, which applies
+	// Oversize, instead of fragmenting or rejecting them itself.
 	Device tun.Device
-	// MTU is the largest inner packet sent; 0 = the device's MTU.
+	// MTU is the tunnel MTU: the largest inner packet that is encrypted
+	// as it is, chosen so that the ESP-in-UDP packet fits the outside
+	// path. Larger packets are handled as Oversize says. 0 = the device's
+	// MTU. SetTunnelMTU changes it.
 	MTU int
 	// MSSClamp caps the TCP MSS option of SYN and SYN-ACK segments in both
-	// directions (IPv4 value; IPv6 gets 20 less); 0 = off.
+	// directions (IPv4 value; IPv6 gets 20 less); 0 = off. The engine
+	// clamps further, to MTU-40, when the tunnel MTU is smaller, so that
+	// TCP segments (also those the TUN reader splits out of GSO
+	// superpackets, whose size is the sender's MSS) are never fragmented.
 	MSSClamp uint16
 	// NATKeepalive is the RFC 3948 keepalive interval; 0 = 20 s, negative
 	// = never send keepalives.
 	NATKeepalive time.Duration
-	// FragNeededICMP answers inner packets larger than MTU with ICMP
-	// "fragmentation needed" (DF set) / ICMPv6 "packet too big" instead of
-	// dropping them silently.
-	FragNeededICMP bool
+	// Oversize says what happens to inner packets larger than MTU; the
+	// zero value is AWS's advice, OversizeFragment.
+	Oversize Oversize
+}
+
+// DeviceMTU is the MTU to create a tunnel's TUN device with: Ethernet's,
+// larger than any tunnel MTU on a 1500-octet outside path, so that the
+// kernel neither fragments nor rejects packets between the device MTU and
+// the tunnel MTU but hands them to the engine, which handles them as
+// TunnelConfig.Oversize says.
+const DeviceMTU = 1500
+
+// Oversize is the treatment of inner packets larger than the tunnel MTU.
+type Oversize uint8
+
+const (
+	// OversizeFragment follows AWS's advice (clear_df_bit,
+	// fragmentation_before_encryption; aws-vpn-facts 2.10): an IPv4
+	// packet gets DF cleared and is fragmented (RFC 791), and each
+	// fragment is encrypted as its own ESP packet, so the ESP packets fit
+	// the path and AWS, which does not reassemble fragmented ESP, never
+	// sees outer fragments. IPv6 routers must not fragment (RFC 8200,
+	// Section 5), so an IPv6 packet is answered with ICMPv6 "packet too
+	// big" carrying the tunnel MTU.
+	OversizeFragment Oversize = iota
+	// OversizeICMP honours DF: an IPv4 packet with DF is answered with
+	// ICMP "fragmentation needed" carrying the tunnel MTU (RFC 1191) so
+	// the sender lowers its path MTU; IPv4 without DF is fragmented as
+	// above; IPv6 gets "packet too big".
+	OversizeICMP
+)
+
+func (o Oversize) String() string {
+	switch o {
+	case OversizeFragment:
+		return "fragment"
+	case OversizeICMP:
+		return "icmp"
+	}
+	return fmt.Sprintf("Oversize(%d)", uint8(o))
 }
 
 // tunnel is one TUN device with its SAs and pipeline goroutines.
@@ -40,10 +86,16 @@ type tunnel struct {
 	e         *Engine
 	name      string
 	dev       tun.Device
-	mtu       atomic.Int32 // largest inner packet sent; follows the device's MTU
-	mss       uint16
+	mtu       atomic.Int32  // tunnel MTU: largest inner packet encrypted as is
+	mss       atomic.Uint32 // effective MSS clamp: min(mssCfg, mtu-40); 0 = off
+	mssCfg    uint16
 	keepalive time.Duration
-	fragICMP  bool
+	oversize  Oversize
+
+	// Owned by RoutineReadFromTUN.
+	fragID  uint16    // Identification for packets whose DF is cleared
+	icmp    rateLimit // ICMP errors sent back through the TUN
+	icmpBuf [1][]byte // Write argument for an ICMP error, reused
 
 	// out is the active outbound SA; nil = none (drop "no_sa").
 	out atomic.Pointer[outboundSA]
@@ -84,21 +136,25 @@ func (e *Engine) AddTunnel(tc TunnelConfig) error {
 		}
 		mtu = m
 	}
-	if mtu < 68 || mtu > bufSize-tunReadOffset-256 {
-		return fmt.Errorf("dataplane: AddTunnel %s: MTU %d out of range [68, %d]", tc.Name, mtu, bufSize-tunReadOffset-256)
+	if err := checkMTU(mtu); err != nil {
+		return fmt.Errorf("dataplane: AddTunnel %s: %w", tc.Name, err)
+	}
+	if tc.Oversize > OversizeICMP {
+		return fmt.Errorf("dataplane: AddTunnel %s: unknown Oversize %d; use OversizeFragment or OversizeICMP", tc.Name, tc.Oversize)
 	}
 	ka := tc.NATKeepalive
 	if ka == 0 {
 		ka = DefaultNATKeepalive
 	}
 	t := &tunnel{
-		e: e, name: tc.Name, dev: tc.Device, mss: tc.MSSClamp,
-		keepalive: ka, fragICMP: tc.FragNeededICMP,
+		e: e, name: tc.Name, dev: tc.Device, mssCfg: tc.MSSClamp,
+		keepalive: ka, oversize: tc.Oversize,
+		fragID: uint16(rand.Uint32()),
 		inSAs:  make(map[ipsec.SPI]*inboundSA),
 		outSAs: make(map[ipsec.SPI]*outboundSA),
 		stop:   make(chan struct{}),
 	}
-	t.mtu.Store(int32(mtu))
+	t.setMTU(mtu)
 	t.queue.outbound = make(chan *outBatch, sequentialQueueLen)
 	t.queue.inbound = make(chan *inBatch, sequentialQueueLen)
 	e.mu.Lock()
@@ -119,8 +175,54 @@ func (e *Engine) AddTunnel(tc TunnelConfig) error {
 		t.wg.Add(1)
 		go t.RoutineKeepalive()
 	}
-	e.log.Info("tunnel added", "tunnel", t.name, "mtu", mtu, "mss_clamp", t.mss, "nat_keepalive", t.keepalive)
+	e.log.Info("tunnel added", "tunnel", t.name, "mtu", mtu, "mss_clamp", t.mss.Load(), "oversize", t.oversize.String(), "nat_keepalive", t.keepalive)
 	return nil
+}
+
+// SetTunnelMTU changes the tunnel MTU of tunnel name, for example when a
+// CHILD SA's algorithms fix the ESP overhead. The device's MTU is not
+// touched (it stays DeviceMTU); packets read from now on are measured
+// against the new value, and the effective MSS clamp follows it.
+func (e *Engine) SetTunnelMTU(name string, mtu int) error {
+	if err := checkMTU(mtu); err != nil {
+		return fmt.Errorf("dataplane: SetTunnelMTU %s: %w", name, err)
+	}
+	e.mu.Lock()
+	t := e.tunnels[name]
+	e.mu.Unlock()
+	if t == nil {
+		return fmt.Errorf("dataplane: SetTunnelMTU: tunnel %q not found", name)
+	}
+	if old := int(t.mtu.Load()); old != mtu {
+		t.setMTU(mtu)
+		e.log.Info("tunnel MTU changed", "tunnel", name, "mtu", mtu, "was", old, "mss_clamp", t.mss.Load())
+	}
+	return nil
+}
+
+// maxMTU is the largest tunnel MTU: an inner packet plus ESP header, IV,
+// padding and ICV must fit a packet buffer after tunReadOffset.
+const maxMTU = bufSize - tunReadOffset - 256
+
+func checkMTU(mtu int) error {
+	// 68 is the smallest MTU of an IPv4 link (RFC 791): a 60-octet header
+	// and one 8-octet fragment.
+	if mtu < 68 || mtu > maxMTU {
+		return fmt.Errorf("MTU %d out of range [68, %d]", mtu, maxMTU)
+	}
+	return nil
+}
+
+// setMTU stores the tunnel MTU and the MSS clamp that fits it: an IPv4
+// TCP segment with MSS m is m+40 octets (IPv6 segments get 20 less from
+// ClampMSS, so they fit too).
+func (t *tunnel) setMTU(mtu int) {
+	t.mtu.Store(int32(mtu))
+	mss := uint32(t.mssCfg)
+	if fit := uint32(mtu - packet.IPv4HeaderLen - packet.TCPHeaderLen); mss != 0 && fit < mss {
+		mss = fit // at least 28: checkMTU allows no MTU below 68
+	}
+	t.mss.Store(mss)
 }
 
 // RemoveTunnel deletes the tunnel's SAs, closes its device and waits for
@@ -174,6 +276,8 @@ func (e *Engine) TunnelStats(name string) (TunnelStats, error) {
 		OutBytes:     t.c.outBytes.Load(),
 		KeepalivesRx: t.c.keepalivesRx.Load(),
 		KeepalivesTx: t.c.keepalivesTx.Load(),
+		Fragmented:   t.c.fragmented.Load(),
+		TooBigSent:   t.c.tooBigSent.Load(),
 		LastInbound:  unixTime(t.c.lastInbound.Load()),
 		Drops:        make(map[string]uint64, numDropReasons),
 	}
@@ -200,35 +304,19 @@ func (e *Engine) TunnelStats(name string) (TunnelStats, error) {
 
 func (t *tunnel) drop(r dropReason, n int) { t.c.drops[r].Add(uint64(n)) }
 
-// RoutineTUNEvents drains the device's events (wireguard-go's netlink
-// listener blocks when nobody reads them) and makes the tunnel MTU follow
-// the device's: the daemon resizes the device when a CHILD SA's algorithms
-// are known, and the kernel already hands us packets up to the new size,
-// so keeping the old limit would silently drop every packet in between.
+// RoutineTUNEvents drains the device's events: wireguard-go's netlink
+// listener blocks when nobody reads them. The device's MTU does not set
+// the tunnel MTU (TunnelConfig.MTU and SetTunnelMTU do): the device is
+// bigger on purpose, so that oversize packets reach the engine.
 func (t *tunnel) RoutineTUNEvents() {
 	for {
 		select {
 		case <-t.stop:
 			return
-		case ev, ok := <-t.dev.Events():
+		case _, ok := <-t.dev.Events():
 			if !ok {
 				return
 			}
-			if ev&tun.EventMTUUpdate == 0 {
-				continue
-			}
-			m, err := t.dev.MTU()
-			old := int(t.mtu.Load())
-			if err != nil || m == old {
-				continue
-			}
-			if limit := bufSize - tunReadOffset - 256; m < 68 || m > limit {
-				t.e.log.Warn("TUN device MTU out of range; keeping the tunnel MTU, larger packets are dropped",
-					"tunnel", t.name, "device_mtu", m, "tunnel_mtu", old, "max", limit)
-				continue
-			}
-			t.mtu.Store(int32(m))
-			t.e.log.Info("tunnel MTU follows the device", "tunnel", t.name, "mtu", m, "was", old)
 		}
 	}
 }

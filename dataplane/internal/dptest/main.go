@@ -35,6 +35,8 @@ func run() error {
 	var (
 		tunName  = flag.String("tun", "cgwdp0", "TUN device name")
 		mtu      = flag.Int("mtu", 1400, "tunnel MTU")
+		devMTU   = flag.Int("device-mtu", dataplane.DeviceMTU, "TUN device MTU (the daemon uses dataplane.DeviceMTU)")
+		oversize = flag.String("oversize", "fragment", "packets above the tunnel MTU: fragment or icmp")
 		addr     = flag.String("addr", "", "TUN address with prefix, e.g. 169.254.10.2/30")
 		local    = flag.String("local", "", "our NAT-T endpoint ip:port")
 		remote   = flag.String("remote", "", "peer NAT-T endpoint ip:port")
@@ -89,7 +91,16 @@ func run() error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	dev, err := tun.Create(*tunName, *mtu, prefix)
+	var ov dataplane.Oversize
+	switch *oversize {
+	case "fragment":
+		ov = dataplane.OversizeFragment
+	case "icmp":
+		ov = dataplane.OversizeICMP
+	default:
+		return fmt.Errorf("-oversize %q: want fragment or icmp", *oversize)
+	}
+	dev, err := tun.Create(*tunName, *devMTU, prefix)
 	if err != nil {
 		return err
 	}
@@ -99,7 +110,7 @@ func run() error {
 		dev.Close()
 		return err
 	}
-	if err := e.AddTunnel(dataplane.TunnelConfig{Name: "t", Device: dev, MTU: *mtu, MSSClamp: uint16(*mss), NATKeepalive: *keepaliv}); err != nil {
+	if err := e.AddTunnel(dataplane.TunnelConfig{Name: "t", Device: dev, MTU: *mtu, MSSClamp: uint16(*mss), NATKeepalive: *keepaliv, Oversize: ov}); err != nil {
 		dev.Close()
 		return err
 	}
