@@ -142,6 +142,22 @@ const (
 	DPDNone    DPDAction = "none"    // keep the SAs
 )
 
+// Oversize is what happens to an inner packet larger than the tunnel MTU.
+type Oversize string
+
+const (
+	// OversizeFragment is AWS's advice (clear_df_bit and
+	// fragmentation_before_encryption): IPv4 packets get DF cleared and are
+	// fragmented before encryption, so every ESP packet fits the path; AWS
+	// does not reassemble fragmented ESP. IPv6 packets get ICMPv6 "packet
+	// too big". The default.
+	OversizeFragment Oversize = "fragment"
+	// OversizeICMP honours DF: IPv4 packets with DF get ICMP "fragmentation
+	// needed" with the tunnel MTU (path MTU discovery), those without DF are
+	// fragmented; IPv6 packets get "packet too big".
+	OversizeICMP Oversize = "icmp"
+)
+
 // StartupAction says who starts a tunnel.
 type StartupAction string
 
@@ -180,6 +196,7 @@ type Tunnel struct {
 	ReplayWindow     int
 	MTU              int // 0 = derived from the negotiated algorithms
 	MSSClamp         int // 0 = off
+	Oversize         Oversize
 	Keepalive        Keepalive
 }
 

@@ -187,6 +187,7 @@ func TestDefaults(t *testing.T) {
 		NATKeepalive: 20 * time.Second,
 		ReplayWindow: 1024,
 		MSSClamp:     1379,
+		Oversize:     OversizeFragment,
 		Keepalive:    Keepalive{Interval: 5 * time.Second},
 	}
 	if !reflect.DeepEqual(tun, want) {
@@ -249,6 +250,7 @@ connections:
         replay_window: 64
         mtu: 1400
         mss_clamp: 0
+        oversize: icmp
         keepalive: {target: "10.0.0.1", interval: 2s}
       - name: b
         peer_address: 198.51.100.20
@@ -273,7 +275,7 @@ connections:
 	if a.Name != "a" || a.PeerID != netip.MustParseAddr("198.51.100.99") || a.IKELifetime != time.Hour ||
 		a.ChildLifetime != 15*time.Minute || a.RekeyMargin != time.Minute || a.RekeyFuzz != 0 ||
 		a.DPD != (DPD{5 * time.Second, 5, DPDClear}) || a.StartupAction != StartRespond || !a.ForceEncap ||
-		a.NATKeepalive != 0 || a.ReplayWindow != 64 || a.MTU != 1400 || a.MSSClamp != 0 ||
+		a.NATKeepalive != 0 || a.ReplayWindow != 64 || a.MTU != 1400 || a.MSSClamp != 0 || a.Oversize != OversizeICMP ||
 		a.Keepalive != (Keepalive{netip.MustParseAddr("10.0.0.1"), 2 * time.Second}) {
 		t.Errorf("tunnel a: %+v", a)
 	}
@@ -437,6 +439,8 @@ func TestValidation(t *testing.T) {
 		{"mtu high", t1("mtu: 1500"), "connections[0].tunnels[0].mtu", 12, "1446"},
 		{"mss low", t1("mss_clamp: 100"), "connections[0].tunnels[0].mss_clamp", 12, "too small"},
 		{"mss high", t1("mss_clamp: 1460"), "connections[0].tunnels[0].mss_clamp", 12, "1406"},
+		{"oversize", t1("oversize: drop"), "connections[0].tunnels[0].oversize", 12, "fragment, icmp"},
+		{"oversize case", t1("oversize: ICMP"), "connections[0].tunnels[0].oversize", 12, "invalid value \"ICMP\""},
 		{"keepalive target", t1("keepalive: {target: vpc-host}"), "connections[0].tunnels[0].keepalive.target", 12, "invalid IP address"},
 		{"keepalive interval", t1("keepalive:", "  interval: 0s"), "connections[0].tunnels[0].keepalive.interval", 13, "1s-300s"},
 		{"duration syntax", t1("ike_lifetime: 8 hours"), "connections[0].tunnels[0].ike_lifetime", 12, "invalid duration"},

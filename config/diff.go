@@ -220,6 +220,7 @@ func diffTunnel(a, b *Tunnel) []string {
 	f.cmp("replay_window", a.ReplayWindow, b.ReplayWindow)
 	f.cmp("mtu", a.MTU, b.MTU)
 	f.cmp("mss_clamp", a.MSSClamp, b.MSSClamp)
+	f.cmp("oversize", a.Oversize, b.Oversize)
 	f.cmp("keepalive.target", a.Keepalive.Target, b.Keepalive.Target)
 	f.cmp("keepalive.interval", a.Keepalive.Interval, b.Keepalive.Interval)
 	return f.names

@@ -84,6 +84,7 @@ type rawTunnel struct {
 	ReplayWindow     *int64               `yaml:"replay_window"`
 	MTU              *int64               `yaml:"mtu"`
 	MSSClamp         *int64               `yaml:"mss_clamp"`
+	Oversize         *string              `yaml:"oversize"`
 	Keepalive        *rawKeepalive        `yaml:"keepalive"`
 }
 

@@ -439,6 +439,7 @@ func (c *checker) tunnel(path string, conn Connection, i int, r *rawTunnel) Tunn
 	if t.MSSClamp != 0 && t.MSSClamp < 536 {
 		c.errorf(path+".mss_clamp", "use 0 (off) or 536-1406 (default 1379)", "MSS %d is too small", t.MSSClamp)
 	}
+	t.Oversize = Oversize(c.enum(path+".oversize", r.Oversize, string(OversizeFragment), string(OversizeFragment), string(OversizeICMP)))
 
 	t.Keepalive.Interval = DefaultKeepaliveInterval
 	if r.Keepalive != nil {
