@@ -390,7 +390,7 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 	case ike.EventChildUp:
 		t.childState = phaseEstablished
 		if m := negotiatedMTU(t.cfg, ev.Alg, t.nat || t.cfg.ForceEncap); m != t.mtu && t.tun != nil {
-			if err := dptun.SetMTU(t.dev, m); err != nil {
+			if err := d.dp.SetTunnelMTU(t.cfg.Name, m); err != nil {
 				d.log.Warn("cannot set tunnel MTU", "tunnel", t.cfg.Name, "mtu", m, "err", err)
 			} else {
 				t.mtu = m

@@ -17,9 +17,12 @@ import (
 // AES-CBC with SHA2-512 101 octets (MTU 1399). AWS documents 1446 as the
 // largest MTU it supports, so the result is capped there.
 //
-// Until the first CHILD SA is up the device uses the worst case of the
-// configured ESP proposals; when it comes up the MTU is set from the
-// negotiated algorithms. An explicit tunnels[].mtu overrides both.
+// Until the first CHILD SA is up the tunnel MTU is the worst case of the
+// configured ESP proposals; when it comes up the dataplane is given the
+// MTU of the negotiated algorithms (Engine.SetTunnelMTU). An explicit
+// tunnels[].mtu overrides both. The TUN device itself keeps
+// dataplane.DeviceMTU, so the dataplane handles oversize packets as
+// tunnels[].oversize says.
 const (
 	outsideMTU = 1500
 	awsMaxMTU  = 1446

@@ -42,17 +42,24 @@ func (d *Daemon) startTunnelLocked(t *tunnelRT) error {
 	t.dev = d.freeDevNameLocked()
 	t.mtu = configuredMTU(tc)
 	addr := netip.PrefixFrom(tc.InsideLocal(), tc.InsideCIDR.Bits())
-	dev, err := dptun.Create(t.dev, t.mtu, addr)
+	// The device is larger than the tunnel MTU so that the dataplane, not
+	// the kernel, handles oversize packets (tunnels[].oversize).
+	dev, err := dptun.Create(t.dev, dataplane.DeviceMTU, addr)
 	if err != nil {
 		return fmt.Errorf("tunnel %s: create TUN device %s: %w (cgwd needs CAP_NET_ADMIN and /dev/net/tun)", tc.Name, t.dev, err)
 	}
 	t.tun = dev
+	oversize := dataplane.OversizeFragment
+	if tc.Oversize == config.OversizeICMP {
+		oversize = dataplane.OversizeICMP
+	}
 	if err := d.dp.AddTunnel(dataplane.TunnelConfig{
 		Name:         tc.Name,
 		Device:       dev,
 		MTU:          t.mtu,
 		MSSClamp:     uint16(tc.MSSClamp),
 		NATKeepalive: tc.NATKeepalive,
+		Oversize:     oversize,
 	}); err != nil {
 		dev.Close()
 		return fmt.Errorf("tunnel %s: %w", tc.Name, err)
