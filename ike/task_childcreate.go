@@ -150,7 +150,7 @@ func (t *childCreate) processResponse(m *message.Message) (status, error) {
 		if n.Kind == message.NotifyTemporaryFailure && !t.inAuth {
 			d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
 			p.log.Info("peer answered TEMPORARY_FAILURE; retrying CHILD SA creation", "in", d.String())
-			sa.after(d, func() { p.ensureChild(sa) })
+			p.ensureChildLater(d)
 			t.release()
 			return statusDone, nil
 		}
@@ -440,7 +440,17 @@ func (p *peer) childFailed(sa *ikeSA, reason string, n message.NotifyType) {
 	d = jitter(min(d, retryMaxDelay), p.m.randUint64())
 	p.retryAttempt++
 	p.log.Info("will retry CHILD SA creation", "in", d.Round(time.Millisecond).String())
-	sa.after(d, func() { p.ensureChild(sa) })
+	p.ensureChildLater(d)
+}
+
+// ensureChildLater runs ensureChild after d on whatever IKE SA is current
+// then (an IKE rekey in between moves the tunnel to a new one).
+func (p *peer) ensureChildLater(d time.Duration) {
+	p.after(d, func() {
+		if p.wantUp && p.ike != nil {
+			p.ensureChild(p.ike)
+		}
+	})
 }
 
 // ensureChild creates a CHILD SA on sa if it has none and none is pending.

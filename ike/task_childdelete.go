@@ -162,7 +162,7 @@ func (t *childDelete) afterSend() {
 	if lostActive && sa.activeChild() == nil && p.wantUp {
 		// Keep the tunnel up: negotiate a new CHILD SA shortly, unless the
 		// peer is about to delete the IKE SA as well.
-		sa.after(restartDelay, func() { p.ensureChild(sa) })
+		p.ensureChildLater(restartDelay)
 	}
 }
 

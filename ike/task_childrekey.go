@@ -170,7 +170,7 @@ func (t *childRekey) oldGone(why string) {
 		"reason", "the peer deleted the CHILD SA we were rekeying ("+why+"); creating a new one")
 	p.emit(Event{Kind: EventChildDown, Reason: "CHILD SA deleted by the peer during our rekey", InSPI: old.inSPI, OutSPI: old.outSPI, Alg: old.alg})
 	if p.wantUp {
-		sa.after(restartDelay, func() { p.ensureChild(sa) })
+		p.ensureChildLater(restartDelay)
 	}
 }
 
