@@ -1,6 +1,10 @@
 package ike
 
-import "github.com/cgwproject/cgw/ipsec"
+import (
+	"fmt"
+
+	"github.com/cgwproject/cgw/ipsec"
+)
 
 // Test hooks for the external ike_test package. They run on the peer's
 // goroutine like the public control methods.
@@ -76,4 +80,21 @@ func ForgetChild(m *Manager, name string) error {
 		p.ike.deleteChildSAs(p.ike.activeChild(), false)
 		return nil
 	})
+}
+
+// DumpSAs describes every IKE and CHILD SA of the peer, for test failures.
+func DumpSAs(m *Manager, name string) (s string) {
+	_ = onPeer(m, name, func(p *peer) error {
+		for _, sa := range p.sortedSAs() {
+			s += fmt.Sprintf("IKE %s %s redundant=%v\n", sa.spiString(), sa.state, sa.redundant)
+			for _, c := range sa.children {
+				s += fmt.Sprintf("  CHILD in %s out %s state %d out_installed %v replaces %v\n", c.inSPI, c.outSPI, c.state, c.outInstalled, c.replaces != nil)
+			}
+		}
+		for spi := range p.lingering {
+			s += fmt.Sprintf("  lingering %s\n", spi)
+		}
+		return nil
+	})
+	return s
 }

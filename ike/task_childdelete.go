@@ -65,7 +65,7 @@ func (t *childDelete) build(m *message.Message) error {
 
 const reasonChildExpired = "hard lifetime expired"
 
-var errChildGone = &notifyError{reason: "ike: CHILD SA already gone"}
+var errChildGone = &notifyError{quiet: true, reason: "ike: CHILD SA already gone"}
 
 func (t *childDelete) process(m *message.Message) (status, error) {
 	sa, p := t.sa, t.sa.p

@@ -81,7 +81,7 @@ func (t *childRekey) process(m *message.Message) (status, error) {
 func (t *childRekey) buildRequest(m *message.Message) error {
 	sa, p, old := t.sa, t.sa.p, t.old
 	if old.sa != sa || (old.state != childInstalled && old.state != childRekeying) || sa.state != ikeEstablished {
-		return fmt.Errorf("ike: CHILD SA %s is no longer current; rekey dropped", old.inSPI)
+		return &notifyError{quiet: true, reason: fmt.Sprintf("ike: CHILD SA %s is no longer in service (rekeyed or deleted meanwhile); its rekey is dropped", old.inSPI)}
 	}
 	var err error
 	if t.inSPI == 0 {
@@ -308,6 +308,14 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 			"old_in_spi", old.inSPI.String(), "in_spi", k.inSPI.String(), "redundant_in_spi", pn.inSPI.String())
 		pn.replaces = nil
 		p.retireOld(pn)
+		p.after(halfOpenTimeout, func() {
+			// The peer may never have completed its exchange (it saw our
+			// DELETE of old first and abandoned it): delete pn ourselves.
+			if pn.state == childRekeyed && pn.sa.alive() && !pn.sa.tm.hasQueued(taskChildDelete) {
+				p.log.Info("peer did not delete its redundant CHILD SA of a rekey collision; deleting it", "in_spi", pn.inSPI.String(), "out_spi", pn.outSPI.String())
+				pn.sa.tm.queue(newChildDelete(pn.sa, pn, "redundant SA of a rekey collision"))
+			}
+		})
 	}
 	c, err := sa.installChild(k, true)
 	t.inSPI = 0

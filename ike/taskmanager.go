@@ -178,7 +178,13 @@ func (tm *taskManager) sendRequest() {
 				sa.p.failSA(sa, fmt.Errorf("ike: building %s: %w", ex.typ, err), 0)
 				return
 			}
-			sa.p.log.Warn("dropping exchange", "exchange", ex.typ.String(), "err", err)
+			if ne := (*notifyError)(nil); errors.As(err, &ne) && ne.quiet {
+				// A normal race: the SA the task was for is gone or
+				// replaced (a collision, a DELETE from the peer).
+				sa.p.log.Info("dropping a queued exchange that is no longer needed", "exchange", ex.typ.String(), "reason", err.Error())
+			} else {
+				sa.p.log.Warn("dropping exchange", "exchange", ex.typ.String(), "err", err)
+			}
 			continue
 		}
 		kept = append(kept, t)
