@@ -364,3 +364,44 @@ func TestChildRekeyResponderSwitchesOnDelete(t *testing.T) {
 		})
 	}
 }
+
+// The IKE SA's rekey gets no answer (the peer drops it) until the hard
+// lifetime: then the IKE SA and its CHILD SA leave at once, although the
+// rekey is still being retransmitted, the peer is told with a DELETE, and
+// a new IKE SA is negotiated from scratch.
+func TestIKEHardExpiryDuringUnansweredRekey(t *testing.T) {
+	p := established(t, func(c, a *ike.PeerConfig) {
+		c.IKELifetime, c.RekeyMargin, c.RekeyFuzz = 10*time.Minute, time.Minute, 0
+		c.ChildLifetime = 24 * time.Hour
+		a.IKELifetime, a.ChildLifetime = 24*time.Hour, 24*time.Hour
+	})
+	before := status(t, p.cgw)
+	expire := before.ExpireAt
+	p.net.Drop = func(from *iketest.Node, pk iketest.Packet) bool {
+		ex := exchangesOf(t, []iketest.Packet{pk})
+		return from == p.cgw && ex[0] == "CREATE_CHILD_SA req"
+	}
+	/* at 9 min: HDR, SK {SA, Ni, KEi} --> (lost, retransmitted) */
+	p.net.Advance(expire.Sub(p.net.Clock.Now())-time.Second, time.Second)
+	st := wantState(t, p.cgw, ike.StateRekeying, ike.StateEstablished)
+	if st.SPIi != before.SPIi {
+		t.Fatalf("IKE SA replaced before its hard lifetime")
+	}
+	/* at 10 min: HDR, SK {D(IKE)} -->, then IKE_SA_INIT, IKE_AUTH */
+	p.cgw.Listener.Events(true)
+	p.net.Drop = nil
+	p.net.Advance(2*time.Second, time.Second)
+	if _, ok := p.cgw.Installer.Installed(ipsec.Inbound, before.Children[0].InSPI); ok {
+		t.Errorf("expired CHILD SA still installed")
+	}
+	p.net.Advance(10*time.Second, time.Second)
+	checkConverged(t, p)
+	st = status(t, p.cgw)
+	if st.SPIi == before.SPIi || st.Children[0].InSPI == before.Children[0].InSPI {
+		t.Errorf("no new IKE and CHILD SA after the hard lifetime")
+	}
+	want := []ike.EventKind{ike.EventChildDown, ike.EventIKEDown, ike.EventIKEUp, ike.EventChildUp}
+	if k := p.cgw.Listener.Kinds(); fmt.Sprint(k) != fmt.Sprint(want) {
+		t.Errorf("events %v, want %v", k, want)
+	}
+}

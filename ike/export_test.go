@@ -68,7 +68,7 @@ func IKESAs(m *Manager, name string) (n int) {
 // whether or not they belong to a CHILD SA.
 func SendChildDelete(m *Manager, name string, spis ...ipsec.SPI) error {
 	return onPeer(m, name, func(p *peer) error {
-		p.ike.tm.queue(newChildDeleteSPIs(p.ike, spis...))
+		p.ike.tm.queue(newChildDeleteSPIs(p.ike, "deleted by the test", spis...))
 		return nil
 	})
 }

@@ -649,8 +649,13 @@ func (p *peer) scheduleIKETimers(sa *ikeSA) {
 		if sa.state != ikeEstablished {
 			return // rekeyed or being deleted already
 		}
+		// Its keys (and its CHILD SAs') must not be used any longer: one
+		// DELETE, not held back by an exchange of ours in flight (a rekey
+		// being retransmitted), and the SA is gone at once.
 		p.log.Warn("IKE SA reached its hard lifetime without a rekey; deleting it and starting a new one", "ike_sa", sa.spiString(), "lifetime", p.cfg.IKELifetime.String())
-		p.deleteIKESA(sa, "hard lifetime expired")
+		p.sendDeleteOnce(sa)
+		p.destroySA(sa, "hard lifetime expired")
+		p.reinitiateIfWanted("the IKE SA reached its hard lifetime")
 	})
 }
 
@@ -699,13 +704,20 @@ func (p *peer) queueChildRekey(c *childSA, reason string) {
 func (p *peer) childExpired(c *childSA) {
 	sa := c.sa
 	up := c.state == childInstalled || c.state == childRekeying
-	if sa.state == ikeEstablished {
-		sa.tm.queue(newChildDelete(sa, c, reasonChildExpired))
-		return
-	}
+	in, out, alg := c.inSPI, c.outSPI, c.alg
+	// Its keys must not be used any longer: out of the dataplane at once,
+	// even if an exchange of ours (a rekey being retransmitted) would hold
+	// a DELETE exchange back.
 	sa.deleteChildSAs(c, false)
 	if up {
-		p.emit(Event{Kind: EventChildDown, Reason: "CHILD SA hard lifetime expired", InSPI: c.inSPI, OutSPI: c.outSPI})
+		p.log.Info("IKE phase 2 Down", "in_spi", in.String(), "out_spi", out.String(), "reason", reasonChildExpired)
+		p.emit(Event{Kind: EventChildDown, Reason: "CHILD SA deleted: " + reasonChildExpired, InSPI: in, OutSPI: out, Alg: alg})
+	}
+	if sa.state == ikeEstablished {
+		sa.tm.queue(newChildDeleteSPIs(sa, reasonChildExpired, in))
+		if up && p.wantUp {
+			p.ensureChild(sa)
+		}
 	}
 }
 

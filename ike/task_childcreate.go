@@ -82,6 +82,11 @@ func (t *childCreate) buildRequest(m *message.Message) error {
 	if !t.inAuth && sa.state != ikeEstablished {
 		return fmt.Errorf("ike: IKE SA is not established")
 	}
+	if !t.inAuth && sa.activeChild() != nil {
+		// One CHILD SA per tunnel: one appeared meanwhile (a rekey that
+		// was in flight completed, or the peer created one).
+		return &notifyError{quiet: true, reason: "ike: the tunnel has a CHILD SA again; creating another is not needed"}
+	}
 	var err error
 	if t.inSPI == 0 {
 		if t.inSPI, err = p.m.cfg.Installer.AllocSPI(p.cfg.Name); err != nil {
@@ -180,7 +185,7 @@ func (t *childCreate) processResponse(m *message.Message) (status, error) {
 	c, err := sa.installChild(k, true)
 	if err != nil {
 		p.childFailed(sa, err.Error(), 0)
-		sa.tm.queue(newChildDeleteSPIs(sa, k.inSPI))
+		sa.tm.queue(newChildDeleteSPIs(sa, "installation failed", k.inSPI))
 		return statusDone, nil
 	}
 	if !t.inAuth {

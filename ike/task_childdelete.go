@@ -28,9 +28,10 @@ func newChildDelete(sa *ikeSA, c *childSA, reason string) *childDelete {
 	return &childDelete{sa: sa, initiator: true, child: c, reason: reason}
 }
 
-// newChildDeleteSPIs deletes SAs the peer installed but we could not.
-func newChildDeleteSPIs(sa *ikeSA, spis ...ipsec.SPI) *childDelete {
-	return &childDelete{sa: sa, initiator: true, spis: spis, reason: "installation failed"}
+// newChildDeleteSPIs tells the peer to delete SAs we no longer have (or
+// could not install); spis are our inbound SPIs.
+func newChildDeleteSPIs(sa *ikeSA, reason string, spis ...ipsec.SPI) *childDelete {
+	return &childDelete{sa: sa, initiator: true, spis: spis, reason: reason}
 }
 
 func newChildDeleteResponder(sa *ikeSA) *childDelete { return &childDelete{sa: sa} }

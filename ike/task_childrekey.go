@@ -166,6 +166,11 @@ func (t *childRekey) oldGone(why string) {
 	if sa.activeChild() != nil {
 		return
 	}
+	if !t.oldDeleted {
+		// We removed it ourselves (hard lifetime), which reported it and
+		// queued its replacement.
+		return
+	}
 	p.log.Info("IKE phase 2 Down", "in_spi", old.inSPI.String(), "out_spi", old.outSPI.String(),
 		"reason", "the peer deleted the CHILD SA we were rekeying ("+why+"); creating a new one")
 	p.emit(Event{Kind: EventChildDown, Reason: "CHILD SA deleted by the peer during our rekey", InSPI: old.inSPI, OutSPI: old.outSPI, Alg: old.alg})
@@ -295,7 +300,7 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 				"old_in_spi", old.inSPI.String(), "redundant_in_spi", k.inSPI.String(), "in_spi", pn.inSPI.String(), "out_spi", pn.outSPI.String())
 			c, err := sa.installChild(k, false)
 			if err != nil {
-				sa.tm.queue(newChildDeleteSPIs(sa, k.inSPI))
+				sa.tm.queue(newChildDeleteSPIs(sa, "installation failed", k.inSPI))
 			} else {
 				c.state = childRekeyed
 				sa.tm.queue(newChildDelete(sa, c, "redundant SA of a rekey collision"))
@@ -322,7 +327,7 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 	if err != nil {
 		t.restoreOld()
 		p.log.Error("installing the rekeyed CHILD SA failed", "err", err)
-		sa.tm.queue(newChildDeleteSPIs(sa, k.inSPI))
+		sa.tm.queue(newChildDeleteSPIs(sa, "installation failed", k.inSPI))
 		return statusDone, nil
 	}
 	c.pfs = k.alg.DH
