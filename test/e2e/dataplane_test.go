@@ -156,7 +156,9 @@ func startCapture(t testing.TB, s *sim.Sim, role sim.Role, dev string, count int
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "cap.pcap")
-	args := []string{"tcpdump", "-Z", "root", "-i", dev, "-n", "-U", "-s", "200", "-w", file}
+	// Immediate mode: without it libpcap hands packets over per ring
+	// block (up to a second late) and stopping the capture loses them.
+	args := []string{"tcpdump", "--immediate-mode", "-Z", "root", "-i", dev, "-n", "-U", "-s", "200", "-w", file}
 	if count > 0 {
 		args = append(args, "-c", strconv.Itoa(count))
 	}
@@ -179,6 +181,7 @@ func (c *capture) fields(t testing.TB, wait time.Duration, fields ...string) [][
 	select {
 	case <-c.p.Done():
 	case <-time.After(wait):
+		time.Sleep(200 * time.Millisecond) // let the last packets reach the file
 		c.p.Stop()
 	}
 	args := []string{"tshark", "-n", "-r", c.file, "-T", "fields", "-E", "separator=/t"}
@@ -418,10 +421,10 @@ func TestDataplaneStrongSwan(t *testing.T) {
 	})
 
 	t.Run("MSSClamp", func(t *testing.T) {
-		checkMSSClamp(t, s, tool, 1379)
-		if mtu := d.mustTunnel(t, 1).MTU; 1379+40 > mtu {
-			t.Logf("e2e: NOTE: MSS clamp 1379 + 40 > tunnel MTU %d: full-size segments of a new TCP connection still need path MTU discovery", mtu)
-		}
+		// AWS's 1379, capped so a full segment fits the tunnel MTU
+		// (dataplane/doc.go: min(mss_clamp, tunnel MTU - 40)).
+		mtu := d.mustTunnel(t, 1).MTU
+		checkMSSClamp(t, s, tool, min(1379, mtu-40))
 	})
 
 	t.Run("Fragmentation", func(t *testing.T) {
@@ -489,21 +492,26 @@ func checkMSSClamp(t *testing.T, s *sim.Sim, tool string, clamp int) {
 	}
 }
 
-// checkFragmentation asserts the MTU behaviour dataplane/doc.go documents
-// (AWS's clear-DF / fragment-before-encryption advice): the tunnel device's
-// MTU is the tunnel MTU in the status; a 1500-byte inner packet without DF
-// is fragmented before encryption and gets through; with DF the sender is
-// told the tunnel MTU (ICMP fragmentation needed) and a packet of exactly
-// that size gets through; the outer ESP-in-UDP packets leave without DF, so
-// a smaller MTU further along the path fragments them instead of dropping.
+// checkFragmentation asserts the MTU behaviour the product documents
+// (dataplane/doc.go, config "oversize: fragment", the default: AWS's
+// clear_df_bit and fragmentation_before_encryption):
+//
+//   - a 1500-byte IPv4 packet without DF crosses the tunnel;
+//   - the TUN device is larger than the tunnel MTU, so such packets reach
+//     cgwd, and a 1500-byte packet with DF crosses too: DF cleared,
+//     fragmented before encryption, every fragment its own ESP packet,
+//     nothing fragmented on the outside;
+//   - outer ESP-in-UDP packets leave with DF clear, so a smaller MTU
+//     further along the path fragments them instead of dropping them.
 func checkFragmentation(t *testing.T, s *sim.Sim, d *Cgwd, tn *control.Tunnel) {
 	mtu := d.mustTunnel(t, 1).MTU
 	out, err := s.Exec(sim.Cust, "cat", "/sys/class/net/"+tn.Device+"/mtu")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.TrimSpace(out) != strconv.Itoa(mtu) {
-		t.Fatalf("TUN %s has MTU %s, status says %d", tn.Device, strings.TrimSpace(out), mtu)
+	devMTU, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("TUN %s MTU %q: %v", tn.Device, out, err)
 	}
 	// ping fails unless every echo request of count is answered.
 	ping := func(df string, payload, count int) (string, error) {
@@ -516,46 +524,73 @@ func checkFragmentation(t *testing.T, s *sim.Sim, d *Cgwd, tn *control.Tunnel) {
 		}
 		return out, err
 	}
-	// 1472 + 8 + 20 = 1500 > tunnel MTU, DF clear: fragmented by the
-	// customer gateway's kernel before it enters the TUN.
+	isClear := func(v string) bool { return v == "0" || v == "False" }
+	// outerOK checks captured outer packets: DF clear (AWS clear_df_bit)
+	// and, when noFrag, not IP fragments (fragmentation happened before
+	// encryption). Sizes are not checked on the capture: veth carries UDP
+	// GSO superpackets unsegmented.
+	outerOK := func(rows [][]string, noFrag bool) {
+		t.Helper()
+		for _, r := range rows {
+			if len(r) < 4 {
+				t.Fatalf("unexpected tshark row %q", r)
+			}
+			if !isClear(r[0]) {
+				t.Errorf("outer ESP packet sent with DF set (df=%s len=%s), want DF clear (AWS clear_df_bit)", r[0], r[1])
+			}
+			if noFrag && (!isClear(r[2]) || (r[3] != "0" && r[3] != "")) {
+				t.Errorf("outer ESP packet is an IP fragment (mf %s offset %s): want fragmentation before encryption", r[2], r[3])
+			}
+		}
+	}
+	fields := []string{"ip.flags.df", "ip.len", "ip.flags.mf", "ip.frag_offset"}
+	outer := fmt.Sprintf("src host %s and udp port 4500", sim.CustPublicAddr)
+
+	// 1472 + 8 + 20 = 1500 > tunnel MTU, DF clear.
 	if out, err := ping("dont", 1472, 3); err != nil {
 		t.Errorf("1500-byte ping without DF LAN->VPC failed (want fragmentation before encryption): %v\n%s", err, out)
 	}
-	// Same size with DF: the gateway answers "fragmentation needed" with
-	// the tunnel MTU.
-	// the tunnel MTU ("From 10.1.0.1 ... Frag needed and DF set (mtu =
-	// N)"), or, once the LAN host has cached that path MTU, ping refuses
-	// locally ("message too long, mtu=N").
-	if _, err := s.Exec(sim.LAN, "ip", "route", "flush", "cache"); err != nil {
-		t.Fatal(err)
-	}
-	out, err = ping("do", 1472, 1)
-	if err != nil {
-		out += err.Error()
-	}
-	if m := pingFragRE.FindStringSubmatch(out); m == nil || m[1]+m[2] != strconv.Itoa(mtu) {
-		t.Errorf("1500-byte ping with DF: want ICMP frag needed with mtu = %d, got:\n%s", mtu, out)
-	}
-	// Exactly the tunnel MTU with DF: one ESP packet, captured to check
-	// its outer DF bit (AWS clear_df_bit) and size.
-	capture := startCapture(t, s, sim.Inet, "cust0", 3, fmt.Sprintf("src host %s and udp port 4500 and greater %d", sim.CustPublicAddr, mtu))
-	if out, err := ping("do", mtu-28, 3); err != nil {
-		t.Errorf("ping of exactly the tunnel MTU (%d) with DF failed: %v\n%s", mtu, err, out)
-	}
-	rows := capture.fields(t, 5*time.Second, "ip.flags.df", "ip.len", "ip.flags.mf", "ip.frag_offset")
-	if len(rows) == 0 {
-		t.Fatalf("no ESP-in-UDP packet larger than %d bytes captured for tunnel-MTU pings", mtu)
-	}
-	for _, r := range rows {
-		if r[0] != "0" && r[0] != "False" {
-			t.Errorf("outer ESP packet sent with DF set (%v), want DF clear (AWS clear_df_bit)", r)
+	// Same size with DF.
+	for _, r := range []sim.Role{sim.LAN, sim.VPCHost} {
+		if _, err := s.Exec(r, "ip", "route", "flush", "cache"); err != nil {
+			t.Fatal(err)
 		}
 	}
-	t.Logf("e2e: tunnel MTU %d: 1500-byte packets fragmented before encryption, DF packets get frag-needed mtu=%d, outer packets %s bytes with DF clear", mtu, mtu, rows[0][1])
+	espIn := func() uint64 {
+		sas, err := s.ListSAs(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, sa := range sas {
+			for _, ch := range sa.Installed() {
+				n += ch.PacketsIn
+			}
+		}
+		return n
+	}
+	if devMTU <= mtu {
+		t.Fatalf("TUN device MTU %d is not above the tunnel MTU %d: oversize packets would never reach cgwd", devMTU, mtu)
+	}
+	before := espIn()
+	c := startCapture(t, s, sim.Inet, "cust0", 0, outer)
+	out, err = ping("do", 1472, 3)
+	rows := c.fields(t, 0, fields...)
+	if err != nil {
+		t.Errorf("1500-byte ping with DF LAN->VPC failed; with oversize=fragment cgwd must clear DF and fragment before encryption: %v\n%s", err, out)
+	}
+	// Each ping became two ESP packets (strongSwan counts them), and
+	// nothing on the wire is an outer IP fragment.
+	esp := espIn() - before
+	if esp < 6 {
+		t.Errorf("AWS endpoint 1 received %d ESP packets for 3 pings of 1500 octets, want >= 6 (inner fragments, each its own ESP packet)", esp)
+	}
+	outerOK(rows, true)
+	t.Logf("e2e: tunnel MTU %d (device %d): 1500-byte pings with and without DF cross; with DF: %d ESP packets at AWS for 3 pings (fragmented before encryption), outer DF clear", mtu, devMTU, esp)
 
-	// A 1400-byte MTU between the internet router and AWS: the outer
-	// packets (about 1480 bytes) must be fragmented on the way, which
-	// works only because DF is clear.
+	// A 1400-byte MTU between the internet router and AWS: outer packets
+	// of about 1490 octets must be fragmented on the way, which works
+	// only because DF is clear.
 	links := []struct {
 		r   sim.Role
 		dev string
@@ -569,9 +604,15 @@ func checkFragmentation(t *testing.T, s *sim.Sim, d *Cgwd, tn *control.Tunnel) {
 	}
 	setMTU(1400)
 	defer setMTU(1500)
+	c = startCapture(t, s, sim.Inet, "cust0", 0, fmt.Sprintf("%s and greater 1400", outer))
 	if out, err := ping("do", mtu-28, 3); err != nil {
 		t.Errorf("tunnel-MTU ping across a 1400-byte outer path MTU failed (outer fragmentation needs DF clear): %v\n%s", err, out)
 	}
+	rows = c.fields(t, 0, fields...)
+	if len(rows) < 3 {
+		t.Errorf("captured %d outer packets above 1400 octets for 3 tunnel-MTU pings: the test did not exercise the smaller path MTU", len(rows))
+	}
+	outerOK(rows, false)
 }
 
 // espCase is one ESP algorithm of the matrix and how strongSwan names it.
@@ -673,14 +714,17 @@ func TestDataplaneESPAlgorithms(t *testing.T) {
 // TestDataplaneCgwdToCgwd: a second cgwd stands in for AWS endpoint 1
 // (AWS mode none, static routing both ways, AES-128-GCM as in make bench);
 // the customer's cgwd brings the tunnel up, and a ping, a 50 MB checksummed
-// transfer each way and a 5 s iperf3 cross it.
+// transfer each way and a 5 s iperf3 cross it; then the customer's
+// "oversize: icmp" answers DF packets above the tunnel MTU.
 func TestDataplaneCgwdToCgwd(t *testing.T) {
 	s := NewSim(t, sim.Options{AWS: sim.AWSNone, Tunnels: 1, Routing: sim.RoutingStatic})
 	tool := tcpcheckBin(t)
 	ike := []string{"aes128gcm16-prfsha256-ecp256"}
 	esp := []string{"aes128gcm16-ecp256"}
 	aws := StartCgwd(t, s, sim.CgwdOptions{AWSSide: true, Endpoints: []int{1}, IKEProposals: ike, ESPProposals: esp})
-	cust := StartCgwd(t, s, sim.CgwdOptions{IKEProposals: ike, ESPProposals: esp})
+	// The customer side also runs "oversize: icmp" (the non-default
+	// path-MTU-discovery behaviour), checked at the end.
+	cust := StartCgwd(t, s, sim.CgwdOptions{IKEProposals: ike, ESPProposals: esp, Extra: "        oversize: icmp\n"})
 	ta, _ := s.Transit(1)
 	if err := s.AddStaticRoute(sim.VPC, sim.DefaultLAN, "via", ta.String()); err != nil {
 		t.Fatal(err)
@@ -727,6 +771,7 @@ func TestDataplaneCgwdToCgwd(t *testing.T) {
 			t.Errorf("%s cgwd dropped packets as invalid: %v", c.Role, d)
 		}
 	}
+	checkOversizeICMP(t, s, cust.mustTunnel(t, 1).MTU)
 }
 
 // TestDataplaneNAT: the customer sits behind a NAT that also rewrites
@@ -790,4 +835,31 @@ func TestDataplaneNAT(t *testing.T) {
 	}
 	// The tunnels survive the idle period (the NAT mapping held).
 	pingAll(t, s, sim.LAN, sim.VPCHostAddr, 3)
+}
+
+// checkOversizeICMP asserts "oversize: icmp": a 1500-byte LAN->VPC ping
+// with DF is answered with ICMP "fragmentation needed" carrying the tunnel
+// MTU (path MTU discovery), one without DF still crosses fragmented.
+func checkOversizeICMP(t *testing.T, s *sim.Sim, mtu int) {
+	if _, err := s.Exec(sim.LAN, "ip", "route", "flush", "cache"); err != nil {
+		t.Fatal(err)
+	}
+	ping := func(df string, count int) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return sim.ExecContext(ctx, s.NS(sim.LAN), "ping", "-n", "-c", strconv.Itoa(count), "-i", "0.2", "-W", "2",
+			"-M", df, "-s", "1472", sim.VPCHostAddr.String())
+	}
+	out, err := ping("do", 2)
+	if err != nil {
+		out += err.Error()
+	}
+	m := pingFragRE.FindStringSubmatch(out)
+	if m == nil || m[1]+m[2] != strconv.Itoa(mtu) {
+		t.Errorf("oversize icmp: 1500-byte ping with DF: want ICMP frag needed with mtu = %d, got:\n%s", mtu, out)
+	}
+	if out, err := ping("dont", 3); err != nil || !strings.Contains(out, "3 received") {
+		t.Errorf("oversize icmp: 1500-byte ping without DF must still cross (fragmented): %v\n%s", err, out)
+	}
+	t.Logf("e2e: oversize icmp: DF packets above the tunnel MTU get frag-needed mtu=%d, others are fragmented and cross", mtu)
 }
