@@ -16,8 +16,9 @@
 //	  → demux (RFC 3948, Section 2.2): non-ESP marker = IKE (handler),
 //	    0xFF = NAT-keepalive, anything else ESP by SPI (SAD snapshot)
 //	  → decryption queue (RoutineDecryption, one per CPU, parallel)
-//	  → per tunnel RoutineSequentialReceiver: anti-replay update, inner
-//	    packet and selector checks, MSS clamp, batched TUN Write (GRO)
+//	  → per tunnel RoutineSequentialReceiver: anti-replay update, NAT
+//	    mapping follow, inner packet and selector checks, MSS clamp,
+//	    batched TUN Write (GRO)
 //
 // Per-SA order is kept the wireguard-go way: a batch is locked, pushed to
 // the shared parallel queue and to its tunnel's sequential queue; the
@@ -31,6 +32,15 @@
 // endpoints) are immutable snapshots behind atomic pointers, rebuilt under
 // the Engine's mutex on AddSA/DelSA/UpdateEndpoints, so control-plane
 // changes never stall traffic.
+//
+// NAT rebinding (RFC 3948, Section 2.2; RFC 7296, Section 2.23; Linux's
+// XFRM_MSG_MAPPING): when an authentic ESP packet whose sequence number is
+// higher than any its SA accepted before arrives from an address or port
+// other than the tunnel's remote endpoint, the peer's NAT has rebound, and
+// the engine moves all the tunnel's SAs to the new endpoint (at most once
+// a second) and tells SetMappingHandler's function. Forged, replayed or
+// delayed packets never move a tunnel; the no-change case costs one atomic
+// load. See mapping.go.
 //
 // MTU and fragmentation (AWS guidance, shared/aws-vpn-facts.md 2.10): the
 // tunnel MTU (TunnelConfig.MTU, changed with SetTunnelMTU) is the largest

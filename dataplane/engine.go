@@ -35,6 +35,7 @@ type Engine struct {
 
 	ikeHandler atomic.Pointer[func(local, remote netip.AddrPort, data []byte)]
 	softExpire atomic.Pointer[func(tunnel string, spi ipsec.SPI)]
+	mapping    atomic.Pointer[func(tunnel string, oldRemote, newRemote netip.AddrPort)]
 	sad        atomic.Pointer[sad]
 	nattSocks  atomic.Pointer[[2]*socket] // natt, for the hot path
 	counters   engineCounters

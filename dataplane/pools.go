@@ -1,6 +1,9 @@
 package dataplane
 
-import "sync"
+import (
+	"net/netip"
+	"sync"
+)
 
 // elem is one packet on its way through the pipeline. Its buffer is
 // reused for the whole trip: the inner packet is sealed in place, and
@@ -13,8 +16,9 @@ type elem struct {
 	seq      uint64
 	innerLen int
 	nextHdr  byte
-	sa       *inboundSA // inbound only
-	err      error      // set by the crypto stage
+	sa       *inboundSA     // inbound only
+	remote   netip.AddrPort // inbound only: the datagram's source
+	err      error          // set by the crypto stage
 }
 
 // outBatch is a batch of packets read from one tunnel's TUN device and

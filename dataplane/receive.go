@@ -150,6 +150,7 @@ func (e *Engine) demux(s *socket, rx *rxState, el *elem, n int, m *udp.Message) 
 	}
 	el.pkt = pkt
 	el.sa = sa
+	el.remote = m.Remote
 	var b *inBatch
 	for _, pb := range rx.pending {
 		if pb.t == sa.t {
@@ -249,6 +250,14 @@ func (t *tunnel) RoutineSequentialReceiver() {
 			}
 			// Authentic: proof that the peer is alive, whatever follows.
 			authentic = true
+			if el.seq > sa.topSeq {
+				// Newer than anything seen: the peer's current mapping
+				// (mapping.go). One atomic load when nothing changed.
+				sa.topSeq = el.seq
+				if el.remote != sa.ep.Load().remote {
+					t.followMapping(sa, el.remote, now)
+				}
+			}
 			if sa != last {
 				if last != nil {
 					last.stats.add(saPackets, saBytes, now)

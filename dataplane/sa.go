@@ -44,6 +44,9 @@ type inboundSA struct {
 	hardBytes uint64
 	ep        atomic.Pointer[endpoints]
 	stats     saCounters
+	// topSeq is the highest sequence number accepted so far; owned by
+	// the tunnel's RoutineSequentialReceiver (see mapping.go).
+	topSeq uint64
 }
 
 // selectors are an SA's traffic selectors, compiled for the hot path.

@@ -60,6 +60,8 @@ type tunnelCounters struct {
 	keepalivesTx         atomic.Uint64
 	fragmented           atomic.Uint64 // inner IPv4 packets fragmented before encryption
 	tooBigSent           atomic.Uint64 // ICMP errors telling a sender the tunnel MTU
+	mappingChanges       atomic.Uint64 // peer endpoint moves made by the dataplane (mapping.go)
+	mappingHeld          atomic.Uint64 // moves postponed by the hold-down
 	lastInbound          atomic.Int64  // unix nanoseconds; 0 = never
 	lastOutbound         atomic.Int64  // unix nanoseconds of the last UDP send (keepalive timer)
 	drops                [numDropReasons]atomic.Uint64
@@ -104,6 +106,12 @@ type TunnelStats struct {
 	// TooBigSent the ICMP "fragmentation needed" and ICMPv6 "packet too
 	// big" errors sent back for packets dropped as "mtu".
 	Fragmented, TooBigSent uint64
+	// MappingChanges counts the times the dataplane moved the tunnel to a
+	// new peer address or port because authenticated ESP with a new
+	// highest sequence number came from there (the peer's NAT rebound);
+	// MappingHeld the candidate moves postponed by the one-second
+	// hold-down between two moves.
+	MappingChanges, MappingHeld uint64
 	// LastInbound is when the last authentic ESP packet or NAT-keepalive
 	// arrived; zero if never.
 	LastInbound time.Time

@@ -97,6 +97,10 @@ type tunnel struct {
 	icmp    rateLimit // ICMP errors sent back through the TUN
 	icmpBuf [1][]byte // Write argument for an ICMP error, reused
 
+	// Owned by RoutineSequentialReceiver: when the dataplane last moved
+	// the tunnel to a new peer mapping (unix nanoseconds; mapping.go).
+	lastMapping int64
+
 	// out is the active outbound SA; nil = none (drop "no_sa").
 	out atomic.Pointer[outboundSA]
 
@@ -269,17 +273,19 @@ func (e *Engine) TunnelStats(name string) (TunnelStats, error) {
 		return TunnelStats{}, fmt.Errorf("dataplane: TunnelStats: tunnel %q not found", name)
 	}
 	st := TunnelStats{
-		Name:         name,
-		InPackets:    t.c.inPackets.Load(),
-		InBytes:      t.c.inBytes.Load(),
-		OutPackets:   t.c.outPackets.Load(),
-		OutBytes:     t.c.outBytes.Load(),
-		KeepalivesRx: t.c.keepalivesRx.Load(),
-		KeepalivesTx: t.c.keepalivesTx.Load(),
-		Fragmented:   t.c.fragmented.Load(),
-		TooBigSent:   t.c.tooBigSent.Load(),
-		LastInbound:  unixTime(t.c.lastInbound.Load()),
-		Drops:        make(map[string]uint64, numDropReasons),
+		Name:           name,
+		InPackets:      t.c.inPackets.Load(),
+		InBytes:        t.c.inBytes.Load(),
+		OutPackets:     t.c.outPackets.Load(),
+		OutBytes:       t.c.outBytes.Load(),
+		KeepalivesRx:   t.c.keepalivesRx.Load(),
+		KeepalivesTx:   t.c.keepalivesTx.Load(),
+		Fragmented:     t.c.fragmented.Load(),
+		TooBigSent:     t.c.tooBigSent.Load(),
+		MappingChanges: t.c.mappingChanges.Load(),
+		MappingHeld:    t.c.mappingHeld.Load(),
+		LastInbound:    unixTime(t.c.lastInbound.Load()),
+		Drops:          make(map[string]uint64, numDropReasons),
 	}
 	for r := range numDropReasons {
 		st.Drops[r.String()] = t.c.drops[r].Load()
