@@ -225,19 +225,6 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		d.log.Info("cgwd stopped")
 	}()
 
-	rt, err := route.New(route.Config{Table: cfg.Routes.Table, Protocol: cfg.Routes.Protocol, Metric: cfg.Routes.Metric, Logger: d.log.With("component", "routes")})
-	if err != nil {
-		return fmt.Errorf("routes: %w", err)
-	}
-	d.router = rt
-	closers = append(closers, func() {
-		if err := rt.Close(); err != nil {
-			d.log.Error("removing routes on shutdown", "err", err)
-		} else {
-			d.log.Info("removed all routes cgw installed")
-		}
-	})
-
 	d.dp = dataplane.New(dataplane.Config{Logger: d.log})
 	closers = append(closers, func() { d.dp.Close() })
 	ikePort, nattPort := d.opts.ListenIKE, d.opts.ListenNATT
@@ -251,6 +238,28 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		return fmt.Errorf("listen on UDP %d/%d: %w (is another IKE daemon such as charon running?)", ikePort, nattPort, err)
 	}
 
+	// Claim the control socket before touching kernel routes, so a second
+	// cgwd started by mistake fails here without flushing the running
+	// one's routes.
+	srv, err := control.Listen(cfg.Control.Socket, d, d.log.With("component", "control"))
+	if err != nil {
+		return err
+	}
+	closers = append(closers, func() { srv.Close() })
+
+	rt, err := route.New(route.Config{Table: cfg.Routes.Table, Protocol: cfg.Routes.Protocol, Metric: cfg.Routes.Metric, Logger: d.log.With("component", "routes")})
+	if err != nil {
+		return fmt.Errorf("routes: %w", err)
+	}
+	d.router = rt
+	closers = append(closers, func() {
+		if err := rt.Close(); err != nil {
+			d.log.Error("removing routes on shutdown", "err", err)
+		} else {
+			d.log.Info("removed all routes cgw installed")
+		}
+	})
+
 	d.ikeCount = newIKECounting(d.dp)
 	d.ikm = ike.NewManager(ike.Config{
 		Sender:    d.ikeCount,
@@ -263,6 +272,11 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	d.dp.SetIKEHandler(d.ikeCount.received(d.ikm.HandlePacket))
 	d.dp.SetSoftExpireHandler(func(tunnel string, _ ipsecSPI) {
 		go d.ikm.Rekey(tunnel, false)
+	})
+	// ESP follows the peer's NAT rebinding at once; IKE follows on its
+	// next authenticated message from the new endpoint.
+	d.dp.SetMappingHandler(func(tunnel string, oldRemote, newRemote netip.AddrPort) {
+		d.log.Info("NAT mapping of the peer changed: ESP now goes to "+newRemote.String()+" (was "+oldRemote.String()+")", "tunnel", tunnel)
 	})
 
 	if bc := bgpConfig(cfg); bc != nil {
@@ -292,12 +306,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		return err
 	}
 
-	srv, err := control.Listen(cfg.Control.Socket, d, d.log.With("component", "control"))
-	if err != nil {
-		return err
-	}
 	go srv.Serve()
-	closers = append(closers, func() { srv.Close() })
 
 	if cfg.Metrics.Listen != "" {
 		ln, err := d.serveMetrics(cfg.Metrics.Listen)
@@ -389,7 +398,7 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 		t.ikeState, t.childState = phaseDown, phaseDown
 	case ike.EventChildUp:
 		t.childState = phaseEstablished
-		if m := negotiatedMTU(t.cfg, ev.Alg, t.nat || t.cfg.ForceEncap); m != t.mtu && t.tun != nil {
+		if m := negotiatedMTU(t.cfg, ev.Alg); m != t.mtu && t.tun != nil {
 			if err := d.dp.SetTunnelMTU(t.cfg.Name, m); err != nil {
 				d.log.Warn("cannot set tunnel MTU", "tunnel", t.cfg.Name, "mtu", m, "err", err)
 			} else {

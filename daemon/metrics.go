@@ -23,6 +23,7 @@ type metricsCollector struct {
 
 	tunnelState, ikeUp, childUp, natDetected         *prometheus.Desc
 	dataIn, dataOut, pktIn, pktOut, drops            *prometheus.Desc
+	fragmented, tooBigSent                           *prometheus.Desc
 	rekeys, dpdMisses, ikeFailures, lastInbound      *prometheus.Desc
 	bgpState, bgpReceived, bgpAdvertised, bgpAccepts *prometheus.Desc
 	routes, info                                     *prometheus.Desc
@@ -44,6 +45,8 @@ func newMetricsCollector(d *Daemon) *metricsCollector {
 		pktIn:         desc("cgw_tunnel_packets_in_total", "Inner packets received through the tunnel."),
 		pktOut:        desc("cgw_tunnel_packets_out_total", "Inner packets sent through the tunnel."),
 		drops:         desc("cgw_tunnel_drops_total", "Packets dropped on the tunnel, by reason.", "reason"),
+		fragmented:    desc("cgw_tunnel_fragmented_total", "Inner IPv4 packets larger than the tunnel MTU that were fragmented before encryption."),
+		tooBigSent:    desc("cgw_tunnel_too_big_sent_total", "ICMP fragmentation-needed and ICMPv6 packet-too-big errors sent back for inner packets larger than the tunnel MTU."),
 		rekeys:        desc("cgw_tunnel_rekeys_total", "Completed rekeys, by SA kind (ike or child).", "kind"),
 		dpdMisses:     desc("cgw_tunnel_dpd_misses_total", "DPD probes that went unanswered."),
 		ikeFailures:   desc("cgw_tunnel_ike_failures_total", "Failed IKE negotiations, by notify type.", "notify"),
@@ -93,6 +96,8 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			for _, r := range dropReasons(t.Traffic.Drops) {
 				counter(m.drops, float64(t.Traffic.Drops[r]), append(l, r)...)
 			}
+			counter(m.fragmented, float64(t.Traffic.Fragmented), l...)
+			counter(m.tooBigSent, float64(t.Traffic.TooBigSent), l...)
 			ec := counters[t.Name]
 			counter(m.rekeys, float64(ec.childRekeys), append(l, "child")...)
 			counter(m.rekeys, float64(ec.ikeRekeys), append(l, "ike")...)

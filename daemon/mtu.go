@@ -2,20 +2,22 @@ package daemon
 
 import (
 	"github.com/cgwproject/cgw/config"
+	"github.com/cgwproject/cgw/esp"
 	"github.com/cgwproject/cgw/ipsec"
 )
 
 // Tunnel MTU.
 //
 // cgw carries ESP in UDP (RFC 3948) through the host's outside interface,
-// assumed to have the Internet's usual 1500-octet MTU. Per packet the tunnel
-// adds: outer IPv4 header 20 + UDP 8 + ESP header 8 + IV (16 for AES-CBC,
-// 8 for GCM and ChaCha20) + padding (up to 15 for CBC, whose payload must
-// fill 16-octet blocks; up to 3 for AEAD, 4-octet alignment) + pad length
-// and next header 2 + ICV (12/16/24/32 for HMAC-SHA1-96/SHA2-256/384/512,
-// 16 for AEAD). AES-256-GCM therefore costs 65 octets (MTU 1435) and
-// AES-CBC with SHA2-512 101 octets (MTU 1399). AWS documents 1446 as the
-// largest MTU it supports, so the result is capped there.
+// assumed to have the Internet's usual 1500-octet MTU. The outer IPv4 and
+// UDP headers take 28 octets; the tunnel MTU is then the largest inner
+// packet that ESP fits in the rest: ESP header 8 + IV (16 for AES-CBC, 8
+// for GCM and ChaCha20) + the payload and its 2 trailer octets padded to
+// the cipher's alignment (16 for CBC, 4 for AEAD) + ICV (12/16/24/32 for
+// HMAC-SHA1-96/SHA2-256/384/512, 16 for AEAD). That gives AWS's own table:
+// 1438 for AES-GCM, 1422 for AES-CBC with SHA1, SHA2-256 or SHA2-384, 1406
+// with SHA2-512. AWS documents 1446 as the largest MTU it supports, so the
+// result is capped there.
 //
 // Until the first CHILD SA is up the tunnel MTU is the worst case of the
 // configured ESP proposals; when it comes up the dataplane is given the
@@ -27,31 +29,15 @@ const (
 	outsideMTU = 1500
 	awsMaxMTU  = 1446
 	udpIPv4    = 20 + 8
-	espHeader  = 8
-	espTrailer = 2
 )
 
-func espOverhead(a ipsec.Algorithms) int {
-	iv, pad, icv := 16, 15, 0
-	if a.Encr.IsAEAD() {
-		iv, pad, icv = 8, 3, 16
-	} else {
-		switch a.Integ {
-		case ipsec.IntegHMACSHA1_96:
-			icv = 12
-		case ipsec.IntegHMACSHA2_256_128:
-			icv = 16
-		case ipsec.IntegHMACSHA2_384_192:
-			icv = 24
-		default:
-			icv = 32
-		}
+// mtuFor returns the tunnel MTU for a, or 0 when esp does not support it.
+func mtuFor(a ipsec.Algorithms) int {
+	n, err := esp.MaxInnerFor(a, outsideMTU-udpIPv4)
+	if err != nil {
+		return 0
 	}
-	return udpIPv4 + espHeader + iv + pad + espTrailer + icv
-}
-
-func mtuFor(overhead int) int {
-	return min(outsideMTU-overhead, awsMaxMTU)
+	return min(n, awsMaxMTU)
 }
 
 // configuredMTU is the MTU before negotiation: the explicit setting, or the
@@ -68,23 +54,25 @@ func configuredMTU(t *config.Tunnel) int {
 				integs = []ipsec.IntegID{ipsec.IntegNone}
 			}
 			for _, i := range integs {
-				worst = max(worst, espOverhead(ipsec.Algorithms{Encr: e.ID, Integ: i}))
+				if m := mtuFor(ipsec.Algorithms{Encr: e.ID, KeyBits: e.KeyBits, Integ: i}); m > 0 && (worst == 0 || m < worst) {
+					worst = m
+				}
 			}
 		}
 	}
 	if worst == 0 {
-		worst = espOverhead(ipsec.Algorithms{Encr: ipsec.EncrAESCBC, Integ: ipsec.IntegHMACSHA2_512_256})
+		worst = mtuFor(ipsec.Algorithms{Encr: ipsec.EncrAESCBC, KeyBits: 256, Integ: ipsec.IntegHMACSHA2_512_256})
 	}
-	return mtuFor(worst)
+	return worst
 }
 
 // negotiatedMTU is the MTU for the algorithms a CHILD SA actually uses.
-func negotiatedMTU(t *config.Tunnel, a ipsec.Algorithms, _ bool) int {
+func negotiatedMTU(t *config.Tunnel, a ipsec.Algorithms) int {
 	if t.MTU > 0 {
 		return t.MTU
 	}
-	if a.Encr == 0 {
-		return configuredMTU(t)
+	if m := mtuFor(a); m > 0 {
+		return m
 	}
-	return mtuFor(espOverhead(a))
+	return configuredMTU(t)
 }

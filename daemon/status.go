@@ -146,6 +146,14 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 		ts.Traffic.BytesIn, ts.Traffic.BytesOut = stats.InBytes, stats.OutBytes
 		ts.Traffic.PacketsIn, ts.Traffic.PacketsOut = stats.InPackets, stats.OutPackets
 		ts.Traffic.LastInbound = stats.LastInbound
+		ts.Traffic.Fragmented, ts.Traffic.TooBigSent = stats.Fragmented, stats.TooBigSent
+		// The dataplane follows a NAT rebinding of the peer before IKE
+		// does: the remote endpoint is where ESP goes.
+		for _, sa := range stats.SAs {
+			if sa.Dir == ipsec.Outbound && sa.SPI == stats.ActiveOutbound && sa.Remote.IsValid() {
+				ts.Remote = sa.Remote.String()
+			}
+		}
 		for k, v := range stats.Drops {
 			ts.Traffic.Drops[k] = v
 		}
@@ -280,6 +288,7 @@ func (d *Daemon) TunnelDown(_ context.Context, name string) error {
 	t.adminDown = true
 	d.mu.Unlock()
 	d.log.Info("tunnel down requested by operator", "tunnel", name)
+	d.bgpGoodbye(name)
 	return d.ikm.Terminate(name)
 }
 

@@ -104,6 +104,13 @@ func (d *Daemon) stopTunnelLocked(t *tunnelRT, sendDelete bool) {
 
 func (d *Daemon) removeAllTunnels() {
 	d.mu.Lock()
+	var names []string
+	for n := range d.tunnels {
+		names = append(names, n)
+	}
+	d.mu.Unlock()
+	d.bgpGoodbye(names...)
+	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, c := range d.conns {
 		for _, t := range c.tunnels {
@@ -111,6 +118,33 @@ func (d *Daemon) removeAllTunnels() {
 		}
 	}
 	d.conns = nil
+}
+
+// bgpGoodbyeWait is how long the BGP NOTIFICATION gets to cross the tunnel
+// before its SAs are deleted.
+const bgpGoodbyeWait = 300 * time.Millisecond
+
+// bgpGoodbye takes the BGP sessions of the named tunnels down while their
+// SAs still carry traffic, so AWS receives the NOTIFICATION (Cease) and
+// withdraws its routes toward us at once, instead of sending into a dead
+// tunnel until its 30 s hold timer expires. Caller must not hold d.mu.
+func (d *Daemon) bgpGoodbye(names ...string) {
+	if d.bgp == nil {
+		return
+	}
+	established := map[string]bool{}
+	for _, n := range d.bgp.Status() {
+		established[n.Name] = n.State == "Established"
+	}
+	sent := false
+	for _, n := range names {
+		if established[n] && d.bgp.SetPeerUp(n, false) == nil {
+			sent = true
+		}
+	}
+	if sent {
+		time.Sleep(bgpGoodbyeWait)
+	}
 }
 
 func (d *Daemon) freeDevNameLocked() string {
