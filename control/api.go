@@ -100,6 +100,10 @@ type Traffic struct {
 	PacketsOut  uint64            `json:"packets_out"`
 	Drops       map[string]uint64 `json:"drops,omitempty"`
 	LastInbound time.Time         `json:"last_inbound,omitzero"`
+	// Oversize inner packets: IPv4 packets fragmented before encryption,
+	// and ICMP "fragmentation needed"/ICMPv6 "packet too big" sent back.
+	Fragmented uint64 `json:"fragmented"`
+	TooBigSent uint64 `json:"too_big_sent"`
 }
 
 // DPD is dead peer detection state.
