@@ -194,6 +194,9 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 		if drops := nonZeroDrops(tr.Drops); drops != "" {
 			detail(w, "drops", "%s", drops)
 		}
+		if over := oversize(tr); over != "" {
+			detail(w, "oversize", "%s", over)
+		}
 		misses := fmt.Sprintf("%d misses", t.DPD.Misses)
 		if t.DPD.Misses == 1 {
 			misses = "1 miss"
@@ -232,6 +235,19 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 	for _, r := range c.Routes {
 		fmt.Fprintf(w, "    %s via %s (%s, metric %d)\n", r.Prefix, strings.Join(r.Via, ","), r.Source, r.Metric)
 	}
+}
+
+// oversize describes the non-zero counters of inner packets larger than
+// the tunnel MTU.
+func oversize(tr control.Traffic) string {
+	var parts []string
+	if tr.Fragmented > 0 {
+		parts = append(parts, fmt.Sprintf("fragmented %d", tr.Fragmented))
+	}
+	if tr.TooBigSent > 0 {
+		parts = append(parts, fmt.Sprintf("too big sent %d", tr.TooBigSent))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // nonZeroDrops lists the drop counters that are not zero, by reason name.
