@@ -503,7 +503,7 @@ func (p *peer) scheduleRetry() {
 	d = jitter(d, p.m.randUint64())
 	p.retryAttempt++
 	p.retryAt = p.m.clock.Now().Add(d)
-	p.log.Info("will retry IKE negotiation", "in", d.Round(time.Millisecond).String(), "attempt", p.retryAttempt+1)
+	p.log.Info("will retry IKE negotiation", "reason", "the tunnel is wanted up and has no IKE SA", "in", d.Round(time.Millisecond).String(), "attempt", p.retryAttempt+1)
 	p.retryTimer = p.after(d, func() {
 		p.retryTimer = nil
 		p.retryAt = time.Time{}

@@ -148,7 +148,7 @@ func (t *childRekey) peerSA() *childSA {
 	return nil
 }
 
-// retryLater queues the rekey of old again after d, on whatever IKE SA
+// retryChildRekey queues the rekey of old again after d, on whatever IKE SA
 // owns old by then (an IKE rekey may move it).
 func (p *peer) retryChildRekey(old *childSA, d time.Duration, reason string) {
 	p.after(d, func() {
