@@ -1,7 +1,8 @@
 #!/bin/sh
 # deps.sh installs what the netns tests, the demo and the benchmark need on a
 # fresh Debian machine: strongSwan (charon + swanctl + kernel-libipsec), BIRD 2,
-# iperf3, tshark, nftables, iproute2, ping, tcpdump and wireguard-tools (wg).
+# iperf3, tshark, nftables, iproute2, ping, tcpdump, wireguard-tools (wg) and
+# conntrack (sim.RebindNAT flushes the NAT's mappings).
 #
 # It is idempotent: it asks dpkg what is missing, runs `apt-get update` at most
 # once and only when something is missing, installs non-interactively and
@@ -10,7 +11,7 @@
 # the packages enable is stopped and disabled again.
 set -eu
 
-PKGS="strongswan-charon libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools"
+PKGS="strongswan-charon libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "deps.sh: must run as root (apt-get install)" >&2
