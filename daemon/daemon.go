@@ -277,6 +277,10 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	// next authenticated message from the new endpoint.
 	d.dp.SetMappingHandler(func(tunnel string, oldRemote, newRemote netip.AddrPort) {
 		d.log.Info("NAT mapping of the peer changed: ESP now goes to "+newRemote.String()+" (was "+oldRemote.String()+")", "tunnel", tunnel)
+		// IKE follows too, so its next DPD or rekey reaches the peer.
+		if err := d.ikm.PeerMoved(tunnel, newRemote); err != nil {
+			d.log.Warn("IKE could not follow the peer's new address", "tunnel", tunnel, "err", err)
+		}
 	})
 
 	if bc := bgpConfig(cfg); bc != nil {

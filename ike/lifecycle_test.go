@@ -415,6 +415,28 @@ func TestNATTraversal(t *testing.T) {
 	}
 }
 
+// The dataplane saw authenticated ESP from a new port of the peer (its NAT
+// rebound while only ESP flowed): IKE's next request goes there too.
+func TestPeerMovedByESP(t *testing.T) {
+	p := newPair(t, func(c, a *ike.PeerConfig) { c.ForceEncap = true })
+	p.net.Deliver()
+	before := wantState(t, p.cgw, ike.StateEstablished, ike.StateEstablished)
+	moved := netip.AddrPortFrom(before.Remote.Addr(), 34567)
+	must(t, p.cgw.Manager.PeerMoved("aws-t1", moved))
+	if st := status(t, p.cgw); st.Remote != moved {
+		t.Fatalf("remote after PeerMoved = %s, want %s", st.Remote, moved)
+	}
+	must(t, p.cgw.Manager.Rekey("aws-t1", false))
+	p.cgw.Manager.Flush()
+	sent := p.net.Take()
+	if len(sent) == 0 || sent[0].Remote != moved {
+		t.Fatalf("rekey request after PeerMoved went to %+v, want %s", sent, moved)
+	}
+	if err := p.cgw.Manager.PeerMoved("nope", moved); err == nil {
+		t.Error("PeerMoved of an unknown peer succeeded")
+	}
+}
+
 func TestForceEncap(t *testing.T) {
 	p := newPair(t, func(c, a *ike.PeerConfig) { c.ForceEncap = true })
 	p.net.Deliver()

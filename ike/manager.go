@@ -210,6 +210,24 @@ func (m *Manager) Terminate(name string) error {
 }
 
 // Rekey starts a rekey of the peer's IKE SA (ike) or CHILD SA (!ike).
+// PeerMoved tells IKE that authenticated ESP of the tunnel now arrives from
+// remote: the peer's NAT rebound while only ESP flowed. IKE follows at once,
+// so its next request (DPD, rekey) reaches the peer instead of the stale
+// mapping. As with an authenticated IKE message from a new address (RFC
+// 7296, Section 2.23), this applies only to UDP-encapsulated IKE SAs.
+func (m *Manager) PeerMoved(name string, remote netip.AddrPort) error {
+	p, err := m.peer(name)
+	if err != nil {
+		return err
+	}
+	return p.call(func() error {
+		if sa := p.ike; sa != nil && sa.state == ikeEstablished && sa.encap {
+			sa.updateEndpoints(netip.AddrPort{}, remote)
+		}
+		return nil
+	})
+}
+
 func (m *Manager) Rekey(name string, ike bool) error {
 	p, err := m.peer(name)
 	if err != nil {
