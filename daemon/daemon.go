@@ -36,6 +36,7 @@ import (
 	dptun "github.com/cgwproject/cgw/dataplane/tun"
 	"github.com/cgwproject/cgw/ike"
 	"github.com/cgwproject/cgw/internal/clock"
+	"github.com/cgwproject/cgw/ipsec"
 )
 
 // Options are the process-level settings of a Daemon.
@@ -402,16 +403,13 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 		t.ikeState, t.childState = phaseDown, phaseDown
 	case ike.EventChildUp:
 		t.childState = phaseEstablished
-		if m := negotiatedMTU(t.cfg, ev.Alg); m != t.mtu && t.tun != nil {
-			if err := d.dp.SetTunnelMTU(t.cfg.Name, m); err != nil {
-				d.log.Warn("cannot set tunnel MTU", "tunnel", t.cfg.Name, "mtu", m, "err", err)
-			} else {
-				t.mtu = m
-			}
-		}
+		d.setTunnelMTULocked(t, ev.Alg)
 	case ike.EventChildRekeyed:
 		t.childState = phaseEstablished
 		t.counts.childRekeys++
+		// A rekey may change the algorithms (AWS picks from our proposals
+		// on its own rekeys), and with them the ESP overhead.
+		d.setTunnelMTULocked(t, ev.Alg)
 	case ike.EventChildDown:
 		t.childState = phaseDown
 	case ike.EventDPDMiss:
@@ -452,6 +450,22 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 			}
 		}
 	}
+}
+
+// setTunnelMTULocked gives the dataplane the tunnel MTU of the algorithms
+// now in use, so every ESP packet fits the outside path without outer
+// fragmentation (which AWS does not reassemble). Caller must hold d.mu.
+func (d *Daemon) setTunnelMTULocked(t *tunnelRT, alg ipsec.Algorithms) {
+	m := negotiatedMTU(t.cfg, alg)
+	if m == t.mtu || t.tun == nil {
+		return
+	}
+	if err := d.dp.SetTunnelMTU(t.cfg.Name, m); err != nil {
+		d.log.Warn("cannot set tunnel MTU", "tunnel", t.cfg.Name, "mtu", m, "err", err)
+		return
+	}
+	d.log.Info("tunnel MTU follows the negotiated algorithms", "tunnel", t.cfg.Name, "mtu", m, "was", t.mtu)
+	t.mtu = m
 }
 
 func (t *tunnelRT) childUp() bool {
