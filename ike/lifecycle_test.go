@@ -527,3 +527,52 @@ func TestIKERekeyKeepsAlgorithms(t *testing.T) {
 		}
 	}
 }
+
+// A CHILD rekey we start keeps the algorithms in use: a lowest-first
+// responder (AWS) would otherwise pick again from all our proposals and
+// flip the tunnel's algorithms and MTU on every rekey. When the peer no
+// longer accepts them, the retry offers every configured proposal.
+func TestChildRekeyKeepsAlgorithms(t *testing.T) {
+	p := established(t, func(c, a *ike.PeerConfig) {
+		// The first CHILD SA (in IKE_AUTH, no PFS) lands on CBC because
+		// AWS's list starts there; a rekey must not move to GCM/ECP.
+		c.ESPProposals = props(t, false, "aes256gcm16-ecp384", "aes128-sha1-modp1024")
+		a.ESPProposals = props(t, false, "aes128-sha1-modp1024", "aes256gcm16-ecp384")
+	})
+	first := status(t, p.cgw).Children[0].Alg
+	if first.Encr != ipsec.EncrAESCBC {
+		t.Fatalf("first CHILD SA %+v, want AES-CBC (the responder's first choice)", first)
+	}
+	must(t, p.cgw.Manager.Rekey("aws-t1", false))
+	p.net.Deliver()
+	nw := wantState(t, p.cgw, ike.StateEstablished, ike.StateEstablished).Children[0].Alg
+	if nw.Encr != ipsec.EncrAESCBC || nw.DH != ipsec.DHMODP1024 {
+		t.Fatalf("rekeyed CHILD SA %+v: algorithms changed (want AES-CBC with PFS modp1024)", nw)
+	}
+	checkChildPair(t, p.cgw, p.aws)
+
+}
+
+// The peer refuses the current algorithms for the rekey (here: it accepts
+// the CHILD SA's cipher only without PFS): the rekey is retried with every
+// configured proposal instead of failing until the hard lifetime.
+func TestChildRekeyFallsBackToConfiguredProposals(t *testing.T) {
+	p := established(t, func(c, a *ike.PeerConfig) {
+		c.ESPProposals = props(t, false, "aes128-sha1-modp1024", "aes256gcm16-ecp384")
+		a.ESPProposals = props(t, false, "aes128-sha1", "aes256gcm16-ecp384")
+	})
+	if a := status(t, p.cgw).Children[0].Alg; a.Encr != ipsec.EncrAESCBC {
+		t.Fatalf("first CHILD SA %+v, want AES-CBC", a)
+	}
+	must(t, p.cgw.Manager.Rekey("aws-t1", false))
+	/* HDR, SK {N(REKEY_SA), SA(aes128-sha1-modp1024), Ni, KEi, TSi, TSr} -->
+	   <-- HDR, SK {N(NO_PROPOSAL_CHOSEN)}
+	   HDR, SK {N(REKEY_SA), SA(all configured), Ni, KEi, TSi, TSr} -->
+	   <-- HDR, SK {SA(aes256gcm16-ecp384), Nr, KEr, TSi, TSr} */
+	p.net.Deliver()
+	st := wantState(t, p.cgw, ike.StateEstablished, ike.StateEstablished)
+	if len(st.Children) != 1 || st.Children[0].Alg.Encr != ipsec.EncrAESGCM16 || st.Children[0].Alg.DH != ipsec.DHECP384 {
+		t.Fatalf("after the fallback: %+v, want one AES-GCM CHILD SA with PFS ecp384", st.Children)
+	}
+	checkChildPair(t, p.cgw, p.aws)
+}

@@ -376,3 +376,18 @@ func offersDH(props []ipsec.Proposal, g ipsec.DHGroup) bool {
 	}
 	return false
 }
+
+// proposalMatchesConfigured reports whether the algorithms alg with PFS
+// group g are still allowed by one of the configured proposals (the
+// configuration may have changed since the SA was negotiated).
+func proposalMatchesConfigured(props []ipsec.Proposal, alg ipsec.Algorithms, g ipsec.DHGroup) bool {
+	for _, p := range props {
+		if !proposalMatches(p, alg) {
+			continue
+		}
+		if g == ipsec.DHNone && len(p.DHGroups) == 0 || g != ipsec.DHNone && containsDH(p.DHGroups, g) {
+			return true
+		}
+	}
+	return false
+}

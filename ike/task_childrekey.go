@@ -45,6 +45,9 @@ type childRekey struct {
 	nonce []byte
 	sent  *message.SA
 	tries int
+	// fullOffer: offer every configured ESP proposal instead of only the
+	// old SA's algorithms (after the peer refused those).
+	fullOffer bool
 	// peerNew is the CHILD SA the peer created by rekeying old while our
 	// own rekey was in flight (a collision).
 	peerNew *childSA
@@ -95,7 +98,21 @@ func (t *childRekey) buildRequest(m *message.Message) error {
 		}
 	}
 	old.state = childRekeying
-	t.sent = saPayload(ipsec.ProtoESP, p.cfg.ESPProposals, spiBytes(t.inSPI), true)
+	// Offer the algorithms in use, so the rekey neither changes them (a
+	// lowest-first responder such as AWS would otherwise pick again from
+	// all our proposals, and the tunnel's algorithms and MTU would flip
+	// between rekeys) nor costs an INVALID_KE_PAYLOAD round trip. If the
+	// peer no longer accepts them, the retry offers everything configured.
+	offer := p.cfg.ESPProposals
+	if !t.fullOffer && proposalMatchesConfigured(p.cfg.ESPProposals, old.alg, t.group) {
+		cur := algProposal(old.alg)
+		cur.DHGroups = nil
+		if t.group != ipsec.DHNone {
+			cur.DHGroups = []ipsec.DHGroup{t.group}
+		}
+		offer = []ipsec.Proposal{cur}
+	}
+	t.sent = saPayload(ipsec.ProtoESP, offer, spiBytes(t.inSPI), true)
 	m.Payloads = append(m.Payloads,
 		&message.Notify{Protocol: ipsec.ProtoESP, SPI: spiBytes(old.inSPI), Kind: message.NotifyRekeySA},
 		t.sent, &message.Nonce{Data: t.nonce})
@@ -220,6 +237,15 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 					t.group, old.pfs = g, g
 					return statusRetry, nil
 				}
+			}
+		case message.NotifyNoProposalChosen:
+			if !t.fullOffer {
+				p.log.Info("peer refused the CHILD SA's current algorithms for the rekey; retrying with every configured proposal",
+					"old_in_spi", old.inSPI.String(), "alg", algString(old.alg))
+				t.fullOffer = true
+				t.group = firstDH(p.cfg.ESPProposals)
+				old.pfs = t.group
+				return statusRetry, nil
 			}
 		case message.NotifyTemporaryFailure:
 			t.release()
