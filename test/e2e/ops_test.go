@@ -301,6 +301,14 @@ func TestOpsStatusAndTunnelControl(t *testing.T) {
 		if err := s.WaitPing(sim.LAN, sim.VPCHostAddr, 20*time.Second); err != nil {
 			t.Fatal(err)
 		}
+		// Both sessions are up, but AWS's lower MED on tunnel 1 may reach
+		// the route table a moment after tunnel 2's path did.
+		d.waitStatus(t, 20*time.Second, func(st *control.Status) error {
+			if r := st.Connections[0].Routes; len(r) != 1 || len(r[0].Via) != 1 || r[0].Via[0] != t1 {
+				return fmt.Errorf("routes %+v, want %s via %s", r, sim.DefaultVPC, t1)
+			}
+			return nil
+		})
 		var st control.Status
 		if err := d.CtlJSON(&st, "status"); err != nil {
 			t.Fatal(err)
@@ -949,7 +957,10 @@ func TestOpsDiagnose(t *testing.T) {
 		})
 		dg, code, js := d.diagnose(t, t1)
 		outputs = append(outputs, js)
-		wantFinding(t, dg, t1, "routes", control.SeverityWarn, []string{"advertises no prefix"}, []string{"attached to the VPC", "propagate"})
+		wantFinding(t, dg, t1, "routes", control.SeverityError, []string{"advertises no prefix"}, []string{"attached to the VPC", "propagate"})
+		if code != 3 {
+			t.Errorf("diagnose exit %d with an error finding, want 3", code)
+		}
 		wantFinding(t, dg, t1, "bgp", control.SeverityOK, nil, nil)
 		t.Logf("e2e: diagnose %s (AWS advertises no route): exit %d: %s", t1, code, finding(dg, t1, "routes").Summary)
 		if _, err := s.Birdc(sim.AWS1, "enable", "vpc_cidrs"); err != nil {
