@@ -119,8 +119,13 @@ type BGP struct {
 	Keepalive        time.Duration
 	Advertise        []netip.Prefix
 	Mode             BGPMode
-	SecondaryPrepend int    // active-passive only; 0 in active-active
-	PrefixLimit      uint32 // warn when AWS sends more prefixes; 0 = off
+	SecondaryPrepend int // active-passive only; 0 in active-active
+	// SecondaryMED is sent on the routes advertised over the second tunnel
+	// (active-passive only; 0 = no MED), an alternative or addition to the
+	// prepend for AWS's path choice (it compares MEDs of paths from the
+	// same AS).
+	SecondaryMED uint32
+	PrefixLimit  uint32 // warn when AWS sends more prefixes; 0 = off
 	// AdvertiseKernel announces kernel routes (not installed by cgw) whose
 	// destination lies inside one of these prefixes, as they come and go.
 	AdvertiseKernel []netip.Prefix

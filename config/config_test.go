@@ -363,6 +363,7 @@ func TestValidation(t *testing.T) {
 		{"asn 65535", replaceLine(6, "      asn: 65535"), "connections[0].bgp.asn", 6, "reserved"},
 		{"asn equals peer", bgpKeys("peer_asn: 65000"), "connections[0].bgp.asn", 6, "eBGP"},
 		{"peer asn 0", bgpKeys("peer_asn: 0"), "connections[0].bgp.peer_asn", 8, "out of range"},
+		{"secondary_med active-active", bgpKeys("mode: active-active", "secondary_med: 50"), "connections[0].bgp.secondary_med", 9, "active-passive mode only"},
 		{"advertise_kernel", bgpKeys("advertise_kernel: [10.0.0.0/33]"), "connections[0].bgp.advertise_kernel[0]", 8, "invalid prefix"},
 		{"password too long", bgpKeys("password: " + strings.Repeat("k", 81)), "connections[0].bgp.password", 8, "81 characters"},
 		{"password twice", bgpKeys("password: secret1", "password_file: /nonexistent"), "connections[0].bgp.password_file", 9, "not both"},
@@ -903,6 +904,13 @@ func TestAliasBomb(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+func TestSecondaryMED(t *testing.T) {
+	cfg, _ := mustParse(t, bgpKeys("secondary_med: 200", "secondary_prepend: 0"))
+	if b := cfg.Connections[0].BGP; b.SecondaryMED != 200 || b.SecondaryPrepend != 0 {
+		t.Errorf("secondary_med %d prepend %d", b.SecondaryMED, b.SecondaryPrepend)
 	}
 }
 

@@ -166,6 +166,7 @@ func diffConnection(a, b *Connection) []string {
 		f.cmp("bgp.advertise", a.BGP.Advertise, b.BGP.Advertise)
 		f.cmp("bgp.mode", a.BGP.Mode, b.BGP.Mode)
 		f.cmp("bgp.secondary_prepend", a.BGP.SecondaryPrepend, b.BGP.SecondaryPrepend)
+		f.cmp("bgp.secondary_med", a.BGP.SecondaryMED, b.BGP.SecondaryMED)
 		f.cmp("bgp.prefix_limit", a.BGP.PrefixLimit, b.BGP.PrefixLimit)
 		f.cmp("bgp.advertise_kernel", a.BGP.AdvertiseKernel, b.BGP.AdvertiseKernel)
 		f.cmp("bgp.password", []byte(a.BGP.Password), []byte(b.BGP.Password))

@@ -52,6 +52,7 @@ type rawBGP struct {
 	Advertise        *[]string `yaml:"advertise"`
 	Mode             *string   `yaml:"mode"`
 	SecondaryPrepend *int64    `yaml:"secondary_prepend"`
+	SecondaryMED     *int64    `yaml:"secondary_med"`
 	PrefixLimit      *int64    `yaml:"prefix_limit"`
 	AdvertiseKernel  *[]string `yaml:"advertise_kernel"`
 	Password         *string   `yaml:"password"`

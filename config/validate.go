@@ -288,8 +288,17 @@ func (c *checker) bgp(path string, r *rawBGP) *BGP {
 	if b.Mode == ActivePassive {
 		b.SecondaryPrepend = int(c.intRange(path+".secondary_prepend", r.SecondaryPrepend, DefaultSecondaryPrepend, 0, 10,
 			"use 0-10 AS-path prepends on the second tunnel"))
-	} else if r.SecondaryPrepend != nil {
-		c.errorf(path+".secondary_prepend", "remove it, or set `mode: active-passive`", "secondary_prepend applies to active-passive mode only")
+		if r.SecondaryMED != nil {
+			b.SecondaryMED = uint32(c.intRange(path+".secondary_med", r.SecondaryMED, 0, 0, 1<<32-1,
+				"use the MED to send on the second tunnel's routes (0 = none)"))
+		}
+	} else {
+		if r.SecondaryPrepend != nil {
+			c.errorf(path+".secondary_prepend", "remove it, or set `mode: active-passive`", "secondary_prepend applies to active-passive mode only")
+		}
+		if r.SecondaryMED != nil {
+			c.errorf(path+".secondary_med", "remove it, or set `mode: active-passive`", "secondary_med applies to active-passive mode only")
+		}
 	}
 	b.PrefixLimit = uint32(c.intRange(path+".prefix_limit", r.PrefixLimit, 0, 0, 1<<32-1,
 		"use the number of prefixes above which to warn (0 = off)"))

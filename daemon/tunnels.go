@@ -253,6 +253,7 @@ func (d *Daemon) syncBGP() error {
 			}
 			if b.Mode == config.ActivePassive && t.rank > 0 {
 				n.Prepend = b.SecondaryPrepend
+				n.MED = b.SecondaryMED
 			}
 			ns = append(ns, n)
 			up[t.cfg.Name] = t.childUp()

@@ -68,3 +68,42 @@ func TestBGPAdvertiseKernelRoutes(t *testing.T) {
 		return err
 	})
 }
+
+// TestBGPSecondaryMED: in active-passive mode the secondary tunnel can be
+// marked with a MED instead of AS-path prepends; AWS's BGP speaker (BIRD
+// here) sees the MED on tunnel 2 only and an unprepended path on both.
+func TestBGPSecondaryMED(t *testing.T) {
+	s := NewSim(t, sim.Options{})
+	text, err := s.CgwdConfig(sim.CgwdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatal(err)
+	}
+	b := doc["connections"].([]any)[0].(map[string]any)["bgp"].(map[string]any)
+	b["secondary_med"], b["secondary_prepend"] = 150, 0
+	out, _ := yaml.Marshal(doc)
+	d := StartCgwdYAML(t, s, sim.Cust, string(out))
+	d.waitStatus(t, 60*time.Second, tunnelsUp)
+	lan := sim.DefaultLAN.String()
+	for i, role := range []sim.Role{sim.AWS1, sim.AWS2} {
+		var route string
+		Eventually(t, 30*time.Second, func() error {
+			out, err := s.Birdc(role, "show", "route", "all", lan)
+			if err != nil || !strings.Contains(out, "BGP.as_path") {
+				return fmt.Errorf("AWS endpoint %d has no BGP route for %s yet: %v %s", i+1, lan, err, out)
+			}
+			route = out
+			return nil
+		})
+		hasMED := strings.Contains(route, "BGP.med: 150")
+		if (i == 1) != hasMED {
+			t.Errorf("AWS endpoint %d: MED 150 present=%v, want %v:\n%s", i+1, hasMED, i == 1, route)
+		}
+		if !strings.Contains(route, "BGP.as_path: 65000\n") {
+			t.Errorf("AWS endpoint %d: AS path not unprepended 65000:\n%s", i+1, route)
+		}
+	}
+}
