@@ -107,3 +107,33 @@ func TestBGPSecondaryMED(t *testing.T) {
 		}
 	}
 }
+
+// TestBGPPasswordMD5: with bgp.password set on both sides the sessions
+// come up (TCP MD5, RFC 2385); with a wrong key on AWS's side they do not.
+func TestBGPPasswordMD5(t *testing.T) {
+	o := sim.Options{}
+	o.Endpoint[0].BGPPassword = "md5-Secret.1"
+	o.Endpoint[1].BGPPassword = "not-the-same"
+	s := NewSim(t, o)
+	text, err := s.CgwdConfig(sim.CgwdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["connections"].([]any)[0].(map[string]any)["bgp"].(map[string]any)["password"] = "md5-Secret.1"
+	out, _ := yaml.Marshal(doc)
+	d := StartCgwdYAML(t, s, sim.Cust, string(out))
+	if _, err := s.WaitBGP(1, 60*time.Second); err != nil {
+		t.Fatalf("tunnel 1 with matching MD5 keys: %v", err)
+	}
+	time.Sleep(15 * time.Second)
+	if st, _ := s.BGPState(2); st.Established() {
+		t.Errorf("tunnel 2's BGP came up although AWS uses another MD5 key")
+	}
+	if strings.Contains(d.Proc.Tail(400), "md5-Secret.1") {
+		t.Error("the BGP password appears in cgwd's log")
+	}
+}

@@ -32,6 +32,9 @@ func (s *Sim) awsBirdConf(i int) string {
 	fmt.Fprintf(&b, "filter to_cgw {\n  if proto = \"vpc_cidrs\" then {\n    bgp_med = %d;\n    accept;\n  }\n  reject;\n}\n", o.MED)
 	if s.opts.Routing == RoutingBGP {
 		fmt.Fprintf(&b, "protocol bgp cgw {\n  local %s as %d;\n  neighbor %s as %d;\n%s", e.AWSInside, asn, e.CustInside, o.CustomerASN, birdTimers)
+		if o.BGPPassword != "" {
+			fmt.Fprintf(&b, "  password \"%s\";\n", o.BGPPassword)
+		}
 		fmt.Fprintf(&b, "  ipv4 {\n    import limit %d action disable;\n    import filter from_cgw;\n    export filter to_cgw;\n  };\n}\n", o.ImportLimit)
 		b.WriteString("protocol kernel {\n  ipv4 {\n    import none;\n    export where proto = \"cgw\";\n  };\n}\n")
 	}

@@ -163,6 +163,7 @@ type EndpointOptions struct {
 
 	MED          uint32 // MED on the VPC CIDR advertised to the customer; default 100 (t1) / 200 (t2)
 	ImportLimit  int    // BGP prefix limit from the customer; default 100
+	BGPPassword  string // TCP MD5 key (RFC 2385) of the BGP session; "" = none
 	CustomerASN  uint32 // expected customer ASN; default Options.CustomerASN
 	ExtraSwanctl string // appended verbatim inside the connection block (advanced tests)
 }
