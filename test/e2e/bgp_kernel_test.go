@@ -13,12 +13,10 @@ import (
 	"github.com/cgwproject/cgw/test/sim"
 )
 
-// TestBGPAdvertiseKernelRoutes: with bgp.advertise_kernel, a route added to
-// the customer gateway's kernel (as OSPF or an operator would) inside the
-// configured prefix is announced to AWS, and withdrawn when it goes away;
-// routes outside the filter are not announced.
-func TestBGPAdvertiseKernelRoutes(t *testing.T) {
-	s := NewSim(t, sim.Options{})
+// startWithBGP starts cgwd in the customer namespace with the simulator's
+// configuration, after edit changed the connection's bgp section.
+func startWithBGP(t *testing.T, s *sim.Sim, edit func(bgp map[string]any)) *Cgwd {
+	t.Helper()
 	text, err := s.CgwdConfig(sim.CgwdOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -27,9 +25,21 @@ func TestBGPAdvertiseKernelRoutes(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
 		t.Fatal(err)
 	}
-	doc["connections"].([]any)[0].(map[string]any)["bgp"].(map[string]any)["advertise_kernel"] = []string{"10.64.0.0/10"}
-	b, _ := yaml.Marshal(doc)
-	d := StartCgwdYAML(t, s, sim.Cust, string(b))
+	edit(doc["connections"].([]any)[0].(map[string]any)["bgp"].(map[string]any))
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StartCgwdYAML(t, s, sim.Cust, string(out))
+}
+
+// TestBGPAdvertiseKernelRoutes: with bgp.advertise_kernel, a route added to
+// the customer gateway's kernel (as OSPF or an operator would) inside the
+// configured prefix is announced to AWS, and withdrawn when it goes away;
+// routes outside the filter are not announced.
+func TestBGPAdvertiseKernelRoutes(t *testing.T) {
+	s := NewSim(t, sim.Options{})
+	d := startWithBGP(t, s, func(b map[string]any) { b["advertise_kernel"] = []string{"10.64.0.0/10"} })
 	d.waitStatus(t, 60*time.Second, tunnelsUp)
 
 	awsRoute := func(p string) (bool, error) {
@@ -74,18 +84,7 @@ func TestBGPAdvertiseKernelRoutes(t *testing.T) {
 // here) sees the MED on tunnel 2 only and an unprepended path on both.
 func TestBGPSecondaryMED(t *testing.T) {
 	s := NewSim(t, sim.Options{})
-	text, err := s.CgwdConfig(sim.CgwdOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
-		t.Fatal(err)
-	}
-	b := doc["connections"].([]any)[0].(map[string]any)["bgp"].(map[string]any)
-	b["secondary_med"], b["secondary_prepend"] = 150, 0
-	out, _ := yaml.Marshal(doc)
-	d := StartCgwdYAML(t, s, sim.Cust, string(out))
+	d := startWithBGP(t, s, func(b map[string]any) { b["secondary_med"], b["secondary_prepend"] = 150, 0 })
 	d.waitStatus(t, 60*time.Second, tunnelsUp)
 	lan := sim.DefaultLAN.String()
 	for i, role := range []sim.Role{sim.AWS1, sim.AWS2} {
@@ -115,17 +114,7 @@ func TestBGPPasswordMD5(t *testing.T) {
 	o.Endpoint[0].BGPPassword = "md5-Secret.1"
 	o.Endpoint[1].BGPPassword = "not-the-same"
 	s := NewSim(t, o)
-	text, err := s.CgwdConfig(sim.CgwdOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
-		t.Fatal(err)
-	}
-	doc["connections"].([]any)[0].(map[string]any)["bgp"].(map[string]any)["password"] = "md5-Secret.1"
-	out, _ := yaml.Marshal(doc)
-	d := StartCgwdYAML(t, s, sim.Cust, string(out))
+	d := startWithBGP(t, s, func(b map[string]any) { b["password"] = "md5-Secret.1" })
 	if _, err := s.WaitBGP(1, 60*time.Second); err != nil {
 		t.Fatalf("tunnel 1 with matching MD5 keys: %v", err)
 	}
