@@ -215,7 +215,7 @@ func (d *diagnoser) tunnelState() {
 		d.add(checkTunnel, control.SeverityWarn, "IKE is negotiating; no SA is established yet.", ev,
 			"If this lasts more than a minute, the findings below say what fails.")
 	default:
-		fix := fmt.Sprintf("Start it with `cgwctl tunnel up %s`; the findings below say why it is not up.", tc.Name)
+		fix := fmt.Sprintf("cgw retries by itself with a growing delay; the findings below say why it is not up. If it was taken down with `cgwctl tunnel down`, start it with `cgwctl tunnel up %s`.", tc.Name)
 		if tc.StartupAction == config.StartRespond {
 			fix = "startup_action is respond, so cgw waits for AWS to start IKE; AWS does so only when the tunnel's startup action is \"start\". Set startup_action: initiate, or change the AWS tunnel option."
 		}
