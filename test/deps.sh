@@ -2,7 +2,8 @@
 # deps.sh installs what the netns tests, the demo and the benchmark need on a
 # fresh Debian machine: strongSwan (charon + swanctl + kernel-libipsec), BIRD 2,
 # iperf3, tshark, nftables, iproute2, ping, tcpdump, wireguard-tools (wg) and
-# conntrack (sim.RebindNAT flushes the NAT's mappings).
+# conntrack (sim.RebindNAT flushes the NAT's mappings), plus curl, file and procps
+# (metrics scrape, docker-check, sysctl), which a minimal image may lack.
 #
 # It is idempotent: it asks dpkg what is missing, runs `apt-get update` at most
 # once and only when something is missing, installs non-interactively and
@@ -11,7 +12,7 @@
 # the packages enable is stopped and disabled again.
 set -eu
 
-PKGS="strongswan-charon libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack"
+PKGS="strongswan-charon libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "deps.sh: must run as root (apt-get install)" >&2
