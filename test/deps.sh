@@ -1,6 +1,7 @@
 #!/bin/sh
 # deps.sh installs what the netns tests, the demo and the benchmark need on a
-# fresh Debian machine: strongSwan (charon + swanctl + kernel-libipsec), BIRD 2,
+# fresh Debian machine: strongSwan (charon + swanctl + kernel-libipsec, and the
+# standard plugins with openssl and gcm, which --no-install-recommends skips), BIRD 2,
 # iperf3, tshark, nftables, iproute2, ping, tcpdump, wireguard-tools (wg) and
 # conntrack (sim.RebindNAT flushes the NAT's mappings), plus curl, file and procps
 # (metrics scrape, docker-check, sysctl), which a minimal image may lack.
@@ -12,7 +13,7 @@
 # the packages enable is stopped and disabled again.
 set -eu
 
-PKGS="strongswan-charon libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps"
+PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "deps.sh: must run as root (apt-get install)" >&2
