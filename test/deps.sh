@@ -42,7 +42,14 @@ if [ ! -e "$policy" ]; then
 	chmod 755 "$policy"
 	own_policy=1
 fi
-cleanup() { [ "$own_policy" = 1 ] && rm -f "$policy"; }
+# The trap must succeed whether or not we created the file: under `set -e` a
+# false `[ ... ] && ...` as the last command of the EXIT trap becomes the exit
+# status of the whole script (a Docker-derived image ships policy-rc.d).
+cleanup() {
+	if [ "$own_policy" = 1 ]; then
+		rm -f "$policy"
+	fi
+}
 trap cleanup EXIT
 
 # tshark asks whether non-root users may capture; answer "no" up front.
