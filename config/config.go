@@ -274,38 +274,16 @@ const (
 	DefaultHoldTime         = 30 * time.Second
 	DefaultSecondaryPrepend = 2
 
-	DefaultIKELifetime       = 28800 * time.Second
-	DefaultChildLifetime     = 3600 * time.Second
-	DefaultRekeyMargin       = 270 * time.Second
-	DefaultRekeyFuzz         = 100
-	DefaultDPDInterval       = 10 * time.Second
-	DefaultDPDRetries        = 3
+	DefaultIKELifetime       = ipsec.AWSIKELifetime
+	DefaultChildLifetime     = ipsec.AWSChildLifetime
+	DefaultRekeyMargin       = ipsec.AWSRekeyMargin
+	DefaultRekeyFuzz         = ipsec.AWSRekeyFuzz
+	DefaultDPDInterval       = ipsec.AWSDPDInterval
+	DefaultDPDRetries        = ipsec.AWSDPDRetries
 	DefaultNATKeepalive      = 20 * time.Second
-	DefaultReplayWindow      = 1024
-	DefaultMSSClamp          = 1379
+	DefaultReplayWindow      = ipsec.AWSReplayWindow
+	DefaultMSSClamp          = ipsec.AWSMSSClamp
 	DefaultKeepaliveInterval = 5 * time.Second
-)
-
-// DefaultIKEProposals and DefaultESPProposals offer strong algorithms first
-// and still include AWS's minimum (aes128-sha1-modp1024), so a tunnel comes
-// up against any AWS tunnel options. AWS chooses the lowest value it has
-// configured, not our first one; narrow the AWS tunnel options to force
-// strong algorithms. Do not modify them.
-var (
-	DefaultIKEProposals = []string{
-		"aes256gcm16-prfsha384-ecp384",
-		"aes128gcm16-prfsha256-ecp256",
-		"aes256-sha256-modp2048",
-		"aes128-sha1-modp2048",
-		"aes128-sha1-modp1024",
-	}
-	DefaultESPProposals = []string{
-		"aes256gcm16-ecp384",
-		"aes128gcm16-ecp256",
-		"aes256-sha256-modp2048",
-		"aes128-sha1-modp2048",
-		"aes128-sha1-modp1024",
-	}
 )
 
 // Default returns the global sections with their defaults and no

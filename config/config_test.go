@@ -158,11 +158,11 @@ func TestDefaults(t *testing.T) {
 	}
 	tun := c.Tunnels[0]
 	var ike, esp []ipsec.Proposal
-	for _, s := range DefaultIKEProposals {
+	for _, s := range ipsec.DefaultIKEProposals {
 		p, _ := ipsec.ParseProposal(s, true)
 		ike = append(ike, p)
 	}
-	for _, s := range DefaultESPProposals {
+	for _, s := range ipsec.DefaultESPProposals {
 		p, _ := ipsec.ParseProposal(s, false)
 		esp = append(esp, p)
 	}

@@ -407,8 +407,8 @@ func (c *checker) tunnel(path string, conn Connection, i int, r *rawTunnel) Tunn
 		t.InsideIPv6CIDR = c.insideCIDR6(path+".inside_ipv6_cidr", *r.InsideIPv6CIDR)
 	}
 
-	t.IKEProposals = c.proposals(path+".ike_proposals", r.IKEProposals, DefaultIKEProposals, true)
-	t.ESPProposals = c.proposals(path+".esp_proposals", r.ESPProposals, DefaultESPProposals, false)
+	t.IKEProposals = c.proposals(path+".ike_proposals", r.IKEProposals, ipsec.DefaultIKEProposals, true)
+	t.ESPProposals = c.proposals(path+".esp_proposals", r.ESPProposals, ipsec.DefaultESPProposals, false)
 
 	c.lifetimes(path, &t, r)
 

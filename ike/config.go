@@ -11,16 +11,15 @@ import (
 	"github.com/cgwproject/cgw/ipsec"
 )
 
-// Defaults applied by AddPeer to zero fields of a PeerConfig. They follow
-// AWS's tunnel defaults (Phase 1 8 h, Phase 2 1 h, margin 270 s, fuzz 100 %,
-// DPD 10 s x 3, replay window 1024) and strongSwan's retransmission timing
+// Defaults applied by AddPeer to zero fields of a PeerConfig: AWS's tunnel
+// defaults (package ipsec, aws.go) and strongSwan's retransmission timing
 // (4 s, base 1.8, 5 tries).
 const (
-	DefaultIKELifetime       = 8 * time.Hour
-	DefaultChildLifetime     = time.Hour
-	DefaultRekeyMargin       = 270 * time.Second
-	DefaultDPDRetries        = 3
-	DefaultReplayWindow      = 1024
+	DefaultIKELifetime       = ipsec.AWSIKELifetime
+	DefaultChildLifetime     = ipsec.AWSChildLifetime
+	DefaultRekeyMargin       = ipsec.AWSRekeyMargin
+	DefaultDPDRetries        = ipsec.AWSDPDRetries
+	DefaultReplayWindow      = ipsec.AWSReplayWindow
 	DefaultRetransmitTimeout = 4 * time.Second
 	DefaultRetransmitTries   = 5
 )

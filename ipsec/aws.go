@@ -1,6 +1,47 @@
 package ipsec
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
+
+// AWS's tunnel defaults (aws-vpn-facts sections 2.2, 2.3, 2.7, 2.10, 4).
+// config applies them to unset tunnel options and ike to zero PeerConfig
+// fields, so both ends rekey and probe on the same schedule.
+const (
+	AWSIKELifetime   = 8 * time.Hour     // Phase1LifetimeSeconds 28800
+	AWSChildLifetime = time.Hour         // Phase2LifetimeSeconds 3600
+	AWSRekeyMargin   = 270 * time.Second // RekeyMarginTimeSeconds
+	AWSRekeyFuzz     = 100               // RekeyFuzzPercentage
+	AWSDPDInterval   = 10 * time.Second  // DPD every 10 s ...
+	AWSDPDRetries    = 3                 // ... declared dead after 3 (DPDTimeoutSeconds 30)
+	AWSReplayWindow  = 1024              // ReplayWindowSize
+	AWSMSSClamp      = 1379              // TCP MSS AWS recommends on the tunnel
+)
+
+// DefaultIKEProposals and DefaultESPProposals are cgw's default offer, in
+// strongSwan keyword syntax (ParseProposal). They put strong algorithms first
+// and still include AWS's minimum (aes128-sha1-modp1024), so a tunnel comes
+// up against any AWS tunnel options. AWS chooses the lowest value it has
+// configured, not our first one; narrow the AWS tunnel options to force
+// strong algorithms. This is the one definition of the default set: replace
+// it here, and never modify it at run time.
+var (
+	DefaultIKEProposals = []string{
+		"aes256gcm16-prfsha384-ecp384",
+		"aes128gcm16-prfsha256-ecp256",
+		"aes256-sha256-modp2048",
+		"aes128-sha1-modp2048",
+		"aes128-sha1-modp1024",
+	}
+	DefaultESPProposals = []string{
+		"aes256gcm16-ecp384",
+		"aes128gcm16-ecp256",
+		"aes256-sha256-modp2048",
+		"aes128-sha1-modp2048",
+		"aes128-sha1-modp1024",
+	}
+)
 
 // awsPhase1Groups and awsPhase2Groups are the DH groups AWS accepts by
 // default (aws-vpn-facts 2.1: Phase1DHGroupNumbers, Phase2DHGroupNumbers;

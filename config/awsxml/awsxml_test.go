@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cgwproject/cgw/config"
+	"github.com/cgwproject/cgw/ipsec"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden .yaml files in ../testdata")
@@ -123,7 +124,7 @@ func TestImportBGP(t *testing.T) {
 		if !hasProposal(tun.IKEProposals, "aes128-sha1-modp1024") || !hasProposal(tun.ESPProposals, "aes128-sha1-modp1024") {
 			t.Errorf("AWS minimum missing: %v %v", tun.IKEProposals, tun.ESPProposals)
 		}
-		if len(tun.IKEProposals) != len(config.DefaultIKEProposals) {
+		if len(tun.IKEProposals) != len(ipsec.DefaultIKEProposals) {
 			t.Errorf("XML proposal duplicated: %v", tun.IKEProposals)
 		}
 	}

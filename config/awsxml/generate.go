@@ -234,8 +234,8 @@ func checkTunnel(v *VPNConnection, i int) (tunnelValues, []error, []config.Warni
 	tv.dpdRetry = num("ipsec/dead_peer_detection/retries", t.IPsec.DPDRetries, 3, 1, 20)
 	tv.mss = num("ipsec/tcp_mss_adjustment", t.IPsec.TCPMSSAdjustment, config.DefaultMSSClamp, 536, 1406)
 
-	tv.ike = withSample(config.DefaultIKEProposals, t.IKE.EncryptionProtocol, t.IKE.AuthenticationProtocol, t.IKE.PFS, true, at+"/ike", &warns)
-	tv.esp = withSample(config.DefaultESPProposals, t.IPsec.EncryptionProtocol, t.IPsec.AuthenticationProtocol, t.IPsec.PFS, false, at+"/ipsec", &warns)
+	tv.ike = withSample(ipsec.DefaultIKEProposals, t.IKE.EncryptionProtocol, t.IKE.AuthenticationProtocol, t.IKE.PFS, true, at+"/ike", &warns)
+	tv.esp = withSample(ipsec.DefaultESPProposals, t.IPsec.EncryptionProtocol, t.IPsec.AuthenticationProtocol, t.IPsec.PFS, false, at+"/ipsec", &warns)
 	return tv, errs, warns
 }
 
