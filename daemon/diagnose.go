@@ -85,16 +85,16 @@ const (
 // AWS's tunnel defaults (aws-vpn-facts 2.2, 2.3, 2.4, 2.10, 4) the findings
 // compare against. These are facts about the peer, not cgw's defaults.
 const (
-	awsPhase1Lifetime   = 28800 * time.Second
-	awsPhase2Lifetime   = 3600 * time.Second
-	awsRekeyMargin      = 270 * time.Second
+	awsPhase1Lifetime   = ipsec.AWSIKELifetime
+	awsPhase2Lifetime   = ipsec.AWSChildLifetime
+	awsRekeyMargin      = ipsec.AWSRekeyMargin
 	awsPhase1Min        = 900 * time.Second
 	awsPhase2Min        = 900 * time.Second
-	awsIdleDPD          = 10 * time.Second // AWS probes after 10 s without traffic
-	awsBGPStartup       = time.Minute      // AWS: BGP is up "about 30 s" after IPsec
+	awsIdleDPD          = ipsec.AWSDPDInterval // AWS probes after 10 s without traffic
+	awsBGPStartup       = time.Minute          // AWS: BGP is up "about 30 s" after IPsec
 	awsVGWPrefixLimit   = 100
 	awsTGWPrefixLimit   = 1000
-	awsRecommendedMSS   = 1379 // tcp_mss_adjustment in AWS's configuration
+	awsRecommendedMSS   = ipsec.AWSMSSClamp // tcp_mss_adjustment in AWS's configuration
 	awsMaxReplayWindow  = 2048
 	diagMinPackets      = 3 // fewer packets in a window are too few to call a direction broken
 	diagIdleKeepaliveX  = 3 // keepalive intervals without inbound before calling it unanswered

@@ -100,7 +100,7 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 			SPIi:        fmt.Sprintf("%016x", p.SPIi),
 			SPIr:        fmt.Sprintf("%016x", p.SPIr),
 			Initiator:   p.Initiator,
-			Algorithms:  algString(p.IKEAlg, true),
+			Algorithms:  p.IKEAlg.String(),
 			Established: p.Established,
 			RekeyAt:     p.RekeyAt,
 			ExpiresAt:   p.ExpireAt,
@@ -117,7 +117,7 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 		ch := &control.Child{
 			InSPI:       c.InSPI.String(),
 			OutSPI:      c.OutSPI.String(),
-			Algorithms:  algString(c.Alg, false),
+			Algorithms:  c.Alg.String(),
 			Established: c.Established,
 			RekeyAt:     c.RekeyAt,
 			ExpiresAt:   c.ExpireAt,
@@ -200,27 +200,6 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 		ts.State = stateDown
 	}
 	return ts
-}
-
-// algString renders negotiated algorithms in strongSwan's keyword style.
-func algString(a ipsec.Algorithms, ikeSA bool) string {
-	if a.Encr == 0 {
-		return ""
-	}
-	p := ipsec.Proposal{Encrs: []ipsec.EncrKey{{ID: a.Encr, KeyBits: a.KeyBits}}}
-	if a.Integ != ipsec.IntegNone {
-		p.Integs = []ipsec.IntegID{a.Integ}
-	}
-	if ikeSA && a.PRF != 0 {
-		p.PRFs = []ipsec.PRFID{a.PRF}
-	}
-	if a.DH != ipsec.DHNone {
-		p.DHGroups = []ipsec.DHGroup{a.DH}
-	}
-	if a.ESN {
-		p.ESN = []bool{true}
-	}
-	return p.String()
 }
 
 // eventCounters returns a copy of every tunnel's event counters.

@@ -3,7 +3,6 @@ package ike
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/cgwproject/cgw/ike/crypto"
@@ -212,7 +211,7 @@ func checkProposals(peer, field string, props []ipsec.Proposal, ike bool) ([]ips
 	out := make([]ipsec.Proposal, len(props))
 	for i, p := range props {
 		errf := func(format string, a ...any) error {
-			return fmt.Errorf("ike: peer %q: %s[%d] (%s): %s", peer, field, i, proposalString(p, ike), fmt.Sprintf(format, a...))
+			return fmt.Errorf("ike: peer %q: %s[%d] (%s): %s", peer, field, i, p.String(), fmt.Sprintf(format, a...))
 		}
 		if len(p.Encrs) == 0 {
 			return nil, errf("no encryption algorithm")
@@ -223,7 +222,7 @@ func checkProposals(peer, field string, props []ipsec.Proposal, ike bool) ([]ips
 				return nil, errf("mixes AEAD and non-AEAD ciphers; put them in separate proposals")
 			}
 			if !crypto.Supported(ipsec.TransformENCR, uint16(e.ID), e.KeyBits) {
-				return nil, errf("cipher %s is not supported", encrName(e))
+				return nil, errf("cipher %s is not supported", e.Name())
 			}
 		}
 		if !aead && len(p.Integs) == 0 {
@@ -271,137 +270,8 @@ func checkProposals(peer, field string, props []ipsec.Proposal, ike bool) ([]ips
 	return out, nil
 }
 
-// proposalsString renders proposals in strongSwan's keyword syntax for logs.
-func proposalsString(props []ipsec.Proposal, ike bool) string {
-	s := make([]string, len(props))
-	for i, p := range props {
-		s[i] = proposalString(p, ike)
-	}
-	return "[" + strings.Join(s, ", ") + "]"
-}
-
-func proposalString(p ipsec.Proposal, ike bool) string {
-	var parts []string
-	for _, e := range p.Encrs {
-		parts = append(parts, encrName(e))
-	}
-	for _, i := range p.Integs {
-		parts = append(parts, integName(i))
-	}
-	for _, f := range p.PRFs {
-		parts = append(parts, prfName(f))
-	}
-	for _, g := range p.DHGroups {
-		parts = append(parts, dhName(g))
-	}
-	for _, e := range p.ESN {
-		if e {
-			parts = append(parts, "esn")
-		} else {
-			parts = append(parts, "noesn")
-		}
-	}
-	return strings.Join(parts, "-")
-}
-
-// algString renders a negotiated algorithm set, e.g. "aes128-sha1-prfsha1-modp1024".
-func algString(a ipsec.Algorithms) string {
-	p := ipsec.Proposal{Encrs: []ipsec.EncrKey{{ID: a.Encr, KeyBits: a.KeyBits}}}
-	if a.Integ != ipsec.IntegNone {
-		p.Integs = []ipsec.IntegID{a.Integ}
-	}
-	if a.PRF != 0 {
-		p.PRFs = []ipsec.PRFID{a.PRF}
-	}
-	if a.DH != ipsec.DHNone {
-		p.DHGroups = []ipsec.DHGroup{a.DH}
-	}
-	if a.ESN {
-		p.ESN = []bool{true}
-	}
-	return proposalString(p, a.PRF != 0)
-}
-
-func encrName(e ipsec.EncrKey) string {
-	switch e.ID {
-	case ipsec.EncrAESCBC:
-		return fmt.Sprintf("aes%d", e.KeyBits)
-	case ipsec.EncrAESCTR:
-		return fmt.Sprintf("aes%dctr", e.KeyBits)
-	case ipsec.EncrAESGCM8:
-		return fmt.Sprintf("aes%dgcm8", e.KeyBits)
-	case ipsec.EncrAESGCM12:
-		return fmt.Sprintf("aes%dgcm12", e.KeyBits)
-	case ipsec.EncrAESGCM16:
-		return fmt.Sprintf("aes%dgcm16", e.KeyBits)
-	case ipsec.EncrChaCha20Poly1305:
-		return "chacha20poly1305"
-	case ipsec.Encr3DES:
-		return "3des"
-	case ipsec.EncrNull:
-		return "null"
-	}
-	return fmt.Sprintf("encr%d/%d", e.ID, e.KeyBits)
-}
-
-func integName(i ipsec.IntegID) string {
-	switch i {
-	case ipsec.IntegHMACSHA1_96:
-		return "sha1"
-	case ipsec.IntegHMACSHA2_256_128:
-		return "sha256"
-	case ipsec.IntegHMACSHA2_384_192:
-		return "sha384"
-	case ipsec.IntegHMACSHA2_512_256:
-		return "sha512"
-	}
-	return fmt.Sprintf("integ%d", i)
-}
-
-func prfName(p ipsec.PRFID) string {
-	switch p {
-	case ipsec.PRFHMACSHA1:
-		return "prfsha1"
-	case ipsec.PRFHMACSHA2_256:
-		return "prfsha256"
-	case ipsec.PRFHMACSHA2_384:
-		return "prfsha384"
-	case ipsec.PRFHMACSHA2_512:
-		return "prfsha512"
-	}
-	return fmt.Sprintf("prf%d", p)
-}
-
-func dhName(g ipsec.DHGroup) string {
-	switch g {
-	case ipsec.DHMODP1024:
-		return "modp1024"
-	case ipsec.DHMODP1536:
-		return "modp1536"
-	case ipsec.DHMODP2048:
-		return "modp2048"
-	case ipsec.DHMODP3072:
-		return "modp3072"
-	case ipsec.DHMODP4096:
-		return "modp4096"
-	case ipsec.DHMODP6144:
-		return "modp6144"
-	case ipsec.DHMODP8192:
-		return "modp8192"
-	case ipsec.DHECP256:
-		return "ecp256"
-	case ipsec.DHECP384:
-		return "ecp384"
-	case ipsec.DHECP521:
-		return "ecp521"
-	case ipsec.DHMODP1024S160:
-		return "modp1024s160"
-	case ipsec.DHMODP2048S224:
-		return "modp2048s224"
-	case ipsec.DHMODP2048S256:
-		return "modp2048s256"
-	case ipsec.DHCurve25519:
-		return "curve25519"
-	}
-	return fmt.Sprintf("dh%d", g)
-}
+// Algorithms and proposals are named by package ipsec (Algorithms.String,
+// Proposal.String, DHGroup.Name); these short forms keep log lines brief.
+func proposalsString(props []ipsec.Proposal, _ bool) string { return ipsec.ProposalsString(props) }
+func algString(a ipsec.Algorithms) string                   { return a.String() }
+func dhName(g ipsec.DHGroup) string                         { return g.Name() }

@@ -113,7 +113,7 @@ func TestNoProposalChosenAndBackoff(t *testing.T) {
 	if !ok || ev.Notify != uint16(message.NotifyNoProposalChosen) {
 		t.Fatalf("want a NegotiationFailed event with NO_PROPOSAL_CHOSEN, got %+v", ev)
 	}
-	for _, want := range []string{"NO_PROPOSAL_CHOSEN", "aes128-sha1-prfsha1-modp1024", "AWS accepts"} {
+	for _, want := range []string{"NO_PROPOSAL_CHOSEN", "[aes128-sha1-modp1024]", "AWS accepts"} {
 		if !strings.Contains(ev.Reason, want) || !strings.Contains(st.LastFailure, want) {
 			t.Errorf("failure reason %q lacks %q", ev.Reason, want)
 		}

@@ -31,7 +31,7 @@ func TestSelectProposal(t *testing.T) {
 		want         string // algString, "" = no match
 	}{
 		{"AWS lowest-first wins within one peer proposal", []string{"aes128-aes256-sha1-sha256-modp1024-modp2048"},
-			[]string{"aes256-aes128-sha256-sha1-modp2048-modp1024"}, true, true, "aes128-sha1-prfsha1-modp1024"},
+			[]string{"aes256-aes128-sha256-sha1-modp2048-modp1024"}, true, true, "aes128-sha1-modp1024"},
 		{"our proposal order first", []string{"aes256gcm16-prfsha384-ecp384", "aes128-sha1-modp1024"},
 			[]string{"aes128-sha1-modp1024", "aes256gcm16-prfsha384-ecp384"}, true, true, "aes256gcm16-prfsha384-ecp384"},
 		{"no common cipher", []string{"aes256gcm16-prfsha384-ecp384"}, []string{"aes128-sha1-modp1024"}, true, true, ""},

@@ -356,6 +356,46 @@ func (p Proposal) String() string {
 	return strings.Join(parts, "-")
 }
 
+// String names a negotiated algorithm set the way Proposal.String names a
+// proposal, e.g. "aes128-sha1-modp1024" or "aes256gcm16-prfsha384-ecp384"
+// (IKE SA) and "aes256gcm16-ecp384-esn" (CHILD SA with PFS and ESN). Unset
+// fields are left out; the zero value prints as "".
+func (a Algorithms) String() string {
+	var p Proposal
+	if a.Encr != 0 {
+		p.Encrs = []EncrKey{{ID: a.Encr, KeyBits: a.KeyBits}}
+	}
+	if a.Integ != IntegNone {
+		p.Integs = []IntegID{a.Integ}
+	}
+	if a.PRF != 0 {
+		p.PRFs = []PRFID{a.PRF}
+	}
+	if a.DH != DHNone {
+		p.DHGroups = []DHGroup{a.DH}
+	}
+	if a.ESN {
+		p.ESN = []bool{true}
+	}
+	return p.String()
+}
+
+// Name returns the keyword of a cipher, or "encr(N)" if cgw has none.
+func (e EncrKey) Name() string { return orID(e.Keyword(), "encr", uint16(e.ID)) }
+
+// Name returns the keyword of a DH group, or "dh(N)" if cgw has none.
+func (g DHGroup) Name() string { return orID(g.Keyword(), "dh", uint16(g)) }
+
+// ProposalsString prints a list of proposals as "[p1, p2]", each in the
+// syntax of Proposal.String.
+func ProposalsString(props []Proposal) string {
+	s := make([]string, len(props))
+	for i, p := range props {
+		s[i] = p.String()
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}
+
 func derivedPRFs(integs []IntegID) []PRFID {
 	var out []PRFID
 	for _, i := range integs {

@@ -272,3 +272,28 @@ func FuzzParseProposal(f *testing.F) {
 		}
 	})
 }
+
+func TestAlgorithmsString(t *testing.T) {
+	for _, tc := range []struct {
+		a    Algorithms
+		want string
+	}{
+		{Algorithms{}, ""},
+		{Algorithms{Encr: EncrAESCBC, KeyBits: 128, Integ: IntegHMACSHA1_96, PRF: PRFHMACSHA1, DH: DHMODP1024}, "aes128-sha1-modp1024"},
+		{Algorithms{Encr: EncrAESCBC, KeyBits: 256, Integ: IntegHMACSHA2_256_128, PRF: PRFHMACSHA2_384, DH: DHMODP2048}, "aes256-sha256-prfsha384-modp2048"},
+		{Algorithms{Encr: EncrAESGCM16, KeyBits: 256, PRF: PRFHMACSHA2_384, DH: DHECP384}, "aes256gcm16-prfsha384-ecp384"},
+		{Algorithms{Encr: EncrAESGCM16, KeyBits: 128, DH: DHECP256, ESN: true}, "aes128gcm16-ecp256-esn"},
+		{Algorithms{Encr: EncrAESCBC, KeyBits: 128, Integ: IntegHMACSHA1_96}, "aes128-sha1"},
+		{Algorithms{Encr: Encr3DES, Integ: IntegHMACSHA1_96, DH: DHGroup(1)}, "encr(3)-sha1-dh(1)"},
+	} {
+		if got := tc.a.String(); got != tc.want {
+			t.Errorf("%#v.String() = %q, want %q", tc.a, got, tc.want)
+		}
+	}
+	if got := ProposalsString([]Proposal{{Encrs: []EncrKey{{ID: EncrAESGCM16, KeyBits: 256}}, DHGroups: []DHGroup{DHECP384}}, {}}); got != "[aes256gcm16-ecp384, ]" {
+		t.Errorf("ProposalsString = %q", got)
+	}
+	if DHGroup(99).Name() != "dh(99)" || DHECP384.Name() != "ecp384" {
+		t.Errorf("DHGroup.Name: %q %q", DHGroup(99).Name(), DHECP384.Name())
+	}
+}

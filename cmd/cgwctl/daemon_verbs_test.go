@@ -70,7 +70,7 @@ func fixtureStatus() *control.Status {
 					Since: now.Add(-26 * time.Hour), Device: "cgw2", InsideLocal: "169.254.20.2", InsidePeer: "169.254.20.1",
 					Local: "192.168.1.10:4500", Remote: "198.51.100.30:4500", NAT: true, Encap: true, MTU: 1422,
 					IKE: &control.IKESA{SPIi: "aa00bb11cc22dd33", SPIr: "44ee55ff66007711", Initiator: false,
-						Algorithms: "aes128-sha1-prfsha1-modp1024", Established: now.Add(-3 * time.Hour),
+						Algorithms: "aes128-sha1-modp1024", Established: now.Add(-3 * time.Hour),
 						RekeyAt: now.Add(-30 * time.Second), ExpiresAt: now.Add(4*time.Hour + 30*time.Minute)},
 					Children: []*control.Child{
 						{InSPI: "01020304", OutSPI: "0a0b0c0d", Algorithms: "aes128-sha1-modp1024",

@@ -69,8 +69,8 @@ func logLines(t testing.TB, d *Cgwd, subs ...string) []string {
 }
 
 // mentionsProposal reports whether text names proposal p: every keyword
-// of p appears (cgw may spell out the PRF strongSwan derives, as in
-// aes128-sha1-prfsha1-modp1024).
+// of p appears, in any order (strongSwan and cgw may order or derive
+// keywords differently).
 func mentionsProposal(text, p string) bool {
 	for _, kw := range strings.Split(p, "-") {
 		if !strings.Contains(text, kw) {
