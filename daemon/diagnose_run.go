@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/daemon/diagnose"
 )
 
 // diagWindow is how long diagnose watches the counters to tell which
@@ -30,7 +31,7 @@ func (d *Daemon) diagnose(ctx context.Context, only string) (*control.Diagnosis,
 		}
 	}
 	before := d.snapshot()
-	probes := map[string]*MTUProbeResult{}
+	probes := map[string]*diagnose.MTUProbeResult{}
 	d.mu.Lock()
 	type probeTarget struct {
 		name, dev string
@@ -68,7 +69,7 @@ func (d *Daemon) diagnose(ctx context.Context, only string) (*control.Diagnosis,
 			if only != "" && only != t.cfg.Name {
 				continue
 			}
-			in := DiagInput{
+			in := diagnose.Input{
 				Conn:     c.cfg,
 				Tunnel:   t.cfg,
 				Before:   findTunnel(before, t.cfg.Name),
@@ -85,7 +86,7 @@ func (d *Daemon) diagnose(ctx context.Context, only string) (*control.Diagnosis,
 			ec := t.counts
 			in.LastIKENotify = ec.lastNotify
 			_ = ti
-			out.Findings = append(out.Findings, diagnoseTunnel(in)...)
+			out.Findings = append(out.Findings, diagnose.Tunnel(in)...)
 		}
 	}
 	return &out, nil
@@ -105,8 +106,8 @@ func findTunnel(st *control.Status, name string) *control.Tunnel {
 // probeMTU finds the largest IPv4 packet that crosses the tunnel unfragmented:
 // ICMP echo requests with DF set, sizes searched between 576 and the tunnel
 // MTU, each answered within a second or counted as lost.
-func probeMTU(ctx context.Context, src, dst netip.Addr, mtu int) *MTUProbeResult {
-	res := &MTUProbeResult{}
+func probeMTU(ctx context.Context, src, dst netip.Addr, mtu int) *diagnose.MTUProbeResult {
+	res := &diagnose.MTUProbeResult{}
 	c, err := net.ListenIP("ip4:icmp", &net.IPAddr{IP: src.AsSlice()})
 	if err != nil {
 		res.Err = err.Error()

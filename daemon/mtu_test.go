@@ -38,3 +38,16 @@ func TestTunnelMTU(t *testing.T) {
 		t.Error("an explicit mtu must win")
 	}
 }
+
+func mustProposals(t *testing.T, ike bool, ss ...string) []ipsec.Proposal {
+	t.Helper()
+	var out []ipsec.Proposal
+	for _, s := range ss {
+		p, err := ipsec.ParseProposal(s, ike)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}

@@ -1,4 +1,4 @@
-package daemon
+package diagnose
 
 import (
 	"crypto/subtle"
@@ -17,7 +17,7 @@ import (
 
 // Diagnose: the troubleshooting checklist of `cgwctl diagnose`.
 //
-// diagnoseTunnel walks AWS's troubleshooting order (aws-vpn-facts section 7:
+// Tunnel walks AWS's troubleshooting order (aws-vpn-facts section 7:
 // is there an IKE SA, then an IPsec SA, do the firewalls let it through, does
 // traffic cross the tunnel, is BGP Established with prefixes both ways, are
 // the routes installed) over one tunnel's configuration and two status
@@ -41,8 +41,8 @@ type MTUProbeResult struct {
 	Err string
 }
 
-// DiagInput is everything diagnose needs about one tunnel.
-type DiagInput struct {
+// Input is everything diagnose needs about one tunnel.
+type Input struct {
 	Conn   *config.Connection
 	Tunnel *config.Tunnel
 	// Before and After are two status samples of the tunnel taken Window
@@ -67,7 +67,7 @@ type DiagInput struct {
 	Now time.Time
 }
 
-// Check identifiers, in the order diagnoseTunnel reports them.
+// Check identifiers, in the order Tunnel reports them.
 const (
 	checkTunnel    = "tunnel"
 	checkIKEPorts  = "ike-ports"
@@ -101,10 +101,10 @@ const (
 	diagStaleInboundMul = 3 // DPD intervals without inbound before calling the tunnel idle
 )
 
-// diagnoseTunnel runs every check on one tunnel and returns the findings in
+// Tunnel runs every check on one tunnel and returns the findings in
 // checklist order. It never panics on partial input: missing samples turn
 // into findings that say what could not be checked.
-func diagnoseTunnel(in DiagInput) []control.Finding {
+func Tunnel(in Input) []control.Finding {
 	d := &diagnoser{in: in, now: in.Now}
 	if d.now.IsZero() {
 		d.now = time.Now()
@@ -145,7 +145,7 @@ var diagChecks = []func(*diagnoser){
 }
 
 type diagnoser struct {
-	in   DiagInput
+	in   Input
 	now  time.Time
 	name string
 	t    *control.Tunnel // the After sample, never nil
