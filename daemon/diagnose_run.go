@@ -60,20 +60,17 @@ func (d *Daemon) diagnose(ctx context.Context, only string) (*control.Diagnosis,
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out control.Diagnosis
-	for ci, c := range d.conns {
-		var routes []control.Route
-		if ci < len(after.Connections) {
-			routes = after.Connections[ci].Routes
-		}
-		for ti, t := range c.tunnels {
+	for _, c := range d.conns {
+		routes := diagnose.ConnectionRoutes(after, c.cfg.Name)
+		for _, t := range c.tunnels {
 			if only != "" && only != t.cfg.Name {
 				continue
 			}
 			in := diagnose.Input{
 				Conn:     c.cfg,
 				Tunnel:   t.cfg,
-				Before:   findTunnel(before, t.cfg.Name),
-				After:    findTunnel(after, t.cfg.Name),
+				Before:   diagnose.FindTunnel(before, t.cfg.Name),
+				After:    diagnose.FindTunnel(after, t.cfg.Name),
 				Window:   diagWindow,
 				Routes:   routes,
 				MTUProbe: probes[t.cfg.Name],
@@ -83,24 +80,11 @@ func (d *Daemon) diagnose(ctx context.Context, only string) (*control.Diagnosis,
 			if in.After != nil {
 				in.LastIKEFailure = in.After.LastError
 			}
-			ec := t.counts
-			in.LastIKENotify = ec.lastNotify
-			_ = ti
+			in.LastIKENotify = t.counts.lastNotify
 			out.Findings = append(out.Findings, diagnose.Tunnel(in)...)
 		}
 	}
 	return &out, nil
-}
-
-func findTunnel(st *control.Status, name string) *control.Tunnel {
-	for _, c := range st.Connections {
-		for _, t := range c.Tunnels {
-			if t.Name == name {
-				return t
-			}
-		}
-	}
-	return nil
 }
 
 // probeMTU finds the largest IPv4 packet that crosses the tunnel unfragmented:
