@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"sort"
@@ -271,7 +270,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	})
 	closers = append(closers, func() { d.ikm.Close() })
 	d.dp.SetIKEHandler(d.ikeCount.received(d.ikm.HandlePacket))
-	d.dp.SetSoftExpireHandler(func(tunnel string, _ ipsecSPI) {
+	d.dp.SetSoftExpireHandler(func(tunnel string, _ ipsec.SPI) {
 		go d.ikm.Rekey(tunnel, false)
 	})
 	// ESP follows the peer's NAT rebinding at once; IKE follows on its
@@ -557,5 +556,3 @@ func (d *Daemon) Reload(ctx context.Context) (*control.ReloadResult, error) {
 		return nil, ctx.Err()
 	}
 }
-
-var _ net.Addr = (*net.UDPAddr)(nil)

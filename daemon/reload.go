@@ -80,7 +80,7 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 		if oc == nil || restartConn[nc.Name] {
 			if oc != nil {
 				for _, t := range oc.tunnels {
-					d.stopTunnelLocked(t, true)
+					d.stopTunnelLocked(t)
 				}
 			}
 			before := len(d.conns)
@@ -109,7 +109,7 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 				continue
 			}
 			if t != nil {
-				d.stopTunnelLocked(t, true)
+				d.stopTunnelLocked(t)
 			}
 			nt := &tunnelRT{conn: oc, cfg: tc, rank: j, ikeState: phaseDown, childState: phaseDown, changed: time.Now()}
 			if err := d.startTunnelLocked(nt); err != nil {
@@ -119,14 +119,14 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 			ts = append(ts, nt)
 		}
 		for _, t := range have {
-			d.stopTunnelLocked(t, true)
+			d.stopTunnelLocked(t)
 		}
 		oc.tunnels = ts
 		conns = append(conns, oc)
 	}
 	for _, oc := range oldConns {
 		for _, t := range oc.tunnels {
-			d.stopTunnelLocked(t, true)
+			d.stopTunnelLocked(t)
 		}
 	}
 	d.conns = conns

@@ -15,8 +15,6 @@ import (
 	"github.com/cgwproject/cgw/ipsec"
 )
 
-type ipsecSPI = ipsec.SPI
-
 // addConnLocked creates the connection's TUN devices, registers them with
 // the dataplane and hands the tunnels to IKE. Caller must hold d.mu.
 func (d *Daemon) addConnLocked(cc *config.Connection) error {
@@ -27,7 +25,7 @@ func (d *Daemon) addConnLocked(cc *config.Connection) error {
 		if err := d.startTunnelLocked(t); err != nil {
 			// Undo what was started so a failed add leaves nothing behind.
 			for _, done := range c.tunnels {
-				d.stopTunnelLocked(done, false)
+				d.stopTunnelLocked(done)
 			}
 			return err
 		}
@@ -81,9 +79,9 @@ func (d *Daemon) startTunnelLocked(t *tunnelRT) error {
 	return nil
 }
 
-// stopTunnelLocked deletes the tunnel's SAs (sending DELETE when sendDelete),
-// and removes its device. Caller must hold d.mu.
-func (d *Daemon) stopTunnelLocked(t *tunnelRT, sendDelete bool) {
+// stopTunnelLocked deletes the tunnel's SAs (IKE sends DELETE for an
+// established IKE SA) and removes its device. Caller must hold d.mu.
+func (d *Daemon) stopTunnelLocked(t *tunnelRT) {
 	name := t.cfg.Name
 	if t.keepalive != nil {
 		t.keepalive.stop()
@@ -114,7 +112,7 @@ func (d *Daemon) removeAllTunnels() {
 	defer d.mu.Unlock()
 	for _, c := range d.conns {
 		for _, t := range c.tunnels {
-			d.stopTunnelLocked(t, true)
+			d.stopTunnelLocked(t)
 		}
 	}
 	d.conns = nil
