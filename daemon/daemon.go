@@ -47,13 +47,8 @@ type Options struct {
 	ListenIKE, ListenNATT uint16
 }
 
-// Phase names used for IKE and CHILD state, as in AWS's tunnel logs.
+// Overall tunnel states of `cgwctl status`.
 const (
-	phaseDown        = "Down"
-	phaseNegotiating = "Negotiating"
-	phaseEstablished = "Established"
-	phaseRekeying    = "Rekeying"
-
 	stateUp          = "up"
 	stateDown        = "down"
 	stateNegotiating = "negotiating"
@@ -113,8 +108,9 @@ type tunnelRT struct {
 	tun  dptun.Device
 	mtu  int
 
-	ikeState, childState string
-	since                string
+	// ikeState and childState follow IKE's events; status reports IKE's
+	// own view (ike.PeerStatus) whenever IKE runs.
+	ikeState, childState ike.State
 	changed              time.Time
 	adminDown            bool
 	nat                  bool
@@ -394,28 +390,28 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 	now := time.Now()
 	switch ev.Kind {
 	case ike.EventIKEUp:
-		t.ikeState = phaseEstablished
+		t.ikeState = ike.StateEstablished
 	case ike.EventIKERekeyed:
-		t.ikeState = phaseEstablished
+		t.ikeState = ike.StateEstablished
 		t.counts.ikeRekeys++
 	case ike.EventIKEDown, ike.EventPeerDead:
-		t.ikeState, t.childState = phaseDown, phaseDown
+		t.ikeState, t.childState = ike.StateDown, ike.StateDown
 	case ike.EventChildUp:
-		t.childState = phaseEstablished
+		t.childState = ike.StateEstablished
 		d.setTunnelMTULocked(t, ev.Alg)
 	case ike.EventChildRekeyed:
-		t.childState = phaseEstablished
+		t.childState = ike.StateEstablished
 		t.counts.childRekeys++
 		// A rekey may change the algorithms (AWS picks from our proposals
 		// on its own rekeys), and with them the ESP overhead.
 		d.setTunnelMTULocked(t, ev.Alg)
 	case ike.EventChildDown:
-		t.childState = phaseDown
+		t.childState = ike.StateDown
 	case ike.EventDPDMiss:
 		t.counts.dpdMisses++
 	case ike.EventNegotiationFailed:
-		if t.ikeState == phaseDown {
-			t.ikeState = phaseNegotiating
+		if t.ikeState == ike.StateDown {
+			t.ikeState = ike.StateNegotiating
 		}
 		t.lastErr, t.lastErrAt = ev.Reason, now
 		if t.counts.failures == nil {
@@ -468,7 +464,7 @@ func (d *Daemon) setTunnelMTULocked(t *tunnelRT, alg ipsec.Algorithms) {
 }
 
 func (t *tunnelRT) childUp() bool {
-	return t.childState == phaseEstablished || t.childState == phaseRekeying
+	return t.childState == ike.StateEstablished || t.childState == ike.StateRekeying
 }
 
 // syncRoutes recomputes the desired kernel routes and applies them.

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/ike"
 )
 
 // metricsCollector exports the daemon state at scrape time, mirroring AWS's
@@ -86,8 +87,8 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, t := range c.Tunnels {
 			l := []string{c.Name, t.Name, peerLabel(t.Remote)}
 			gauge(m.tunnelState, b2f(t.State == stateUp), l...)
-			gauge(m.ikeUp, b2f(t.IKEState == phaseEstablished || t.IKEState == phaseRekeying), l...)
-			gauge(m.childUp, b2f(t.ChildState == phaseEstablished || t.ChildState == phaseRekeying), l...)
+			gauge(m.ikeUp, b2f(t.IKEState == ike.StateEstablished.String() || t.IKEState == ike.StateRekeying.String()), l...)
+			gauge(m.childUp, b2f(t.ChildState == ike.StateEstablished.String() || t.ChildState == ike.StateRekeying.String()), l...)
 			gauge(m.natDetected, b2f(t.NAT), l...)
 			counter(m.dataIn, float64(t.Traffic.BytesIn), l...)
 			counter(m.dataOut, float64(t.Traffic.BytesOut), l...)

@@ -111,7 +111,7 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 			if t != nil {
 				d.stopTunnelLocked(t)
 			}
-			nt := &tunnelRT{conn: oc, cfg: tc, rank: j, ikeState: phaseDown, childState: phaseDown, changed: time.Now()}
+			nt := &tunnelRT{conn: oc, cfg: tc, rank: j, changed: time.Now()}
 			if err := d.startTunnelLocked(nt); err != nil {
 				errs = append(errs, err.Error())
 				continue

@@ -87,7 +87,7 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 		LastErrorAt: p.LastFailureAt,
 	}
 	if d.ikm == nil {
-		ts.IKEState, ts.ChildState = t.ikeState, t.childState
+		ts.IKEState, ts.ChildState = t.ikeState.String(), t.childState.String()
 	}
 	if p.Local.IsValid() {
 		ts.Local = p.Local.String()

@@ -21,7 +21,7 @@ func (d *Daemon) addConnLocked(cc *config.Connection) error {
 	c := &connRT{cfg: cc}
 	for i := range cc.Tunnels {
 		tc := &cc.Tunnels[i]
-		t := &tunnelRT{conn: c, cfg: tc, rank: i, ikeState: phaseDown, childState: phaseDown, changed: time.Now()}
+		t := &tunnelRT{conn: c, cfg: tc, rank: i, changed: time.Now()}
 		if err := d.startTunnelLocked(t); err != nil {
 			// Undo what was started so a failed add leaves nothing behind.
 			for _, done := range c.tunnels {
@@ -69,7 +69,7 @@ func (d *Daemon) startTunnelLocked(t *tunnelRT) error {
 		return fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
 	if tc.StartupAction == config.StartInitiate {
-		t.ikeState = phaseNegotiating
+		t.ikeState = ike.StateNegotiating
 	}
 	if tc.Keepalive.Target.IsValid() {
 		t.keepalive = startKeepalive(d.log, tc.Name, t.dev, tc.InsideLocal(), tc.Keepalive.Target, tc.Keepalive.Interval)
