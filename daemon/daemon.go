@@ -525,30 +525,3 @@ func formatRoutes(rs []route.Route) string {
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
 }
-
-// ReloadFromSignal reloads on SIGHUP and logs the outcome.
-func (d *Daemon) ReloadFromSignal() {
-	res, err := d.Reload(context.Background())
-	if err != nil {
-		d.log.Error("reload failed; the running configuration is unchanged", "err", err)
-		return
-	}
-	d.log.Info("reload done", "changes", strings.Join(res.Changes, "; "))
-}
-
-// Reload implements control.Backend: it re-reads the file and applies the
-// difference in the daemon loop.
-func (d *Daemon) Reload(ctx context.Context) (*control.ReloadResult, error) {
-	ch := make(chan reloadReply, 1)
-	select {
-	case d.reloadCh <- ch:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case r := <-ch:
-		return r.res, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -12,11 +11,6 @@ import (
 	"github.com/cgwproject/cgw/ike"
 	"github.com/cgwproject/cgw/ipsec"
 )
-
-// Status implements control.Backend.
-func (d *Daemon) Status(context.Context) (*control.Status, error) {
-	return d.snapshot(), nil
-}
 
 // snapshot assembles the state of every tunnel from IKE, the dataplane and
 // BGP. It backs `cgwctl status`, the metrics and diagnose alike.
@@ -226,62 +220,6 @@ func dropReasons(m map[string]uint64) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-func (d *Daemon) tunnelByName(name string) (*tunnelRT, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t := d.tunnels[name]
-	if t == nil {
-		names := make([]string, 0, len(d.tunnels))
-		for n := range d.tunnels {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("tunnel %q: %w (configured tunnels: %v)", name, control.ErrNotFound, names)
-	}
-	return t, nil
-}
-
-// TunnelUp implements control.Backend: it (re)starts IKE for the tunnel.
-func (d *Daemon) TunnelUp(_ context.Context, name string) error {
-	t, err := d.tunnelByName(name)
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	t.adminDown = false
-	d.mu.Unlock()
-	d.log.Info("tunnel up requested by operator", "tunnel", name)
-	return d.ikm.Initiate(name)
-}
-
-// TunnelDown implements control.Backend: it deletes the tunnel's SAs and
-// keeps it down until TunnelUp.
-func (d *Daemon) TunnelDown(_ context.Context, name string) error {
-	t, err := d.tunnelByName(name)
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	t.adminDown = true
-	d.mu.Unlock()
-	d.log.Info("tunnel down requested by operator", "tunnel", name)
-	d.bgpGoodbye(name)
-	return d.ikm.Terminate(name)
-}
-
-// Rekey implements control.Backend.
-func (d *Daemon) Rekey(_ context.Context, name string, ikeSA bool) error {
-	if _, err := d.tunnelByName(name); err != nil {
-		return err
-	}
-	what := "CHILD SA"
-	if ikeSA {
-		what = "IKE SA"
-	}
-	d.log.Info("rekey requested by operator", "tunnel", name, "sa", what)
-	return d.ikm.Rekey(name, ikeSA)
 }
 
 func (d *Daemon) now() time.Time { return time.Now() }
