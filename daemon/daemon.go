@@ -68,8 +68,8 @@ type Daemon struct {
 	routes  []route.Route // last set installed
 
 	// evMu guards events only. OnEvent runs on IKE's peer goroutines, which
-	// the daemon waits for while holding mu (RemovePeer in
-	// stopTunnelLocked on reload and shutdown), so it must not take mu.
+	// the daemon waits for (RemovePeer in stopTunnel on reload and
+	// shutdown), so it stays independent of mu and never blocks.
 	evMu   sync.Mutex
 	events []ike.Event // queued by OnEvent, drained by the loop
 
@@ -81,6 +81,9 @@ type Daemon struct {
 
 	wake     chan struct{} // events queued or routes to recompute
 	reloadCh chan chan reloadReply
+
+	// createTUN creates a tunnel's device (dptun.Create; tests replace it).
+	createTUN func(name string, mtu int, addr netip.Prefix) (dptun.Device, error)
 }
 
 type routeSetter interface {
@@ -142,12 +145,13 @@ func New(opts Options) (*Daemon, error) {
 		opts.Stderr = os.Stderr
 	}
 	d := &Daemon{
-		opts:     opts,
-		level:    new(slog.LevelVar),
-		cfg:      cfg,
-		tunnels:  map[string]*tunnelRT{},
-		wake:     make(chan struct{}, 1),
-		reloadCh: make(chan chan reloadReply),
+		opts:      opts,
+		level:     new(slog.LevelVar),
+		cfg:       cfg,
+		tunnels:   map[string]*tunnelRT{},
+		wake:      make(chan struct{}, 1),
+		reloadCh:  make(chan chan reloadReply),
+		createTUN: dptun.Create,
 	}
 	d.level.Set(cfg.Log.Level)
 	d.log = newLogger(opts.Stderr, cfg.Log.Format, d.level)
@@ -293,14 +297,15 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		s.OnUpdate(d.kick)
 	}
 
-	d.mu.Lock()
 	for i := range cfg.Connections {
-		if err := d.addConnLocked(&cfg.Connections[i]); err != nil {
-			d.mu.Unlock()
+		c, err := d.addConn(&cfg.Connections[i])
+		if err != nil {
 			return err
 		}
+		d.mu.Lock()
+		d.conns = append(d.conns, c)
+		d.mu.Unlock()
 	}
-	d.mu.Unlock()
 	closers = append(closers, d.removeAllTunnels)
 	if err := d.syncBGP(); err != nil {
 		return err

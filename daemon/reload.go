@@ -66,7 +66,9 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 		}
 	}
 
-	d.mu.Lock()
+	// Runs on the owner goroutine, so d.mu is taken only to publish each
+	// change: status keeps answering while devices are created and IKE
+	// peers stop (see tunnels.go).
 	var errs []string
 	var conns []*connRT
 	oldConns := map[string]*connRT{}
@@ -80,20 +82,21 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 		if oc == nil || restartConn[nc.Name] {
 			if oc != nil {
 				for _, t := range oc.tunnels {
-					d.stopTunnelLocked(t)
+					d.stopTunnel(t)
 				}
 			}
-			before := len(d.conns)
-			if err := d.addConnLocked(nc); err != nil {
+			c, err := d.addConn(nc)
+			if err != nil {
 				errs = append(errs, err.Error())
 				continue
 			}
-			conns = append(conns, d.conns[before])
-			d.conns = d.conns[:before]
+			conns = append(conns, c)
 			continue
 		}
 		// Same connection: keep unchanged tunnels, restart changed ones.
+		d.mu.Lock()
 		oc.cfg = nc
+		d.mu.Unlock()
 		have := map[string]*tunnelRT{}
 		for _, t := range oc.tunnels {
 			have[t.cfg.Name] = t
@@ -104,31 +107,36 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 			t := have[tc.Name]
 			delete(have, tc.Name)
 			if t != nil && !restartTunnel[tc.Name] {
+				d.mu.Lock()
 				t.cfg, t.rank = tc, j
+				d.mu.Unlock()
 				ts = append(ts, t)
 				continue
 			}
 			if t != nil {
-				d.stopTunnelLocked(t)
+				d.stopTunnel(t)
 			}
 			nt := &tunnelRT{conn: oc, cfg: tc, rank: j, changed: time.Now()}
-			if err := d.startTunnelLocked(nt); err != nil {
+			if err := d.startTunnel(nt); err != nil {
 				errs = append(errs, err.Error())
 				continue
 			}
 			ts = append(ts, nt)
 		}
 		for _, t := range have {
-			d.stopTunnelLocked(t)
+			d.stopTunnel(t)
 		}
+		d.mu.Lock()
 		oc.tunnels = ts
+		d.mu.Unlock()
 		conns = append(conns, oc)
 	}
 	for _, oc := range oldConns {
 		for _, t := range oc.tunnels {
-			d.stopTunnelLocked(t)
+			d.stopTunnel(t)
 		}
 	}
+	d.mu.Lock()
 	d.conns = conns
 	d.cfg = next
 	d.mu.Unlock()

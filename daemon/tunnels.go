@@ -9,40 +9,49 @@ import (
 	"github.com/cgwproject/cgw/bgp"
 	"github.com/cgwproject/cgw/config"
 	"github.com/cgwproject/cgw/dataplane"
-	dptun "github.com/cgwproject/cgw/dataplane/tun"
 	"github.com/cgwproject/cgw/ike"
 	"github.com/cgwproject/cgw/ike/message"
 	"github.com/cgwproject/cgw/ipsec"
 )
 
-// addConnLocked creates the connection's TUN devices, registers them with
-// the dataplane and hands the tunnels to IKE. Caller must hold d.mu.
-func (d *Daemon) addConnLocked(cc *config.Connection) error {
+// Tunnel membership (d.conns, d.tunnels and which connection holds which
+// tunnel) changes only on the daemon's owner goroutine: Run before the loop,
+// the loop (reload) and Run's shutdown after it. That goroutine reads the
+// membership without d.mu and takes d.mu only to publish a change, so slow
+// steps (creating a TUN device, waiting for an IKE peer to stop) never block
+// `cgwctl status`, metrics or diagnose. A tunnelRT is filled in completely
+// before it is published in d.tunnels or a connection.
+
+// addConn creates the connection's TUN devices, registers them with the
+// dataplane and hands the tunnels to IKE. The caller publishes the
+// returned connection in d.conns. Owner goroutine only; d.mu not held.
+func (d *Daemon) addConn(cc *config.Connection) (*connRT, error) {
 	c := &connRT{cfg: cc}
 	for i := range cc.Tunnels {
 		tc := &cc.Tunnels[i]
 		t := &tunnelRT{conn: c, cfg: tc, rank: i, changed: time.Now()}
-		if err := d.startTunnelLocked(t); err != nil {
+		if err := d.startTunnel(t); err != nil {
 			// Undo what was started so a failed add leaves nothing behind.
 			for _, done := range c.tunnels {
-				d.stopTunnelLocked(done)
+				d.stopTunnel(done)
 			}
-			return err
+			return nil, err
 		}
 		c.tunnels = append(c.tunnels, t)
 	}
-	d.conns = append(d.conns, c)
-	return nil
+	return c, nil
 }
 
-func (d *Daemon) startTunnelLocked(t *tunnelRT) error {
+// startTunnel brings up an unpublished tunnel and publishes it in
+// d.tunnels. Owner goroutine only; d.mu not held.
+func (d *Daemon) startTunnel(t *tunnelRT) error {
 	tc := t.cfg
-	t.dev = d.freeDevNameLocked()
+	t.dev = d.freeDevName()
 	t.mtu = configuredMTU(tc)
 	addr := netip.PrefixFrom(tc.InsideLocal(), tc.InsideCIDR.Bits())
 	// The device is larger than the tunnel MTU so that the dataplane, not
 	// the kernel, handles oversize packets (tunnels[].oversize).
-	dev, err := dptun.Create(t.dev, dataplane.DeviceMTU, addr)
+	dev, err := d.createTUN(t.dev, dataplane.DeviceMTU, addr)
 	if err != nil {
 		return fmt.Errorf("tunnel %s: create TUN device %s: %w (cgwd needs CAP_NET_ADMIN and /dev/net/tun)", tc.Name, t.dev, err)
 	}
@@ -62,9 +71,9 @@ func (d *Daemon) startTunnelLocked(t *tunnelRT) error {
 		dev.Close()
 		return fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
-	d.tunnels[tc.Name] = t
+	// IKE's events for this tunnel are queued for the loop, which applies
+	// them after this step, once the tunnel is published.
 	if err := d.ikm.AddPeer(peerConfig(t.conn.cfg, tc)); err != nil {
-		delete(d.tunnels, tc.Name)
 		d.dp.RemoveTunnel(tc.Name)
 		return fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
@@ -74,14 +83,19 @@ func (d *Daemon) startTunnelLocked(t *tunnelRT) error {
 	if tc.Keepalive.Target.IsValid() {
 		t.keepalive = startKeepalive(d.log, tc.Name, t.dev, tc.InsideLocal(), tc.Keepalive.Target, tc.Keepalive.Interval)
 	}
+	d.mu.Lock()
+	d.tunnels[tc.Name] = t
+	d.mu.Unlock()
 	d.log.Info("tunnel configured", "tunnel", tc.Name, "connection", t.conn.cfg.Name, "peer", tc.PeerAddress,
 		"device", t.dev, "inside", addr, "mtu", t.mtu, "startup", string(tc.StartupAction))
 	return nil
 }
 
-// stopTunnelLocked deletes the tunnel's SAs (IKE sends DELETE for an
-// established IKE SA) and removes its device. Caller must hold d.mu.
-func (d *Daemon) stopTunnelLocked(t *tunnelRT) {
+// stopTunnel deletes the tunnel's SAs (IKE sends DELETE for an established
+// IKE SA), removes its device and then its entry in d.tunnels. The caller
+// removes it from its connection. Owner goroutine only; d.mu not held: IKE
+// waits for the peer's goroutine to stop.
+func (d *Daemon) stopTunnel(t *tunnelRT) {
 	name := t.cfg.Name
 	if t.keepalive != nil {
 		t.keepalive.stop()
@@ -97,25 +111,28 @@ func (d *Daemon) stopTunnelLocked(t *tunnelRT) {
 	if t.tun != nil {
 		t.tun.Close()
 	}
-	delete(d.tunnels, name)
+	d.mu.Lock()
+	if d.tunnels[name] == t {
+		delete(d.tunnels, name)
+	}
+	d.mu.Unlock()
 }
 
+// removeAllTunnels stops every tunnel on shutdown. Owner goroutine only.
 func (d *Daemon) removeAllTunnels() {
-	d.mu.Lock()
 	var names []string
 	for n := range d.tunnels {
 		names = append(names, n)
 	}
-	d.mu.Unlock()
 	d.bgpGoodbye(names...)
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	for _, c := range d.conns {
 		for _, t := range c.tunnels {
-			d.stopTunnelLocked(t)
+			d.stopTunnel(t)
 		}
 	}
+	d.mu.Lock()
 	d.conns = nil
+	d.mu.Unlock()
 }
 
 // bgpGoodbyeWait is how long the BGP NOTIFICATION gets to cross the tunnel
@@ -145,7 +162,9 @@ func (d *Daemon) bgpGoodbye(names ...string) {
 	}
 }
 
-func (d *Daemon) freeDevNameLocked() string {
+// freeDevName returns the first cgwN name no tunnel uses. Owner goroutine
+// only (it reads d.tunnels, which only that goroutine changes).
+func (d *Daemon) freeDevName() string {
 	used := map[string]bool{}
 	for _, t := range d.tunnels {
 		used[t.dev] = true
