@@ -274,7 +274,7 @@ func tcpSYN(src, dst netip.Addr, mss uint16) []byte {
 	s, d := src.As4(), dst.As4()
 	copy(p[12:], s[:])
 	copy(p[16:], d[:])
-	binary.BigEndian.PutUint16(p[10:], ^sum16(0, p[:20]))
+	binary.BigEndian.PutUint16(p[10:], ^packet.OnesSum(0, p[:20]))
 	tcp := p[20:]
 	binary.BigEndian.PutUint16(tcp[0:], 40000)
 	binary.BigEndian.PutUint16(tcp[2:], 22)

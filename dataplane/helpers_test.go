@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgwproject/cgw/dataplane/packet"
 	"github.com/cgwproject/cgw/ipsec"
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -31,7 +32,7 @@ func ipv4UDP(src, dst netip.Addr, seq uint32, size int) []byte {
 	s, d := src.As4(), dst.As4()
 	copy(p[12:], s[:])
 	copy(p[16:], d[:])
-	binary.BigEndian.PutUint16(p[10:], ^sum16(0, p[:20]))
+	binary.BigEndian.PutUint16(p[10:], ^packet.OnesSum(0, p[:20]))
 	binary.BigEndian.PutUint16(p[20:], 5000)
 	binary.BigEndian.PutUint16(p[22:], 6000)
 	binary.BigEndian.PutUint16(p[24:], uint16(size-20))

@@ -80,7 +80,7 @@ func TestBuildTooBigIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := make([]byte, 2000)
-	n := buildTooBig(out, pkt, &p, 1400)
+	n := packet.BuildTooBig(out, pkt, &p, 1400)
 	if n != 1280 {
 		t.Fatalf("reply length %d, want 1280 (RFC 4443 minimum MTU)", n)
 	}
@@ -92,22 +92,21 @@ func TestBuildTooBigIPv6(t *testing.T) {
 		t.Errorf("reply %+v type %d", r, out[40])
 	}
 	// Verify the checksum with the pseudo-header.
-	s := sum16(0, out[8:40])
-	s = add16(s, uint16(n-40))
-	s = add16(s, packet.ProtoICMPv6)
-	if sum16(s, out[40:n]) != 0xffff {
+	s := packet.OnesSum(0, out[8:40])
+	s = packet.OnesSum(s, []byte{byte((n - 40) >> 8), byte(n - 40), 0, packet.ProtoICMPv6})
+	if packet.OnesSum(s, out[40:n]) != 0xffff {
 		t.Error("bad ICMPv6 checksum")
 	}
 	// No error for ICMPv6 errors, nor for IPv4 without DF.
 	pkt[6] = packet.ProtoICMPv6
 	pkt[40] = 1
 	p.Decode(pkt)
-	if buildTooBig(out, pkt, &p, 1400) != 0 {
+	if packet.BuildTooBig(out, pkt, &p, 1400) != 0 {
 		t.Error("answered an ICMPv6 error with an error")
 	}
 	v4 := ipv4UDP(addrA, addrB, 1, 1200)
 	p.Decode(v4)
-	if buildTooBig(out, v4, &p, 1000) != 0 {
+	if packet.BuildTooBig(out, v4, &p, 1000) != 0 {
 		t.Error("answered a packet without DF")
 	}
 }

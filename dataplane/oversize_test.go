@@ -17,7 +17,7 @@ func withDF(p []byte) []byte {
 	q := bytes.Clone(p)
 	q[6] |= 0x40
 	binary.BigEndian.PutUint16(q[10:], 0)
-	binary.BigEndian.PutUint16(q[10:], ^sum16(0, q[:20]))
+	binary.BigEndian.PutUint16(q[10:], ^packet.OnesSum(0, q[:20]))
 	return q
 }
 
@@ -49,8 +49,8 @@ func reassembleIPv4(t *testing.T, mtu int, frags [][]byte) []byte {
 	for i, f := range frags {
 		hlen := int(f[0]&0x0f) * 4
 		word := binary.BigEndian.Uint16(f[6:])
-		if len(f) > mtu || sum16(0, f[:hlen]) != 0xffff || word&0x4000 != 0 {
-			t.Fatalf("fragment %d: %d octets (MTU %d), header sum %#x, flags %#x", i, len(f), mtu, sum16(0, f[:hlen]), word)
+		if len(f) > mtu || packet.OnesSum(0, f[:hlen]) != 0xffff || word&0x4000 != 0 {
+			t.Fatalf("fragment %d: %d octets (MTU %d), header sum %#x, flags %#x", i, len(f), mtu, packet.OnesSum(0, f[:hlen]), word)
 		}
 		if int(word&0x1fff)*8 != len(data) || (word&0x2000 != 0) != (i < len(frags)-1) {
 			t.Fatalf("fragment %d: offset %d MF %v, want offset %d", i, int(word&0x1fff)*8, word&0x2000 != 0, len(data))
@@ -65,7 +65,7 @@ func reassembleIPv4(t *testing.T, mtu int, frags [][]byte) []byte {
 	binary.BigEndian.PutUint16(out[2:], uint16(len(out)))
 	binary.BigEndian.PutUint16(out[6:], 0)
 	binary.BigEndian.PutUint16(out[10:], 0)
-	binary.BigEndian.PutUint16(out[10:], ^sum16(0, out[:hlen]))
+	binary.BigEndian.PutUint16(out[10:], ^packet.OnesSum(0, out[:hlen]))
 	return out
 }
 
@@ -80,7 +80,7 @@ func TestOversizeFragment(t *testing.T) {
 	plain := ipv4UDP(addrA, addrB, 1, 1400) // no DF: byte-exact after reassembly
 	binary.BigEndian.PutUint16(plain[4:], 0x4242)
 	binary.BigEndian.PutUint16(plain[10:], 0)
-	binary.BigEndian.PutUint16(plain[10:], ^sum16(0, plain[:20]))
+	binary.BigEndian.PutUint16(plain[10:], ^packet.OnesSum(0, plain[:20]))
 	ta.in <- plain
 	frags := receive(t, tb, 2, "fragments of a packet without DF")
 	if got := reassembleIPv4(t, 1000, frags); !bytes.Equal(got, plain) {
@@ -98,7 +98,7 @@ func TestOversizeFragment(t *testing.T) {
 	copy(want[4:6], got[4:6])
 	want[6] &^= 0x40
 	binary.BigEndian.PutUint16(want[10:], 0)
-	binary.BigEndian.PutUint16(want[10:], ^sum16(0, want[:20]))
+	binary.BigEndian.PutUint16(want[10:], ^packet.OnesSum(0, want[:20]))
 	if !bytes.Equal(got, want) {
 		t.Errorf("reassembled DF packet differs from the original with DF cleared")
 	}
@@ -169,7 +169,7 @@ func TestOversizeICMP(t *testing.T) {
 	if pp.Src != addrB || pp.Dst != addrA {
 		t.Errorf("reply %v -> %v", pp.Src, pp.Dst)
 	}
-	if sum16(0, p[:20]) != 0xffff || sum16(0, icmp) != 0xffff {
+	if packet.OnesSum(0, p[:20]) != 0xffff || packet.OnesSum(0, icmp) != 0xffff {
 		t.Error("bad checksums in the ICMP reply")
 	}
 	if !bytes.Equal(icmp[8:8+28], big[:28]) {
