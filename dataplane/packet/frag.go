@@ -207,7 +207,7 @@ func FragmentIPv4(dst, pkt []byte, mtu, i int) (int, error) {
 	word |= binary.BigEndian.Uint16(pkt[6:8]) &^ (ipv4FlagDF | ipv4FlagMF | ipv4OffsetMask)
 	binary.BigEndian.PutUint16(dst[6:8], word)
 	binary.BigEndian.PutUint16(dst[10:12], 0)
-	binary.BigEndian.PutUint16(dst[10:12], ^onesSum(dst[:hlen]))
+	binary.BigEndian.PutUint16(dst[10:12], ^OnesSum(0, dst[:hlen]))
 	return n, nil
 }
 
@@ -241,20 +241,4 @@ func ClearDF(pkt []byte, id uint16) bool {
 // DF reports whether pkt is an IPv4 packet with the Don't Fragment flag.
 func DF(pkt []byte) bool {
 	return len(pkt) >= IPv4HeaderLen && pkt[0]>>4 == 4 && pkt[6]&(ipv4FlagDF>>8) != 0
-}
-
-// onesSum is the one's complement sum of b (RFC 1071), not inverted.
-func onesSum(b []byte) uint16 {
-	var acc uint32
-	for len(b) >= 2 {
-		acc += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
-	}
-	for acc > 0xffff {
-		acc = (acc & 0xffff) + (acc >> 16)
-	}
-	return uint16(acc)
 }

@@ -36,7 +36,7 @@ func ipv4Packet(size int, opts []byte, word uint16) []byte {
 	for i := hlen; i < size; i++ {
 		p[i] = byte(i*7 + i>>8)
 	}
-	binary.BigEndian.PutUint16(p[10:], ^onesSum(p[:hlen]))
+	binary.BigEndian.PutUint16(p[10:], ^OnesSum(0, p[:hlen]))
 	return p
 }
 
@@ -91,7 +91,7 @@ func reassemble(t testing.TB, frags [][]byte, mtu int, origOffset int, origMF bo
 		if int(binary.BigEndian.Uint16(f[2:])) != len(f) {
 			t.Errorf("fragment %d: total length %d, have %d octets", i, binary.BigEndian.Uint16(f[2:]), len(f))
 		}
-		if onesSum(f[:hlen]) != 0xffff {
+		if OnesSum(0, f[:hlen]) != 0xffff {
 			t.Errorf("fragment %d: bad header checksum", i)
 		}
 		word := binary.BigEndian.Uint16(f[6:])
@@ -130,7 +130,7 @@ func reassemble(t testing.TB, frags [][]byte, mtu int, origOffset int, origMF bo
 	}
 	binary.BigEndian.PutUint16(out[6:], word|binary.BigEndian.Uint16(ps[0].hdr[6:])&0x8000)
 	binary.BigEndian.PutUint16(out[10:], 0)
-	binary.BigEndian.PutUint16(out[10:], ^onesSum(out[:len(hdr)]))
+	binary.BigEndian.PutUint16(out[10:], ^OnesSum(0, out[:len(hdr)]))
 	return out
 }
 
@@ -295,7 +295,7 @@ func TestClearDF(t *testing.T) {
 	if DF(p) || binary.BigEndian.Uint16(p[6:]) != 0x8000 || binary.BigEndian.Uint16(p[4:]) != 0xbeef {
 		t.Errorf("flags %#04x id %#04x after ClearDF", binary.BigEndian.Uint16(p[6:]), binary.BigEndian.Uint16(p[4:]))
 	}
-	if onesSum(p[:hlen]) != 0xffff {
+	if OnesSum(0, p[:hlen]) != 0xffff {
 		t.Error("header checksum wrong after ClearDF")
 	}
 	q := ipv4Packet(1500, nil, 0)
@@ -348,7 +348,7 @@ func FuzzFragmentIPv4(f *testing.F) {
 			return
 		}
 		hlen := int(pkt[0]&0x0f) * 4
-		if onesSum(pkt[:hlen]) != 0xffff {
+		if OnesSum(0, pkt[:hlen]) != 0xffff {
 			return // the reference comparison needs a valid checksum
 		}
 		word := binary.BigEndian.Uint16(pkt[6:])

@@ -99,24 +99,3 @@ func isICMPv4Error(typ byte) bool {
 	}
 	return false
 }
-
-// OnesSum adds b to the one's complement sum s (RFC 1071), unfinalised.
-func OnesSum(s uint16, b []byte) uint16 {
-	acc := uint32(s)
-	for len(b) >= 2 {
-		acc += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
-	}
-	for acc > 0xffff {
-		acc = (acc & 0xffff) + (acc >> 16)
-	}
-	return uint16(acc)
-}
-
-func add16(s, v uint16) uint16 {
-	acc := uint32(s) + uint32(v)
-	return uint16((acc & 0xffff) + (acc >> 16))
-}

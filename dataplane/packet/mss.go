@@ -108,13 +108,3 @@ func rewrite16(tcp []byte, at int, v uint16) {
 	}
 	binary.BigEndian.PutUint16(tcp[tcpChecksumOff:], sum)
 }
-
-// csumUpdate returns the Internet checksum hc after one 16-bit word of the
-// covered data changed from m to mNew: HC' = ~(~HC + ~m + m') (RFC 1624,
-// Section 3, eqn. 3), in one's complement arithmetic.
-func csumUpdate(hc, m, mNew uint16) uint16 {
-	s := uint32(^hc) + uint32(^m) + uint32(mNew)
-	s = (s & 0xffff) + (s >> 16)
-	s = (s & 0xffff) + (s >> 16)
-	return ^uint16(s)
-}

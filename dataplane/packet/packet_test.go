@@ -8,18 +8,10 @@ import (
 
 // checksum is the Internet checksum (RFC 1071) of b added to initial.
 func checksum(initial uint32, b []byte) uint16 {
-	s := initial
-	for len(b) >= 2 {
-		s += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
+	for initial > 0xffff {
+		initial = (initial & 0xffff) + (initial >> 16)
 	}
-	if len(b) == 1 {
-		s += uint32(b[0]) << 8
-	}
-	for s > 0xffff {
-		s = (s & 0xffff) + (s >> 16)
-	}
-	return ^uint16(s)
+	return ^OnesSum(uint16(initial), b)
 }
 
 // pseudo returns the partial sum of the TCP pseudo-header of pkt.
