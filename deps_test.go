@@ -68,3 +68,51 @@ func TestGofmt(t *testing.T) {
 		t.Errorf("files not formatted with gofmt (run gofmt -w):\n%s", s)
 	}
 }
+
+// onlyDeps maps a package to the only project packages it may depend on
+// (directly or transitively), besides its own subpackages.
+var onlyDeps = map[string][]string{
+	"esp":             {"ipsec", "esp/replay"},
+	"daemon/diagnose": {"config", "control", "ipsec", "internal"},
+}
+
+func TestOnlyDeps(t *testing.T) {
+	for pkg, allowed := range onlyDeps {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "./"+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+	next:
+		for _, p := range strings.Fields(string(out)) {
+			if !strings.HasPrefix(p, mod) || p == mod+pkg || strings.HasPrefix(p, mod+pkg+"/") {
+				continue
+			}
+			for _, a := range allowed {
+				if p == mod+a || strings.HasPrefix(p, mod+a+"/") {
+					continue next
+				}
+			}
+			t.Errorf("%s may depend only on %v of cgw's packages, but depends on %s", pkg, allowed, p)
+		}
+	}
+}
+
+// TestGoBGPOnlyInBGP: GoBGP is embedded by package bgp alone; every other
+// package (tests included) talks to it through bgp's API.
+func TestGoBGPOnlyInBGP(t *testing.T) {
+	out, err := exec.Command("go", "list", "-e", "-tags", "e2e", "-f", `{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] == mod+"bgp" || strings.HasPrefix(f[0], mod+"bgp/") {
+			continue
+		}
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, "github.com/osrg/gobgp") {
+				t.Errorf("%s imports %s; only package bgp may import GoBGP", f[0], imp)
+			}
+		}
+	}
+}
