@@ -347,7 +347,10 @@ func (s *Server) peerState(addr, state string) bool {
 
 // observe sees every GoBGP log message (see slogAdapter) and keeps the
 // diagnostics GoBGP's API does not expose: the last NOTIFICATION sent or
-// received and the reason a session went down.
+// received and the reason a session went down. GoBGP v3.37.0's peer
+// events carry only the session and admin state, so the message texts and
+// fields read here are pinned by TestGoBGPSessionFacts against real
+// sessions (hold timer expiry, NOTIFICATION received, admin shutdown).
 func (s *Server) observe(msg string, f gobgplog.Fields) {
 	var text string
 	isReason := false
