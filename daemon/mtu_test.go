@@ -8,6 +8,13 @@ import (
 )
 
 func TestTunnelMTU(t *testing.T) {
+	esp := func(s string) ipsec.Proposal {
+		p, err := ipsec.ParseProposal(s, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	// AWS's table for NAT-T tunnels (aws-vpn-facts 2.10).
 	for _, tc := range []struct {
 		esp  string
@@ -19,7 +26,7 @@ func TestTunnelMTU(t *testing.T) {
 		{"aes256-sha384-modp2048", 1422},
 		{"aes256-sha512-modp4096", 1406},
 	} {
-		p := mustProposals(t, false, tc.esp)[0]
+		p := esp(tc.esp)
 		a := ipsec.Algorithms{Encr: p.Encrs[0].ID, KeyBits: p.Encrs[0].KeyBits}
 		if len(p.Integs) > 0 {
 			a.Integ = p.Integs[0]
@@ -29,7 +36,7 @@ func TestTunnelMTU(t *testing.T) {
 		}
 	}
 	// Before negotiation: the worst configured proposal.
-	tun := &config.Tunnel{ESPProposals: mustProposals(t, false, "aes256gcm16-ecp384", "aes256-sha512-modp4096", "aes128-sha1-modp1024")}
+	tun := &config.Tunnel{ESPProposals: []ipsec.Proposal{esp("aes256gcm16-ecp384"), esp("aes256-sha512-modp4096"), esp("aes128-sha1-modp1024")}}
 	if got := configuredMTU(tun); got != 1406 {
 		t.Errorf("configured worst case = %d, want 1406", got)
 	}
@@ -37,17 +44,4 @@ func TestTunnelMTU(t *testing.T) {
 	if configuredMTU(tun) != 1300 || negotiatedMTU(tun, ipsec.Algorithms{Encr: ipsec.EncrAESGCM16, KeyBits: 128}) != 1300 {
 		t.Error("an explicit mtu must win")
 	}
-}
-
-func mustProposals(t *testing.T, ike bool, ss ...string) []ipsec.Proposal {
-	t.Helper()
-	var out []ipsec.Proposal
-	for _, s := range ss {
-		p, err := ipsec.ParseProposal(s, ike)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, p)
-	}
-	return out
 }
