@@ -66,9 +66,23 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 		}
 	}
 
-	// Runs on the owner goroutine, so d.mu is taken only to publish each
-	// change: status keeps answering while devices are created and IKE
-	// peers stop (see tunnels.go).
+	errs := d.applyConns(next, restartConn, restartTunnel)
+
+	if err := d.syncBGP(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		return res, fmt.Errorf("reload applied with errors: %v", errs)
+	}
+	return res, nil
+}
+
+// applyConns brings the running connections in line with next: new and
+// renegotiated connections are (re)built, others updated tunnel by tunnel,
+// removed ones stopped. It runs on the owner goroutine, so d.mu is taken
+// only to publish each change: status keeps answering while devices are
+// created and IKE peers stop (see tunnels.go).
+func (d *Daemon) applyConns(next *config.Config, restartConn, restartTunnel map[string]bool) []string {
 	var errs []string
 	var conns []*connRT
 	oldConns := map[string]*connRT{}
@@ -93,42 +107,7 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 			conns = append(conns, c)
 			continue
 		}
-		// Same connection: keep unchanged tunnels, restart changed ones.
-		d.mu.Lock()
-		oc.cfg = nc
-		d.mu.Unlock()
-		have := map[string]*tunnelRT{}
-		for _, t := range oc.tunnels {
-			have[t.cfg.Name] = t
-		}
-		var ts []*tunnelRT
-		for j := range nc.Tunnels {
-			tc := &nc.Tunnels[j]
-			t := have[tc.Name]
-			delete(have, tc.Name)
-			if t != nil && !restartTunnel[tc.Name] {
-				d.mu.Lock()
-				t.cfg, t.rank = tc, j
-				d.mu.Unlock()
-				ts = append(ts, t)
-				continue
-			}
-			if t != nil {
-				d.stopTunnel(t)
-			}
-			nt := &tunnelRT{conn: oc, cfg: tc, rank: j, changed: time.Now()}
-			if err := d.startTunnel(nt); err != nil {
-				errs = append(errs, err.Error())
-				continue
-			}
-			ts = append(ts, nt)
-		}
-		for _, t := range have {
-			d.stopTunnel(t)
-		}
-		d.mu.Lock()
-		oc.tunnels = ts
-		d.mu.Unlock()
+		errs = append(errs, d.updateConn(oc, nc, restartTunnel)...)
 		conns = append(conns, oc)
 	}
 	for _, oc := range oldConns {
@@ -141,13 +120,50 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 	d.cfg = next
 	d.mu.Unlock()
 
-	if err := d.syncBGP(); err != nil {
-		errs = append(errs, err.Error())
+	return errs
+}
+
+// updateConn applies a new configuration to a running connection whose
+// tunnels keep their identity: unchanged tunnels keep their SAs, changed
+// ones restart, removed ones stop. Owner goroutine only; d.mu not held.
+func (d *Daemon) updateConn(oc *connRT, nc *config.Connection, restartTunnel map[string]bool) []string {
+	var errs []string
+	d.mu.Lock()
+	oc.cfg = nc
+	d.mu.Unlock()
+	have := map[string]*tunnelRT{}
+	for _, t := range oc.tunnels {
+		have[t.cfg.Name] = t
 	}
-	if len(errs) > 0 {
-		return res, fmt.Errorf("reload applied with errors: %v", errs)
+	var ts []*tunnelRT
+	for j := range nc.Tunnels {
+		tc := &nc.Tunnels[j]
+		t := have[tc.Name]
+		delete(have, tc.Name)
+		if t != nil && !restartTunnel[tc.Name] {
+			d.mu.Lock()
+			t.cfg, t.rank = tc, j
+			d.mu.Unlock()
+			ts = append(ts, t)
+			continue
+		}
+		if t != nil {
+			d.stopTunnel(t)
+		}
+		nt := &tunnelRT{conn: oc, cfg: tc, rank: j, changed: time.Now()}
+		if err := d.startTunnel(nt); err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		ts = append(ts, nt)
 	}
-	return res, nil
+	for _, t := range have {
+		d.stopTunnel(t)
+	}
+	d.mu.Lock()
+	oc.tunnels = ts
+	d.mu.Unlock()
+	return errs
 }
 
 // touchesTunnels reports whether a connection-level change needs its
