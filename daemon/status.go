@@ -108,29 +108,7 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 		}
 	}
 	for _, c := range p.Children {
-		ch := &control.Child{
-			InSPI:       c.InSPI.String(),
-			OutSPI:      c.OutSPI.String(),
-			Algorithms:  c.Alg.String(),
-			Established: c.Established,
-			RekeyAt:     c.RekeyAt,
-			ExpiresAt:   c.ExpireAt,
-		}
-		for _, s := range c.TSLocal {
-			ch.TSLocal = append(ch.TSLocal, s.String())
-		}
-		for _, s := range c.TSRemote {
-			ch.TSRemote = append(ch.TSRemote, s.String())
-		}
-		for _, sa := range stats.SAs {
-			switch {
-			case sa.Dir == ipsec.Inbound && sa.SPI == c.InSPI:
-				ch.BytesIn, ch.PacketsIn = sa.Bytes, sa.Packets
-			case sa.Dir == ipsec.Outbound && sa.SPI == c.OutSPI:
-				ch.BytesOut, ch.PacketsOut = sa.Bytes, sa.Packets
-			}
-		}
-		ts.Children = append(ts.Children, ch)
+		ts.Children = append(ts.Children, childStatus(c, stats.SAs))
 	}
 	ts.Traffic.Drops = map[string]uint64{}
 	for _, r := range dataplane.DropReasons() {
@@ -162,21 +140,7 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 	case t.conn.cfg.BGP != nil:
 		n, ok := neighbors[tc.Name]
 		if ok {
-			ts.BGP = &control.BGP{
-				Neighbor:   n.PeerAddr.String(),
-				PeerASN:    n.PeerASN,
-				State:      n.State,
-				Received:   n.Received,
-				Accepted:   n.Accepted,
-				Advertised: n.Advertised,
-				LastError:  n.LastError,
-			}
-			if n.Uptime > 0 {
-				ts.BGP.Since = d.now().Add(-n.Uptime)
-			}
-			if n.Warning != "" && ts.BGP.LastError == "" {
-				ts.BGP.LastError = n.Warning
-			}
+			ts.BGP = d.bgpStatus(n)
 		}
 		switch {
 		case ok && n.State == "Established" && childUp:
@@ -194,6 +158,55 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 		ts.State = stateDown
 	}
 	return ts
+}
+
+// childStatus reports one CHILD SA with the traffic counters of its two
+// SAs in the dataplane.
+func childStatus(c ike.ChildStatus, sas []dataplane.SAInfo) *control.Child {
+	ch := &control.Child{
+		InSPI:       c.InSPI.String(),
+		OutSPI:      c.OutSPI.String(),
+		Algorithms:  c.Alg.String(),
+		Established: c.Established,
+		RekeyAt:     c.RekeyAt,
+		ExpiresAt:   c.ExpireAt,
+	}
+	for _, s := range c.TSLocal {
+		ch.TSLocal = append(ch.TSLocal, s.String())
+	}
+	for _, s := range c.TSRemote {
+		ch.TSRemote = append(ch.TSRemote, s.String())
+	}
+	for _, sa := range sas {
+		switch {
+		case sa.Dir == ipsec.Inbound && sa.SPI == c.InSPI:
+			ch.BytesIn, ch.PacketsIn = sa.Bytes, sa.Packets
+		case sa.Dir == ipsec.Outbound && sa.SPI == c.OutSPI:
+			ch.BytesOut, ch.PacketsOut = sa.Bytes, sa.Packets
+		}
+	}
+	return ch
+}
+
+// bgpStatus reports a tunnel's BGP neighbor; a prefix-limit warning shows
+// as the last error when there is none.
+func (d *Daemon) bgpStatus(n bgp.NeighborStatus) *control.BGP {
+	b := &control.BGP{
+		Neighbor:   n.PeerAddr.String(),
+		PeerASN:    n.PeerASN,
+		State:      n.State,
+		Received:   n.Received,
+		Accepted:   n.Accepted,
+		Advertised: n.Advertised,
+		LastError:  n.LastError,
+	}
+	if n.Uptime > 0 {
+		b.Since = d.now().Add(-n.Uptime)
+	}
+	if n.Warning != "" && b.LastError == "" {
+		b.LastError = n.Warning
+	}
+	return b
 }
 
 // eventCounters returns a copy of every tunnel's event counters.
