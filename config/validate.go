@@ -444,9 +444,9 @@ func (c *checker) tunnel(path string, conn Connection, i int, r *rawTunnel) Tunn
 	if t.MTU != 0 && int64(t.MTU) < minMTU {
 		c.errorf(path+".mtu", fmt.Sprintf("use 0 (derive from the algorithms) or %d-1446", minMTU), "MTU %d is too small", t.MTU)
 	}
-	t.MSSClamp = int(c.intRange(path+".mss_clamp", r.MSSClamp, DefaultMSSClamp, 0, 1406, "use 0 (off) or at most 1406, the largest MSS AWS supports (default 1379)"))
+	t.MSSClamp = int(c.intRange(path+".mss_clamp", r.MSSClamp, DefaultMSSClamp, 0, 1406, fmt.Sprintf("use 0 (off) or at most 1406, the largest MSS AWS supports (default %d)", DefaultMSSClamp)))
 	if t.MSSClamp != 0 && t.MSSClamp < 536 {
-		c.errorf(path+".mss_clamp", "use 0 (off) or 536-1406 (default 1379)", "MSS %d is too small", t.MSSClamp)
+		c.errorf(path+".mss_clamp", fmt.Sprintf("use 0 (off) or 536-1406 (default %d)", DefaultMSSClamp), "MSS %d is too small", t.MSSClamp)
 	}
 	t.Oversize = Oversize(c.enum(path+".oversize", r.Oversize, string(OversizeFragment), string(OversizeFragment), string(OversizeICMP)))
 

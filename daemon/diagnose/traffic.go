@@ -58,7 +58,7 @@ func (d *diagnoser) bgp() {
 	case strings.Contains(lastErr, "hold timer expired"):
 		d.add(checkBGP, control.SeverityError,
 			"BGP went down because the hold timer expired: AWS's keepalives stopped arriving through the tunnel even though the SAs are up.", ev,
-			"The data plane is broken or loses packets: see the direction, drops and mtu findings (large BGP UPDATEs are lost when the tunnel MTU is wrong; set mss_clamp: 1379). Keep bgp.keepalive at most a third of hold_time (10s/30s as AWS).")
+			fmt.Sprintf("The data plane is broken or loses packets: see the direction, drops and mtu findings (large BGP UPDATEs are lost when the tunnel MTU is wrong; set mss_clamp: %d). Keep bgp.keepalive at most a third of hold_time (10s/30s as AWS).", awsRecommendedMSS))
 	case strings.Contains(lastErr, "bad peer as") || strings.Contains(lastErr, "bad open") || strings.Contains(lastErr, "open message error"):
 		ev = append(ev, fmt.Sprintf("configured: bgp.asn %d, bgp.peer_asn %d", c.BGP.ASN, c.BGP.PeerASN))
 		d.add(checkBGP, control.SeverityError,
