@@ -97,40 +97,8 @@ func validate(in PeerConfig) (*peerConfig, error) {
 		id.id.Data = append([]byte(nil), id.id.Data...)
 	}
 
-	if pc.IKELifetime == 0 {
-		pc.IKELifetime = DefaultIKELifetime
-	}
-	if pc.ChildLifetime == 0 {
-		pc.ChildLifetime = DefaultChildLifetime
-	}
-	if pc.RekeyMargin == 0 {
-		pc.RekeyMargin = DefaultRekeyMargin
-	}
-	if pc.IKELifetime < 0 || pc.ChildLifetime < 0 || pc.RekeyMargin < 0 {
-		return nil, errf("lifetimes and the rekey margin must be positive")
-	}
-	if pc.RekeyFuzz < 0 || pc.RekeyFuzz > 100 {
-		return nil, errf("RekeyFuzz %d is outside 0..100 (percent of the rekey margin)", pc.RekeyFuzz)
-	}
-	// The rekey moment is lifetime - margin - rand(margin*fuzz/100); it must
-	// stay positive with the largest fuzz.
-	for _, l := range []struct {
-		name string
-		d    time.Duration
-	}{{"IKELifetime", pc.IKELifetime}, {"ChildLifetime", pc.ChildLifetime}} {
-		if l.d <= pc.RekeyMargin+pc.RekeyMargin*time.Duration(pc.RekeyFuzz)/100 {
-			return nil, errf("%s %s is too short for RekeyMargin %s with RekeyFuzz %d%%; the lifetime must exceed margin*(1+fuzz/100)",
-				l.name, l.d, pc.RekeyMargin, pc.RekeyFuzz)
-		}
-	}
-	if pc.DPDInterval < 0 {
-		return nil, errf("DPDInterval must not be negative (0 disables DPD)")
-	}
-	if pc.DPDRetries == 0 {
-		pc.DPDRetries = DefaultDPDRetries
-	}
-	if pc.DPDRetries < 0 {
-		return nil, errf("DPDRetries must be positive")
+	if err := defaultTimers(&pc, errf); err != nil {
+		return nil, err
 	}
 	switch pc.DPDAction {
 	case DPDRestart, DPDClear, DPDNone:
@@ -142,28 +110,8 @@ func validate(in PeerConfig) (*peerConfig, error) {
 	default:
 		return nil, errf("StartAction %d is unknown; use initiate or respond", pc.StartAction)
 	}
-	all := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-	if pc.RemoteAddr.Is6() {
-		all = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
-	}
-	if len(pc.TSLocal) == 0 {
-		pc.TSLocal = []ipsec.TrafficSelector{ipsec.TSFromPrefix(all)}
-	}
-	if len(pc.TSRemote) == 0 {
-		pc.TSRemote = []ipsec.TrafficSelector{ipsec.TSFromPrefix(all)}
-	}
-	pc.TSLocal = append([]ipsec.TrafficSelector(nil), pc.TSLocal...)
-	pc.TSRemote = append([]ipsec.TrafficSelector(nil), pc.TSRemote...)
-	for _, set := range []struct {
-		name string
-		ts   []ipsec.TrafficSelector
-	}{{"TSLocal", pc.TSLocal}, {"TSRemote", pc.TSRemote}} {
-		for _, ts := range set.ts {
-			if !ts.Start.IsValid() || !ts.End.IsValid() || ts.Start.Is4() != ts.End.Is4() ||
-				ts.End.Less(ts.Start) || ts.EndPort < ts.StartPort {
-				return nil, errf("%s selector %v is not a valid range", set.name, ts)
-			}
-		}
+	if err := defaultSelectors(&pc, errf); err != nil {
+		return nil, err
 	}
 	if pc.ReplayWindow == 0 {
 		pc.ReplayWindow = DefaultReplayWindow
@@ -183,6 +131,76 @@ func validate(in PeerConfig) (*peerConfig, error) {
 		return nil, errf("RetransmitTries must be positive")
 	}
 	return &peerConfig{PeerConfig: pc}, nil
+}
+
+// defaultTimers fills in and checks the lifetimes, rekey margin and fuzz,
+// and DPD settings of a PeerConfig being validated.
+func defaultTimers(pc *PeerConfig, errf func(string, ...any) error) error {
+	if pc.IKELifetime == 0 {
+		pc.IKELifetime = DefaultIKELifetime
+	}
+	if pc.ChildLifetime == 0 {
+		pc.ChildLifetime = DefaultChildLifetime
+	}
+	if pc.RekeyMargin == 0 {
+		pc.RekeyMargin = DefaultRekeyMargin
+	}
+	if pc.IKELifetime < 0 || pc.ChildLifetime < 0 || pc.RekeyMargin < 0 {
+		return errf("lifetimes and the rekey margin must be positive")
+	}
+	if pc.RekeyFuzz < 0 || pc.RekeyFuzz > 100 {
+		return errf("RekeyFuzz %d is outside 0..100 (percent of the rekey margin)", pc.RekeyFuzz)
+	}
+	// The rekey moment is lifetime - margin - rand(margin*fuzz/100); it must
+	// stay positive with the largest fuzz.
+	for _, l := range []struct {
+		name string
+		d    time.Duration
+	}{{"IKELifetime", pc.IKELifetime}, {"ChildLifetime", pc.ChildLifetime}} {
+		if l.d <= pc.RekeyMargin+pc.RekeyMargin*time.Duration(pc.RekeyFuzz)/100 {
+			return errf("%s %s is too short for RekeyMargin %s with RekeyFuzz %d%%; the lifetime must exceed margin*(1+fuzz/100)",
+				l.name, l.d, pc.RekeyMargin, pc.RekeyFuzz)
+		}
+	}
+	if pc.DPDInterval < 0 {
+		return errf("DPDInterval must not be negative (0 disables DPD)")
+	}
+	if pc.DPDRetries == 0 {
+		pc.DPDRetries = DefaultDPDRetries
+	}
+	if pc.DPDRetries < 0 {
+		return errf("DPDRetries must be positive")
+	}
+	return nil
+}
+
+// defaultSelectors fills in the traffic selectors (everything of the
+// outer address family when none are given) and checks them.
+func defaultSelectors(pc *PeerConfig, errf func(string, ...any) error) error {
+	all := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	if pc.RemoteAddr.Is6() {
+		all = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	}
+	if len(pc.TSLocal) == 0 {
+		pc.TSLocal = []ipsec.TrafficSelector{ipsec.TSFromPrefix(all)}
+	}
+	if len(pc.TSRemote) == 0 {
+		pc.TSRemote = []ipsec.TrafficSelector{ipsec.TSFromPrefix(all)}
+	}
+	pc.TSLocal = append([]ipsec.TrafficSelector(nil), pc.TSLocal...)
+	pc.TSRemote = append([]ipsec.TrafficSelector(nil), pc.TSRemote...)
+	for _, set := range []struct {
+		name string
+		ts   []ipsec.TrafficSelector
+	}{{"TSLocal", pc.TSLocal}, {"TSRemote", pc.TSRemote}} {
+		for _, ts := range set.ts {
+			if !ts.Start.IsValid() || !ts.End.IsValid() || ts.Start.Is4() != ts.End.Is4() ||
+				ts.End.Less(ts.Start) || ts.EndPort < ts.StartPort {
+				return errf("%s selector %v is not a valid range", set.name, ts)
+			}
+		}
+	}
+	return nil
 }
 
 func checkIdentity(id Identity) error {
