@@ -260,28 +260,8 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		}
 	})
 
-	d.ikeCount = newIKECounting(d.dp)
-	d.ikm = ike.NewManager(ike.Config{
-		Sender:    d.ikeCount,
-		Installer: d.dp,
-		Listener:  d,
-		Clock:     clock.Real{},
-		Logger:    d.log.With("component", "ike"),
-	})
+	d.startIKE()
 	closers = append(closers, func() { d.ikm.Close() })
-	d.dp.SetIKEHandler(d.ikeCount.received(d.ikm.HandlePacket))
-	d.dp.SetSoftExpireHandler(func(tunnel string, _ ipsec.SPI) {
-		go d.ikm.Rekey(tunnel, false)
-	})
-	// ESP follows the peer's NAT rebinding at once; IKE follows on its
-	// next authenticated message from the new endpoint.
-	d.dp.SetMappingHandler(func(tunnel string, oldRemote, newRemote netip.AddrPort) {
-		d.log.Info("NAT mapping of the peer changed: ESP now goes to "+newRemote.String()+" (was "+oldRemote.String()+")", "tunnel", tunnel)
-		// IKE follows too, so its next DPD or rekey reaches the peer.
-		if err := d.ikm.PeerMoved(tunnel, newRemote); err != nil {
-			d.log.Warn("IKE could not follow the peer's new address", "tunnel", tunnel, "err", err)
-		}
-	})
 
 	if bc := bgpConfig(cfg); bc != nil {
 		bc.Logger = d.log.With("component", "bgp")
@@ -327,6 +307,33 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		ready()
 	}
 	return d.loop(ctx)
+}
+
+// startIKE creates the IKE manager and connects it to the dataplane: IKE
+// packets in and out (counted), soft expiry to CHILD rekeys, NAT
+// rebinding to the peer's new address.
+func (d *Daemon) startIKE() {
+	d.ikeCount = newIKECounting(d.dp)
+	d.ikm = ike.NewManager(ike.Config{
+		Sender:    d.ikeCount,
+		Installer: d.dp,
+		Listener:  d,
+		Clock:     clock.Real{},
+		Logger:    d.log.With("component", "ike"),
+	})
+	d.dp.SetIKEHandler(d.ikeCount.received(d.ikm.HandlePacket))
+	d.dp.SetSoftExpireHandler(func(tunnel string, _ ipsec.SPI) {
+		go d.ikm.Rekey(tunnel, false)
+	})
+	// ESP follows the peer's NAT rebinding at once; IKE follows on its
+	// next authenticated message from the new endpoint.
+	d.dp.SetMappingHandler(func(tunnel string, oldRemote, newRemote netip.AddrPort) {
+		d.log.Info("NAT mapping of the peer changed: ESP now goes to "+newRemote.String()+" (was "+oldRemote.String()+")", "tunnel", tunnel)
+		// IKE follows too, so its next DPD or rekey reaches the peer.
+		if err := d.ikm.PeerMoved(tunnel, newRemote); err != nil {
+			d.log.Warn("IKE could not follow the peer's new address", "tunnel", tunnel, "err", err)
+		}
+	})
 }
 
 // loop is the daemon's owner goroutine: it applies IKE events and BGP
