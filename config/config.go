@@ -69,10 +69,17 @@ type Metrics struct {
 
 // Routes configures the kernel routes cgw installs for learned and static
 // prefixes.
+//
+// cgw's routes live in a table of their own; policy rules (at RulePriority
+// and RulePriority+1) let the main table's non-default routes win and keep
+// packets carrying FwMark (cgwd's own IKE and ESP sockets) away from cgw's
+// table, so no route from AWS can capture the tunnels themselves.
 type Routes struct {
-	Table    int // routing table (254 = main)
-	Protocol int // rtnetlink protocol number marking cgw's routes
-	Metric   int
+	Table        int    // cgw's routing table (not main)
+	Protocol     int    // rtnetlink protocol number marking cgw's routes and rules
+	Metric       int    // metric of cgw's routes
+	FwMark       uint32 // SO_MARK on cgwd's sockets
+	RulePriority int    // priority of the first policy rule; the second is +1
 }
 
 // Routing is how a connection learns the AWS-side prefixes.
@@ -125,12 +132,30 @@ type BGP struct {
 	// prepend for AWS's path choice (it compares MEDs of paths from the
 	// same AS).
 	SecondaryMED uint32
-	PrefixLimit  uint32 // warn when AWS sends more prefixes; 0 = off
+	// PrefixLimit caps the prefixes installed from AWS (after Import):
+	// above it cgw installs no further ones and says so; 0 = off.
+	PrefixLimit uint32
 	// AdvertiseKernel announces kernel routes (not installed by cgw) whose
 	// destination lies inside one of these prefixes, as they come and go.
 	AdvertiseKernel []netip.Prefix
 	// Password is the optional TCP MD5 key (RFC 2385) of the sessions.
 	Password Secret
+	// Import filters the prefixes learned from AWS before they become
+	// kernel routes.
+	Import Import
+}
+
+// Import is a connection's import policy for prefixes learned from AWS.
+type Import struct {
+	// Allow, when not empty, lists the prefixes that may be installed: a
+	// learned prefix must lie inside one of them. Empty = all.
+	Allow []netip.Prefix
+	// Deny lists prefixes never installed: a learned prefix inside one of
+	// them is filtered. Deny wins over Allow.
+	Deny []netip.Prefix
+	// AcceptDefault installs a default route (0.0.0.0/0, ::/0) from AWS.
+	// Off by default: it is filtered and shown in status.
+	AcceptDefault bool
 }
 
 // Static is a connection's static routing: prefixes routed into the tunnels.
@@ -203,7 +228,20 @@ type Tunnel struct {
 	MSSClamp         int // 0 = off
 	Oversize         Oversize
 	Keepalive        Keepalive
+	// SourceCheck drops decrypted packets whose source lies outside what
+	// the tunnel may carry: the connection's learned or configured
+	// prefixes, the inside CIDRs and ExtraSources.
+	SourceCheck  SourceCheck
+	ExtraSources []netip.Prefix
 }
+
+// SourceCheck is the inner source address check after decryption.
+type SourceCheck string
+
+const (
+	SourceStrict SourceCheck = "strict" // drop and count as drops{reason="source"} (default)
+	SourceOff    SourceCheck = "off"
+)
 
 // InsideLocal is cgw's inside address: the second usable address of the /30.
 func (t *Tunnel) InsideLocal() netip.Addr { return nthAddr(t.InsideCIDR, 2) }
@@ -265,10 +303,12 @@ func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 // Defaults. They equal AWS's tunnel defaults (aws-vpn-facts sections 2.2,
 // 2.3, 2.7, 2.10, 4) so that both ends rekey and probe on the same schedule.
 const (
-	DefaultSocket        = "/run/cgw/cgw.sock"
-	DefaultRouteTable    = 254
-	DefaultRouteProtocol = 199
-	DefaultRouteMetric   = 100
+	DefaultSocket            = "/run/cgw/cgw.sock"
+	DefaultRouteTable        = 199
+	DefaultRouteProtocol     = 199
+	DefaultRouteMetric       = 100
+	DefaultRouteFwMark       = 0xc7 // 199
+	DefaultRouteRulePriority = 32000
 
 	DefaultPeerASN          = 64512
 	DefaultHoldTime         = 30 * time.Second
@@ -315,7 +355,8 @@ func Default() *Config {
 		Version: Version,
 		Log:     Log{Format: LogText, Level: slog.LevelInfo},
 		Control: Control{Socket: DefaultSocket},
-		Routes:  Routes{Table: DefaultRouteTable, Protocol: DefaultRouteProtocol, Metric: DefaultRouteMetric},
+		Routes: Routes{Table: DefaultRouteTable, Protocol: DefaultRouteProtocol, Metric: DefaultRouteMetric,
+			FwMark: DefaultRouteFwMark, RulePriority: DefaultRouteRulePriority},
 	}
 }
 

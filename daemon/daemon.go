@@ -235,6 +235,11 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	if nattPort == 0 {
 		nattPort = 4500
 	}
+	// Mark cgwd's own packets before the first is sent: the route policy
+	// rules keep them away from the routes cgw installs.
+	if err := d.dp.SetFwMark(cfg.Routes.FwMark); err != nil {
+		return fmt.Errorf("routes.fwmark: %w (cgwd needs CAP_NET_ADMIN)", err)
+	}
 	if err := d.dp.Listen(ikePort, nattPort); err != nil {
 		return fmt.Errorf("listen on UDP %d/%d: %w (is another IKE daemon such as charon running?)", ikePort, nattPort, err)
 	}
@@ -248,7 +253,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	}
 	closers = append(closers, func() { srv.Close() })
 
-	rt, err := route.New(route.Config{Table: cfg.Routes.Table, Protocol: cfg.Routes.Protocol, Metric: cfg.Routes.Metric, Logger: d.log.With("component", "routes")})
+	rt, err := route.New(routerConfig(cfg.Routes, d.log))
 	if err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}

@@ -161,7 +161,12 @@ func (d *Daemon) replaceRouter(rc config.Routes) error {
 			d.log.Warn("removing routes from the old table", "err", err)
 		}
 	}
-	rt, err := route.New(route.Config{Table: rc.Table, Protocol: rc.Protocol, Metric: rc.Metric, Logger: d.log.With("component", "routes")})
+	// The old rules are gone with the old Router: the sockets may take the
+	// new mark before the new rules exist.
+	if err := d.dp.SetFwMark(rc.FwMark); err != nil {
+		d.log.Warn("setting the firewall mark on cgwd's sockets", "err", err)
+	}
+	rt, err := route.New(routerConfig(rc, d.log))
 	if err != nil {
 		d.router = nil
 		return fmt.Errorf("routes: %w", err)

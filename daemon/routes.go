@@ -1,13 +1,22 @@
 package daemon
 
 import (
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sort"
 
 	"github.com/cgwproject/cgw/bgp"
+	"github.com/cgwproject/cgw/config"
 	"github.com/cgwproject/cgw/dataplane/route"
 )
+
+// routerConfig translates the routes section: cgw's own table plus the
+// policy rules that keep cgwd's marked sockets out of it.
+func routerConfig(rc config.Routes, log *slog.Logger) route.Config {
+	return route.Config{Table: rc.Table, Protocol: rc.Protocol, Metric: rc.Metric,
+		FwMark: rc.FwMark, RulePriority: rc.RulePriority, Logger: log.With("component", "routes")}
+}
 
 // routeTunnel is what route selection needs to know about one tunnel.
 type routeTunnel struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -194,4 +195,33 @@ func TestKeepaliveWire(t *testing.T) {
 	if n != 1 || buf[0] != 0xff || from != local {
 		t.Errorf("keepalive = % x from %v, want ff from %v", buf[:n], from, local)
 	}
+}
+
+// TestFwMark: every socket carries the mark, whether it was set before or
+// after Listen, so cgwd's own traffic bypasses cgw's routing table.
+func TestFwMark(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SO_MARK needs CAP_NET_ADMIN")
+	}
+	e := New(Config{Logger: testLogger(t), Workers: 1})
+	defer e.Close()
+	if err := e.SetFwMark(0xc7); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Listen(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	check := func(want uint32) {
+		t.Helper()
+		for _, s := range e.sockets {
+			if m, err := s.conn.Mark(); err != nil || m != want {
+				t.Fatalf("socket port %d: mark %#x, %v; want %#x", s.conn.Port(), m, err, want)
+			}
+		}
+	}
+	check(0xc7)
+	if err := e.SetFwMark(0x99); err != nil {
+		t.Fatal(err)
+	}
+	check(0x99)
 }

@@ -85,7 +85,7 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nlog: {format: text, level: %s}\n", o.LogLevel)
 	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: \"\"}\n", s.CgwdSocket(role))
-	b.WriteString("routes: {table: 254, protocol: 199, metric: 100}\nconnections:\n")
+	b.WriteString("routes: {table: 199, protocol: 199, metric: 100, fwmark: 0xc7}\nconnections:\n")
 	fmt.Fprintf(&b, "  - name: %s\n", o.Name)
 	if o.AWSSide {
 		e := Endpoints[o.Endpoints[0]-1]
