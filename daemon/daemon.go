@@ -103,6 +103,8 @@ type reloadReply struct {
 type connRT struct {
 	cfg     *config.Connection
 	tunnels []*tunnelRT
+	imports importResult            // BGP: what the import policy made of the learned prefixes
+	logged  map[filteredPrefix]bool // filtered prefixes already logged
 }
 
 // tunnelRT is the daemon's view of one tunnel. Guarded by Daemon.mu.
@@ -122,6 +124,8 @@ type tunnelRT struct {
 	lastErr              string
 	lastErrAt            time.Time
 	keepalive            *keepalive
+	sources              []netip.Prefix // inner sources given to the dataplane
+	srcStrict            bool
 
 	counts eventCounts
 }
@@ -491,6 +495,8 @@ func (d *Daemon) syncRoutes() {
 		}
 		if c.cfg.BGP != nil {
 			rc.ECMP = c.cfg.BGP.Mode == config.ActiveActive
+			rc.Import = importPolicy{Import: c.cfg.BGP.Import, Limit: int(c.cfg.BGP.PrefixLimit)}
+			rc.Prev = prefixSet(c.imports.Accepted)
 		}
 		for _, t := range c.tunnels {
 			rc.Tunnels = append(rc.Tunnels, routeTunnel{Name: t.cfg.Name, Dev: t.dev, Up: t.childUp(), Rank: t.rank})
@@ -504,10 +510,13 @@ func (d *Daemon) syncRoutes() {
 	if d.bgp != nil {
 		learned = d.bgp.Learned()
 	}
-	want := desiredRoutes(conns, learned, metric)
+	want, imports := desiredRoutes(conns, learned, metric)
 	err := d.router.Set(want)
 
 	d.mu.Lock()
+	for _, c := range d.conns {
+		d.applyImportLocked(c, imports[c.cfg.Name])
+	}
 	changed := !sameRoutes(d.routes, want)
 	d.routes = want
 	d.mu.Unlock()

@@ -65,6 +65,7 @@ func (d *Daemon) startTunnelLocked(t *tunnelRT) error {
 		return fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
 	d.tunnels[tc.Name] = t
+	d.setTunnelSourcesLocked(t)
 	if err := d.ikm.AddPeer(peerConfig(t.conn.cfg, tc)); err != nil {
 		delete(d.tunnels, tc.Name)
 		d.dp.RemoveTunnel(tc.Name)

@@ -320,7 +320,9 @@ const dropNone dropReason = -1
 // checkInner validates a decrypted tunnel-mode payload: its Next Header
 // must announce IPv4 or IPv6 (RFC 4303, Section 2.6) matching the packet's
 // version, the packet must parse, and it must lie within the SA's traffic
-// selectors (RFC 4301, Section 5.2, step 4). p receives the parse.
+// selectors (RFC 4301, Section 5.2, step 4) and, when the tunnel has a
+// source set (SetTunnelSources), come from a source the tunnel may carry.
+// p receives the parse.
 func (t *tunnel) checkInner(sa *inboundSA, nextHdr byte, inner []byte, p *packet.Parsed) dropReason {
 	var want uint8
 	switch nextHdr {
@@ -336,6 +338,9 @@ func (t *tunnel) checkInner(sa *inboundSA, nextHdr byte, inner []byte, p *packet
 	}
 	if !sa.ts.inboundOK(p) {
 		return dropTSMismatch
+	}
+	if src := t.sources.Load(); src != nil && !src.contains(p.Src) {
+		return dropSource
 	}
 	return dropNone
 }

@@ -26,6 +26,7 @@ const (
 	dropExpired                        // SA passed its hard byte limit
 	dropDummy                          // TFC dummy packet (next header 59): dropped by design
 	dropNotIP                          // non-IP packet read from the TUN
+	dropSource                         // decrypted packet from a source the tunnel may not carry (SetTunnelSources)
 	numDropReasons
 )
 
@@ -44,6 +45,7 @@ var dropNames = [numDropReasons]string{
 	dropExpired:      "expired",
 	dropDummy:        "dummy",
 	dropNotIP:        "not_ip",
+	dropSource:       "source",
 }
 
 func (r dropReason) String() string { return dropNames[r] }

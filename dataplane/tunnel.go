@@ -103,6 +103,9 @@ type tunnel struct {
 
 	// out is the active outbound SA; nil = none (drop "no_sa").
 	out atomic.Pointer[outboundSA]
+	// sources is what inner source addresses the tunnel may carry; nil =
+	// no check (SetTunnelSources).
+	sources atomic.Pointer[sourceSet]
 
 	// Guarded by e.mu.
 	inSAs    map[ipsec.SPI]*inboundSA
