@@ -49,6 +49,9 @@ func (ip importPolicy) reason(p netip.Prefix) string {
 // prefix never pushes out an installed one; the rest are taken in address
 // order. Both results are sorted by prefix.
 func (ip importPolicy) apply(learned []netip.Prefix, prev map[netip.Prefix]bool) (accepted []netip.Prefix, filtered []filteredPrefix) {
+	learned = slices.Clone(learned) // the same prefix comes from both tunnels
+	slices.SortFunc(learned, comparePrefix)
+	learned = slices.Compact(learned)
 	var ok []netip.Prefix
 	for _, p := range learned {
 		if r := ip.reason(p); r != "" {
@@ -66,7 +69,6 @@ func (ip importPolicy) apply(learned []netip.Prefix, prev map[netip.Prefix]bool)
 		}
 		return comparePrefix(a, b)
 	})
-	ok = slices.Compact(ok)
 	if ip.Limit > 0 && len(ok) > ip.Limit {
 		for _, p := range ok[ip.Limit:] {
 			filtered = append(filtered, filteredPrefix{p, filterPrefixLimit})

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cgwproject/cgw/config"
 	"github.com/cgwproject/cgw/control"
 )
 
@@ -26,7 +27,7 @@ type metricsCollector struct {
 	fragmented, tooBigSent                           *prometheus.Desc
 	rekeys, dpdMisses, ikeFailures, lastInbound      *prometheus.Desc
 	bgpState, bgpReceived, bgpAdvertised, bgpAccepts *prometheus.Desc
-	routes, info                                     *prometheus.Desc
+	routes, filtered, info                           *prometheus.Desc
 }
 
 func newMetricsCollector(d *Daemon) *metricsCollector {
@@ -56,7 +57,9 @@ func newMetricsCollector(d *Daemon) *metricsCollector {
 		bgpAccepts:    desc("cgw_bgp_prefixes_accepted", "Prefixes accepted from the tunnel's BGP neighbor."),
 		bgpAdvertised: desc("cgw_bgp_prefixes_advertised", "Prefixes advertised to the tunnel's BGP neighbor."),
 		routes:        prometheus.NewDesc("cgw_routes_installed", "Kernel routes cgw installed, by connection.", []string{"connection"}, nil),
-		info:          prometheus.NewDesc("cgw_build_info", "Build information.", []string{"version"}, nil),
+		filtered: prometheus.NewDesc("cgw_routes_filtered", "Prefixes learned from AWS and not installed, by connection and reason (default_route, deny, not_allowed, prefix_limit).",
+			[]string{"connection", "reason"}, nil),
+		info: prometheus.NewDesc("cgw_build_info", "Build information.", []string{"version"}, nil),
 	}
 }
 
@@ -83,6 +86,15 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.info, 1, st.Version)
 	for _, c := range st.Connections {
 		gauge(m.routes, float64(len(c.Routes)), c.Name)
+		if c.Routing == string(config.RoutingBGP) {
+			byReason := map[string]int{filterDefault: 0, filterDeny: 0, filterNotAllowed: 0, filterPrefixLimit: 0}
+			for _, f := range c.Filtered {
+				byReason[f.Reason]++
+			}
+			for r, n := range byReason {
+				gauge(m.filtered, float64(n), c.Name, r)
+			}
+		}
 		for _, t := range c.Tunnels {
 			l := []string{c.Name, t.Name, peerLabel(t.Remote)}
 			gauge(m.tunnelState, b2f(t.State == stateUp), l...)
