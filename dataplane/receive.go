@@ -121,10 +121,12 @@ func (e *Engine) demux(s *socket, rx *rxState, el *elem, n int, m *udp.Message) 
 		return false
 	}
 	if n == 1 && pkt[0] == natKeepalive {
-		// NAT-keepalive (RFC 3948, Section 2.3): proof of life only.
+		// NAT-keepalive (RFC 3948, Section 2.3): counted, nothing
+		// more. It is unauthenticated (anyone can send one from the
+		// peer's address), so it is not inbound traffic: it does not
+		// move LastInbound, the traffic counters or DPD.
 		if t := rx.sad.byPeer[m.Remote.Addr()]; t != nil {
 			t.c.keepalivesRx.Add(1)
-			t.c.lastInbound.Store(rx.now)
 		} else {
 			e.counters.strayKeepalives.Add(1)
 		}

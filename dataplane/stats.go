@@ -114,8 +114,8 @@ type TunnelStats struct {
 	// MappingHeld the candidate moves postponed by the one-second
 	// hold-down between two moves.
 	MappingChanges, MappingHeld uint64
-	// LastInbound is when the last authentic ESP packet or NAT-keepalive
-	// arrived; zero if never.
+	// LastInbound is when the last authentic ESP packet arrived; zero if
+	// never. NAT-keepalives (unauthenticated) do not count.
 	LastInbound time.Time
 	// ActiveOutbound is the SPI of the SA used for sending (0 = none).
 	ActiveOutbound ipsec.SPI
