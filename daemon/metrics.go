@@ -143,6 +143,17 @@ func peerLabel(remote string) string {
 	return remote
 }
 
+// metricsTimeouts bound what a slow or idle client can hold on the metrics
+// endpoint: a scrape is one small GET, so a client that sends its request
+// slowly, reads the answer slowly or keeps an idle connection open is cut
+// off. A variable for tests.
+var metricsTimeouts = struct{ readHeader, read, write, idle time.Duration }{
+	readHeader: 5 * time.Second,
+	read:       10 * time.Second,
+	write:      30 * time.Second,
+	idle:       60 * time.Second,
+}
+
 // serveMetrics starts the Prometheus endpoint on addr; it returns the
 // listener so Run can close it.
 func (d *Daemon) serveMetrics(addr string) (net.Listener, error) {
@@ -157,9 +168,19 @@ func (d *Daemon) serveMetrics(addr string) (net.Listener, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/metrics", http.StatusFound)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	go newMetricsServer(mux).Serve(ln)
 	return ln, nil
+}
+
+func newMetricsServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: metricsTimeouts.readHeader,
+		ReadTimeout:       metricsTimeouts.read,
+		WriteTimeout:      metricsTimeouts.write,
+		IdleTimeout:       metricsTimeouts.idle,
+		MaxHeaderBytes:    16 << 10,
+	}
 }
 
 var _ = control.SeverityOK
