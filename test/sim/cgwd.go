@@ -37,8 +37,9 @@ type CgwdOptions struct {
 	Extra string
 }
 
-// CgwdSocket is the control socket path CgwdConfig uses for role.
-func (s *Sim) CgwdSocket(role Role) string { return s.path("cgwd-" + string(role) + ".sock") }
+// CgwdSocket is the control socket path CgwdConfig uses for role, in a
+// directory of its own (cgwd creates it with mode 0700).
+func (s *Sim) CgwdSocket(role Role) string { return s.path("cgwd-"+string(role), "cgw.sock") }
 
 // CgwdConfig renders a cgwd YAML configuration (schema version 1, see
 // config/example.yaml) for the customer namespace, or with AWSSide for an
