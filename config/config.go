@@ -19,10 +19,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cgwproject/cgw/ipsec"
@@ -374,22 +376,35 @@ func Load(path string) (*Config, []Warning, error) {
 		return nil, nil, &FieldError{File: path, Msg: "cannot read the configuration file: " + msg,
 			Fix: "check the path (cgwd --config) and its permissions"}
 	}
-	return Parse(data, path)
+	cfg, warns, inline, err := parseFile(data, path)
+	if fi, serr := os.Stat(path); serr == nil && len(inline) > 0 && fi.Mode().Perm()&0o077 != 0 {
+		warns = append(warns, Warning{File: path, Path: inline[0],
+			Msg: fmt.Sprintf("the file holds secrets (%s) and is accessible by group or others (mode %04o): run chmod 600 %s, or move the keys to psk_file/password_file",
+				strings.Join(inline, ", "), fi.Mode().Perm(), path)})
+	}
+	return cfg, warns, err
 }
 
 // Parse decodes and validates a configuration held in memory; name is used
 // in messages and to resolve relative psk_file paths (relative to
 // filepath.Dir(name)).
 func Parse(data []byte, name string) (*Config, []Warning, error) {
+	cfg, warns, _, err := parseFile(data, name)
+	return cfg, warns, err
+}
+
+// parseFile is Parse that also returns the field paths of the secrets written
+// inline (psk, bgp password), for Load's file mode check.
+func parseFile(data []byte, name string) (*Config, []Warning, []string, error) {
 	raw, ix, bad, errs := decode(data, name)
 	if raw == nil {
-		return nil, nil, errors.Join(errs...)
+		return nil, nil, nil, errors.Join(errs...)
 	}
 	c := &checker{file: name, dir: filepath.Dir(name), ix: ix, bad: bad, errs: errs}
 	cfg := c.config(raw)
 	if len(c.errs) > 0 {
-		return nil, c.warns, errors.Join(c.errs...)
+		return nil, c.warns, c.inline, errors.Join(c.errs...)
 	}
 	cfg.Source = name
-	return cfg, c.warns, nil
+	return cfg, c.warns, c.inline, nil
 }

@@ -975,3 +975,49 @@ func TestImportPolicyAndSourceCheck(t *testing.T) {
 		}
 	}
 }
+
+// A file holding inline secrets and readable by group or others is
+// flagged by Load (cgwd and `cgwctl config check`); without inline secrets
+// or with mode 0600 it is not.
+func TestInlineSecretsFileMode(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	modeWarn := func(ws []Warning) string {
+		for _, w := range ws {
+			if strings.Contains(w.Msg, "accessible by group or others") {
+				return w.String()
+			}
+		}
+		return ""
+	}
+	_, ws, err := Load(write("open.yaml", bgpKeys("password: s3cret-md5-key"), 0o644))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := modeWarn(ws)
+	if !strings.Contains(w, "connections[0].tunnels[0].psk") || !strings.Contains(w, "connections[0].bgp.password") || !strings.Contains(w, "chmod 600") {
+		t.Errorf("warning = %q", w)
+	}
+	if strings.Contains(w, "s3cret") || strings.Contains(w, "EXAMPLEpsk") {
+		t.Errorf("warning leaks a secret: %q", w)
+	}
+	if _, ws, _ := Load(write("closed.yaml", base, 0o600)); modeWarn(ws) != "" {
+		t.Errorf("mode 0600 flagged: %v", ws)
+	}
+	write("t1.psk", "EXAMPLEpsk1_abcdefghij.klmnopqrs", 0o600)
+	write("t2.psk", "EXAMPLEpsk2_abcdefghij.klmnopqrs", 0o600)
+	noInline := strings.Replace(strings.Replace(base, "psk: EXAMPLEpsk1_abcdefghij.klmnopqrs", "psk_file: t1.psk", 1),
+		"psk: EXAMPLEpsk2_abcdefghij.klmnopqrs", "psk_file: t2.psk", 1)
+	if _, ws, err := Load(write("files.yaml", noInline, 0o644)); err != nil || modeWarn(ws) != "" {
+		t.Errorf("config without inline secrets flagged: %v %v", ws, err)
+	}
+}

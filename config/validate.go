@@ -25,6 +25,8 @@ type checker struct {
 	errs  []error
 	warns []Warning
 
+	inline []string // paths of secrets written in the file itself (psk, bgp password)
+
 	tunnelNames map[string]string // name -> path of first use
 	peers       map[netip.Addr]string
 	insides     map[netip.Prefix]string
@@ -326,6 +328,7 @@ func (c *checker) bgp(path string, r *rawBGP) *BGP {
 	case r.Password != nil && r.PasswordFile != nil:
 		c.errorf(path+".password_file", "keep password or password_file, not both", "both password and password_file are set")
 	case r.Password != nil:
+		c.inline = append(c.inline, path+".password")
 		b.Password = c.md5Password(path+".password", []byte(*r.Password))
 	case r.PasswordFile != nil:
 		if key, _, ok := c.secretFile(path+".password_file", *r.PasswordFile); ok {
@@ -499,6 +502,7 @@ func (c *checker) psk(path string, t *Tunnel, r *rawTunnel) {
 		return
 	case r.PSK != nil:
 		key, keyPath = []byte(*r.PSK), path+".psk"
+		c.inline = append(c.inline, keyPath)
 	case r.PSKFile != nil:
 		keyPath = path + ".psk_file"
 		var ok bool
