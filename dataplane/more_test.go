@@ -225,3 +225,54 @@ func TestFwMark(t *testing.T) {
 	}
 	check(0x99)
 }
+
+// wipeCounter wraps a transform and records Wipe.
+type wipeCounter struct {
+	inboundTransform
+	wiped chan ipsec.SPI
+}
+
+func (w wipeCounter) Wipe() { w.wiped <- w.SPI() }
+
+// TestDelSAWipesKeys: a deleted SA's keys are zeroed once it is out of the
+// SAD and the grace period for packets in flight has passed, not before.
+func TestDelSAWipesKeys(t *testing.T) {
+	saved, savedGrace := newInboundTransform, saWipeGrace
+	t.Cleanup(func() { newInboundTransform, saWipeGrace = saved, savedGrace })
+	wiped := make(chan ipsec.SPI, 4)
+	newInboundTransform = func(p ipsec.SAParams) (inboundTransform, error) {
+		tr, err := saved(p)
+		return wipeCounter{tr, wiped}, err
+	}
+	saWipeGrace = 300 * time.Millisecond
+
+	ta, tb := newMemTUN(8), newMemTUN(8)
+	pr := newPair(t, algGCM, ta, tb, TunnelConfig{})
+	del := time.Now()
+	if err := pr.b.DelSA("t", ipsec.Inbound, pr.spiAB); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case spi := <-wiped:
+		if spi != pr.spiAB {
+			t.Errorf("wiped SA %v, want %v", spi, pr.spiAB)
+		}
+		if d := time.Since(del); d < saWipeGrace {
+			t.Errorf("wiped after %v, before the grace period of %v", d, saWipeGrace)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the deleted SA was never wiped")
+	}
+	// Removing the tunnel wipes its remaining inbound SA too.
+	if err := pr.a.RemoveTunnel("t"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case spi := <-wiped:
+		if spi != pr.spiBA {
+			t.Errorf("wiped SA %v, want %v", spi, pr.spiBA)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removed tunnel's SA was never wiped")
+	}
+}

@@ -248,6 +248,12 @@ func (e *Engine) RemoveTunnel(name string) error {
 		}
 	}
 	e.rebuildSADLocked()
+	for _, sa := range t.inSAs {
+		retire(sa.tr)
+	}
+	for _, sa := range t.outSAs {
+		retire(sa.tr)
+	}
 	e.mu.Unlock()
 
 	// Closing the device first ends the TUN reader and unblocks a
