@@ -293,6 +293,23 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		}
 	})
 
+	// BGP stops after the tunnels are removed (closers run in reverse),
+	// as before; it starts after they exist, since it listens on their
+	// inside addresses only.
+	closers = append(closers, func() {
+		if d.bgp != nil {
+			d.bgp.Stop()
+		}
+	})
+	d.mu.Lock()
+	for i := range cfg.Connections {
+		if err := d.addConnLocked(&cfg.Connections[i]); err != nil {
+			d.mu.Unlock()
+			return err
+		}
+	}
+	d.mu.Unlock()
+	closers = append(closers, d.removeAllTunnels)
 	if bc := bgpConfig(cfg); bc != nil {
 		bc.Logger = d.log.With("component", "bgp")
 		s, err := bgp.New(*bc)
@@ -303,19 +320,8 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 			return fmt.Errorf("bgp: %w", err)
 		}
 		d.bgp = s
-		closers = append(closers, s.Stop)
 		s.OnUpdate(d.kick)
 	}
-
-	d.mu.Lock()
-	for i := range cfg.Connections {
-		if err := d.addConnLocked(&cfg.Connections[i]); err != nil {
-			d.mu.Unlock()
-			return err
-		}
-	}
-	d.mu.Unlock()
-	closers = append(closers, d.removeAllTunnels)
 	if err := d.syncBGP(); err != nil {
 		return err
 	}

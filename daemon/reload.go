@@ -133,6 +133,12 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 	d.cfg = next
 	d.mu.Unlock()
 
+	if d.bgp != nil {
+		// New tunnels' devices exist now: listen on their addresses.
+		if err := d.bgp.SetListenAddresses(bgpListen(next)); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
 	if err := d.syncBGP(); err != nil {
 		errs = append(errs, err.Error())
 	}
