@@ -7,11 +7,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cgwproject/cgw/bgp"
+	"github.com/cgwproject/cgw/internal/netnstest"
 )
 
 const (
@@ -23,32 +23,11 @@ const (
 // only, not on 0.0.0.0:179, and follows a change of them (a tunnel added
 // on reload) while running.
 func TestListenAddresses(t *testing.T) {
-	if os.Getenv(listenChildEnv) == "1" {
+	if netnstest.InChild(listenChildEnv) {
 		listenChild(t)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec.Command("ip", "netns", "del", nsListen).Run()
-	if out, err := exec.Command("ip", "netns", "add", nsListen).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsListen).Run() })
-	cmd := exec.Command("ip", "netns", "exec", nsListen, exe, "-test.run=^TestListenAddresses$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), listenChildEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("child output:\n%s", out)
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestListenAddresses") {
-		t.Fatalf("child in netns %s failed: %v", nsListen, err)
-	}
+	netnstest.Run(t, nsListen, "TestListenAddresses", listenChildEnv)
 }
 
 func listenChild(t *testing.T) {

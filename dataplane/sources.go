@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -69,25 +70,14 @@ func newSourceSet(prefixes []netip.Prefix) (*sourceSet, error) {
 			s.v6 = append(s.v6, range6{u128Of(p.Addr()), u128Of(lastAddr(p))})
 		}
 	}
-	slices.SortFunc(s.v4, func(a, b range4) int {
-		switch {
-		case a.lo < b.lo:
-			return -1
-		case a.lo > b.lo:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(s.v4, func(a, b range4) int { return cmp.Compare(a.lo, b.lo) })
 	s.v4 = mergeRanges(s.v4, func(a, b range4) bool { return b.lo <= a.hi || (a.hi != ^uint32(0) && b.lo == a.hi+1) },
 		func(a, b range4) range4 { return range4{a.lo, max(a.hi, b.hi)} })
 	slices.SortFunc(s.v6, func(a, b range6) int {
-		switch {
-		case a.lo.less(b.lo):
-			return -1
-		case b.lo.less(a.lo):
-			return 1
+		if c := cmp.Compare(a.lo.hi, b.lo.hi); c != 0 {
+			return c
 		}
-		return 0
+		return cmp.Compare(a.lo.lo, b.lo.lo)
 	})
 	s.v6 = mergeRanges(s.v6, func(a, b range6) bool {
 		n, ok := a.hi.next()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cgwproject/cgw/internal/netnstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -19,41 +20,14 @@ import (
 // and re-executes this test binary inside it with `ip netns exec`, so every
 // thread of the child (not just a locked one) is in the namespace.
 
-const (
-	testNetns  = "cgwbgp-r"
-	childEnvKV = "CGWBGP_ROUTE_CHILD=1"
-)
+const testNetns = "cgwbgp-r"
 
 func TestKernel(t *testing.T) {
-	if os.Getenv("CGWBGP_ROUTE_CHILD") == "1" {
+	if netnstest.InChild("CGWBGP_ROUTE_CHILD") {
 		kernelChild(t)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec.Command("ip", "netns", "del", testNetns).Run() // leftover from a killed run
-	if out, err := exec.Command("ip", "netns", "add", testNetns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", testNetns).Run() })
-	cmd := exec.Command("ip", "netns", "exec", testNetns, exe, "-test.run=^TestKernel$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnvKV)
-	out, err := cmd.CombinedOutput()
-	t.Logf("child output:\n%s", out)
-	if err != nil {
-		t.Fatalf("child in netns %s failed: %v", testNetns, err)
-	}
-	if !strings.Contains(string(out), "--- PASS: TestKernel") {
-		t.Fatal("child did not run the kernel test")
-	}
+	netnstest.Run(t, testNetns, "TestKernel", "CGWBGP_ROUTE_CHILD")
 }
 
 func kernelChild(t *testing.T) {
