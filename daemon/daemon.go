@@ -517,12 +517,16 @@ func (d *Daemon) syncRoutes() {
 		learned = d.bgp.Learned()
 	}
 	want, imports := desiredRoutes(conns, learned, metric)
-	err := d.router.Set(want)
-
+	// Widen the tunnels' allowed inner sources before the routes that
+	// draw the return traffic appear.
 	d.mu.Lock()
 	for _, c := range d.conns {
 		d.applyImportLocked(c, imports[c.cfg.Name])
 	}
+	d.mu.Unlock()
+	err := d.router.Set(want)
+
+	d.mu.Lock()
 	changed := !sameRoutes(d.routes, want)
 	d.routes = want
 	d.mu.Unlock()

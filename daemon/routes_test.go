@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/cgwproject/cgw/bgp"
@@ -89,5 +91,34 @@ func TestDesiredRoutesImport(t *testing.T) {
 	}
 	if _, ok := imp["s"]; ok {
 		t.Error("static connection has an import result")
+	}
+}
+
+// Filtered prefixes are logged once, not on every route sync; a prefix that
+// is filtered again after being accepted is logged again.
+func TestImportLoggedOnce(t *testing.T) {
+	var buf strings.Builder
+	d := &Daemon{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	c := &connRT{cfg: &config.Connection{Name: "c", BGP: &config.BGP{PrefixLimit: 1}}}
+	pol := importPolicy{Limit: 1}
+	learned := prefixes("0.0.0.0/0", "10.0.0.0/16", "10.1.0.0/16")
+	for range 3 {
+		acc, filt := pol.apply(learned, prefixSet(c.imports.Accepted))
+		d.applyImportLocked(c, importResult{acc, filt})
+	}
+	log := buf.String()
+	if n := strings.Count(log, "AWS sent a default route"); n != 1 {
+		t.Errorf("default route logged %d times:\n%s", n, log)
+	}
+	if n := strings.Count(log, "prefix_limit reached"); n != 1 || !strings.Contains(log, "10.1.0.0/16 (prefix_limit)") {
+		t.Errorf("prefix limit logged %d times:\n%s", n, log)
+	}
+	// The default route goes away and comes back: logged again.
+	acc, filt := pol.apply(learned[1:], prefixSet(c.imports.Accepted))
+	d.applyImportLocked(c, importResult{acc, filt})
+	acc, filt = pol.apply(learned, prefixSet(c.imports.Accepted))
+	d.applyImportLocked(c, importResult{acc, filt})
+	if n := strings.Count(buf.String(), "AWS sent a default route"); n != 2 {
+		t.Errorf("default route logged %d times after it came back, want 2", n)
 	}
 }
