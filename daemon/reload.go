@@ -53,7 +53,9 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 				restartConn[c.Connection] = true
 			}
 		case "tunnel":
-			if c.Kind == config.Modified {
+			// The inner source check follows on the next route sync;
+			// it needs no renegotiation.
+			if c.Kind == config.Modified && slices.ContainsFunc(c.Fields, func(f string) bool { return f != "source_check" && f != "extra_sources" }) {
 				restartTunnel[c.Tunnel] = true
 			}
 		}
