@@ -91,6 +91,7 @@ type Daemon struct {
 
 type routeSetter interface {
 	Set([]route.Route) error
+	SetPeers([]netip.Addr) error
 	Foreign(within []netip.Prefix, skipDevs []string) ([]netip.Prefix, error)
 	Close() error
 }
@@ -494,6 +495,7 @@ func (d *Daemon) syncRoutes() {
 	}
 	d.mu.Lock()
 	var conns []routeConn
+	var peers []netip.Addr // AWS outside addresses: always via main
 	for _, c := range d.conns {
 		rc := routeConn{Name: c.cfg.Name, Static: c.cfg.Routing == config.RoutingStatic}
 		if c.cfg.Static != nil {
@@ -506,6 +508,7 @@ func (d *Daemon) syncRoutes() {
 		}
 		for _, t := range c.tunnels {
 			rc.Tunnels = append(rc.Tunnels, routeTunnel{Name: t.cfg.Name, Dev: t.dev, Up: t.childUp(), Rank: t.rank})
+			peers = append(peers, t.cfg.PeerAddress)
 		}
 		conns = append(conns, rc)
 	}
@@ -524,6 +527,9 @@ func (d *Daemon) syncRoutes() {
 		d.applyImportLocked(c, imports[c.cfg.Name])
 	}
 	d.mu.Unlock()
+	if err := d.router.SetPeers(peers); err != nil {
+		d.log.Error("installing the policy rules for AWS's outside addresses", "err", err)
+	}
 	err := d.router.Set(want)
 
 	d.mu.Lock()

@@ -150,6 +150,12 @@ func (netlinkKernel) listRules(proto int) ([]krule, error) {
 			}
 			kr := krule{v6: fam == netlink.FAMILY_V6, priority: r.Priority, table: r.Table,
 				suppress: r.SuppressPrefixlen == 0, mark: r.Mark, invert: r.Invert, proto: int(r.Protocol)}
+			if r.Dst != nil {
+				if a, ok := netip.AddrFromSlice(r.Dst.IP); ok {
+					ones, _ := r.Dst.Mask.Size()
+					kr.to = netip.PrefixFrom(a.Unmap(), ones)
+				}
+			}
 			out = append(out, kr)
 		}
 	}
@@ -168,6 +174,9 @@ func toNetlinkRule(kr krule) *netlink.Rule {
 	r.Invert = kr.invert
 	if kr.suppress {
 		r.SuppressPrefixlen = 0
+	}
+	if kr.to.IsValid() {
+		r.Dst = &net.IPNet{IP: ipOf(kr.to.Addr()), Mask: net.CIDRMask(kr.to.Bits(), kr.to.Addr().BitLen())}
 	}
 	if kr.mark != 0 {
 		mask := uint32(0xffffffff)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"reflect"
@@ -195,6 +196,21 @@ func kernelRules(t *testing.T) {
 	}
 	if out := get("10.255.1.9"); !strings.Contains(out, "dev d1") {
 		t.Errorf("the host's LAN route lost to cgw's route: %s", out)
+	}
+	// AWS's outside address stays on main even for unmarked packets (and
+	// for the reverse-path check of the ESP it sends).
+	if err := r.SetPeers([]netip.Addr{netip.MustParseAddr("192.0.2.77")}); err != nil {
+		t.Fatal(err)
+	}
+	if out := get("192.0.2.77"); !strings.Contains(out, "dev d1") {
+		t.Errorf("unmarked traffic to the AWS peer follows cgw's route: %s", out)
+	}
+	if out := get("192.0.2.1"); !strings.Contains(out, "dev d0") {
+		t.Errorf("the peer rule caught other traffic: %s", out)
+	}
+	rules, _ = exec.Command("ip", "rule", "show").CombinedOutput()
+	if !strings.Contains(string(rules), "32000:\tfrom all to 192.0.2.77 lookup main proto 199") {
+		t.Errorf("no peer rule:\n%s", rules)
 	}
 	if err := r.Close(); err != nil {
 		t.Fatal(err)

@@ -122,7 +122,8 @@ type Router struct {
 	k   kernel
 
 	mu       sync.Mutex
-	desired  []Route // last Set argument
+	peers    []netip.Addr // SetPeers, sorted
+	desired  []Route      // last Set argument
 	closed   bool
 	shadowed map[Shadow]bool // reported overlaps with the main table
 }
@@ -154,8 +155,9 @@ type krule struct {
 	v6       bool
 	priority int
 	table    int
-	suppress bool   // suppress_prefixlength 0
-	mark     uint32 // with invert: not fwmark mark (mask 0xffffffff)
+	suppress bool         // suppress_prefixlength 0
+	to       netip.Prefix // destination selector; zero = all
+	mark     uint32       // with invert: not fwmark mark (mask 0xffffffff)
 	invert   bool
 	proto    int
 }
@@ -167,6 +169,9 @@ func (r krule) String() string {
 	}
 	if r.suppress {
 		return fmt.Sprintf("ip %s rule %d: from all lookup %d suppress_prefixlength 0", fam, r.priority, r.table)
+	}
+	if r.to.IsValid() {
+		return fmt.Sprintf("ip %s rule %d: from all to %v lookup %d", fam, r.priority, r.to, r.table)
 	}
 	return fmt.Sprintf("ip %s rule %d: not from all fwmark %#x lookup %d", fam, r.priority, r.mark, r.table)
 }
@@ -285,7 +290,38 @@ func (r *Router) rules() []krule {
 			krule{v6: v6, priority: r.cfg.RulePriority, table: DefaultTable, suppress: true, proto: r.cfg.Protocol},
 			krule{v6: v6, priority: r.cfg.RulePriority + 1, table: r.cfg.Table, mark: r.cfg.FwMark, invert: true, proto: r.cfg.Protocol})
 	}
+	for _, p := range r.peers {
+		out = append(out, krule{v6: p.Is6(), priority: r.cfg.RulePriority, table: DefaultTable, to: netip.PrefixFrom(p, p.BitLen()), proto: r.cfg.Protocol})
+	}
 	return out
+}
+
+// SetPeers keeps traffic to the given addresses (AWS's outside addresses)
+// on the main table, whatever cgw's table holds: one rule per address at
+// RulePriority, "to PEER lookup main". cgwd's own packets are marked and
+// never see cgw's table anyway; these rules also cover the reverse-path
+// check (rp_filter) of the ESP arriving from AWS, which looks up the route
+// back to its source without a mark, and the host's own unmarked traffic to
+// AWS's endpoints. Without a table of our own it does nothing.
+func (r *Router) SetPeers(peers []netip.Addr) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.cfg.FwMark == 0 {
+		return nil
+	}
+	ps := make([]netip.Addr, 0, len(peers))
+	for _, p := range peers {
+		if p.IsValid() {
+			ps = append(ps, p.Unmap())
+		}
+	}
+	slices.SortFunc(ps, netip.Addr.Compare)
+	ps = slices.Compact(ps)
+	if slices.Equal(ps, r.peers) {
+		return nil
+	}
+	r.peers = ps
+	return r.syncRules()
 }
 
 // syncRules makes the rules tagged with our protocol exactly r.rules():

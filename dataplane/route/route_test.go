@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -300,6 +301,24 @@ func TestPolicyRules(t *testing.T) {
 		t.Fatalf("rules after a second New: %v", k.rules)
 	}
 	_ = r2
+	// Peer rules follow SetPeers; the base rules stay.
+	peer := krule{priority: 32000, table: 254, to: pfx("198.51.100.10/32"), proto: 199}
+	if err := r.SetPeers([]netip.Addr{addr("198.51.100.10"), addr("198.51.100.10"), {}}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(k.rules, append(slices.Clone(want), peer)) {
+		t.Fatalf("rules after SetPeers: %v", k.rules)
+	}
+	if err := r.SetPeers([]netip.Addr{addr("2001:db8::1")}); err != nil {
+		t.Fatal(err)
+	}
+	peer6 := krule{v6: true, priority: 32000, table: 254, to: pfx("2001:db8::1/128"), proto: 199}
+	if !reflect.DeepEqual(k.rules, append(slices.Clone(want), peer6)) {
+		t.Fatalf("rules after the peer changed: %v", k.rules)
+	}
+	if got := peer6.String(); got != "ip -6 rule 32000: from all to 2001:db8::1/128 lookup 254" {
+		t.Errorf("String = %q", got)
+	}
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
