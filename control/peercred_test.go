@@ -71,14 +71,18 @@ func TestPeerCred(t *testing.T) {
 
 func TestPrivateDir(t *testing.T) {
 	base := t.TempDir()
+	mode := func(dir string, want os.FileMode) {
+		t.Helper()
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", dir, fi.Mode().Perm(), err, want)
+		}
+	}
 	// Created 0700.
 	d := filepath.Join(base, "new", "run")
 	if err := privateDir(d, "cgw.sock"); err != nil {
 		t.Fatal(err)
 	}
-	if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o700 {
-		t.Errorf("created with mode %v", fi.Mode().Perm())
-	}
+	mode(d, 0o700)
 	// Ours, empty but for a stale socket, too open: tightened.
 	own := filepath.Join(base, "own")
 	os.Mkdir(own, 0o755)
@@ -86,9 +90,7 @@ func TestPrivateDir(t *testing.T) {
 	if err := privateDir(own, "cgw.sock"); err != nil {
 		t.Fatal(err)
 	}
-	if fi, _ := os.Stat(own); fi.Mode().Perm() != 0o700 {
-		t.Errorf("own directory left with mode %v", fi.Mode().Perm())
-	}
+	mode(own, 0o700)
 	// Shared with other files and too open: refused, untouched.
 	shared := filepath.Join(base, "shared")
 	os.Mkdir(shared, 0o755)
@@ -97,9 +99,7 @@ func TestPrivateDir(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bird.conf") || !strings.Contains(err.Error(), "control.socket") {
 		t.Errorf("shared directory: %v", err)
 	}
-	if fi, _ := os.Stat(shared); fi.Mode().Perm() != 0o755 {
-		t.Errorf("shared directory changed to %v", fi.Mode().Perm())
-	}
+	mode(shared, 0o755)
 	// Listen never changes the process umask any more.
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
