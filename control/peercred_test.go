@@ -73,8 +73,12 @@ func TestPrivateDir(t *testing.T) {
 	base := t.TempDir()
 	mode := func(dir string, want os.FileMode) {
 		t.Helper()
-		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != want {
-			t.Errorf("%s: mode %v (%v), want %v", dir, fi.Mode().Perm(), err, want)
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", dir, fi.Mode().Perm(), want)
 		}
 	}
 	// Created 0700.
