@@ -266,6 +266,19 @@ func TestBGPRoutesFailover(t *testing.T) {
 			!strings.Contains(out, "32001:\tnot from all fwmark 0xc7 lookup 199 proto 199") {
 			t.Fatalf("cgw's policy rules are not installed (%v):\n%s", err, out)
 		}
+		// BGP listens on the inside addresses only, not on 0.0.0.0:179.
+		out, err := s.Exec(sim.Cust, "ss", "-Hltn", "sport = :179")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range sim.Endpoints {
+			if !strings.Contains(out, e.CustInside.String()+":179") {
+				t.Errorf("BGP does not listen on %s:179:\n%s", e.CustInside, out)
+			}
+		}
+		if strings.Contains(out, "0.0.0.0:179") || strings.Contains(out, "*:179") || strings.Contains(out, "[::]:179") {
+			t.Errorf("BGP listens on all addresses:\n%s", out)
+		}
 		if err := d.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
