@@ -46,7 +46,7 @@ func (s *Server) applyAdvertisedLocked(ctx context.Context) error {
 		if want[p] {
 			continue
 		}
-		err := s.bgp.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: family(p.Addr()), Uuid: id})
+		err := s.gobgp().DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: family(p.Addr()), Uuid: id})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("bgp: withdraw %v: %w", p, err))
 			continue
@@ -63,7 +63,7 @@ func (s *Server) applyAdvertisedLocked(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		r, err := s.bgp.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
+		r, err := s.gobgp().AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("bgp: advertise %v: %w", p, err))
 			continue

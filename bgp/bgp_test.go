@@ -267,7 +267,7 @@ func (s *Server) ribPrefixes(t *testing.T) []string {
 	t.Helper()
 	var out []string
 	for _, a := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
-		err := s.bgp.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: family(a)}, func(d *api.Destination) {
+		err := s.gobgp().ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: family(a)}, func(d *api.Destination) {
 			out = append(out, d.Prefix)
 		})
 		if err != nil {
@@ -281,7 +281,7 @@ func (s *Server) ribPrefixes(t *testing.T) []string {
 func (s *Server) peers(t *testing.T) map[string]*api.Peer {
 	t.Helper()
 	m := map[string]*api.Peer{}
-	if err := s.bgp.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) { m[p.Conf.NeighborAddress] = p }); err != nil {
+	if err := s.gobgp().ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) { m[p.Conf.NeighborAddress] = p }); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -290,7 +290,7 @@ func (s *Server) peers(t *testing.T) map[string]*api.Peer {
 func (s *Server) exportStatements(t *testing.T) []*api.Statement {
 	t.Helper()
 	var out []*api.Statement
-	err := s.bgp.ListPolicy(context.Background(), &api.ListPolicyRequest{Name: exportPolicyName}, func(p *api.Policy) { out = p.Statements })
+	err := s.gobgp().ListPolicy(context.Background(), &api.ListPolicyRequest{Name: exportPolicyName}, func(p *api.Policy) { out = p.Statements })
 	if err != nil {
 		t.Fatal(err)
 	}

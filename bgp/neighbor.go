@@ -175,7 +175,7 @@ func (s *Server) applyNeighborsLocked(ctx context.Context, old map[string]Neighb
 		if ok && n.sessionKey() == o.sessionKey() {
 			continue
 		}
-		if err := s.bgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: o.PeerAddr.String()}); err != nil {
+		if err := s.gobgp().DeletePeer(ctx, &api.DeletePeerRequest{Address: o.PeerAddr.String()}); err != nil {
 			errs = append(errs, fmt.Errorf("bgp: delete neighbor %q (%v): %w", name, o.PeerAddr, err))
 		}
 		delete(s.ctl.exportKey, o.PeerAddr.String())
@@ -198,7 +198,7 @@ func (s *Server) applyNeighborsLocked(ctx context.Context, old map[string]Neighb
 		if o, ok := old[name]; ok && o.sessionKey() == n.sessionKey() {
 			continue
 		}
-		if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(n)}); err != nil {
+		if err := s.gobgp().AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(n)}); err != nil {
 			errs = append(errs, fmt.Errorf("bgp: add neighbor %q (%v): %w", name, n.PeerAddr, err))
 			continue
 		}
@@ -217,7 +217,7 @@ func (s *Server) applyNeighborsLocked(ctx context.Context, old map[string]Neighb
 			continue
 		}
 		s.ctl.exportKey[a] = n.exportKey()
-		err := s.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: a, Soft: true, Direction: api.ResetPeerRequest_OUT})
+		err := s.gobgp().ResetPeer(ctx, &api.ResetPeerRequest{Address: a, Soft: true, Direction: api.ResetPeerRequest_OUT})
 		if err != nil {
 			s.log.Debug("bgp: soft reset out skipped", "neighbor", name, "err", err)
 		}
@@ -298,10 +298,10 @@ func (s *Server) applyExportPolicyLocked(ctx context.Context) error {
 		})
 	}
 	pol := &api.Policy{Name: exportPolicyName, Statements: stmts}
-	if err := s.bgp.SetPolicies(ctx, &api.SetPoliciesRequest{DefinedSets: sets, Policies: []*api.Policy{pol}}); err != nil {
+	if err := s.gobgp().SetPolicies(ctx, &api.SetPoliciesRequest{DefinedSets: sets, Policies: []*api.Policy{pol}}); err != nil {
 		return fmt.Errorf("bgp: install export policy: %w", err)
 	}
-	err := s.bgp.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+	err := s.gobgp().SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name:          globalRIBName,
 		Direction:     api.PolicyDirection_EXPORT,
 		Policies:      []*api.Policy{{Name: exportPolicyName}},
@@ -339,9 +339,9 @@ func (s *Server) SetPeerUp(name string, up bool) error {
 	a := n.PeerAddr.String()
 	var err error
 	if up {
-		err = s.bgp.EnablePeer(context.Background(), &api.EnablePeerRequest{Address: a})
+		err = s.gobgp().EnablePeer(context.Background(), &api.EnablePeerRequest{Address: a})
 	} else {
-		err = s.bgp.DisablePeer(context.Background(), &api.DisablePeerRequest{Address: a, Communication: tunnelDownComm})
+		err = s.gobgp().DisablePeer(context.Background(), &api.DisablePeerRequest{Address: a, Communication: tunnelDownComm})
 	}
 	if err != nil {
 		s.ctl.up[name] = !up

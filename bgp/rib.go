@@ -33,7 +33,7 @@ func (s *Server) Learned() []Path {
 	}
 	var out []Path
 	for _, fam := range []*api.Family{family(netip.IPv4Unspecified()), family(netip.IPv6Unspecified())} {
-		err := s.bgp.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: fam}, func(d *api.Destination) {
+		err := s.gobgp().ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: fam}, func(d *api.Destination) {
 			for _, ap := range d.Paths {
 				if ap.IsWithdraw {
 					continue

@@ -37,7 +37,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -76,7 +79,9 @@ var errStopped = errors.New("bgp: server stopped")
 type Server struct {
 	cfg Config
 	log *slog.Logger
-	bgp *server.BgpServer
+	// srv is the GoBGP instance; SetListenAddresses replaces it (GoBGP
+	// opens listeners only when it starts).
+	srv atomic.Pointer[server.BgpServer]
 
 	// ctl serializes control-plane operations. It is held while calling
 	// into GoBGP, so nothing GoBGP calls back into (logger, watcher) may
@@ -148,9 +153,15 @@ func New(cfg Config) (*Server, error) {
 	s.ctl.advUUID = make(map[netip.Prefix][]byte)
 	s.ctl.exportKey = make(map[string]string)
 	s.rt.peers = make(map[string]*peerRuntime)
-	s.bgp = server.NewBgpServer(server.LoggerOption(&slogAdapter{l: l, observe: s.observe}))
+	s.srv.Store(s.newGoBGP())
 	return s, nil
 }
+
+func (s *Server) newGoBGP() *server.BgpServer {
+	return server.NewBgpServer(server.LoggerOption(&slogAdapter{l: s.log, observe: s.observe}))
+}
+
+func (s *Server) gobgp() *server.BgpServer { return s.srv.Load() }
 
 // Start runs the GoBGP server, opens the listener and applies the neighbors
 // and prefixes configured so far. ctx bounds the start-up calls only; the
@@ -169,12 +180,49 @@ func (s *Server) Start(ctx context.Context) error {
 	// GoBGP's Serve loop never returns; Stop shuts its peers and
 	// listeners down, leaving an idle goroutine (GoBGP v3 design). Once:
 	// Start may be retried after StartBgp failed.
-	s.serveOnce.Do(func() { go s.bgp.Serve() })
-
-	listen := s.cfg.ListenPort
-	if listen == 0 {
-		listen = bgp.BGP_PORT
+	s.serveOnce.Do(func() { go s.gobgp().Serve() })
+	if err := s.startLocked(ctx); err != nil {
+		return err
 	}
+	s.wg.Add(1)
+	go s.notifier()
+	var errs []error
+	if err := s.applyNeighborsLocked(ctx, nil); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.applyAdvertisedLocked(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	s.log.Info("bgp: started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "listen", s.listenString(), "neighbors", len(s.ctl.neighbors), "advertised", len(s.ctl.advWant))
+	return errors.Join(errs...)
+}
+
+func (s *Server) listenPort() int {
+	if s.cfg.ListenPort == 0 {
+		return bgp.BGP_PORT
+	}
+	return s.cfg.ListenPort
+}
+
+// listenString describes the listening sockets for logs.
+func (s *Server) listenString() string {
+	if s.listenPort() < 0 {
+		return "off"
+	}
+	if len(s.cfg.ListenAddresses) == 0 {
+		return fmt.Sprintf("all addresses, port %d", s.listenPort())
+	}
+	var parts []string
+	for _, a := range s.cfg.ListenAddresses {
+		parts = append(parts, netip.AddrPortFrom(a, uint16(s.listenPort())).String())
+	}
+	return strings.Join(parts, " ")
+}
+
+// startLocked starts the current GoBGP instance with the listeners of
+// s.cfg and watches its events. Caller holds s.ctl.
+func (s *Server) startLocked(ctx context.Context) error {
+	listen := s.listenPort()
 	g := &api.Global{
 		Asn:        s.cfg.ASN,
 		RouterId:   s.cfg.RouterID.String(),
@@ -188,8 +236,8 @@ func (s *Server) Start(ctx context.Context) error {
 	for _, a := range s.cfg.ListenAddresses {
 		g.ListenAddresses = append(g.ListenAddresses, a.String())
 	}
-	if err := s.bgp.StartBgp(ctx, &api.StartBgpRequest{Global: g}); err != nil {
-		return fmt.Errorf("bgp: start (ASN %d, router ID %v, port %d): %w", s.cfg.ASN, s.cfg.RouterID, listen, err)
+	if err := s.gobgp().StartBgp(ctx, &api.StartBgpRequest{Global: g}); err != nil {
+		return fmt.Errorf("bgp: start (ASN %d, router ID %v, listen %s): %w", s.cfg.ASN, s.cfg.RouterID, s.listenString(), err)
 	}
 
 	wctx, cancel := context.WithCancel(context.Background())
@@ -199,25 +247,59 @@ func (s *Server) Start(ctx context.Context) error {
 			{Type: api.WatchEventRequest_Table_Filter_BEST},
 		}},
 	}
-	if err := s.bgp.WatchEvent(wctx, req, s.onEvent); err != nil {
+	if err := s.gobgp().WatchEvent(wctx, req, s.onEvent); err != nil {
 		cancel()
-		s.bgp.Stop()
+		s.gobgp().Stop()
 		return fmt.Errorf("bgp: watch events: %w", err)
 	}
 	s.ctl.cancel = cancel
 	s.ctl.started = true
-	s.wg.Add(1)
-	go s.notifier()
+	return nil
+}
 
-	var errs []error
-	if err := s.applyNeighborsLocked(ctx, nil); err != nil {
-		errs = append(errs, err)
+// SetListenAddresses restricts the listening sockets to addrs (the
+// tunnels' inside addresses; empty = all addresses). The addresses must
+// exist on the host when the listeners open. Before Start it only records
+// them. After Start a change restarts the speaker, since GoBGP opens its
+// listeners only when it starts: every session closes and re-establishes,
+// and neighbors, admin states and advertisements are re-applied.
+func (s *Server) SetListenAddresses(addrs []netip.Addr) error {
+	addrs = slices.Clone(addrs)
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	addrs = slices.Compact(addrs)
+	for _, a := range addrs {
+		if !a.IsValid() {
+			return errors.New("bgp: SetListenAddresses: invalid address")
+		}
 	}
-	if err := s.applyAdvertisedLocked(ctx); err != nil {
-		errs = append(errs, err)
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	if s.ctl.stopped {
+		return errStopped
 	}
-	s.log.Info("bgp: started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "listen_port", listen, "neighbors", len(s.ctl.neighbors), "advertised", len(s.ctl.advWant))
-	return errors.Join(errs...)
+	if slices.Equal(addrs, s.cfg.ListenAddresses) {
+		return nil
+	}
+	s.cfg.ListenAddresses = addrs
+	if !s.ctl.started {
+		return nil
+	}
+	s.log.Warn("bgp: the listen addresses changed; restarting the speaker (sessions re-establish)", "listen", s.listenString())
+	if s.ctl.cancel != nil {
+		s.ctl.cancel()
+	}
+	s.ctl.started = false
+	s.gobgp().Stop()
+	ns := s.newGoBGP()
+	s.srv.Store(ns)
+	go ns.Serve()
+	clear(s.ctl.exportKey)
+	clear(s.ctl.advUUID)
+	ctx := context.Background()
+	if err := s.startLocked(ctx); err != nil {
+		return fmt.Errorf("%w (the speaker is stopped; fix the addresses and reload)", err)
+	}
+	return errors.Join(s.applyNeighborsLocked(ctx, nil), s.applyAdvertisedLocked(ctx))
 }
 
 // Stop closes every session (Cease / Peer De-configured), the listeners and
@@ -235,7 +317,7 @@ func (s *Server) Stop() {
 	}
 	s.ctl.Unlock()
 	if started {
-		s.bgp.Stop()
+		s.gobgp().Stop()
 	}
 	close(s.done)
 	s.wg.Wait()

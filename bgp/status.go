@@ -62,7 +62,7 @@ func (s *Server) Status() []NeighborStatus {
 
 	now := time.Now()
 	var established []string
-	err := s.bgp.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
+	err := s.gobgp().ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
 		if p.State == nil {
 			return
 		}
@@ -95,7 +95,7 @@ func (s *Server) Status() []NeighborStatus {
 	// the peer, which only works (and only means something) while the
 	// session is up.
 	for _, a := range established {
-		err := s.bgp.ListPeer(context.Background(), &api.ListPeerRequest{Address: a, EnableAdvertised: true}, func(p *api.Peer) {
+		err := s.gobgp().ListPeer(context.Background(), &api.ListPeerRequest{Address: a, EnableAdvertised: true}, func(p *api.Peer) {
 			for _, af := range p.AfiSafis {
 				if af.State != nil {
 					out[idx[a]].Advertised += int(af.State.Advertised)

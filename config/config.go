@@ -19,10 +19,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cgwproject/cgw/ipsec"
@@ -69,10 +71,17 @@ type Metrics struct {
 
 // Routes configures the kernel routes cgw installs for learned and static
 // prefixes.
+//
+// cgw's routes live in a table of their own; policy rules (at RulePriority
+// and RulePriority+1) let the main table's non-default routes win and keep
+// packets carrying FwMark (cgwd's own IKE and ESP sockets) away from cgw's
+// table, so no route from AWS can capture the tunnels themselves.
 type Routes struct {
-	Table    int // routing table (254 = main)
-	Protocol int // rtnetlink protocol number marking cgw's routes
-	Metric   int
+	Table        int    // cgw's routing table (not main)
+	Protocol     int    // rtnetlink protocol number marking cgw's routes and rules
+	Metric       int    // metric of cgw's routes
+	FwMark       uint32 // SO_MARK on cgwd's sockets
+	RulePriority int    // priority of the first policy rule; the second is +1
 }
 
 // Routing is how a connection learns the AWS-side prefixes.
@@ -125,12 +134,30 @@ type BGP struct {
 	// prepend for AWS's path choice (it compares MEDs of paths from the
 	// same AS).
 	SecondaryMED uint32
-	PrefixLimit  uint32 // warn when AWS sends more prefixes; 0 = off
+	// PrefixLimit caps the prefixes installed from AWS (after Import):
+	// above it cgw installs no further ones and says so; 0 = off.
+	PrefixLimit uint32
 	// AdvertiseKernel announces kernel routes (not installed by cgw) whose
 	// destination lies inside one of these prefixes, as they come and go.
 	AdvertiseKernel []netip.Prefix
 	// Password is the optional TCP MD5 key (RFC 2385) of the sessions.
 	Password Secret
+	// Import filters the prefixes learned from AWS before they become
+	// kernel routes.
+	Import Import
+}
+
+// Import is a connection's import policy for prefixes learned from AWS.
+type Import struct {
+	// Allow, when not empty, lists the prefixes that may be installed: a
+	// learned prefix must lie inside one of them. Empty = all.
+	Allow []netip.Prefix
+	// Deny lists prefixes never installed: a learned prefix inside one of
+	// them is filtered. Deny wins over Allow.
+	Deny []netip.Prefix
+	// AcceptDefault installs a default route (0.0.0.0/0, ::/0) from AWS.
+	// Off by default: it is filtered and shown in status.
+	AcceptDefault bool
 }
 
 // Static is a connection's static routing: prefixes routed into the tunnels.
@@ -203,7 +230,20 @@ type Tunnel struct {
 	MSSClamp         int // 0 = off
 	Oversize         Oversize
 	Keepalive        Keepalive
+	// SourceCheck drops decrypted packets whose source lies outside what
+	// the tunnel may carry: the connection's learned or configured
+	// prefixes, the inside CIDRs and ExtraSources.
+	SourceCheck  SourceCheck
+	ExtraSources []netip.Prefix
 }
+
+// SourceCheck is the inner source address check after decryption.
+type SourceCheck string
+
+const (
+	SourceStrict SourceCheck = "strict" // drop and count as drops{reason="source"} (default)
+	SourceOff    SourceCheck = "off"
+)
 
 // InsideLocal is cgw's inside address: the second usable address of the /30.
 func (t *Tunnel) InsideLocal() netip.Addr { return nthAddr(t.InsideCIDR, 2) }
@@ -265,10 +305,12 @@ func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 // Defaults. They equal AWS's tunnel defaults (aws-vpn-facts sections 2.2,
 // 2.3, 2.7, 2.10, 4) so that both ends rekey and probe on the same schedule.
 const (
-	DefaultSocket        = "/run/cgw/cgw.sock"
-	DefaultRouteTable    = 254
-	DefaultRouteProtocol = 199
-	DefaultRouteMetric   = 100
+	DefaultSocket            = "/run/cgw/cgw.sock"
+	DefaultRouteTable        = 199
+	DefaultRouteProtocol     = 199
+	DefaultRouteMetric       = 100
+	DefaultRouteFwMark       = 0xc7 // 199
+	DefaultRouteRulePriority = 32000
 
 	DefaultPeerASN          = 64512
 	DefaultHoldTime         = 30 * time.Second
@@ -293,7 +335,8 @@ func Default() *Config {
 		Version: Version,
 		Log:     Log{Format: LogText, Level: slog.LevelInfo},
 		Control: Control{Socket: DefaultSocket},
-		Routes:  Routes{Table: DefaultRouteTable, Protocol: DefaultRouteProtocol, Metric: DefaultRouteMetric},
+		Routes: Routes{Table: DefaultRouteTable, Protocol: DefaultRouteProtocol, Metric: DefaultRouteMetric,
+			FwMark: DefaultRouteFwMark, RulePriority: DefaultRouteRulePriority},
 	}
 }
 
@@ -311,22 +354,35 @@ func Load(path string) (*Config, []Warning, error) {
 		return nil, nil, &FieldError{File: path, Msg: "cannot read the configuration file: " + msg,
 			Fix: "check the path (cgwd --config) and its permissions"}
 	}
-	return Parse(data, path)
+	cfg, warns, inline, err := parseFile(data, path)
+	if fi, serr := os.Stat(path); serr == nil && len(inline) > 0 && fi.Mode().Perm()&0o077 != 0 {
+		warns = append(warns, Warning{File: path, Path: inline[0],
+			Msg: fmt.Sprintf("the file holds secrets (%s) and is accessible by group or others (mode %04o): run chmod 600 %s, or move the keys to psk_file/password_file",
+				strings.Join(inline, ", "), fi.Mode().Perm(), path)})
+	}
+	return cfg, warns, err
 }
 
 // Parse decodes and validates a configuration held in memory; name is used
 // in messages and to resolve relative psk_file paths (relative to
 // filepath.Dir(name)).
 func Parse(data []byte, name string) (*Config, []Warning, error) {
+	cfg, warns, _, err := parseFile(data, name)
+	return cfg, warns, err
+}
+
+// parseFile is Parse that also returns the field paths of the secrets written
+// inline (psk, bgp password), for Load's file mode check.
+func parseFile(data []byte, name string) (*Config, []Warning, []string, error) {
 	raw, ix, bad, errs := decode(data, name)
 	if raw == nil {
-		return nil, nil, errors.Join(errs...)
+		return nil, nil, nil, errors.Join(errs...)
 	}
 	c := &checker{file: name, dir: filepath.Dir(name), ix: ix, bad: bad, errs: errs}
 	cfg := c.config(raw)
 	if len(c.errs) > 0 {
-		return nil, c.warns, errors.Join(c.errs...)
+		return nil, c.warns, c.inline, errors.Join(c.errs...)
 	}
 	cfg.Source = name
-	return cfg, c.warns, nil
+	return cfg, c.warns, c.inline, nil
 }

@@ -144,7 +144,7 @@ func TestDefaults(t *testing.T) {
 	if cfg.Control.Socket != "/run/cgw/cgw.sock" || cfg.Metrics.Listen != "" {
 		t.Errorf("control/metrics: %+v %+v", cfg.Control, cfg.Metrics)
 	}
-	if cfg.Routes != (Routes{Table: 254, Protocol: 199, Metric: 100}) {
+	if cfg.Routes != (Routes{Table: 199, Protocol: 199, Metric: 100, FwMark: 0xc7, RulePriority: 32000}) {
 		t.Errorf("routes: %+v", cfg.Routes)
 	}
 	c := cfg.Connections[0]
@@ -188,6 +188,7 @@ func TestDefaults(t *testing.T) {
 		ReplayWindow: 1024,
 		MSSClamp:     1379,
 		Oversize:     OversizeFragment,
+		SourceCheck:  SourceStrict,
 		Keepalive:    Keepalive{Interval: 5 * time.Second},
 	}
 	if !reflect.DeepEqual(tun, want) {
@@ -225,7 +226,7 @@ func TestExplicitValues(t *testing.T) {
 log: {format: json, level: debug}
 control: {socket: /var/run/x.sock}
 metrics: {listen: "127.0.0.1:9810"}
-routes: {table: 100, protocol: 200, metric: 5}
+routes: {table: 100, protocol: 200, metric: 5, fwmark: 0x10, rule_priority: 100}
 connections:
   - name: vpn-static
     local_address: 203.0.113.10
@@ -263,7 +264,7 @@ connections:
 		t.Errorf("warnings: %v", warns)
 	}
 	if cfg.Log != (Log{Format: LogJSON, Level: slog.LevelDebug}) || cfg.Control.Socket != "/var/run/x.sock" ||
-		cfg.Metrics.Listen != "127.0.0.1:9810" || cfg.Routes != (Routes{100, 200, 5}) {
+		cfg.Metrics.Listen != "127.0.0.1:9810" || cfg.Routes != (Routes{100, 200, 5, 0x10, 100}) {
 		t.Errorf("globals: %+v", cfg)
 	}
 	c := cfg.Connections[0]
@@ -339,6 +340,9 @@ func TestValidation(t *testing.T) {
 		{"metrics host", top("metrics: {listen: 'my host:80'}"), "metrics.listen", 15, "invalid host"},
 		{"routes table local", top("routes:", "  table: 255"), "routes.table", 16, "local table"},
 		{"routes table 0", top("routes:", "  table: 0"), "routes.table", 16, "out of range"},
+		{"routes table main", top("routes:", "  table: 254"), "routes.table", 16, "main table"},
+		{"routes fwmark 0", top("routes:", "  fwmark: 0"), "routes.fwmark", 16, "out of range"},
+		{"routes rule_priority", top("routes:", "  rule_priority: 32765"), "routes.rule_priority", 16, "out of range"},
 		{"routes protocol", top("routes:", "  protocol: 4"), "routes.protocol", 16, "reserved by the kernel"},
 		{"routes protocol range", top("routes:", "  protocol: 256"), "routes.protocol", 16, "out of range"},
 		{"routes metric", top("routes:", "  metric: -1"), "routes.metric", 16, "out of range"},
@@ -365,6 +369,11 @@ func TestValidation(t *testing.T) {
 		{"peer asn 0", bgpKeys("peer_asn: 0"), "connections[0].bgp.peer_asn", 8, "out of range"},
 		{"secondary_med active-active", bgpKeys("mode: active-active", "secondary_med: 50"), "connections[0].bgp.secondary_med", 9, "active-passive mode only"},
 		{"advertise_kernel", bgpKeys("advertise_kernel: [10.0.0.0/33]"), "connections[0].bgp.advertise_kernel[0]", 8, "invalid prefix"},
+		{"import allow", bgpKeys("import: {allow: [10.0.0.0/33]}"), "connections[0].bgp.import.allow[0]", 8, "invalid prefix"},
+		{"import deny", bgpKeys("import: {deny: [bogus]}"), "connections[0].bgp.import.deny[0]", 8, "invalid prefix"},
+		{"import key", bgpKeys("import: {accept_defaults: true}"), "connections[0].bgp.import.accept_defaults", 8, "unknown"},
+		{"source_check", t1("source_check: loose"), "connections[0].tunnels[0].source_check", 12, `invalid value "loose"`},
+		{"extra_sources", t1("extra_sources: [10.0.0.1/40]"), "connections[0].tunnels[0].extra_sources[0]", 12, "invalid prefix"},
 		{"password too long", bgpKeys("password: " + strings.Repeat("k", 81)), "connections[0].bgp.password", 8, "81 characters"},
 		{"password twice", bgpKeys("password: secret1", "password_file: /nonexistent"), "connections[0].bgp.password_file", 9, "not both"},
 		{"hold time 2s", bgpKeys("hold_time: 2s"), "connections[0].bgp.hold_time", 8, "RFC 4271"},
@@ -935,5 +944,80 @@ func TestBGPPasswordAndKernelRoutes(t *testing.T) {
 	ch := Diff(cfg, cfg2)
 	if len(ch) != 1 || fmt.Sprint(ch[0].Fields) != "[bgp.advertise_kernel bgp.password]" || strings.Contains(ch[0].String(), "s3cret") {
 		t.Errorf("diff = %v", ch)
+	}
+}
+
+func TestImportPolicyAndSourceCheck(t *testing.T) {
+	yml := bgpKeys("import:", "  allow: [10.0.0.0/8]", "  deny: [10.99.0.0/16]", "  accept_default: true")
+	yml = strings.Replace(yml, "inside_cidr: 169.254.15.192/30", "inside_cidr: 169.254.15.192/30\n        source_check: off", 1)
+	yml = strings.Replace(yml, "inside_cidr: 169.254.13.236/30", "inside_cidr: 169.254.13.236/30\n        extra_sources: [192.0.2.0/24]", 1)
+	cfg, warns := mustParse(t, yml)
+	if len(warns) != 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+	im := cfg.Connections[0].BGP.Import
+	if fmt.Sprint(im.Allow, im.Deny, im.AcceptDefault) != "[10.0.0.0/8] [10.99.0.0/16] true" {
+		t.Errorf("import = %+v", im)
+	}
+	t1, t2 := cfg.Connections[0].Tunnels[0], cfg.Connections[0].Tunnels[1]
+	if t1.SourceCheck != SourceOff || t2.SourceCheck != SourceStrict || fmt.Sprint(t2.ExtraSources) != "[192.0.2.0/24]" {
+		t.Errorf("source check: %v %v %v", t1.SourceCheck, t2.SourceCheck, t2.ExtraSources)
+	}
+	old, _ := mustParse(t, base)
+	if d := old.Connections[0].BGP.Import; d.AcceptDefault || d.Allow != nil || d.Deny != nil {
+		t.Errorf("default import = %+v", d)
+	}
+	ch := Diff(old, cfg)
+	got := fmt.Sprint(ch)
+	for _, want := range []string{"bgp.import.allow", "bgp.import.deny", "bgp.import.accept_default", "source_check", "extra_sources"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Diff lacks %s: %s", want, got)
+		}
+	}
+}
+
+// A file holding inline secrets and readable by group or others is
+// flagged by Load (cgwd and `cgwctl config check`); without inline secrets
+// or with mode 0600 it is not.
+func TestInlineSecretsFileMode(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	modeWarn := func(ws []Warning) string {
+		for _, w := range ws {
+			if strings.Contains(w.Msg, "accessible by group or others") {
+				return w.String()
+			}
+		}
+		return ""
+	}
+	_, ws, err := Load(write("open.yaml", bgpKeys("password: s3cret-md5-key"), 0o644))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := modeWarn(ws)
+	if !strings.Contains(w, "connections[0].tunnels[0].psk") || !strings.Contains(w, "connections[0].bgp.password") || !strings.Contains(w, "chmod 600") {
+		t.Errorf("warning = %q", w)
+	}
+	if strings.Contains(w, "s3cret") || strings.Contains(w, "EXAMPLEpsk") {
+		t.Errorf("warning leaks a secret: %q", w)
+	}
+	if _, ws, _ := Load(write("closed.yaml", base, 0o600)); modeWarn(ws) != "" {
+		t.Errorf("mode 0600 flagged: %v", ws)
+	}
+	write("t1.psk", "EXAMPLEpsk1_abcdefghij.klmnopqrs", 0o600)
+	write("t2.psk", "EXAMPLEpsk2_abcdefghij.klmnopqrs", 0o600)
+	noInline := strings.Replace(strings.Replace(base, "psk: EXAMPLEpsk1_abcdefghij.klmnopqrs", "psk_file: t1.psk", 1),
+		"psk: EXAMPLEpsk2_abcdefghij.klmnopqrs", "psk_file: t2.psk", 1)
+	if _, ws, err := Load(write("files.yaml", noInline, 0o644)); err != nil || modeWarn(ws) != "" {
+		t.Errorf("config without inline secrets flagged: %v %v", ws, err)
 	}
 }

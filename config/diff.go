@@ -82,6 +82,8 @@ func Diff(old, new *Config) []Change {
 	f.cmp("table", old.Routes.Table, new.Routes.Table)
 	f.cmp("protocol", old.Routes.Protocol, new.Routes.Protocol)
 	f.cmp("metric", old.Routes.Metric, new.Routes.Metric)
+	f.cmp("fwmark", old.Routes.FwMark, new.Routes.FwMark)
+	f.cmp("rule_priority", old.Routes.RulePriority, new.Routes.RulePriority)
 	global("routes", f.take())
 
 	for i := range old.Connections {
@@ -170,6 +172,9 @@ func diffConnection(a, b *Connection) []string {
 		f.cmp("bgp.prefix_limit", a.BGP.PrefixLimit, b.BGP.PrefixLimit)
 		f.cmp("bgp.advertise_kernel", a.BGP.AdvertiseKernel, b.BGP.AdvertiseKernel)
 		f.cmp("bgp.password", []byte(a.BGP.Password), []byte(b.BGP.Password))
+		f.cmp("bgp.import.allow", a.BGP.Import.Allow, b.BGP.Import.Allow)
+		f.cmp("bgp.import.deny", a.BGP.Import.Deny, b.BGP.Import.Deny)
+		f.cmp("bgp.import.accept_default", a.BGP.Import.AcceptDefault, b.BGP.Import.AcceptDefault)
 	case (a.BGP == nil) != (b.BGP == nil):
 		f.names = append(f.names, "bgp")
 	}
@@ -224,5 +229,7 @@ func diffTunnel(a, b *Tunnel) []string {
 	f.cmp("oversize", a.Oversize, b.Oversize)
 	f.cmp("keepalive.target", a.Keepalive.Target, b.Keepalive.Target)
 	f.cmp("keepalive.interval", a.Keepalive.Interval, b.Keepalive.Interval)
+	f.cmp("source_check", a.SourceCheck, b.SourceCheck)
+	f.cmp("extra_sources", a.ExtraSources, b.ExtraSources)
 	return f.names
 }

@@ -29,9 +29,11 @@ type rawMetrics struct {
 }
 
 type rawRoutes struct {
-	Table    *int64 `yaml:"table"`
-	Protocol *int64 `yaml:"protocol"`
-	Metric   *int64 `yaml:"metric"`
+	Table        *int64 `yaml:"table"`
+	Protocol     *int64 `yaml:"protocol"`
+	Metric       *int64 `yaml:"metric"`
+	FwMark       *int64 `yaml:"fwmark"`
+	RulePriority *int64 `yaml:"rule_priority"`
 }
 
 type rawConnection struct {
@@ -45,18 +47,25 @@ type rawConnection struct {
 }
 
 type rawBGP struct {
-	ASN              *int64    `yaml:"asn"`
-	PeerASN          *int64    `yaml:"peer_asn"`
-	HoldTime         *string   `yaml:"hold_time"`
-	Keepalive        *string   `yaml:"keepalive"`
-	Advertise        *[]string `yaml:"advertise"`
-	Mode             *string   `yaml:"mode"`
-	SecondaryPrepend *int64    `yaml:"secondary_prepend"`
-	SecondaryMED     *int64    `yaml:"secondary_med"`
-	PrefixLimit      *int64    `yaml:"prefix_limit"`
-	AdvertiseKernel  *[]string `yaml:"advertise_kernel"`
-	Password         *string   `yaml:"password"`
-	PasswordFile     *string   `yaml:"password_file"`
+	ASN              *int64     `yaml:"asn"`
+	PeerASN          *int64     `yaml:"peer_asn"`
+	HoldTime         *string    `yaml:"hold_time"`
+	Keepalive        *string    `yaml:"keepalive"`
+	Advertise        *[]string  `yaml:"advertise"`
+	Mode             *string    `yaml:"mode"`
+	SecondaryPrepend *int64     `yaml:"secondary_prepend"`
+	SecondaryMED     *int64     `yaml:"secondary_med"`
+	PrefixLimit      *int64     `yaml:"prefix_limit"`
+	AdvertiseKernel  *[]string  `yaml:"advertise_kernel"`
+	Password         *string    `yaml:"password"`
+	PasswordFile     *string    `yaml:"password_file"`
+	Import           *rawImport `yaml:"import"`
+}
+
+type rawImport struct {
+	Allow         *[]string `yaml:"allow"`
+	Deny          *[]string `yaml:"deny"`
+	AcceptDefault *bool     `yaml:"accept_default"`
 }
 
 type rawStatic struct {
@@ -87,6 +96,8 @@ type rawTunnel struct {
 	MSSClamp         *int64               `yaml:"mss_clamp"`
 	Oversize         *string              `yaml:"oversize"`
 	Keepalive        *rawKeepalive        `yaml:"keepalive"`
+	SourceCheck      *string              `yaml:"source_check"`
+	ExtraSources     *[]string            `yaml:"extra_sources"`
 }
 
 type rawDPD struct {

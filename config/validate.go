@@ -25,6 +25,8 @@ type checker struct {
 	errs  []error
 	warns []Warning
 
+	inline []string // paths of secrets written in the file itself (psk, bgp password)
+
 	tunnelNames map[string]string // name -> path of first use
 	peers       map[netip.Addr]string
 	insides     map[netip.Prefix]string
@@ -99,9 +101,11 @@ func (c *checker) config(r *rawFile) *Config {
 	}
 	if r.Routes != nil {
 		cfg.Routes.Table = int(c.intRange("routes.table", r.Routes.Table, DefaultRouteTable, 1, 1<<32-1,
-			"use a routing table number between 1 and 4294967295 (254 = main)"))
-		if cfg.Routes.Table == 255 {
-			c.errorf("routes.table", "use 254 (main) or a table of your own", "table 255 is the kernel's local table")
+			"use a routing table number of cgw's own between 1 and 4294967295 (default 199)"))
+		switch cfg.Routes.Table {
+		case 253, 254, 255:
+			c.errorf("routes.table", "use a table of cgw's own (default 199): policy rules keep cgwd's own IKE and ESP away from it, so a route from AWS can never capture the tunnels",
+				"table %d is the kernel's %s table", cfg.Routes.Table, map[int]string{253: "default", 254: "main", 255: "local"}[cfg.Routes.Table])
 		}
 		cfg.Routes.Protocol = int(c.intRange("routes.protocol", r.Routes.Protocol, DefaultRouteProtocol, 0, 255,
 			"use a protocol number between 5 and 255 that no other routing daemon uses (default 199)"))
@@ -111,6 +115,10 @@ func (c *checker) config(r *rawFile) *Config {
 		}
 		cfg.Routes.Metric = int(c.intRange("routes.metric", r.Routes.Metric, DefaultRouteMetric, 0, 1<<32-1,
 			"use a metric between 0 and 4294967295"))
+		cfg.Routes.FwMark = uint32(c.intRange("routes.fwmark", r.Routes.FwMark, DefaultRouteFwMark, 1, 1<<32-1,
+			"use a firewall mark between 1 and 0xffffffff that nothing else on the host uses (default 0xc7)"))
+		cfg.Routes.RulePriority = int(c.intRange("routes.rule_priority", r.Routes.RulePriority, DefaultRouteRulePriority, 1, 32764,
+			"use a priority between 1 and 32764 so both rules come before the main table's rule 32766 (default 32000)"))
 	}
 
 	if len(r.Connections) == 0 {
@@ -301,7 +309,17 @@ func (c *checker) bgp(path string, r *rawBGP) *BGP {
 		}
 	}
 	b.PrefixLimit = uint32(c.intRange(path+".prefix_limit", r.PrefixLimit, 0, 0, 1<<32-1,
-		"use the number of prefixes above which to warn (0 = off)"))
+		"use the most prefixes to install from AWS (0 = no limit)"))
+	if r.Import != nil {
+		p := path + ".import"
+		b.Import.Allow = c.prefixList(p+".allow", r.Import.Allow, nil,
+			"list the prefixes AWS may send (a learned prefix must lie inside one); [] = all not denied")
+		b.Import.Deny = c.prefixList(p+".deny", r.Import.Deny, nil,
+			"list the prefixes never to install from AWS (a learned prefix inside one is filtered)")
+		if r.Import.AcceptDefault != nil {
+			b.Import.AcceptDefault = *r.Import.AcceptDefault
+		}
+	}
 	if r.AdvertiseKernel != nil {
 		b.AdvertiseKernel = c.prefixList(path+".advertise_kernel", r.AdvertiseKernel, nil,
 			"list prefixes; kernel routes inside them (other than cgw's own) are announced to AWS")
@@ -310,6 +328,7 @@ func (c *checker) bgp(path string, r *rawBGP) *BGP {
 	case r.Password != nil && r.PasswordFile != nil:
 		c.errorf(path+".password_file", "keep password or password_file, not both", "both password and password_file are set")
 	case r.Password != nil:
+		c.inline = append(c.inline, path+".password")
 		b.Password = c.md5Password(path+".password", []byte(*r.Password))
 	case r.PasswordFile != nil:
 		if key, _, ok := c.secretFile(path+".password_file", *r.PasswordFile); ok {
@@ -449,6 +468,12 @@ func (c *checker) tunnel(path string, conn Connection, i int, r *rawTunnel) Tunn
 		c.errorf(path+".mss_clamp", fmt.Sprintf("use 0 (off) or 536-1406 (default %d)", DefaultMSSClamp), "MSS %d is too small", t.MSSClamp)
 	}
 	t.Oversize = Oversize(c.enum(path+".oversize", r.Oversize, string(OversizeFragment), string(OversizeFragment), string(OversizeICMP)))
+	t.SourceCheck = SourceCheck(c.enum(path+".source_check", r.SourceCheck, string(SourceStrict), string(SourceStrict), string(SourceOff)))
+	t.ExtraSources = c.prefixList(path+".extra_sources", r.ExtraSources, nil,
+		"list the extra source prefixes AWS may send from through this tunnel, e.g. [10.9.0.0/16]")
+	if t.SourceCheck == SourceOff && len(t.ExtraSources) > 0 {
+		c.warnf(path+".extra_sources", "extra_sources has no effect with source_check: off")
+	}
 
 	t.Keepalive.Interval = DefaultKeepaliveInterval
 	if r.Keepalive != nil {
@@ -477,6 +502,7 @@ func (c *checker) psk(path string, t *Tunnel, r *rawTunnel) {
 		return
 	case r.PSK != nil:
 		key, keyPath = []byte(*r.PSK), path+".psk"
+		c.inline = append(c.inline, keyPath)
 	case r.PSKFile != nil:
 		keyPath = path + ".psk_file"
 		var ok bool

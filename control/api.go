@@ -38,6 +38,17 @@ type Connection struct {
 	Tunnels []*Tunnel `json:"tunnels"`
 	// Routes installed in the kernel for this connection.
 	Routes []Route `json:"routes,omitempty"`
+	// Filtered are the prefixes learned from AWS that the import policy
+	// (bgp.import, bgp.prefix_limit) kept out of the kernel.
+	Filtered []FilteredRoute `json:"filtered,omitempty"`
+}
+
+// FilteredRoute is a learned prefix that was not installed, and why:
+// default_route (no import.accept_default), deny, not_allowed or
+// prefix_limit.
+type FilteredRoute struct {
+	Prefix string `json:"prefix"`
+	Reason string `json:"reason"`
 }
 
 // Tunnel is one IPsec tunnel to one AWS endpoint.

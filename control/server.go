@@ -24,13 +24,17 @@ type Server struct {
 	http    *http.Server
 	ln      net.Listener
 	path    string
+	owner   int // uid allowed besides root: the socket's owner (cgwd's euid)
 }
 
-// Listen creates the socket at path with mode 0600 (replacing a stale socket
-// file) and returns a server ready to Serve.
+// Listen creates the socket at path (replacing a stale socket file) in a
+// directory of mode 0700, and returns a server ready to Serve. The
+// directory, not a process-wide umask, keeps other users away from the
+// socket; every connection is also checked with SO_PEERCRED: only root and
+// the socket's owner may use the API.
 func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("control: create socket directory: %w", err)
+	if err := privateDir(filepath.Dir(path), filepath.Base(path)); err != nil {
+		return nil, err
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
@@ -42,9 +46,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 		}
 		os.Remove(path)
 	}
-	old := umask(0o177)
 	ln, err := net.Listen("unix", path)
-	umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
 	}
@@ -52,9 +54,50 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
 	}
-	s := &Server{backend: b, log: log, ln: ln, path: path}
-	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	s := &Server{backend: b, log: log, ln: ln, path: path, owner: os.Geteuid()}
+	s.http = &http.Server{Handler: s.authorize(s.Handler()), ReadHeaderTimeout: 5 * time.Second, ConnContext: withPeer}
 	return s, nil
+}
+
+// privateDir makes dir a directory only its owner can enter (0700): it
+// creates it, or tightens it when it is ours (owned by our euid) and holds
+// nothing but the socket. A shared directory with looser permissions is
+// refused: tightening it would break its other users.
+func privateDir(dir, sock string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("control: create socket directory: %w", err)
+		}
+		fi, err = os.Stat(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("control: socket directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("control: %s is not a directory; set control.socket to a path in a directory of its own", dir)
+	}
+	if fi.Mode().Perm() == 0o700 && ownerOf(fi) == os.Geteuid() {
+		return nil
+	}
+	fix := fmt.Sprintf("set control.socket to a path in a directory of its own (cgwd creates it with mode 0700), or `chmod 700 %s`", dir)
+	if ownerOf(fi) != os.Geteuid() {
+		return fmt.Errorf("control: socket directory %s belongs to uid %d, not to cgwd's uid %d: %s", dir, ownerOf(fi), os.Geteuid(), fix)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("control: socket directory: %w", err)
+	}
+	for _, e := range ents {
+		if e.Name() != sock {
+			return fmt.Errorf("control: socket directory %s has mode %#o and holds other files (%s); other users could reach the socket: %s",
+				dir, fi.Mode().Perm(), e.Name(), fix)
+		}
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("control: chmod 700 %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Serve blocks until Close.

@@ -88,6 +88,7 @@ type Daemon struct {
 
 type routeSetter interface {
 	Set([]route.Route) error
+	SetPeers([]netip.Addr) error
 	Foreign(within []netip.Prefix, skipDevs []string) ([]netip.Prefix, error)
 	Close() error
 }
@@ -100,6 +101,8 @@ type reloadReply struct {
 type connRT struct {
 	cfg     *config.Connection
 	tunnels []*tunnelRT
+	imports importResult            // BGP: what the import policy made of the learned prefixes
+	logged  map[filteredPrefix]bool // filtered prefixes already logged
 }
 
 // tunnelRT is the daemon's view of one tunnel. Guarded by Daemon.mu.
@@ -120,6 +123,8 @@ type tunnelRT struct {
 	lastErr              string
 	lastErrAt            time.Time
 	keepalive            *keepalive
+	sources              []netip.Prefix // inner sources given to the dataplane
+	srcStrict            bool
 
 	counts eventCounts
 }
@@ -234,6 +239,11 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	if nattPort == 0 {
 		nattPort = 4500
 	}
+	// Mark cgwd's own packets before the first is sent: the route policy
+	// rules keep them away from the routes cgw installs.
+	if err := d.dp.SetFwMark(cfg.Routes.FwMark); err != nil {
+		return fmt.Errorf("routes.fwmark: %w (cgwd needs CAP_NET_ADMIN)", err)
+	}
 	if err := d.dp.Listen(ikePort, nattPort); err != nil {
 		return fmt.Errorf("listen on UDP %d/%d: %w (is another IKE daemon such as charon running?)", ikePort, nattPort, err)
 	}
@@ -247,7 +257,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	}
 	closers = append(closers, func() { srv.Close() })
 
-	rt, err := route.New(route.Config{Table: cfg.Routes.Table, Protocol: cfg.Routes.Protocol, Metric: cfg.Routes.Metric, Logger: d.log.With("component", "routes")})
+	rt, err := route.New(routerConfig(cfg.Routes, d.log))
 	if err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
@@ -263,20 +273,14 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	d.startIKE()
 	closers = append(closers, func() { d.ikm.Close() })
 
-	if bc := bgpConfig(cfg); bc != nil {
-		bc.Logger = d.log.With("component", "bgp")
-		s, err := bgp.New(*bc)
-		if err != nil {
-			return fmt.Errorf("bgp: %w", err)
+	// BGP stops after the tunnels are removed (closers run in reverse),
+	// as before; it starts after they exist, since it listens on their
+	// inside addresses only.
+	closers = append(closers, func() {
+		if d.bgp != nil {
+			d.bgp.Stop()
 		}
-		if err := s.Start(ctx); err != nil {
-			return fmt.Errorf("bgp: %w", err)
-		}
-		d.bgp = s
-		closers = append(closers, s.Stop)
-		s.OnUpdate(d.kick)
-	}
-
+	})
 	for i := range cfg.Connections {
 		c, err := d.addConn(&cfg.Connections[i])
 		if err != nil {
@@ -287,6 +291,18 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		d.mu.Unlock()
 	}
 	closers = append(closers, d.removeAllTunnels)
+	if bc := bgpConfig(cfg); bc != nil {
+		bc.Logger = d.log.With("component", "bgp")
+		s, err := bgp.New(*bc)
+		if err != nil {
+			return fmt.Errorf("bgp: %w", err)
+		}
+		if err := s.Start(ctx); err != nil {
+			return fmt.Errorf("bgp: %w", err)
+		}
+		d.bgp = s
+		s.OnUpdate(d.kick)
+	}
 	if err := d.syncBGP(); err != nil {
 		return err
 	}
@@ -486,6 +502,7 @@ func (d *Daemon) syncRoutes() {
 	}
 	d.mu.Lock()
 	var conns []routeConn
+	var peers []netip.Addr // AWS outside addresses: always via main
 	for _, c := range d.conns {
 		rc := routeConn{Name: c.cfg.Name, Static: c.cfg.Routing == config.RoutingStatic}
 		if c.cfg.Static != nil {
@@ -493,9 +510,12 @@ func (d *Daemon) syncRoutes() {
 		}
 		if c.cfg.BGP != nil {
 			rc.ECMP = c.cfg.BGP.Mode == config.ActiveActive
+			rc.Import = importPolicy{Import: c.cfg.BGP.Import, Limit: int(c.cfg.BGP.PrefixLimit)}
+			rc.Prev = prefixSet(c.imports.Accepted)
 		}
 		for _, t := range c.tunnels {
 			rc.Tunnels = append(rc.Tunnels, routeTunnel{Name: t.cfg.Name, Dev: t.dev, Up: t.childUp(), Rank: t.rank})
+			peers = append(peers, t.cfg.PeerAddress)
 		}
 		conns = append(conns, rc)
 	}
@@ -506,7 +526,17 @@ func (d *Daemon) syncRoutes() {
 	if d.bgp != nil {
 		learned = d.bgp.Learned()
 	}
-	want := desiredRoutes(conns, learned, metric)
+	want, imports := desiredRoutes(conns, learned, metric)
+	// Widen the tunnels' allowed inner sources before the routes that
+	// draw the return traffic appear.
+	d.mu.Lock()
+	for _, c := range d.conns {
+		d.applyImportLocked(c, imports[c.cfg.Name])
+	}
+	d.mu.Unlock()
+	if err := d.router.SetPeers(peers); err != nil {
+		d.log.Error("installing the policy rules for AWS's outside addresses", "err", err)
+	}
 	err := d.router.Set(want)
 
 	d.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cgwproject/cgw/config"
 	"github.com/cgwproject/cgw/control"
 	"github.com/cgwproject/cgw/ike"
 )
@@ -27,7 +28,7 @@ type metricsCollector struct {
 	fragmented, tooBigSent                           *prometheus.Desc
 	rekeys, dpdMisses, ikeFailures, lastInbound      *prometheus.Desc
 	bgpState, bgpReceived, bgpAdvertised, bgpAccepts *prometheus.Desc
-	routes, info                                     *prometheus.Desc
+	routes, filtered, info                           *prometheus.Desc
 }
 
 func newMetricsCollector(d *Daemon) *metricsCollector {
@@ -57,7 +58,9 @@ func newMetricsCollector(d *Daemon) *metricsCollector {
 		bgpAccepts:    desc("cgw_bgp_prefixes_accepted", "Prefixes accepted from the tunnel's BGP neighbor."),
 		bgpAdvertised: desc("cgw_bgp_prefixes_advertised", "Prefixes advertised to the tunnel's BGP neighbor."),
 		routes:        prometheus.NewDesc("cgw_routes_installed", "Kernel routes cgw installed, by connection.", []string{"connection"}, nil),
-		info:          prometheus.NewDesc("cgw_build_info", "Build information.", []string{"version"}, nil),
+		filtered: prometheus.NewDesc("cgw_routes_filtered", "Prefixes learned from AWS and not installed, by connection and reason (default_route, deny, not_allowed, prefix_limit).",
+			[]string{"connection", "reason"}, nil),
+		info: prometheus.NewDesc("cgw_build_info", "Build information.", []string{"version"}, nil),
 	}
 }
 
@@ -84,6 +87,15 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.info, 1, st.Version)
 	for _, c := range st.Connections {
 		gauge(m.routes, float64(len(c.Routes)), c.Name)
+		if c.Routing == string(config.RoutingBGP) {
+			byReason := map[string]int{filterDefault: 0, filterDeny: 0, filterNotAllowed: 0, filterPrefixLimit: 0}
+			for _, f := range c.Filtered {
+				byReason[f.Reason]++
+			}
+			for r, n := range byReason {
+				gauge(m.filtered, float64(n), c.Name, r)
+			}
+		}
 		for _, t := range c.Tunnels {
 			l := []string{c.Name, t.Name, peerLabel(t.Remote)}
 			gauge(m.tunnelState, b2f(t.State == stateUp), l...)
@@ -132,6 +144,17 @@ func peerLabel(remote string) string {
 	return remote
 }
 
+// metricsTimeouts bound what a slow or idle client can hold on the metrics
+// endpoint: a scrape is one small GET, so a client that sends its request
+// slowly, reads the answer slowly or keeps an idle connection open is cut
+// off. A variable for tests.
+var metricsTimeouts = struct{ readHeader, read, write, idle time.Duration }{
+	readHeader: 5 * time.Second,
+	read:       10 * time.Second,
+	write:      30 * time.Second,
+	idle:       60 * time.Second,
+}
+
 // serveMetrics starts the Prometheus endpoint on addr; it returns the
 // listener so Run can close it.
 func (d *Daemon) serveMetrics(addr string) (net.Listener, error) {
@@ -146,9 +169,19 @@ func (d *Daemon) serveMetrics(addr string) (net.Listener, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/metrics", http.StatusFound)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	go newMetricsServer(mux).Serve(ln)
 	return ln, nil
+}
+
+func newMetricsServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: metricsTimeouts.readHeader,
+		ReadTimeout:       metricsTimeouts.read,
+		WriteTimeout:      metricsTimeouts.write,
+		IdleTimeout:       metricsTimeouts.idle,
+		MaxHeaderBytes:    16 << 10,
+	}
 }
 
 var _ = control.SeverityOK

@@ -53,7 +53,9 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 				restartConn[c.Connection] = true
 			}
 		case "tunnel":
-			if c.Kind == config.Modified {
+			// The inner source check follows on the next route sync;
+			// it needs no renegotiation.
+			if c.Kind == config.Modified && slices.ContainsFunc(c.Fields, func(f string) bool { return f != "source_check" && f != "extra_sources" }) {
 				restartTunnel[c.Tunnel] = true
 			}
 		}
@@ -68,6 +70,12 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 
 	errs := d.applyConns(next, restartConn, restartTunnel)
 
+	if d.bgp != nil {
+		// New tunnels' devices exist now: listen on their addresses.
+		if err := d.bgp.SetListenAddresses(bgpListen(next)); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
 	if err := d.syncBGP(); err != nil {
 		errs = append(errs, err.Error())
 	}
@@ -185,7 +193,12 @@ func (d *Daemon) replaceRouter(rc config.Routes) error {
 			d.log.Warn("removing routes from the old table", "err", err)
 		}
 	}
-	rt, err := route.New(route.Config{Table: rc.Table, Protocol: rc.Protocol, Metric: rc.Metric, Logger: d.log.With("component", "routes")})
+	// The old rules are gone with the old Router: the sockets may take the
+	// new mark before the new rules exist.
+	if err := d.dp.SetFwMark(rc.FwMark); err != nil {
+		d.log.Warn("setting the firewall mark on cgwd's sockets", "err", err)
+	}
+	rt, err := route.New(routerConfig(rc, d.log))
 	if err != nil {
 		d.router = nil
 		return fmt.Errorf("routes: %w", err)

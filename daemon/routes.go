@@ -1,13 +1,22 @@
 package daemon
 
 import (
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sort"
 
 	"github.com/cgwproject/cgw/bgp"
+	"github.com/cgwproject/cgw/config"
 	"github.com/cgwproject/cgw/dataplane/route"
 )
+
+// routerConfig translates the routes section: cgw's own table plus the
+// policy rules that keep cgwd's marked sockets out of it.
+func routerConfig(rc config.Routes, log *slog.Logger) route.Config {
+	return route.Config{Table: rc.Table, Protocol: rc.Protocol, Metric: rc.Metric,
+		FwMark: rc.FwMark, RulePriority: rc.RulePriority, Logger: log.With("component", "routes")}
+}
 
 // routeTunnel is what route selection needs to know about one tunnel.
 type routeTunnel struct {
@@ -24,6 +33,15 @@ type routeConn struct {
 	ECMP     bool           // active-active
 	Prefixes []netip.Prefix // static mode: remote prefixes
 	Tunnels  []routeTunnel
+	Import   importPolicy          // BGP mode: what may be installed
+	Prev     map[netip.Prefix]bool // BGP mode: prefixes accepted last time
+}
+
+// importResult is what a connection's import policy made of the prefixes
+// learned over its tunnels.
+type importResult struct {
+	Accepted []netip.Prefix
+	Filtered []filteredPrefix
 }
 
 // desiredRoutes computes the kernel routes for every connection.
@@ -36,7 +54,10 @@ type routeConn struct {
 // for active-active (MED is ignored there: a VGW marks one tunnel preferred
 // for its own egress, but accepts traffic on both). Paths learned over a tunnel that is down are ignored even
 // before BGP notices, so failover does not wait for the hold timer.
-func desiredRoutes(conns []routeConn, learned []bgp.Path, metric int) []route.Route {
+//
+// Learned prefixes pass each connection's import policy and prefix limit
+// first; the result per BGP connection is returned by name.
+func desiredRoutes(conns []routeConn, learned []bgp.Path, metric int) ([]route.Route, map[string]importResult) {
 	byPrefix := map[netip.Prefix][]route.NextHop{}
 	add := func(p netip.Prefix, dev string) {
 		for _, nh := range byPrefix[p] {
@@ -71,11 +92,33 @@ func desiredRoutes(conns []routeConn, learned []bgp.Path, metric int) []route.Ro
 		}
 	}
 
+	// Import policy per connection, over everything its neighbors sent.
+	byConn := map[*routeConn][]netip.Prefix{}
+	for _, p := range learned {
+		if c := connOf[p.Neighbor]; c != nil {
+			byConn[c] = append(byConn[c], p.Prefix)
+		}
+	}
+	imports := map[string]importResult{}
+	accepted := map[*routeConn]map[netip.Prefix]bool{}
+	for i := range conns {
+		c := &conns[i]
+		if c.Static {
+			continue
+		}
+		acc, filt := c.Import.apply(byConn[c], c.Prev)
+		imports[c.Name] = importResult{Accepted: acc, Filtered: filt}
+		accepted[c] = map[netip.Prefix]bool{}
+		for _, p := range acc {
+			accepted[c][p] = true
+		}
+	}
+
 	// Group usable BGP paths by prefix.
 	paths := map[netip.Prefix][]bgp.Path{}
 	for _, p := range learned {
 		t, ok := neighbor[p.Neighbor]
-		if !ok || !t.Up {
+		if !ok || !t.Up || !accepted[connOf[p.Neighbor]][p.Prefix] {
 			continue
 		}
 		paths[p.Prefix] = append(paths[p.Prefix], p)
@@ -108,7 +151,7 @@ func desiredRoutes(conns []routeConn, learned []bgp.Path, metric int) []route.Ro
 		out = append(out, route.Route{Prefix: p, NextHops: nhs, Metric: metric})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Prefix.String() < out[j].Prefix.String() })
-	return out
+	return out, imports
 }
 
 func upTunnels(ts []routeTunnel) []routeTunnel {

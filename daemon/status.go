@@ -57,6 +57,9 @@ func (d *Daemon) snapshot() *control.Status {
 			}
 			cs.Routes = append(cs.Routes, control.Route{Prefix: r.Prefix.String(), Via: via, Source: src, Metric: r.Metric})
 		}
+		for _, f := range c.imports.Filtered {
+			cs.Filtered = append(cs.Filtered, control.FilteredRoute{Prefix: f.Prefix.String(), Reason: f.Reason})
+		}
 		st.Connections = append(st.Connections, cs)
 	}
 	return st

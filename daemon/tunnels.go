@@ -72,7 +72,11 @@ func (d *Daemon) startTunnel(t *tunnelRT) error {
 		return fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
 	// IKE's events for this tunnel are queued for the loop, which applies
-	// them after this step, once the tunnel is published.
+	// them after this step, once the tunnel is published. The allowed
+	// inner sources are set before IKE can install an SA.
+	d.mu.Lock()
+	d.setTunnelSourcesLocked(t)
+	d.mu.Unlock()
 	if err := d.ikm.AddPeer(peerConfig(t.conn.cfg, tc)); err != nil {
 		d.dp.RemoveTunnel(tc.Name)
 		return fmt.Errorf("tunnel %s: %w", tc.Name, err)
@@ -232,14 +236,31 @@ func addrIdentity(a netip.Addr) ike.Identity {
 }
 
 // bgpConfig returns the BGP speaker settings, or nil when no connection
-// uses BGP. The router ID is the first BGP tunnel's inside address.
+// uses BGP. The router ID is the first BGP tunnel's inside address. The
+// speaker listens on the BGP tunnels' inside addresses only, never on
+// 0.0.0.0:179.
 func bgpConfig(cfg *config.Config) *bgp.Config {
 	for _, c := range cfg.Connections {
 		if c.BGP != nil && len(c.Tunnels) > 0 {
-			return &bgp.Config{ASN: c.BGP.ASN, RouterID: c.Tunnels[0].InsideLocal(), ListenPort: 179}
+			return &bgp.Config{ASN: c.BGP.ASN, RouterID: c.Tunnels[0].InsideLocal(), ListenPort: 179, ListenAddresses: bgpListen(cfg)}
 		}
 	}
 	return nil
+}
+
+// bgpListen is the inside address of every BGP tunnel: where AWS opens its
+// sessions (TCP 179).
+func bgpListen(cfg *config.Config) []netip.Addr {
+	var out []netip.Addr
+	for _, c := range cfg.Connections {
+		if c.BGP == nil {
+			continue
+		}
+		for i := range c.Tunnels {
+			out = append(out, c.Tunnels[i].InsideLocal())
+		}
+	}
+	return out
 }
 
 // syncBGP declares the neighbors and advertised prefixes from the running

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -32,13 +33,19 @@ func roundTripN(tb testing.TB, ta, tbDev *memTUN, pkts [][]byte, want int, timeo
 
 // TestAllocs proves the steady path allocates nothing: TUN read, MSS
 // check, sequence reservation, encryption, batched UDP send, batched
-// receive and demux, decryption, replay update, checks and TUN write.
+// receive and demux, decryption, replay update, checks (the inner source
+// check included) and TUN write.
 func TestAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
 	ta, tb := newMemTUN(256), newMemTUN(256)
-	newPair(t, algGCM, ta, tb, TunnelConfig{MSSClamp: 1379})
+	pr := newPair(t, algGCM, ta, tb, TunnelConfig{MSSClamp: 1379})
+	// The inner source check runs on every decrypted packet.
+	srcs := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("169.254.15.192/30")}
+	if err := pr.b.SetTunnelSources("t", true, srcs); err != nil {
+		t.Fatal(err)
+	}
 	pkts := make([][]byte, 64)
 	for i := range pkts {
 		pkts[i] = ipv4UDP(addrA, addrB, uint32(i), 1400)

@@ -44,6 +44,7 @@ type Engine struct {
 	mu       sync.Mutex
 	closed   bool
 	sockets  []*socket
+	fwmark   uint32 // SO_MARK for the sockets; see SetFwMark
 	tunnels  map[string]*tunnel
 	reserved map[ipsec.SPI]spiReservation
 	natt     [2]*socket // [0] IPv4, [1] IPv6 NAT-T sockets; nil if absent
@@ -129,6 +130,12 @@ func (e *Engine) Listen(ikePort, nattPort uint16) error {
 				}
 				return fail(fmt.Errorf("dataplane: Listen: %w", err))
 			}
+			if e.fwmark != 0 {
+				if err := c.SetMark(e.fwmark); err != nil {
+					c.Close()
+					return fail(fmt.Errorf("dataplane: Listen: %w", err))
+				}
+			}
 			s := &socket{conn: c, natt: natt}
 			s.ikeW = c.NewWriter()
 			opened = append(opened, s)
@@ -148,6 +155,22 @@ func (e *Engine) Listen(ikePort, nattPort uint16) error {
 	e.log.Info("listening", "ike_port", e.ike[0].conn.Port(), "natt_port", e.natt[0].conn.Port(),
 		"ipv6", e.natt[1] != nil, "udp_gso", e.natt[0].conn.GSO(), "udp_gro", e.natt[0].conn.GRO())
 	return nil
+}
+
+// SetFwMark sets the firewall mark (SO_MARK) on every socket, now and on
+// later Listens: the route package's policy rules keep packets with this
+// mark away from the routes cgw installs. 0 clears it.
+func (e *Engine) SetFwMark(mark uint32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.fwmark = mark
+	var errs []error
+	for _, s := range e.sockets {
+		if err := s.conn.SetMark(mark); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Ports returns the bound IKE and NAT-T ports (0, 0 before Listen).

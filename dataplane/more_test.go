@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -192,5 +193,85 @@ func TestKeepaliveWire(t *testing.T) {
 	}
 	if n != 1 || buf[0] != 0xff || from != local {
 		t.Errorf("keepalive = % x from %v, want ff from %v", buf[:n], from, local)
+	}
+}
+
+// TestFwMark: every socket carries the mark, whether it was set before or
+// after Listen, so cgwd's own traffic bypasses cgw's routing table.
+func TestFwMark(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SO_MARK needs CAP_NET_ADMIN")
+	}
+	e := New(Config{Logger: testLogger(t), Workers: 1})
+	defer e.Close()
+	if err := e.SetFwMark(0xc7); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Listen(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	check := func(want uint32) {
+		t.Helper()
+		for _, s := range e.sockets {
+			if m, err := s.conn.Mark(); err != nil || m != want {
+				t.Fatalf("socket port %d: mark %#x, %v; want %#x", s.conn.Port(), m, err, want)
+			}
+		}
+	}
+	check(0xc7)
+	if err := e.SetFwMark(0x99); err != nil {
+		t.Fatal(err)
+	}
+	check(0x99)
+}
+
+// wipeCounter wraps a transform and records Wipe.
+type wipeCounter struct {
+	inboundTransform
+	wiped chan ipsec.SPI
+}
+
+func (w wipeCounter) Wipe() { w.wiped <- w.SPI() }
+
+// TestDelSAWipesKeys: a deleted SA's keys are zeroed once it is out of the
+// SAD and the grace period for packets in flight has passed, not before.
+func TestDelSAWipesKeys(t *testing.T) {
+	saved, savedGrace := newInboundTransform, saWipeGrace
+	t.Cleanup(func() { newInboundTransform, saWipeGrace = saved, savedGrace })
+	wiped := make(chan ipsec.SPI, 4)
+	newInboundTransform = func(p ipsec.SAParams) (inboundTransform, error) {
+		tr, err := saved(p)
+		return wipeCounter{tr, wiped}, err
+	}
+	saWipeGrace = 300 * time.Millisecond
+
+	ta, tb := newMemTUN(8), newMemTUN(8)
+	pr := newPair(t, algGCM, ta, tb, TunnelConfig{})
+	del := time.Now()
+	if err := pr.b.DelSA("t", ipsec.Inbound, pr.spiAB); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case spi := <-wiped:
+		if spi != pr.spiAB {
+			t.Errorf("wiped SA %v, want %v", spi, pr.spiAB)
+		}
+		if d := time.Since(del); d < saWipeGrace {
+			t.Errorf("wiped after %v, before the grace period of %v", d, saWipeGrace)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the deleted SA was never wiped")
+	}
+	// Removing the tunnel wipes its remaining inbound SA too.
+	if err := pr.a.RemoveTunnel("t"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case spi := <-wiped:
+		if spi != pr.spiBA {
+			t.Errorf("wiped SA %v, want %v", spi, pr.spiBA)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removed tunnel's SA was never wiped")
 	}
 }

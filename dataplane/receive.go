@@ -121,10 +121,12 @@ func (e *Engine) demux(s *socket, rx *rxState, el *elem, n int, m *udp.Message) 
 		return false
 	}
 	if n == 1 && pkt[0] == natKeepalive {
-		// NAT-keepalive (RFC 3948, Section 2.3): proof of life only.
+		// NAT-keepalive (RFC 3948, Section 2.3): counted, nothing
+		// more. It is unauthenticated (anyone can send one from the
+		// peer's address), so it is not inbound traffic: it does not
+		// move LastInbound, the traffic counters or DPD.
 		if t := rx.sad.byPeer[m.Remote.Addr()]; t != nil {
 			t.c.keepalivesRx.Add(1)
-			t.c.lastInbound.Store(rx.now)
 		} else {
 			e.counters.strayKeepalives.Add(1)
 		}
@@ -320,7 +322,9 @@ const dropNone dropReason = -1
 // checkInner validates a decrypted tunnel-mode payload: its Next Header
 // must announce IPv4 or IPv6 (RFC 4303, Section 2.6) matching the packet's
 // version, the packet must parse, and it must lie within the SA's traffic
-// selectors (RFC 4301, Section 5.2, step 4). p receives the parse.
+// selectors (RFC 4301, Section 5.2, step 4) and, when the tunnel has a
+// source set (SetTunnelSources), come from a source the tunnel may carry.
+// p receives the parse.
 func (t *tunnel) checkInner(sa *inboundSA, nextHdr byte, inner []byte, p *packet.Parsed) dropReason {
 	var want uint8
 	switch nextHdr {
@@ -336,6 +340,9 @@ func (t *tunnel) checkInner(sa *inboundSA, nextHdr byte, inner []byte, p *packet
 	}
 	if !sa.ts.inboundOK(p) {
 		return dropTSMismatch
+	}
+	if src := t.sources.Load(); src != nil && !src.contains(p.Src) {
+		return dropSource
 	}
 	return dropNone
 }

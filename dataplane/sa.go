@@ -293,16 +293,19 @@ func (e *Engine) DelSA(tunnel string, dir ipsec.Direction, spi ipsec.SPI) error 
 	switch dir {
 	case ipsec.Inbound:
 		delete(e.reserved, spi)
-		if _, ok := t.inSAs[spi]; !ok {
+		sa, ok := t.inSAs[spi]
+		if !ok {
 			return nil
 		}
 		delete(t.inSAs, spi)
+		defer retire(sa.tr)
 	case ipsec.Outbound:
 		sa, ok := t.outSAs[spi]
 		if !ok {
 			return nil
 		}
 		delete(t.outSAs, spi)
+		defer retire(sa.tr)
 		for i, s := range t.outOrder {
 			if s == spi {
 				t.outOrder = append(t.outOrder[:i], t.outOrder[i+1:]...)
@@ -321,6 +324,24 @@ func (e *Engine) DelSA(tunnel string, dir ipsec.Direction, spi ipsec.SPI) error 
 	}
 	e.rebuildSADLocked()
 	return nil
+}
+
+// saWipeGrace is how long a deleted SA's transform stays intact after it
+// left the SAD snapshot and the tunnel's outbound pointer: packets already
+// in the pipeline (queued batches hold the SA) finish with it well within
+// this time. A variable for tests.
+var saWipeGrace = 5 * time.Second
+
+// wiper is implemented by the esp transforms.
+type wiper interface{ Wipe() }
+
+// retire zeroes the key material of a transform no new packet can reach,
+// once the grace period for packets in flight has passed (best effort:
+// see esp's Wipe).
+func retire(tr any) {
+	if w, ok := tr.(wiper); ok {
+		time.AfterFunc(saWipeGrace, w.Wipe)
+	}
 }
 
 // UpdateEndpoints changes the outer addresses of all the tunnel's SAs, for

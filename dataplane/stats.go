@@ -26,6 +26,7 @@ const (
 	dropExpired                        // SA passed its hard byte limit
 	dropDummy                          // TFC dummy packet (next header 59): dropped by design
 	dropNotIP                          // non-IP packet read from the TUN
+	dropSource                         // decrypted packet from a source the tunnel may not carry (SetTunnelSources)
 	numDropReasons
 )
 
@@ -44,6 +45,7 @@ var dropNames = [numDropReasons]string{
 	dropExpired:      "expired",
 	dropDummy:        "dummy",
 	dropNotIP:        "not_ip",
+	dropSource:       "source",
 }
 
 func (r dropReason) String() string { return dropNames[r] }
@@ -112,8 +114,8 @@ type TunnelStats struct {
 	// MappingHeld the candidate moves postponed by the one-second
 	// hold-down between two moves.
 	MappingChanges, MappingHeld uint64
-	// LastInbound is when the last authentic ESP packet or NAT-keepalive
-	// arrived; zero if never.
+	// LastInbound is when the last authentic ESP packet arrived; zero if
+	// never. NAT-keepalives (unauthenticated) do not count.
 	LastInbound time.Time
 	// ActiveOutbound is the SPI of the SA used for sending (0 = none).
 	ActiveOutbound ipsec.SPI

@@ -103,6 +103,9 @@ type tunnel struct {
 
 	// out is the active outbound SA; nil = none (drop "no_sa").
 	out atomic.Pointer[outboundSA]
+	// sources is what inner source addresses the tunnel may carry; nil =
+	// no check (SetTunnelSources).
+	sources atomic.Pointer[sourceSet]
 
 	// Guarded by e.mu.
 	inSAs    map[ipsec.SPI]*inboundSA
@@ -245,6 +248,12 @@ func (e *Engine) RemoveTunnel(name string) error {
 		}
 	}
 	e.rebuildSADLocked()
+	for _, sa := range t.inSAs {
+		retire(sa.tr)
+	}
+	for _, sa := range t.outSAs {
+		retire(sa.tr)
+	}
 	e.mu.Unlock()
 
 	// Closing the device first ends the TUN reader and unblocks a

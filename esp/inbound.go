@@ -191,3 +191,7 @@ func (in *Inbound) Accept(seq uint64) bool {
 	in.mu.Unlock()
 	return ok || (!in.antiReplay && seq != 0)
 }
+
+// Wipe zeroes the SA's key material kept by this package (best effort;
+// see transform.wipe). Call it once no packet can reach the SA any more.
+func (in *Inbound) Wipe() { in.t.wipe() }

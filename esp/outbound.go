@@ -164,3 +164,7 @@ func (o *Outbound) Seal(buf []byte, off, n int, seq uint64) (start, end int, err
 	t.pool.Put(s)
 	return start, end, nil
 }
+
+// Wipe zeroes the SA's key material kept by this package (best effort;
+// see transform.wipe). Call it once no packet can reach the SA any more.
+func (o *Outbound) Wipe() { o.t.wipe() }

@@ -284,3 +284,14 @@ func (t *transform) verifyICV(s *scratch, pkt []byte, seq uint64) bool {
 	n := len(pkt) - t.icvLen
 	return subtle.ConstantTimeCompare(t.icv(s, pkt[:n], seq), pkt[n:]) == 1
 }
+
+// wipe zeroes the key material the transform holds in its own memory: the
+// AEAD salt and the HMAC key. The cipher objects from crypto/aes and
+// crypto/cipher keep their expanded keys out of reach of this package;
+// dropping the SA leaves those to the garbage collector (best effort).
+// After wipe, Seal produces packets the peer rejects and Open fails
+// authentication: a late caller gets a drop, never a panic.
+func (t *transform) wipe() {
+	clear(t.salt[:])
+	clear(t.integKey)
+}

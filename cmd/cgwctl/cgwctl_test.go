@@ -168,6 +168,17 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("warnings: %+v", r)
 	}
 
+	// The example holds inline PSKs: readable by others, it is flagged.
+	open := filepath.Join(dir, "open.yaml")
+	if err := os.WriteFile(open, config.Example(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(open, 0o644)
+	r = cgwctl(t, "", "config", "check", open)
+	if r.code != 0 || !strings.Contains(r.stderr, "accessible by group or others (mode 0644): run chmod 600 "+open) || !strings.Contains(r.stdout, "1 warning(s)") {
+		t.Errorf("world-readable secrets: %+v", r)
+	}
+
 	if r := cgwctl(t, "", "config", "check", good, bad); r.code != 2 {
 		t.Errorf("two files: %+v", r)
 	}

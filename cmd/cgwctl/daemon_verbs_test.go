@@ -61,7 +61,8 @@ func fixtureStatus() *control.Status {
 						LastError: "ike: peer answered AUTHENTICATION_FAILED to our IKE_AUTH", LastErrorAt: now.Add(-15 * time.Second),
 					},
 				},
-				Routes: []control.Route{{Prefix: "10.0.0.0/16", Via: []string{"t1"}, Source: "bgp", Metric: 100}},
+				Routes:   []control.Route{{Prefix: "10.0.0.0/16", Via: []string{"t1"}, Source: "bgp", Metric: 100}},
+				Filtered: []control.FilteredRoute{{Prefix: "0.0.0.0/0", Reason: "default_route"}, {Prefix: "10.99.0.0/16", Reason: "prefix_limit"}},
 			},
 			{
 				Name: "branch-static", Routing: "static",

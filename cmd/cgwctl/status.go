@@ -229,11 +229,17 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 	}
 	if len(c.Routes) == 0 {
 		fmt.Fprintln(w, "  routes: none installed")
-		return
+	} else {
+		fmt.Fprintln(w, "  routes:")
+		for _, r := range c.Routes {
+			fmt.Fprintf(w, "    %s via %s (%s, metric %d)\n", r.Prefix, strings.Join(r.Via, ","), r.Source, r.Metric)
+		}
 	}
-	fmt.Fprintln(w, "  routes:")
-	for _, r := range c.Routes {
-		fmt.Fprintf(w, "    %s via %s (%s, metric %d)\n", r.Prefix, strings.Join(r.Via, ","), r.Source, r.Metric)
+	if len(c.Filtered) > 0 {
+		fmt.Fprintf(w, "  filtered: %d not installed (bgp.import, bgp.prefix_limit)\n", len(c.Filtered))
+		for _, f := range c.Filtered {
+			fmt.Fprintf(w, "    %s (%s)\n", f.Prefix, f.Reason)
+		}
 	}
 }
 

@@ -249,6 +249,9 @@ var dropExplanations = map[string]dropReasonInfo{
 	"expired": {control.SeverityWarn,
 		"an SA reached its hard limit before it was rekeyed",
 		"Check that rekeys succeed (ike-failure finding)."},
+	"source": {control.SeverityWarn,
+		"decrypted packets came from source addresses this tunnel may not carry (not a learned or configured prefix, not the inside CIDR, not extra_sources): spoofed, or AWS sends from a prefix cgw filtered",
+		"Check `cgwctl status` for filtered prefixes; add the source to the tunnel's extra_sources, loosen bgp.import, or set source_check: off."},
 	"dummy": {control.SeverityInfo,
 		"TFC dummy packets (next header 59) were dropped, as intended",
 		""},
@@ -259,7 +262,7 @@ var dropExplanations = map[string]dropReasonInfo{
 
 // dropOrder lists the reasons in the order findings are reported.
 var dropOrder = []string{"auth", "padding", "malformed", "unknown_spi", "replay", "ts_mismatch", "no_sa", "mtu",
-	"seq_exhausted", "expired", "udp_send", "tun_write", "dummy", "not_ip"}
+	"source", "seq_exhausted", "expired", "udp_send", "tun_write", "dummy", "not_ip"}
 
 func sortedDropReasons(m map[string]uint64) []string {
 	var out []string

@@ -17,6 +17,7 @@ type fakeKernel struct {
 	routes   map[fakeKey]kroute
 	replaces int // successful replace calls
 	dels     int // successful del calls
+	rules    []krule
 }
 
 type fakeKey struct {
@@ -96,6 +97,46 @@ func (f *fakeKernel) replace(r kroute) error {
 	}
 	f.routes[fakeKey{r.table, r.key()}] = cloneRoute(r)
 	f.replaces++
+	return nil
+}
+
+func (f *fakeKernel) add(r kroute) error {
+	f.mu.Lock()
+	_, exists := f.routes[fakeKey{r.table, r.key()}]
+	f.mu.Unlock()
+	if exists {
+		return fmt.Errorf("fake: route %v metric %d exists", r.dst, r.metric)
+	}
+	return f.replace(r)
+}
+
+func (f *fakeKernel) listRules(proto int) ([]krule, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []krule
+	for _, r := range f.rules {
+		if r.proto == proto {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeKernel) addRule(r krule) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, r)
+	return nil
+}
+
+func (f *fakeKernel) delRule(r krule) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.Index(f.rules, r)
+	if i < 0 {
+		return fmt.Errorf("fake: no rule %v", r)
+	}
+	f.rules = slices.Delete(f.rules, i, i+1)
 	return nil
 }
 

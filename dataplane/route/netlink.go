@@ -131,6 +131,70 @@ func toNetlink(kr kroute) *netlink.Route {
 
 func (netlinkKernel) replace(kr kroute) error { return netlink.RouteReplace(toNetlink(kr)) }
 
+// add uses NLM_F_CREATE|NLM_F_EXCL: it never replaces an existing route.
+func (netlinkKernel) add(kr kroute) error { return netlink.RouteAdd(toNetlink(kr)) }
+
+func (netlinkKernel) listRules(proto int) ([]krule, error) {
+	var out []krule
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := netlink.RuleList(fam)
+		if err != nil {
+			if fam == netlink.FAMILY_V6 && errors.Is(err, unix.EAFNOSUPPORT) {
+				continue
+			}
+			return nil, err
+		}
+		for _, r := range rs {
+			if int(r.Protocol) != proto {
+				continue
+			}
+			kr := krule{v6: fam == netlink.FAMILY_V6, priority: r.Priority, table: r.Table,
+				suppress: r.SuppressPrefixlen == 0, mark: r.Mark, invert: r.Invert, proto: int(r.Protocol)}
+			if r.Dst != nil {
+				if a, ok := netip.AddrFromSlice(r.Dst.IP); ok {
+					ones, _ := r.Dst.Mask.Size()
+					kr.to = netip.PrefixFrom(a.Unmap(), ones)
+				}
+			}
+			out = append(out, kr)
+		}
+	}
+	return out, nil
+}
+
+func toNetlinkRule(kr krule) *netlink.Rule {
+	r := netlink.NewRule()
+	r.Family = netlink.FAMILY_V4
+	if kr.v6 {
+		r.Family = netlink.FAMILY_V6
+	}
+	r.Priority = kr.priority
+	r.Table = kr.table
+	r.Protocol = uint8(kr.proto)
+	r.Invert = kr.invert
+	if kr.suppress {
+		r.SuppressPrefixlen = 0
+	}
+	if kr.to.IsValid() {
+		r.Dst = &net.IPNet{IP: ipOf(kr.to.Addr()), Mask: net.CIDRMask(kr.to.Bits(), kr.to.Addr().BitLen())}
+	}
+	if kr.mark != 0 {
+		mask := uint32(0xffffffff)
+		r.Mark, r.Mask = kr.mark, &mask
+	}
+	return r
+}
+
+func (netlinkKernel) addRule(kr krule) error {
+	err := netlink.RuleAdd(toNetlinkRule(kr))
+	if errors.Is(err, unix.EAFNOSUPPORT) {
+		return errFamily
+	}
+	return err
+}
+
+func (netlinkKernel) delRule(kr krule) error { return netlink.RuleDel(toNetlinkRule(kr)) }
+
 // del names the protocol too, so the kernel only deletes our route
 // (fib_table_delete matches rtm_protocol when it is set). Scope "nowhere"
 // matches any scope, as iproute2 does for deletes.

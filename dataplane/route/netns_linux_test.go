@@ -5,12 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/cgwproject/cgw/internal/netnstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -19,41 +21,14 @@ import (
 // and re-executes this test binary inside it with `ip netns exec`, so every
 // thread of the child (not just a locked one) is in the namespace.
 
-const (
-	testNetns  = "cgwbgp-r"
-	childEnvKV = "CGWBGP_ROUTE_CHILD=1"
-)
+const testNetns = "cgwbgp-r"
 
 func TestKernel(t *testing.T) {
-	if os.Getenv("CGWBGP_ROUTE_CHILD") == "1" {
+	if netnstest.InChild("CGWBGP_ROUTE_CHILD") {
 		kernelChild(t)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec.Command("ip", "netns", "del", testNetns).Run() // leftover from a killed run
-	if out, err := exec.Command("ip", "netns", "add", testNetns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", testNetns).Run() })
-	cmd := exec.Command("ip", "netns", "exec", testNetns, exe, "-test.run=^TestKernel$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnvKV)
-	out, err := cmd.CombinedOutput()
-	t.Logf("child output:\n%s", out)
-	if err != nil {
-		t.Fatalf("child in netns %s failed: %v", testNetns, err)
-	}
-	if !strings.Contains(string(out), "--- PASS: TestKernel") {
-		t.Fatal("child did not run the kernel test")
-	}
+	netnstest.Run(t, testNetns, "TestKernel", "CGWBGP_ROUTE_CHILD")
 }
 
 func kernelChild(t *testing.T) {
@@ -169,5 +144,82 @@ func kernelChild(t *testing.T) {
 	}
 	if !sawForeign {
 		t.Error("Close removed the foreign static route")
+	}
+	kernelRules(t)
+}
+
+// kernelRules checks the route-safety design on the real kernel: with AWS's
+// default route in cgw's table, unmarked traffic follows it, traffic
+// carrying cgw's mark (its own IKE/ESP) and the host's non-default routes
+// do not.
+func kernelRules(t *testing.T) {
+	d1, err := netlink.LinkByName("d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The host's own default route, DHCP style (metric 1024).
+	if err := netlink.RouteAdd(&netlink.Route{Gw: net.ParseIP("10.255.1.2"), LinkIndex: d1.Attrs().Index, Priority: 1024, Protocol: unix.RTPROT_DHCP}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Table: 199, FwMark: 0xc7, Metric: 100, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(cfg); err != nil { // a restart: idempotent
+		t.Fatal(err)
+	}
+	rules, _ := exec.Command("ip", "rule", "show").CombinedOutput()
+	t.Logf("ip rule show:\n%s", rules)
+	for _, want := range []string{"32000:\tfrom all lookup main suppress_prefixlength 0 proto 199", "32001:\tnot from all fwmark 0xc7 lookup 199 proto 199"} {
+		if strings.Count(string(rules), want) != 1 {
+			t.Errorf("ip rule show: want exactly one %q", want)
+		}
+	}
+	if err := r.Set([]Route{{Prefix: pfx("0.0.0.0/0"), NextHops: []NextHop{{Dev: "d0"}}}, {Prefix: pfx("10.255.1.0/24"), NextHops: []NextHop{{Dev: "d0"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	tbl, _ := exec.Command("ip", "route", "show", "table", "199").CombinedOutput()
+	t.Logf("ip route show table 199:\n%s", tbl)
+	get := func(args ...string) string {
+		out, err := exec.Command("ip", append([]string{"route", "get"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip route get %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := get("192.0.2.1"); !strings.Contains(out, "dev d0") {
+		t.Errorf("unmarked traffic does not follow cgw's default route: %s", out)
+	}
+	if out := get("192.0.2.1", "mark", "0xc7"); !strings.Contains(out, "dev d1") {
+		t.Errorf("cgw's marked traffic follows cgw's route: %s", out)
+	}
+	if out := get("10.255.1.9"); !strings.Contains(out, "dev d1") {
+		t.Errorf("the host's LAN route lost to cgw's route: %s", out)
+	}
+	// AWS's outside address stays on main even for unmarked packets (and
+	// for the reverse-path check of the ESP it sends).
+	if err := r.SetPeers([]netip.Addr{netip.MustParseAddr("192.0.2.77")}); err != nil {
+		t.Fatal(err)
+	}
+	if out := get("192.0.2.77"); !strings.Contains(out, "dev d1") {
+		t.Errorf("unmarked traffic to the AWS peer follows cgw's route: %s", out)
+	}
+	if out := get("192.0.2.1"); !strings.Contains(out, "dev d0") {
+		t.Errorf("the peer rule caught other traffic: %s", out)
+	}
+	rules, _ = exec.Command("ip", "rule", "show").CombinedOutput()
+	if !strings.Contains(string(rules), "32000:\tfrom all to 192.0.2.77 lookup main proto 199") {
+		t.Errorf("no peer rule:\n%s", rules)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rules, _ = exec.Command("ip", "rule", "show").CombinedOutput()
+	if strings.Contains(string(rules), "proto 199") || strings.Contains(string(rules), "lookup 199") {
+		t.Errorf("rules survived Close:\n%s", rules)
+	}
+	if out := get("192.0.2.1"); !strings.Contains(out, "dev d1") {
+		t.Errorf("after Close: %s", out)
 	}
 }

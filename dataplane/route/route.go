@@ -2,14 +2,33 @@
 // wants, like Tailscale's router: a Router owns every route tagged with its
 // protocol number in its table, and nothing else.
 //
+// Route safety (wg-quick style). With a table of its own (Config.Table not
+// main) and a firewall mark (Config.FwMark), the Router also owns two policy
+// rules per address family, tagged with Config.Protocol:
+//
+//	<RulePriority>:   from all lookup main suppress_prefixlength 0
+//	<RulePriority+1>: not from all fwmark <FwMark> lookup <Table>
+//
+// The first lets every non-default route of the main table win; the second
+// sends unmarked traffic to cgw's table. cgwd's own sockets carry FwMark, so
+// its IKE, ESP and keepalives never follow a route cgw installed, whatever
+// AWS advertises (even 0.0.0.0/0 or a prefix covering AWS's outside
+// address): they fall through to the main table's rule (32766).
+//
 // Contract:
 //
 //   - Set is declarative and idempotent: after it returns, the routes tagged
 //     with Config.Protocol in Config.Table are exactly the given ones (minus
 //     those that could not be installed, each reported in the joined error).
-//     Routes are installed with replace, so repeating Set, or taking over a
-//     route left by a previous run, does not fail; unchanged routes are not
-//     touched.
+//     A route of ours is updated with replace; a new one is added with
+//     NLM_F_EXCL, so a route that cgw did not install (another protocol,
+//     same prefix and metric in the table) is never replaced: Set reports it
+//     and leaves both alone. Unchanged routes are not touched.
+//   - In a table of its own, Set logs once per pair a desired prefix that a
+//     non-default route of the main table overlaps: the host's route wins
+//     for the addresses it covers (Shadowed lists them).
+//   - New removes rules tagged with the protocol left by a previous run and
+//     installs the current ones; Close removes them.
 //   - A route with several next hops becomes one ECMP route (RTA_MULTIPATH);
 //     next hop weights map to the kernel's rtnh_hops (weight-1).
 //   - Device names are resolved at Set time. A missing device is an error
@@ -74,17 +93,26 @@ func (r Route) String() string {
 
 // Config selects which routes the Router owns.
 type Config struct {
-	Table    int          // routing table; 0 = 254 (main)
-	Protocol int          // rtm_protocol tag marking our routes, 5..255; 0 = 199
-	Metric   int          // default metric (priority) for routes with Metric 0
-	Logger   *slog.Logger // nil = slog.Default()
+	Table    int // routing table; 0 = 254 (main)
+	Protocol int // rtm_protocol tag marking our routes and rules, 5..255; 0 = 199
+	Metric   int // default metric (priority) for routes with Metric 0
+	// FwMark is the mark on cgwd's own sockets (SO_MARK). With a Table
+	// other than main it is required, and the Router installs the policy
+	// rules of the package doc; with main it must be 0 (no rules).
+	FwMark uint32
+	// RulePriority is the priority of the first rule; the second gets
+	// RulePriority+1. 0 = DefaultRulePriority.
+	RulePriority int
+	Logger       *slog.Logger // nil = slog.Default()
 }
 
 const (
-	DefaultTable    = 254 // RT_TABLE_MAIN
-	DefaultProtocol = 199
-	maxWeight       = 256
-	ipv6DefaultPrio = 1024 // the kernel's metric for IPv6 routes given metric 0
+	DefaultTable        = 254 // RT_TABLE_MAIN
+	DefaultProtocol     = 199
+	DefaultRulePriority = 32000 // just before the main table's rule (32766)
+	mainRulePriority    = 32766
+	maxWeight           = 256
+	ipv6DefaultPrio     = 1024 // the kernel's metric for IPv6 routes given metric 0
 )
 
 // Router programs routes. Create it with New or NewFake.
@@ -93,9 +121,19 @@ type Router struct {
 	log *slog.Logger
 	k   kernel
 
-	mu      sync.Mutex
-	desired []Route // last Set argument
-	closed  bool
+	mu       sync.Mutex
+	peers    []netip.Addr // SetPeers, sorted
+	desired  []Route      // last Set argument
+	closed   bool
+	shadowed map[Shadow]bool // reported overlaps with the main table
+}
+
+// Shadow is a desired prefix and a main-table route (not cgw's, not a
+// default route) that overlaps it: policy routing consults main first, so
+// the host's route wins for the addresses it covers.
+type Shadow struct {
+	Prefix netip.Prefix // cgw's route
+	By     netip.Prefix // the host's route in the main table
 }
 
 // kernel is the OS boundary: the netlink implementation or the fake.
@@ -103,9 +141,44 @@ type kernel interface {
 	linkIndex(name string) (int, error) // errNoDevice when missing
 	linkName(index int) string
 	list(table, proto int) ([]kroute, error) // proto < 0: any protocol
+	add(r kroute) error                      // fails when the table holds the key
 	replace(r kroute) error
 	del(r kroute) error
+	listRules(proto int) ([]krule, error) // rules tagged proto, both families
+	addRule(r krule) error
+	delRule(r krule) error
 }
+
+// krule is a policy rule as cgw writes it: either "lookup main
+// suppress_prefixlength 0" (suppress) or "not fwmark M lookup T".
+type krule struct {
+	v6       bool
+	priority int
+	table    int
+	suppress bool         // suppress_prefixlength 0
+	to       netip.Prefix // destination selector; zero = all
+	mark     uint32       // with invert: not fwmark mark (mask 0xffffffff)
+	invert   bool
+	proto    int
+}
+
+func (r krule) String() string {
+	fam := "-4"
+	if r.v6 {
+		fam = "-6"
+	}
+	if r.suppress {
+		return fmt.Sprintf("ip %s rule %d: from all lookup %d suppress_prefixlength 0", fam, r.priority, r.table)
+	}
+	if r.to.IsValid() {
+		return fmt.Sprintf("ip %s rule %d: from all to %v lookup %d", fam, r.priority, r.to, r.table)
+	}
+	return fmt.Sprintf("ip %s rule %d: not from all fwmark %#x lookup %d", fam, r.priority, r.mark, r.table)
+}
+
+// errFamily reports an address family the kernel does not support (IPv6
+// disabled); the Router then works on IPv4 alone.
+var errFamily = errors.New("address family not supported")
 
 var errNoDevice = errors.New("no such device")
 
@@ -176,6 +249,18 @@ func newRouter(cfg Config, k kernel) (*Router, error) {
 	if cfg.Metric < 0 {
 		return nil, fmt.Errorf("route: Config.Metric %d must not be negative", cfg.Metric)
 	}
+	if cfg.RulePriority == 0 {
+		cfg.RulePriority = DefaultRulePriority
+	}
+	if cfg.RulePriority < 1 || cfg.RulePriority+1 >= mainRulePriority {
+		return nil, fmt.Errorf("route: Config.RulePriority %d must be between 1 and %d (before the main table's rule %d)", cfg.RulePriority, mainRulePriority-2, mainRulePriority)
+	}
+	if cfg.Table == DefaultTable && cfg.FwMark != 0 {
+		return nil, fmt.Errorf("route: Config.FwMark needs a table of cgw's own (Config.Table is main)")
+	}
+	if cfg.Table != DefaultTable && cfg.FwMark == 0 {
+		return nil, fmt.Errorf("route: Config.Table %d needs a Config.FwMark so cgw's own traffic can bypass it", cfg.Table)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -187,7 +272,107 @@ func newRouter(cfg Config, k kernel) (*Router, error) {
 	if n > 0 {
 		r.log.Info("route: removed stale routes from a previous run", "count", n, "table", cfg.Table, "protocol", cfg.Protocol)
 	}
+	if err := r.syncRules(); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// rules returns the policy rules this Router wants (none with the main
+// table).
+func (r *Router) rules() []krule {
+	if r.cfg.FwMark == 0 {
+		return nil
+	}
+	var out []krule
+	for _, v6 := range []bool{false, true} {
+		out = append(out,
+			krule{v6: v6, priority: r.cfg.RulePriority, table: DefaultTable, suppress: true, proto: r.cfg.Protocol},
+			krule{v6: v6, priority: r.cfg.RulePriority + 1, table: r.cfg.Table, mark: r.cfg.FwMark, invert: true, proto: r.cfg.Protocol})
+	}
+	for _, p := range r.peers {
+		out = append(out, krule{v6: p.Is6(), priority: r.cfg.RulePriority, table: DefaultTable, to: netip.PrefixFrom(p, p.BitLen()), proto: r.cfg.Protocol})
+	}
+	return out
+}
+
+// SetPeers keeps traffic to the given addresses (AWS's outside addresses)
+// on the main table, whatever cgw's table holds: one rule per address at
+// RulePriority, "to PEER lookup main". cgwd's own packets are marked and
+// never see cgw's table anyway; these rules also cover the reverse-path
+// check (rp_filter) of the ESP arriving from AWS, which looks up the route
+// back to its source without a mark, and the host's own unmarked traffic to
+// AWS's endpoints. Without a table of our own it does nothing.
+func (r *Router) SetPeers(peers []netip.Addr) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.cfg.FwMark == 0 {
+		return nil
+	}
+	ps := make([]netip.Addr, 0, len(peers))
+	for _, p := range peers {
+		if p.IsValid() {
+			ps = append(ps, p.Unmap())
+		}
+	}
+	slices.SortFunc(ps, netip.Addr.Compare)
+	ps = slices.Compact(ps)
+	if slices.Equal(ps, r.peers) {
+		return nil
+	}
+	r.peers = ps
+	return r.syncRules()
+}
+
+// syncRules makes the rules tagged with our protocol exactly r.rules():
+// stale ones (a previous run, another priority or mark) go, missing ones
+// are added, so it is idempotent.
+func (r *Router) syncRules() error {
+	have, err := r.k.listRules(r.cfg.Protocol)
+	if err != nil {
+		return fmt.Errorf("route: list policy rules (protocol %d): %w", r.cfg.Protocol, err)
+	}
+	want := r.rules()
+	var errs []error
+	for _, h := range have {
+		if slices.Contains(want, h) {
+			continue
+		}
+		if err := r.k.delRule(h); err != nil {
+			errs = append(errs, fmt.Errorf("route: remove stale rule %v: %w", h, err))
+			continue
+		}
+		r.log.Info("route: removed stale policy rule from a previous run", "rule", h.String())
+	}
+	for _, w := range want {
+		if slices.Contains(have, w) {
+			continue
+		}
+		if err := r.k.addRule(w); err != nil {
+			if w.v6 && errors.Is(err, errFamily) {
+				continue // IPv6 disabled: nothing to route either
+			}
+			errs = append(errs, fmt.Errorf("route: add policy rule %v: %w", w, err))
+			continue
+		}
+		r.log.Info("route: installed policy rule", "rule", w.String())
+	}
+	return errors.Join(errs...)
+}
+
+// removeRules deletes every rule tagged with our protocol.
+func (r *Router) removeRules() error {
+	have, err := r.k.listRules(r.cfg.Protocol)
+	if err != nil {
+		return fmt.Errorf("route: list policy rules (protocol %d): %w", r.cfg.Protocol, err)
+	}
+	var errs []error
+	for _, h := range have {
+		if err := r.k.delRule(h); err != nil {
+			errs = append(errs, fmt.Errorf("route: remove rule %v: %w", h, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // flush deletes every route of ours and returns how many it deleted.
@@ -237,28 +422,44 @@ func (r *Router) Set(routes []Route) error {
 		order = append(order, kr.key())
 	}
 
-	cur, err := r.k.list(r.cfg.Table, r.cfg.Protocol)
+	cur, err := r.k.list(r.cfg.Table, -1)
 	if err != nil {
-		// Without the current state we can still install the
-		// desired routes; stale ones go on the next Set.
-		errs = append(errs, fmt.Errorf("route: list routes (table %d, protocol %d): %w", r.cfg.Table, r.cfg.Protocol, err))
+		// Without the current state we can still add the desired
+		// routes; stale ones go on the next Set.
+		errs = append(errs, fmt.Errorf("route: list routes (table %d): %w", r.cfg.Table, err))
 	}
 	have := make(map[routeKey]kroute, len(cur))
+	foreign := make(map[routeKey]kroute)
 	for _, kr := range cur {
-		have[kr.key()] = kr
+		if kr.proto == r.cfg.Protocol {
+			have[kr.key()] = kr
+		} else {
+			foreign[kr.key()] = kr
+		}
 	}
 
 	for _, k := range order {
 		kr := want[k]
-		if h, ok := have[k]; ok && h.equal(kr) {
+		h, ours := have[k]
+		if ours && h.equal(kr) {
 			continue
 		}
-		if err := r.k.replace(kr); err != nil {
+		if f, ok := foreign[k]; ok && !ours {
+			errs = append(errs, fmt.Errorf("route: not installing %s: table %d already has a route for %v with metric %d that cgw did not install (protocol %d); cgw never replaces it (remove it, or set routes.metric to add cgw's route alongside)",
+				r.describe(kr), r.cfg.Table, f.dst, f.metric, f.proto))
+			continue
+		}
+		op := r.k.add
+		if ours {
+			op = r.k.replace
+		}
+		if err := op(kr); err != nil {
 			errs = append(errs, fmt.Errorf("route: install %s: %w", r.describe(kr), err))
 			continue
 		}
 		r.log.Info("route: installed", "route", r.describe(kr))
 	}
+	r.reportShadowed(order)
 	for k, kr := range have {
 		if _, ok := want[k]; ok {
 			continue
@@ -395,13 +596,62 @@ func (r *Router) Close() error {
 	r.desired = nil
 	n, err := r.flush()
 	r.log.Info("route: removed our routes", "count", n, "table", r.cfg.Table, "protocol", r.cfg.Protocol)
+	err = errors.Join(err, r.removeRules())
 	if err != nil {
 		return fmt.Errorf("route: close: %w", err)
 	}
 	return nil
 }
 
-// Foreign lists the destinations of the routes in the table that cgw did
+// reportShadowed logs, once per pair, each desired prefix (other than a
+// default route, which is below main by design) that a route of the main
+// table (not cgw's, not a default route) overlaps, and remembers
+// the current set for Shadowed. Only with a table of our own: in main the
+// kernel's longest-prefix match already decides. Caller holds r.mu.
+func (r *Router) reportShadowed(order []routeKey) {
+	if r.cfg.Table == DefaultTable {
+		return
+	}
+	mainRoutes, err := r.k.list(DefaultTable, -1)
+	if err != nil {
+		r.log.Warn("route: cannot read the main table to find overlaps with cgw's routes", "err", err)
+		return
+	}
+	now := map[Shadow]bool{}
+	for _, k := range order {
+		for _, m := range mainRoutes {
+			if k.dst.Bits() == 0 || m.proto == r.cfg.Protocol || m.dst.Bits() == 0 || !k.dst.Overlaps(m.dst) {
+				continue
+			}
+			s := Shadow{Prefix: k.dst, By: m.dst}
+			now[s] = true
+			if !r.shadowed[s] {
+				r.log.Warn("route: the host's main table also routes part of this prefix; policy routing consults main first, so the host's route wins for the addresses it covers",
+					"prefix", s.Prefix.String(), "host_route", s.By.String())
+			}
+		}
+	}
+	r.shadowed = now
+}
+
+// Shadowed returns the overlaps found by the last Set, sorted.
+func (r *Router) Shadowed() []Shadow {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Shadow, 0, len(r.shadowed))
+	for s := range r.shadowed {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Shadow) int {
+		if c := strings.Compare(a.Prefix.String(), b.Prefix.String()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.By.String(), b.By.String())
+	})
+	return out
+}
+
+// Foreign lists the destinations of the routes in the main table that cgw did
 // not install (another protocol) and that lie inside one of within, leaving
 // out routes through any of skipDevs (cgw's own tunnel devices) and the
 // default route. The daemon announces them to AWS (bgp.advertise_kernel).
@@ -415,9 +665,9 @@ func (r *Router) Foreign(within []netip.Prefix, skipDevs []string) ([]netip.Pref
 			skip[i] = true
 		}
 	}
-	rs, err := r.k.list(r.cfg.Table, -1)
+	rs, err := r.k.list(DefaultTable, -1)
 	if err != nil {
-		return nil, fmt.Errorf("route: list table %d: %w", r.cfg.Table, err)
+		return nil, fmt.Errorf("route: list table %d: %w", DefaultTable, err)
 	}
 	seen := map[netip.Prefix]bool{}
 	var out []netip.Prefix

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -264,5 +265,149 @@ func TestForeign(t *testing.T) {
 	}
 	if got, _ := r.Foreign(nil, nil); got != nil {
 		t.Fatalf("Foreign(nil) = %v", got)
+	}
+}
+
+func TestPolicyRules(t *testing.T) {
+	k := newFakeKernel([]string{"cgw0"})
+	// A rule left by a previous run with another priority, and a rule of
+	// another protocol that is not ours.
+	stale := krule{priority: 100, table: 199, mark: 0x1, invert: true, proto: 199}
+	other := krule{priority: 200, table: 7, proto: 4}
+	k.rules = []krule{stale, other}
+	cfg := Config{Table: 199, FwMark: 0xc7, Logger: slog.New(slog.DiscardHandler)}
+	r, err := newRouter(cfg, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []krule{other,
+		{priority: 32000, table: 254, suppress: true, proto: 199},
+		{priority: 32001, table: 199, mark: 0xc7, invert: true, proto: 199},
+		{v6: true, priority: 32000, table: 254, suppress: true, proto: 199},
+		{v6: true, priority: 32001, table: 199, mark: 0xc7, invert: true, proto: 199},
+	}
+	if !reflect.DeepEqual(k.rules, want) {
+		t.Fatalf("rules after New:\n got %v\nwant %v", k.rules, want)
+	}
+	if got := want[2].String(); got != "ip -4 rule 32001: not from all fwmark 0xc7 lookup 199" {
+		t.Errorf("String = %q", got)
+	}
+	// A second Router (a restart) keeps them: idempotent.
+	r2, err := newRouter(cfg, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(k.rules, want) {
+		t.Fatalf("rules after a second New: %v", k.rules)
+	}
+	_ = r2
+	// Peer rules follow SetPeers; the base rules stay.
+	peer := krule{priority: 32000, table: 254, to: pfx("198.51.100.10/32"), proto: 199}
+	if err := r.SetPeers([]netip.Addr{addr("198.51.100.10"), addr("198.51.100.10"), {}}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(k.rules, append(slices.Clone(want), peer)) {
+		t.Fatalf("rules after SetPeers: %v", k.rules)
+	}
+	if err := r.SetPeers([]netip.Addr{addr("2001:db8::1")}); err != nil {
+		t.Fatal(err)
+	}
+	peer6 := krule{v6: true, priority: 32000, table: 254, to: pfx("2001:db8::1/128"), proto: 199}
+	if !reflect.DeepEqual(k.rules, append(slices.Clone(want), peer6)) {
+		t.Fatalf("rules after the peer changed: %v", k.rules)
+	}
+	if got := peer6.String(); got != "ip -6 rule 32000: from all to 2001:db8::1/128 lookup 254" {
+		t.Errorf("String = %q", got)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(k.rules, []krule{other}) {
+		t.Fatalf("rules after Close: %v, want only the foreign one", k.rules)
+	}
+}
+
+func TestPolicyRulesConfig(t *testing.T) {
+	for _, c := range []Config{
+		{Table: 199},            // own table without a mark
+		{Table: 254, FwMark: 1}, // a mark without a table
+		{Table: 199, FwMark: 1, RulePriority: 32765}, // second rule would pass main's
+	} {
+		if _, err := newRouter(c, newFakeKernel(nil)); err == nil {
+			t.Errorf("newRouter(%+v) succeeded", c)
+		}
+	}
+}
+
+// A route cgw did not install is never replaced, deleted or taken over.
+func TestNeverReplaceForeign(t *testing.T) {
+	k := newFakeKernel([]string{"eth0", "cgw0"})
+	r, err := newRouter(Config{Table: 199, FwMark: 0xc7, Metric: 100, Logger: slog.New(slog.DiscardHandler)}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth, _ := k.linkIndex("eth0")
+	foreign := kroute{dst: pfx("10.0.0.0/16"), table: 199, proto: 4, metric: 100, hops: []khop{{link: eth, weight: 1}}}
+	if err := k.replace(foreign); err != nil {
+		t.Fatal(err)
+	}
+	err = r.Set([]Route{
+		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "cgw0"}}},
+		{Prefix: pfx("10.1.0.0/16"), NextHops: []NextHop{{Dev: "cgw0"}}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "cgw did not install") {
+		t.Fatalf("Set over a foreign route: err = %v", err)
+	}
+	if got := installed(t, r); len(got) != 1 || got[0].Prefix != pfx("10.1.0.0/16") {
+		t.Fatalf("installed = %v", got)
+	}
+	cur, _ := k.list(199, 4)
+	if len(cur) != 1 || !cur[0].equal(foreign) {
+		t.Fatalf("foreign route changed: %v", cur)
+	}
+	// With another metric, cgw's route goes alongside.
+	if err := r.Set([]Route{{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "cgw0"}}, Metric: 50}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := k.list(199, -1); len(cur) != 1 || !cur[0].equal(foreign) {
+		t.Fatalf("after Close: %v, want the foreign route alone", cur)
+	}
+}
+
+func TestShadowed(t *testing.T) {
+	k := newFakeKernel([]string{"eth0", "cgw0"})
+	var logBuf strings.Builder
+	r, err := newRouter(Config{Table: 199, FwMark: 0xc7, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth, _ := k.linkIndex("eth0")
+	for _, kr := range []kroute{
+		{dst: pfx("10.0.0.0/8"), table: 254, proto: 4, hops: []khop{{link: eth, weight: 1}}},
+		{dst: pfx("0.0.0.0/0"), table: 254, proto: 16, hops: []khop{{link: eth, weight: 1}}},
+		{dst: pfx("192.168.0.0/24"), table: 254, proto: 2, hops: []khop{{link: eth, weight: 1}}},
+	} {
+		if err := k.replace(kr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := []Route{
+		{Prefix: pfx("10.50.0.0/16"), NextHops: []NextHop{{Dev: "cgw0"}}},
+		{Prefix: pfx("172.16.0.0/12"), NextHops: []NextHop{{Dev: "cgw0"}}},
+		{Prefix: pfx("0.0.0.0/0"), NextHops: []NextHop{{Dev: "cgw0"}}},
+	}
+	for range 2 {
+		if err := r.Set(rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fmt.Sprint(r.Shadowed()); got != "[{10.50.0.0/16 10.0.0.0/8}]" {
+		t.Fatalf("Shadowed = %s", got)
+	}
+	if n := strings.Count(logBuf.String(), "host's route wins"); n != 1 {
+		t.Fatalf("logged the overlap %d times, want once:\n%s", n, logBuf.String())
 	}
 }

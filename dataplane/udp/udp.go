@@ -122,6 +122,34 @@ func Listen(network string, addr netip.AddrPort) (*Conn, error) {
 	return c, nil
 }
 
+// SetMark sets the socket's firewall mark (SO_MARK; needs CAP_NET_ADMIN).
+// Every packet it sends carries the mark, so policy rules can route cgwd's
+// own IKE, ESP and keepalives around the routes cgw installs. 0 clears it.
+func (c *Conn) SetMark(mark uint32) error {
+	var serr error
+	err := c.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("udp: set SO_MARK %#x on port %d: %w", mark, c.port, err)
+	}
+	return nil
+}
+
+// Mark returns the socket's firewall mark.
+func (c *Conn) Mark() (uint32, error) {
+	var m int
+	var serr error
+	err := c.rc.Control(func(fd uintptr) { m, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK) })
+	if err == nil {
+		err = serr
+	}
+	return uint32(m), err
+}
+
 func setupSocket(fd int, v6 bool) error {
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer) != nil {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)

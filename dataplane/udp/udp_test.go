@@ -5,6 +5,7 @@ package udp
 import (
 	"bytes"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 )
@@ -147,5 +148,25 @@ func TestAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("Send+ReadBatch allocate %v times per batch", n)
+	}
+}
+
+func TestSetMark(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SO_MARK needs CAP_NET_ADMIN")
+	}
+	c, err := Listen("udp4", netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if m, err := c.Mark(); err != nil || m != 0 {
+		t.Fatalf("initial mark %#x, %v", m, err)
+	}
+	if err := c.SetMark(0xc7); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.Mark(); err != nil || m != 0xc7 {
+		t.Fatalf("mark %#x, %v; want 0xc7", m, err)
 	}
 }

@@ -261,6 +261,24 @@ func TestBGPRoutesFailover(t *testing.T) {
 		if m, err := cgwRoutes(s, sim.Cust); err != nil || len(m) == 0 {
 			t.Fatalf("no cgw routes before SIGTERM (%v): the check below would prove nothing", err)
 		}
+		if out, err := s.Exec(sim.Cust, "ip", "rule", "show"); err != nil ||
+			!strings.Contains(out, "32000:\tfrom all lookup main suppress_prefixlength 0 proto 199") ||
+			!strings.Contains(out, "32001:\tnot from all fwmark 0xc7 lookup 199 proto 199") {
+			t.Fatalf("cgw's policy rules are not installed (%v):\n%s", err, out)
+		}
+		// BGP listens on the inside addresses only, not on 0.0.0.0:179.
+		out, err := s.Exec(sim.Cust, "ss", "-Hltn", "sport = :179")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range sim.Endpoints {
+			if !strings.Contains(out, e.CustInside.String()+":179") {
+				t.Errorf("BGP does not listen on %s:179:\n%s", e.CustInside, out)
+			}
+		}
+		if strings.Contains(out, "0.0.0.0:179") || strings.Contains(out, "*:179") || strings.Contains(out, "[::]:179") {
+			t.Errorf("BGP listens on all addresses:\n%s", out)
+		}
 		if err := d.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -269,8 +287,8 @@ func TestBGPRoutesFailover(t *testing.T) {
 	})
 }
 
-// checkCleanedUp asserts that no proto-199 route and none of the TUN
-// devices is left in the customer namespace.
+// checkCleanedUp asserts that no proto-199 route or policy rule and none of
+// the TUN devices is left in the customer namespace.
 func checkCleanedUp(t testing.TB, s *sim.Sim, devs ...string) {
 	t.Helper()
 	m, err := cgwRoutes(s, sim.Cust)
@@ -279,6 +297,9 @@ func checkCleanedUp(t testing.TB, s *sim.Sim, devs ...string) {
 	}
 	if len(m) != 0 {
 		t.Errorf("routes with protocol 199 left after cgwd exited: %v", m)
+	}
+	if out, err := s.Exec(sim.Cust, "ip", "rule", "show"); err != nil || strings.Contains(out, "proto 199") || strings.Contains(out, "lookup 199") {
+		t.Errorf("cgw's policy rules left after cgwd exited (%v):\n%s", err, out)
 	}
 	for _, dev := range devs {
 		if out, err := s.Exec(sim.Cust, "ip", "-o", "link", "show"); err != nil || strings.Contains(out, " "+dev+":") {
@@ -308,7 +329,7 @@ func TestBGPActiveActive(t *testing.T) {
 		}
 		return nil
 	})
-	out, _ := s.Exec(sim.Cust, "ip", "route", "show", sim.DefaultVPC.String())
+	out, _ := s.Exec(sim.Cust, "ip", "route", "show", "table", "199", sim.DefaultVPC.String())
 	t.Logf("e2e: active-active kernel route: %s", strings.Join(strings.Fields(out), " "))
 	for i := 1; i <= 2; i++ {
 		if _, err := s.WaitBGPRoutes(i, 1, 20*time.Second); err != nil {

@@ -248,10 +248,10 @@ func (r kernelRoute) devs() []string {
 	return d
 }
 
-// cgwRoutes returns the routes with protocol 199 (cgw's) in role's main
-// table, by destination.
+// cgwRoutes returns the routes with protocol 199 (cgw's) in role's cgw
+// table (199), by destination.
 func cgwRoutes(s *sim.Sim, role sim.Role) (map[string][]string, error) {
-	out, err := s.Exec(role, "ip", "-j", "-4", "route", "show", "proto", "199")
+	out, err := s.Exec(role, "ip", "-j", "-4", "route", "show", "table", "199", "proto", "199")
 	if err != nil {
 		return nil, err
 	}

@@ -529,7 +529,7 @@ func TestOpsStatusAndTunnelControl(t *testing.T) {
 			return nil
 		})
 		dev := findTunnel(st, t2).Device
-		if out, err := s.Exec(sim.Cust, "ip", "route", "show", sim.DefaultVPC.String()); err != nil || !strings.Contains(out, "dev "+dev) {
+		if out, err := s.Exec(sim.Cust, "ip", "route", "show", "table", "199", sim.DefaultVPC.String()); err != nil || !strings.Contains(out, "dev "+dev) {
 			t.Errorf("kernel route to %s is %q (err %v), want dev %s", sim.DefaultVPC, out, err, dev)
 		}
 		ms, page := scrape(t, s)

@@ -37,8 +37,9 @@ type CgwdOptions struct {
 	Extra string
 }
 
-// CgwdSocket is the control socket path CgwdConfig uses for role.
-func (s *Sim) CgwdSocket(role Role) string { return s.path("cgwd-" + string(role) + ".sock") }
+// CgwdSocket is the control socket path CgwdConfig uses for role, in a
+// directory of its own (cgwd creates it with mode 0700).
+func (s *Sim) CgwdSocket(role Role) string { return s.path("cgwd-"+string(role), "cgw.sock") }
 
 // CgwdConfig renders a cgwd YAML configuration (schema version 1, see
 // config/example.yaml) for the customer namespace, or with AWSSide for an
@@ -85,7 +86,7 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nlog: {format: text, level: %s}\n", o.LogLevel)
 	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: \"\"}\n", s.CgwdSocket(role))
-	b.WriteString("routes: {table: 254, protocol: 199, metric: 100}\nconnections:\n")
+	b.WriteString("routes: {table: 199, protocol: 199, metric: 100, fwmark: 0xc7}\nconnections:\n")
 	fmt.Fprintf(&b, "  - name: %s\n", o.Name)
 	if o.AWSSide {
 		e := Endpoints[o.Endpoints[0]-1]

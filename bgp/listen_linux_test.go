@@ -1,0 +1,92 @@
+package bgp_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/cgwproject/cgw/bgp"
+	"github.com/cgwproject/cgw/internal/netnstest"
+)
+
+const (
+	nsListen       = "cgwbgp-l"
+	listenChildEnv = "CGWBGP_LISTEN_CHILD"
+)
+
+// TestListenAddresses: the speaker listens on the given inside addresses
+// only, not on 0.0.0.0:179, and follows a change of them (a tunnel added
+// on reload) while running.
+func TestListenAddresses(t *testing.T) {
+	if netnstest.InChild(listenChildEnv) {
+		listenChild(t)
+		return
+	}
+	netnstest.Run(t, nsListen, "TestListenAddresses", listenChildEnv)
+}
+
+func listenChild(t *testing.T) {
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"addr", "add", "169.254.15.194/32", "dev", "lo"},
+		{"addr", "add", "169.254.13.238/32", "dev", "lo"},
+		{"addr", "add", "192.0.2.10/32", "dev", "lo"}, // stands for the outside address
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	a1, a2 := netip.MustParseAddr("169.254.15.194"), netip.MustParseAddr("169.254.13.238")
+	s, err := bgp.New(bgp.Config{ASN: 65000, RouterID: a1, ListenAddresses: []netip.Addr{a1},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNeighbors([]bgp.Neighbor{{Name: "t1", PeerAddr: netip.MustParseAddr("169.254.15.193"), LocalAddr: a1, PeerASN: 64512}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	accepts := func(a string) bool {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(a, "179"), 2*time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	check := func(want map[string]bool) {
+		t.Helper()
+		for a, w := range want {
+			if got := accepts(a); got != w {
+				t.Errorf("TCP %s:179 accepts = %v, want %v", a, got, w)
+			}
+		}
+	}
+	check(map[string]bool{"169.254.15.194": true, "169.254.13.238": false, "192.0.2.10": false, "127.0.0.1": false})
+
+	// A second tunnel appears (reload): its address is listened on too.
+	if err := s.SetListenAddresses([]netip.Addr{a2, a1}); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]bool{"169.254.15.194": true, "169.254.13.238": true, "192.0.2.10": false})
+	if got := s.Status(); len(got) != 1 || got[0].Name != "t1" {
+		t.Errorf("neighbors after the restart: %+v", got)
+	}
+	// Unchanged: no restart.
+	if err := s.SetListenAddresses([]netip.Addr{a1, a2}); err != nil {
+		t.Fatal(err)
+	}
+	// The first tunnel goes away.
+	if err := s.SetListenAddresses([]netip.Addr{a2}); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]bool{"169.254.15.194": false, "169.254.13.238": true})
+}
