@@ -92,8 +92,9 @@ func TestImportAWSFailures(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no xml flag", []string{"import-aws"}, 2, "--xml FILE is required"},
+		{"no input", []string{"import-aws"}, 2, "name the input"},
 		{"stray argument", []string{"import-aws", "--xml", xml, "extra"}, 2, `unexpected argument "extra"`},
+		{"two inputs", []string{"import-aws", xml, "extra"}, 2, `unexpected argument "extra"`},
 		{"bad advertise", []string{"import-aws", "--xml", xml, "--advertise", "10.0.0.1/8"}, 2, "write 10.0.0.0/8"},
 		{"bad prefix", []string{"import-aws", "--xml", xml, "--advertise", "ten"}, 2, "not a prefix"},
 		{"bad local address", []string{"import-aws", "--xml", xml, "--local-address", "x"}, 2, "not an IP address"},
@@ -201,14 +202,14 @@ func TestDispatch(t *testing.T) {
 		stderr string
 	}{
 		{nil, 2, "", "usage: cgwctl <command>"},
-		{[]string{"help"}, 0, "import-aws --xml FILE", ""},
+		{[]string{"help"}, 0, "import-aws [--from] FILE", ""},
 		{[]string{"-h"}, 0, "global flags", ""},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"config"}, 2, "", "usage: cgwctl config <command>"},
 		{[]string{"config", "nope"}, 2, "", `unknown command "config nope"`},
 		{[]string{"config", "-h"}, 0, "config check [-q] [FILE]", ""},
 		{[]string{"config", "check", "-h"}, 0, "usage: cgwctl config check [-q] [FILE]", ""},
-		{[]string{"import-aws", "--help"}, 0, "Tunnels keep the order of the XML", ""},
+		{[]string{"import-aws", "--help"}, 0, "Tunnels keep the order of the document", ""},
 		{[]string{"--socket", "/tmp/x.sock", "version"}, 0, "cgwctl ", ""},
 		{[]string{"--bogus", "version"}, 2, "", "flag provided but not defined"},
 	}
