@@ -240,7 +240,7 @@ func checkConnection(c Connection, opt Options, multi bool) (connValues, []error
 		for j := range tos {
 			if a, err := netip.ParseAddr(strings.TrimSpace(tos[j].OutsideIpAddress)); err == nil && a.Unmap() == tv.awsOutside && tv.awsOutside.IsValid() && !used[j] {
 				used[j] = true
-				oerrs, owarns := applyTunnelOptions(&tv, &tos[j], c.Options, fmt.Sprintf("%s Options.TunnelOptions[%d]", v.ID, j))
+				oerrs, owarns := applyTunnelOptions(&tv, &tos[j], fmt.Sprintf("%s Options.TunnelOptions[%d]", v.ID, j))
 				errs = append(errs, oerrs...)
 				warns = append(warns, owarns...)
 			}
@@ -252,6 +252,9 @@ func checkConnection(c Connection, opt Options, multi bool) (connValues, []error
 			warns = append(warns, config.Warning{File: XMLFile, Path: fmt.Sprintf("%s Options.TunnelOptions[%d]", v.ID, j),
 				Msg: fmt.Sprintf("OutsideIpAddress %q matches no tunnel of the XML; these tunnel options are not used", tos[j].OutsideIpAddress)})
 		}
+	}
+	if c.Options != nil {
+		errs = append(errs, trafficSelectors(cv.tvs, c.Options, v.ID)...)
 	}
 	// Connection-wide values must agree between the tunnels.
 	for i := 1; i < len(cv.tvs); i++ {
@@ -539,7 +542,7 @@ func renderConnection(w func(string, ...any), q func(string) string, cv connValu
 			w("        replay_window: %d\n", tv.replayWindow)
 		}
 		if len(tv.tsLocal) > 0 {
-			w("        traffic_selectors: {local: %s, remote: %s}\n", prefixList(tv.tsLocal), prefixList(tv.tsRemote))
+			w("        traffic_selectors: {local: [%q], remote: [%q]}  # Options.Local/Remote network CIDR\n", tv.tsLocal[0].String(), tv.tsRemote[0].String())
 		}
 		w("        mss_clamp: %d\n", tv.mss)
 	}

@@ -91,6 +91,11 @@ func ParseGeneric(data []byte) (*VPNConnection, error) {
 			continue
 		}
 		key, val, ok := genericKV(raw)
+		if !ok && t == nil && strings.HasPrefix(lower, "your ") {
+			// Header lines: "Your VPN Connection ID : vpn-...", no dash.
+			k, v, found := strings.Cut(raw, ":")
+			key, val, ok = normKey(k), strings.TrimSpace(v), found
+		}
 		if !ok {
 			continue
 		}
@@ -159,6 +164,9 @@ func ParseGeneric(data []byte) (*VPNConnection, error) {
 				t.IPsec.TCPMSSAdjustment = firstWord(val)
 			}
 		case secOutside, secInside:
+			if !strings.Contains(key, "gateway") {
+				break // "Tunnel interface MTU" and the like
+			}
 			g := &t.AWS
 			if strings.HasPrefix(key, "customer gateway") {
 				g = &t.Customer

@@ -35,7 +35,7 @@ var (
 // applyTunnelOptions overrides the XML's values of one tunnel with what
 // Options.TunnelOptions states, and narrows the proposals to exactly the
 // algorithms the tunnel allows.
-func applyTunnelOptions(tv *tunnelValues, to *TunnelOptions, co *ConnectionOptions, at string) ([]error, []config.Warning) {
+func applyTunnelOptions(tv *tunnelValues, to *TunnelOptions, at string) ([]error, []config.Warning) {
 	var errs []error
 	var warns []config.Warning
 	fail := func(field, format string, args ...any) {
@@ -170,25 +170,36 @@ func applyTunnelOptions(tv *tunnelValues, to *TunnelOptions, co *ConnectionOptio
 		}
 	}
 
-	if co != nil {
-		v6 := strings.EqualFold(co.TunnelInsideIpVersion, "ipv6")
-		local, remote := co.LocalIpv4NetworkCidr, co.RemoteIpv4NetworkCidr
-		if v6 {
-			local, remote = co.LocalIpv6NetworkCidr, co.RemoteIpv6NetworkCidr
-		}
-		tsl, okl := selector(local, v6)
-		tsr, okr := selector(remote, v6)
-		if !okl {
-			fail("LocalIpv4NetworkCidr", "%q is not a prefix", local)
-		}
-		if !okr {
-			fail("RemoteIpv4NetworkCidr", "%q is not a prefix", remote)
-		}
-		if tsl.IsValid() && tsl.Bits() > 0 || tsr.IsValid() && tsr.Bits() > 0 || v6 {
-			tv.tsLocal, tv.tsRemote = []netip.Prefix{orAny(tsl, v6)}, []netip.Prefix{orAny(tsr, v6)}
-		}
-	}
 	return errs, warns
+}
+
+// trafficSelectors applies Options.Local/Remote*NetworkCidr, the traffic
+// selectors AWS proposes, to every tunnel; 0.0.0.0/0 on both sides (the
+// default) writes nothing.
+func trafficSelectors(tvs []tunnelValues, co *ConnectionOptions, id string) []error {
+	var errs []error
+	v6 := strings.EqualFold(co.TunnelInsideIpVersion, "ipv6")
+	local, remote := co.LocalIpv4NetworkCidr, co.RemoteIpv4NetworkCidr
+	lname, rname := "LocalIpv4NetworkCidr", "RemoteIpv4NetworkCidr"
+	if v6 {
+		local, remote = co.LocalIpv6NetworkCidr, co.RemoteIpv6NetworkCidr
+		lname, rname = "LocalIpv6NetworkCidr", "RemoteIpv6NetworkCidr"
+	}
+	tsl, okl := selector(local, v6)
+	tsr, okr := selector(remote, v6)
+	if !okl {
+		errs = append(errs, fmt.Errorf("awsxml: %s Options.%s: %q is not an IP%s prefix", id, lname, local, map[bool]string{true: "v6", false: "v4"}[v6]))
+	}
+	if !okr {
+		errs = append(errs, fmt.Errorf("awsxml: %s Options.%s: %q is not an IP%s prefix", id, rname, remote, map[bool]string{true: "v6", false: "v4"}[v6]))
+	}
+	if errs != nil || !(tsl.IsValid() && tsl.Bits() > 0 || tsr.IsValid() && tsr.Bits() > 0) {
+		return errs
+	}
+	for i := range tvs {
+		tvs[i].tsLocal, tvs[i].tsRemote = []netip.Prefix{orAny(tsl, v6)}, []netip.Prefix{orAny(tsr, v6)}
+	}
+	return nil
 }
 
 func selector(s string, v6 bool) (netip.Prefix, bool) {
