@@ -46,6 +46,17 @@ func importFile(t *testing.T, name, golden string, opt Options) (*config.Config,
 	if err != nil {
 		t.Fatalf("Generate(%s): %v", name, err)
 	}
+	if golden != "" {
+		golden = filepath.Join("..", "testdata", golden)
+	}
+	return checkGenerated(t, out, golden), out, warns
+}
+
+// checkGenerated parses a generated configuration like cgwd would (no
+// warnings allowed) and compares it with the golden file (unless "";
+// -update rewrites it).
+func checkGenerated(t *testing.T, out []byte, golden string) *config.Config {
+	t.Helper()
 	cfg, cwarns, err := config.Parse(out, "imported.yaml")
 	if err != nil {
 		t.Fatalf("generated config does not parse: %v\n%s", err, out)
@@ -54,9 +65,8 @@ func importFile(t *testing.T, name, golden string, opt Options) (*config.Config,
 		t.Errorf("generated config has warnings: %v", cwarns)
 	}
 	if golden == "" {
-		return cfg, out, warns
+		return cfg
 	}
-	golden = filepath.Join("..", "testdata", golden)
 	if *update {
 		if err := os.WriteFile(golden, out, 0o644); err != nil {
 			t.Fatal(err)
@@ -64,7 +74,7 @@ func importFile(t *testing.T, name, golden string, opt Options) (*config.Config,
 	} else if want, err := os.ReadFile(golden); err != nil || !bytes.Equal(out, want) {
 		t.Errorf("output differs from %s (run go test -update to accept):\n%s", golden, out)
 	}
-	return cfg, out, warns
+	return cfg
 }
 
 func TestParseFields(t *testing.T) {

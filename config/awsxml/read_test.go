@@ -34,21 +34,7 @@ func readGolden(t *testing.T, name string, wantFormat Format, opt Options) (*con
 	if err != nil {
 		t.Fatalf("GenerateAll(%s): %v", name, err)
 	}
-	cfg, cwarns, err := config.Parse(out, "imported.yaml")
-	if err != nil {
-		t.Fatalf("generated config does not parse: %v\n%s", err, out)
-	}
-	if len(cwarns) != 0 {
-		t.Errorf("generated config has warnings: %v", cwarns)
-	}
-	golden := path + ".golden.yaml"
-	if *update {
-		if err := os.WriteFile(golden, out, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	} else if want, err := os.ReadFile(golden); err != nil || !bytes.Equal(out, want) {
-		t.Errorf("output differs from %s (run go test -update to accept):\n%s", golden, out)
-	}
+	cfg := checkGenerated(t, out, path+".golden.yaml")
 	return cfg, out, warns
 }
 

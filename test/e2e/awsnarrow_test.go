@@ -14,7 +14,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/cgwproject/cgw/control"
 	"github.com/cgwproject/cgw/test/sim"
 )
 
@@ -363,28 +362,7 @@ func checkNarrowed(t *testing.T, s *sim.Sim, d *Cgwd, endpoint int, name string,
 	pingThrough(t, s, endpoint)
 	// The CHILD SA from IKE_AUTH has no DH group; a rekey negotiates the
 	// phase 2 group.
-	child := tn.Children[0]
-	if _, err := d.Ctl("tunnel", "rekey", name); err != nil {
-		t.Fatal(err)
-	}
-	var rekeyed *control.Child
-	d.waitStatus(t, 30*time.Second, func(st *control.Status) error {
-		tn := findTunnel(st, name)
-		if tn == nil || len(tn.Children) != 1 || tn.Children[0].InSPI == child.InSPI {
-			return fmt.Errorf("tunnel %s: CHILD SA not replaced yet: %+v", name, tn)
-		}
-		rekeyed = tn.Children[0]
-		return nil
-	})
-	var rc sim.ChildSA
-	Eventually(t, 10*time.Second, func() error {
-		sa, err := swanSAFor(s, endpoint, tn.IKE)
-		if err != nil {
-			return err
-		}
-		rc, err = swanChildFor(sa, rekeyed)
-		return err
-	})
+	_, rc := rekeyChild(t, s, d, endpoint, name, tn.IKE, tn.Children[0])
 	if got := swanChild(rc); got != wantESP || rc.DHGroup != wantPFS {
 		t.Errorf("strongSwan rekeyed CHILD SA %s PFS %q, want %s PFS %s", got, rc.DHGroup, wantESP, wantPFS)
 	}
