@@ -717,6 +717,8 @@ func TestWarnings(t *testing.T) {
 		{"esp no pfs", t1("esp_proposals: [aes256gcm16]"), "connections[0].tunnels[0].esp_proposals[0]", 12, "no DH group (no PFS)"},
 		{"ike not AWS", t1("ike_proposals: [chacha20poly1305-prfsha256-curve25519, aes128-sha1-modp1024]"), "connections[0].tunnels[0].ike_proposals[0]", 12, "AWS will never choose it"},
 		{"ike group 5", t1("ike_proposals: [aes128-sha1-modp1536]"), "connections[0].tunnels[0].ike_proposals[0]", 12, "AWS will never choose it"},
+		{"no ike proposal meets AWS", t1("ike_proposals: [aes128-sha1-modp1536, chacha20poly1305-prfsha256-curve25519]"), "connections[0].tunnels[0].ike_proposals", 12, "the tunnel will never come up"},
+		{"no esp proposal meets AWS", t1("esp_proposals: [aes256gcm16-curve25519]"), "connections[0].tunnels[0].esp_proposals", 12, "the tunnel will never come up"},
 		{"peer asn", bgpKeys("peer_asn: 65001"), "", 0, ""}, // inside the private range: no warning
 		{"peer asn odd", bgpKeys("peer_asn: 100"), "connections[0].bgp.peer_asn", 8, "outside the Amazon-side ranges"},
 		{"aws asn", replaceLine(6, "      asn: 7224"), "connections[0].bgp.asn", 6, "Amazon-side ASN"},
