@@ -234,6 +234,14 @@ func (d *diagnoser) ikePorts() {
 		ev = append(ev, fmt.Sprintf("local endpoint %s, AWS endpoint %s", d.t.Local, d.t.Remote))
 	}
 	switch {
+	case resp > 0 && !d.ikeUp() && strings.Contains(d.failure(), "did not answer our IKE_AUTH"):
+		// cgw floats to UDP 4500 right after IKE_SA_INIT (it always asks
+		// for UDP encapsulation), so an answered IKE_SA_INIT and an
+		// unanswered IKE_AUTH tell the ports apart.
+		d.add(checkIKEPorts, control.SeverityError,
+			"AWS answers on UDP 500 but not on UDP 4500: IKE_SA_INIT (port 500) got its answer, and nothing came back after cgw moved to port 4500 for IKE_AUTH.",
+			append(ev, "last failure: "+d.failure()),
+			fmt.Sprintf("Allow UDP 4500 to and from %s in both directions on every firewall and security appliance on the way; UDP 500 alone is not enough, because IKE_AUTH, every later IKE message and all ESP travel in UDP 4500. If only fragments are dropped, allow IP fragments too.", tc.PeerAddress))
 	case resp > 0 && !d.ikeUp() && d.notifyKind() == "TIMEOUT":
 		d.add(checkIKEPorts, control.SeverityWarn,
 			"AWS answered IKE before, but the latest negotiation got no answer.", ev,

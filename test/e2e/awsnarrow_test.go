@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cgwproject/cgw/control"
 	"github.com/cgwproject/cgw/test/sim"
 )
 
@@ -398,4 +399,37 @@ func TestImportedGenericConsolePath(t *testing.T) {
 	if loss, err := s.Ping(sim.LAN, sim.VPCHostAddr, 10, 100*time.Millisecond); err != nil || loss > 0 {
 		t.Errorf("ping LAN->VPC: loss %.0f%%, err %v", loss*100, err)
 	}
+}
+
+// TestDiagnoseUDP4500Blocked: a firewall passes UDP 500 but drops UDP 4500
+// to and from AWS endpoint 2. IKE_SA_INIT is answered, IKE_AUTH (after the
+// float to 4500) is not, and `cgwctl diagnose` names UDP 4500, not "AWS
+// answers IKE on UDP 500/4500". It waits for cgw's IKE_AUTH retransmissions
+// to run out (about 90 s, strongSwan's 4 s x 1.8^n timing).
+func TestDiagnoseUDP4500Blocked(t *testing.T) {
+	s := NewSim(t, sim.Options{Routing: sim.RoutingStatic})
+	if err := s.BlockEndpointPorts(2, 4500); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := s.CgwdConfig(sim.CgwdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := StartCgwdYAML(t, s, sim.Cust, cfg)
+	_, t2 := tunnelNames(t, d)
+	start := time.Now()
+	d.waitStatus(t, 150*time.Second, tunnelCond(t2, func(tn *control.Tunnel) error {
+		if !strings.Contains(tn.LastError, "did not answer our IKE_AUTH") {
+			return fmt.Errorf("no IKE_AUTH timeout yet (last error %q)", tn.LastError)
+		}
+		return nil
+	}))
+	t.Logf("e2e: IKE_AUTH given up after %v with UDP 4500 blocked", time.Since(start).Round(time.Second))
+	dg, code, _ := d.diagnose(t, t2)
+	if code != 3 {
+		t.Errorf("diagnose exit %d, want 3", code)
+	}
+	wantFinding(t, dg, t2, "ike-ports", control.SeverityError, []string{"answers on UDP 500 but not on UDP 4500"}, []string{"Allow UDP 4500", sim.Endpoints[1].Outside.String()})
+	text, _, _ := d.ctlExit("diagnose", t2)
+	t.Logf("e2e: cgwctl diagnose %s (UDP 4500 to AWS blocked, 500 open):\n%s", t2, text)
 }
