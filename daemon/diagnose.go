@@ -455,7 +455,7 @@ func explainNoProposal(d *diagnoser) (string, []string, string) {
 		phase = "our ESP (phase 2) proposals"
 	}
 	return fmt.Sprintf("AWS accepted none of %s (NO_PROPOSAL_CHOSEN).", phase), ev,
-		"Compare with the tunnel options of the VPN connection (`aws ec2 describe-vpn-connections`, Options.TunnelOptions: Phase1/Phase2 EncryptionAlgorithms, IntegrityAlgorithms, DHGroupNumbers); the downloaded configuration file shows only the minimum, not custom options. Add to ike_proposals and esp_proposals a proposal built from values listed there (for example aes256-sha256-modp2048), and give every ESP proposal a DH group for PFS."
+		"Compare with the tunnel options of the VPN connection (`aws ec2 describe-vpn-connections`, Options.TunnelOptions: Phase1/Phase2 EncryptionAlgorithms, IntegrityAlgorithms, DHGroupNumbers); the downloaded configuration file shows only the minimum, not custom options. Simplest: remove ike_proposals and esp_proposals to use cgw's defaults, which offer every algorithm AWS accepts, or re-import with `cgwctl import-aws` from that JSON, which offers exactly what each tunnel allows. Otherwise add to ike_proposals and esp_proposals a proposal built from values listed there (for example aes256-sha256-modp2048), and give every ESP proposal a DH group for PFS."
 }
 
 func explainAuthFailed(d *diagnoser) (string, []string, string) {
