@@ -405,7 +405,7 @@ func TestImportedGenericConsolePath(t *testing.T) {
 // to and from AWS endpoint 2. IKE_SA_INIT is answered, IKE_AUTH (after the
 // float to 4500) is not, and `cgwctl diagnose` names UDP 4500, not "AWS
 // answers IKE on UDP 500/4500". It waits for cgw's IKE_AUTH retransmissions
-// to run out (about 90 s, strongSwan's 4 s x 1.8^n timing).
+// to run out (about 165 s: 6 transmissions, strongSwan's 4 s x 1.8^n timing).
 func TestDiagnoseUDP4500Blocked(t *testing.T) {
 	s := NewSim(t, sim.Options{Routing: sim.RoutingStatic})
 	if err := s.BlockEndpointPorts(2, 4500); err != nil {
@@ -418,7 +418,7 @@ func TestDiagnoseUDP4500Blocked(t *testing.T) {
 	d := StartCgwdYAML(t, s, sim.Cust, cfg)
 	_, t2 := tunnelNames(t, d)
 	start := time.Now()
-	d.waitStatus(t, 150*time.Second, tunnelCond(t2, func(tn *control.Tunnel) error {
+	d.waitStatus(t, 240*time.Second, tunnelCond(t2, func(tn *control.Tunnel) error {
 		if !strings.Contains(tn.LastError, "did not answer our IKE_AUTH") {
 			return fmt.Errorf("no IKE_AUTH timeout yet (last error %q)", tn.LastError)
 		}
