@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,10 +207,32 @@ func TestDefaults(t *testing.T) {
 	if tun.InsideLocal6().IsValid() || tun.InsidePeer6().IsValid() {
 		t.Error("IPv6 inside addresses without a CIDR")
 	}
-	// The contract's default proposals include AWS's minimum.
-	if s := ike[len(ike)-1].String(); s != "aes128-sha1-modp1024" {
-		t.Errorf("last default IKE proposal %q", s)
+	// The defaults are one AEAD and one CBC proposal per phase that
+	// together contain every algorithm AWS accepts (ipsec.AWSProposals).
+	for _, tc := range []struct {
+		ike   bool
+		props []ipsec.Proposal
+	}{{true, ike}, {false, tun.ESPProposals}} {
+		if len(tc.props) != 2 || !tc.props[0].Encrs[0].ID.IsAEAD() || tc.props[1].Encrs[0].ID.IsAEAD() {
+			t.Errorf("ike=%v: defaults are not one AEAD and one CBC proposal: %v", tc.ike, tc.props)
+			continue
+		}
+		for i, aws := range ipsec.AWSProposals(tc.ike) {
+			d := tc.props[1-i] // AWSProposals lists CBC first
+			if !containsAll(d.Encrs, aws.Encrs) || !containsAll(d.Integs, aws.Integs) || !containsAll(d.PRFs, aws.PRFs) || !containsAll(d.DHGroups, aws.DHGroups) {
+				t.Errorf("ike=%v: default %v lacks some of AWS's %v", tc.ike, d, aws)
+			}
+		}
 	}
+}
+
+func containsAll[T comparable](have, want []T) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 func TestDefault(t *testing.T) {
@@ -703,6 +726,8 @@ func TestWarnings(t *testing.T) {
 		{"esp no pfs", t1("esp_proposals: [aes256gcm16]"), "connections[0].tunnels[0].esp_proposals[0]", 12, "no DH group (no PFS)"},
 		{"ike not AWS", t1("ike_proposals: [chacha20poly1305-prfsha256-curve25519, aes128-sha1-modp1024]"), "connections[0].tunnels[0].ike_proposals[0]", 12, "AWS will never choose it"},
 		{"ike group 5", t1("ike_proposals: [aes128-sha1-modp1536]"), "connections[0].tunnels[0].ike_proposals[0]", 12, "AWS will never choose it"},
+		{"no ike proposal meets AWS", t1("ike_proposals: [aes128-sha1-modp1536, chacha20poly1305-prfsha256-curve25519]"), "connections[0].tunnels[0].ike_proposals", 12, "the tunnel will never come up"},
+		{"no esp proposal meets AWS", t1("esp_proposals: [aes256gcm16-curve25519]"), "connections[0].tunnels[0].esp_proposals", 12, "the tunnel will never come up"},
 		{"peer asn", bgpKeys("peer_asn: 65001"), "", 0, ""}, // inside the private range: no warning
 		{"peer asn odd", bgpKeys("peer_asn: 100"), "connections[0].bgp.peer_asn", 8, "outside the Amazon-side ranges"},
 		{"aws asn", replaceLine(6, "      asn: 7224"), "connections[0].bgp.asn", 6, "Amazon-side ASN"},

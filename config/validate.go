@@ -704,6 +704,7 @@ func (c *checker) proposals(path string, r *[]string, def []string, ike bool) []
 	}
 	aws := ipsec.AWSProposals(ike)
 	var out []ipsec.Proposal
+	anyUsable := false
 	for i, s := range list {
 		p := indexPath(path, i)
 		prop, err := ipsec.ParseProposal(s, ike)
@@ -729,6 +730,10 @@ func (c *checker) proposals(path string, r *[]string, def []string, ike bool) []
 		if !usable {
 			c.warnf(p, "proposal %q has no algorithm combination AWS accepts (AWS: AES-CBC/GCM 128/256, SHA1/SHA2, DH 2, 14-24%s, no ESN); AWS will never choose it", s, map[bool]string{true: "", false: ", 5"}[ike])
 		}
+		anyUsable = anyUsable || usable
+	}
+	if r != nil && len(out) == len(list) && !anyUsable {
+		c.warnf(path, "no proposal of this list can meet an AWS tunnel: the tunnel will never come up; remove the key to offer every algorithm AWS accepts, or list the ones the AWS tunnel options allow")
 	}
 	return out
 }

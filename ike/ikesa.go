@@ -346,7 +346,7 @@ func (sa *ikeSA) installChild(k *childKeys, outbound bool) (*childSA, error) {
 	now := sa.p.m.clock.Now()
 	c := &childSA{
 		sa: sa, inSPI: k.inSPI, outSPI: k.outSPI, alg: k.alg,
-		pfs:     pfsGroup(sa.p.cfg.ESPProposals, k.alg),
+		pfs:     pfsGroup(sa.p.cfg.ESPProposals, k.alg, sa.alg.DH),
 		tsLocal: k.tsLocal, tsRemote: k.tsRemote,
 		state: childInstalled, outInstalled: outbound, established: now,
 		ni: k.ni, nr: k.nr,

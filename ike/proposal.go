@@ -297,16 +297,22 @@ func acceptResponse(sent *message.SA, got *message.SA, proto ipsec.Protocol, wit
 }
 
 // pfsGroup returns the DH group to use for CHILD rekeys of a CHILD SA
-// negotiated with alg: the first group of the first configured ESP proposal
-// that matches alg, or DHNone when that proposal has no PFS.
-func pfsGroup(props []ipsec.Proposal, alg ipsec.Algorithms) ipsec.DHGroup {
+// negotiated with alg: the SA's own group if it has one; else, for a CHILD
+// SA created in IKE_AUTH (no KE), the IKE SA's group ikeDH when the
+// matching proposal offers it (a peer that chose it for phase 1, as AWS
+// does by picking its lowest configured group, likely allows it in phase 2:
+// no INVALID_KE_PAYLOAD round trip), else that proposal's first group;
+// DHNone when that proposal has no PFS.
+func pfsGroup(props []ipsec.Proposal, alg ipsec.Algorithms, ikeDH ipsec.DHGroup) ipsec.DHGroup {
 	for _, p := range props {
 		if proposalMatches(p, alg) {
-			if len(p.DHGroups) == 0 {
+			switch {
+			case len(p.DHGroups) == 0:
 				return ipsec.DHNone
-			}
-			if alg.DH != ipsec.DHNone && containsDH(p.DHGroups, alg.DH) {
+			case alg.DH != ipsec.DHNone && containsDH(p.DHGroups, alg.DH):
 				return alg.DH
+			case ikeDH != ipsec.DHNone && containsDH(p.DHGroups, ikeDH):
+				return ikeDH
 			}
 			return p.DHGroups[0]
 		}
@@ -315,6 +321,26 @@ func pfsGroup(props []ipsec.Proposal, alg ipsec.Algorithms) ipsec.DHGroup {
 		return props[0].DHGroups[0]
 	}
 	return ipsec.DHNone
+}
+
+// rekeyGroups is the DH transform list of a CHILD rekey offering the
+// algorithms in use: the KE group first, then the other groups of the
+// configured proposal matching alg, so a peer that does not allow the KE
+// group answers INVALID_KE_PAYLOAD naming one it does rather than
+// NO_PROPOSAL_CHOSEN.
+func rekeyGroups(props []ipsec.Proposal, alg ipsec.Algorithms, ke ipsec.DHGroup) []ipsec.DHGroup {
+	out := []ipsec.DHGroup{ke}
+	for _, p := range props {
+		if proposalMatches(p, alg) && containsDH(p.DHGroups, ke) {
+			for _, g := range p.DHGroups {
+				if g != ke {
+					out = append(out, g)
+				}
+			}
+			break
+		}
+	}
+	return out
 }
 
 func proposalMatches(p ipsec.Proposal, alg ipsec.Algorithms) bool {

@@ -335,7 +335,7 @@ func negotiateChildResponder(sa *ikeSA, m *message.Message, inAuth bool) (*respo
 		if ke == nil || ke.Group != alg.DH {
 			var d [2]byte
 			binary.BigEndian.PutUint16(d[:], uint16(alg.DH))
-			return nil, &notifyError{notify: message.NotifyInvalidKEPayload, data: d[:],
+			return nil, &notifyError{notify: message.NotifyInvalidKEPayload, data: d[:], quiet: true,
 				reason: fmt.Sprintf("ike: peer %s sent KE for %s; asked it to use PFS group %s", p.cfg.RemoteAddr, dhName(keGroup), dhName(alg.DH))}
 		}
 		var err error

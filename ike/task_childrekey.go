@@ -108,7 +108,7 @@ func (t *childRekey) buildRequest(m *message.Message) error {
 		cur := algProposal(old.alg)
 		cur.DHGroups = nil
 		if t.group != ipsec.DHNone {
-			cur.DHGroups = []ipsec.DHGroup{t.group}
+			cur.DHGroups = rekeyGroups(p.cfg.ESPProposals, old.alg, t.group)
 		}
 		offer = []ipsec.Proposal{cur}
 	}
@@ -449,6 +449,11 @@ func (t *childRekey) processRequest(m *message.Message) (status, error) {
 		return statusDone, &notifyError{notify: message.NotifyTemporaryFailure, reason: "ike: the CHILD SA is being rekeyed"}
 	}
 	res, fail := negotiateChildResponder(sa, m, false)
+	if fail != nil && fail.quiet {
+		// INVALID_KE_PAYLOAD: a normal step, the peer retries.
+		p.log.Info("asked the peer to rekey the CHILD SA with another PFS group", "reason", fail.reason)
+		return statusDone, fail
+	}
 	if fail != nil {
 		p.log.Warn("refusing the peer's CHILD SA rekey", "reason", fail.reason)
 		p.emit(Event{Kind: EventNegotiationFailed, Reason: fail.reason, Notify: uint16(fail.notify)})

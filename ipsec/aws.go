@@ -20,27 +20,33 @@ const (
 )
 
 // DefaultIKEProposals and DefaultESPProposals are cgw's default offer, in
-// strongSwan keyword syntax (ParseProposal). They put strong algorithms first
-// and still include AWS's minimum (aes128-sha1-modp1024), so a tunnel comes
-// up against any AWS tunnel options. AWS chooses the lowest value it has
-// configured, not our first one; narrow the AWS tunnel options to force
-// strong algorithms. This is the one definition of the default set: replace
-// it here, and never modify it at run time.
+// strongSwan keyword syntax (ParseProposal): every algorithm an AWS tunnel
+// accepts (aws-vpn-facts 2.1) in two proposals per phase, AEAD and CBC,
+// several transforms of each type, strongest first, so a tunnel comes up
+// whatever its AWS tunnel options allow. AWS chooses the lowest value it is
+// configured with, not our first one: narrow the AWS tunnel options to force
+// strong algorithms. The first DH group, ecp256, is the KE payload of our
+// first IKE_SA_INIT: cheap to compute and strong; when AWS wants another
+// group it answers INVALID_KE_PAYLOAD naming it, and the retry (one round
+// trip) uses that group. Group 5 (modp1536) is accepted by AWS in phase 2
+// only. This is the one definition of the default set: replace it here, and
+// never modify it at run time.
 var (
 	DefaultIKEProposals = []string{
-		"aes256gcm16-prfsha384-ecp384",
-		"aes128gcm16-prfsha256-ecp256",
-		"aes256-sha256-modp2048",
-		"aes128-sha1-modp2048",
-		"aes128-sha1-modp1024",
+		"aes256gcm16-aes128gcm16-prfsha512-prfsha384-prfsha256-prfsha1-" + defaultPhase1Groups,
+		"aes256-aes128-sha512-sha384-sha256-sha1-" + defaultPhase1Groups,
 	}
 	DefaultESPProposals = []string{
-		"aes256gcm16-ecp384",
-		"aes128gcm16-ecp256",
-		"aes256-sha256-modp2048",
-		"aes128-sha1-modp2048",
-		"aes128-sha1-modp1024",
+		"aes256gcm16-aes128gcm16-" + defaultPhase2Groups,
+		"aes256-aes128-sha512-sha384-sha256-sha1-" + defaultPhase2Groups,
 	}
+)
+
+// The DH groups AWS accepts in keyword form, ecp256 first (the KE guess),
+// then strongest first.
+const (
+	defaultPhase1Groups = "ecp256-ecp521-ecp384-modp8192-modp6144-modp4096-modp3072-modp2048s256-modp2048-modp2048s224-modp1024s160-modp1024"
+	defaultPhase2Groups = "ecp256-ecp521-ecp384-modp8192-modp6144-modp4096-modp3072-modp2048s256-modp2048-modp2048s224-modp1536-modp1024s160-modp1024"
 )
 
 // awsPhase1Groups and awsPhase2Groups are the DH groups AWS accepts by

@@ -92,8 +92,9 @@ func TestImportAWSFailures(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no xml flag", []string{"import-aws"}, 2, "--xml FILE is required"},
+		{"no input", []string{"import-aws"}, 2, "name the input"},
 		{"stray argument", []string{"import-aws", "--xml", xml, "extra"}, 2, `unexpected argument "extra"`},
+		{"two inputs", []string{"import-aws", xml, "extra"}, 2, `unexpected argument "extra"`},
 		{"bad advertise", []string{"import-aws", "--xml", xml, "--advertise", "10.0.0.1/8"}, 2, "write 10.0.0.0/8"},
 		{"bad prefix", []string{"import-aws", "--xml", xml, "--advertise", "ten"}, 2, "not a prefix"},
 		{"bad local address", []string{"import-aws", "--xml", xml, "--local-address", "x"}, 2, "not an IP address"},
@@ -212,14 +213,14 @@ func TestDispatch(t *testing.T) {
 		stderr string
 	}{
 		{nil, 2, "", "usage: cgwctl <command>"},
-		{[]string{"help"}, 0, "import-aws --xml FILE", ""},
+		{[]string{"help"}, 0, "import-aws [--from] FILE", ""},
 		{[]string{"-h"}, 0, "global flags", ""},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"config"}, 2, "", "usage: cgwctl config <command>"},
 		{[]string{"config", "nope"}, 2, "", `unknown command "config nope"`},
 		{[]string{"config", "-h"}, 0, "config check [-q] [FILE]", ""},
 		{[]string{"config", "check", "-h"}, 0, "usage: cgwctl config check [-q] [FILE]", ""},
-		{[]string{"import-aws", "--help"}, 0, "Tunnels keep the order of the XML", ""},
+		{[]string{"import-aws", "--help"}, 0, "Tunnels keep the order of the document", ""},
 		{[]string{"--socket", "/tmp/x.sock", "version"}, 0, "cgwctl ", ""},
 		{[]string{"--bogus", "version"}, 2, "", "flag provided but not defined"},
 	}
@@ -238,5 +239,113 @@ func TestParseArgsTerminator(t *testing.T) {
 	pos, err := f.parse(e, []string{"a", "-q", "--", "-b", "c"})
 	if err != nil || !*q || strings.Join(pos, ",") != "a,-b,c" {
 		t.Errorf("pos %q, q %v, err %v", pos, *q, err)
+	}
+}
+
+// TestImportAWSEveryInput: the console download, the CLI JSON and the XML,
+// as a file argument, with --from and on stdin.
+func TestImportAWSEveryInput(t *testing.T) {
+	generic := filepath.Join(testdata, "aws-samples", "generic-bgp.txt")
+	two := filepath.Join(testdata, "import", "describe-two.json")
+	for _, tt := range []struct {
+		name  string
+		stdin string
+		args  []string
+		want  []string
+	}{
+		{"generic argument", "", []string{generic, "--advertise", "10.1.0.0/16"}, []string{"name: vpn-07bf7ced2b7485f2e", "peer_address: 13.248.160.57"}},
+		{"generic --from", "", []string{"--from", generic, "--advertise", "10.1.0.0/16"}, []string{"name: vpn-07bf7ced2b7485f2e"}},
+		{"xml argument", "", []string{filepath.Join(testdata, "vgw-bgp.xml"), "--advertise", "10.1.0.0/16"}, []string{"name: vpn-0a1b2c3d"}},
+		{"json, per-connection prefixes", "", []string{two, "--advertise", "vpn-0a1b2c3d=10.1.0.0/16", "--remote-prefix", "vpn-0c3d4e5f=10.0.0.0/16"},
+			[]string{"name: vpn-0a1b2c3d", "name: vpn-0c3d4e5f", "advertise: [10.1.0.0/16]", "remote_prefixes: [10.0.0.0/16]", "- aes256-sha512-modp4096"}},
+		{"json, plain prefixes", "", []string{two, "--advertise", "10.1.0.0/16", "--remote-prefix", "10.0.0.0/16"}, []string{"advertise: [10.1.0.0/16]", "remote_prefixes: [10.0.0.0/16]"}},
+		{"json, one connection", "", []string{two, "--connection", "vpn-0c3d4e5f", "--remote-prefix", "10.0.0.0/16"}, []string{"name: vpn-0c3d4e5f"}},
+	} {
+		r := cgwctl(t, tt.stdin, append([]string{"import-aws"}, tt.args...)...)
+		if r.code != 0 {
+			t.Errorf("%s: exit %d: %s", tt.name, r.code, r.stderr)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(r.stdout, w) {
+				t.Errorf("%s: output lacks %q:\n%s", tt.name, w, r.stdout)
+			}
+		}
+		if _, _, err := config.Parse([]byte(r.stdout), "stdout"); err != nil {
+			t.Errorf("%s: output does not validate: %v", tt.name, err)
+		}
+	}
+	data, _ := os.ReadFile(generic)
+	r := cgwctl(t, string(data), "import-aws", "-", "--advertise", "10.1.0.0/16")
+	if r.code != 0 || !strings.Contains(r.stdout, "vpn-07bf7ced2b7485f2e") {
+		t.Errorf("stdin: exit %d: %s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout, "vpn-0c3d4e5f") {
+		t.Error("stdin mixed up")
+	}
+}
+
+// TestImportAWSOutputFile: -o writes the file with mode 0600 from the
+// start and replaces an existing file atomically; a failed import leaves
+// the old file alone.
+func TestImportAWSOutputFile(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "cgw.yaml")
+	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := cgwctl(t, "", "import-aws", filepath.Join(testdata, "vgw-bgp.xml"), "--advertise", "10.1.0.0/16", "-o", out)
+	if r.code != 0 || r.stdout != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	st, err := os.Stat(out)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, %v", st.Mode(), err)
+	}
+	if _, _, err := config.Load(out); err != nil {
+		t.Errorf("written file does not load: %v", err)
+	}
+	r = cgwctl(t, "crypto isakmp policy 1\n", "import-aws", "-", "-o", out)
+	if r.code != 1 {
+		t.Errorf("bad input: exit %d", r.code)
+	}
+	if _, _, err := config.Load(out); err != nil {
+		t.Errorf("a failed import damaged the file: %v", err)
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 1 {
+		t.Errorf("temporary files left: %v", files)
+	}
+	r = cgwctl(t, "", "import-aws", filepath.Join(testdata, "vgw-bgp.xml"), "-o", filepath.Join(dir, "missing", "cgw.yaml"))
+	if r.code != 1 || !strings.Contains(r.stderr, "no such file or directory") {
+		t.Errorf("missing directory: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// TestImportAWSExitCodes: 1 for a bad document, 2 for a bad command line.
+func TestImportAWSExitCodes(t *testing.T) {
+	two := filepath.Join(testdata, "import", "describe-two.json")
+	for _, tt := range []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		want  string
+	}{
+		{"juniper", "set security ike gateway gw-vpn-1 address 1.2.3.4\n", []string{"-"}, 1, "a Juniper configuration"},
+		{"empty", "", []string{"-"}, 1, "the input is empty"},
+		{"table", "|  DescribeVpnConnections |\n", []string{"-"}, 1, "--output table"},
+		{"no connections", `{"VpnConnections": []}`, []string{"-"}, 1, "lists no VPN connections"},
+		{"placeholder", "", []string{filepath.Join(testdata, "aws-samples", "describe.json")}, 1, "placeholder"},
+		{"unknown connection", "", []string{two, "--connection", "vpn-99"}, 2, "no such connection"},
+		{"bad connection flag", "", []string{two, "--connection", "99"}, 2, "not a VPN connection ID"},
+		{"bad scoped prefix", "", []string{two, "--advertise", "x=10.0.0.0/8"}, 2, "is not a VPN connection ID"},
+		{"name with two", "", []string{two, "--name", "x", "--remote-prefix", "10.0.0.0/16"}, 2, "--name applies to one connection"},
+		{"two inputs", "", []string{"--from", two, two}, 2, "unexpected argument"},
+		{"missing file", "", []string{filepath.Join(testdata, "nope.json")}, 1, "no such file"},
+	} {
+		r := cgwctl(t, tt.stdin, append([]string{"import-aws"}, tt.args...)...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("%s: exit %d (want %d), stderr %q (want %q)", tt.name, r.code, tt.code, r.stderr, tt.want)
+		}
 	}
 }

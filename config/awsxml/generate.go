@@ -26,6 +26,13 @@ type Options struct {
 	// RemotePrefixes lists the VPC CIDRs routed into the tunnels of a
 	// static connection (required there; the XML does not name them).
 	RemotePrefixes []netip.Prefix
+	// AdvertiseFor and RemotePrefixesFor add prefixes for one connection,
+	// keyed by its VPN connection ID. With several connections, Advertise
+	// applies to every BGP connection and RemotePrefixes to every static
+	// one.
+	AdvertiseFor, RemotePrefixesFor map[string][]netip.Prefix
+	// Select keeps only these VPN connection IDs (all when empty).
+	Select []string
 }
 
 // ErrOptions marks errors caused by the Options rather than the document
@@ -55,6 +62,25 @@ type tunnelValues struct {
 	ikeLifetime, childLife int
 	dpdInterval, dpdRetry  int
 	mss                    int
+	// From Options.TunnelOptions of the JSON; zero = the config default.
+	fromOptions   bool
+	rekeyMargin   int
+	rekeyFuzz     *int
+	replayWindow  int
+	dpdAction     config.DPDAction
+	respond       bool
+	tsLocal       []netip.Prefix
+	tsRemote      []netip.Prefix
+	optionsFields []string // the TunnelOptions members used, for the comment
+}
+
+// connValues are one connection's checked values.
+type connValues struct {
+	v         *VPNConnection
+	name      string
+	advertise []netip.Prefix
+	remote    []netip.Prefix
+	tvs       []tunnelValues
 }
 
 // Generate checks the document and writes a commented cgw configuration
@@ -63,6 +89,100 @@ type tunnelValues struct {
 // GeneratedFile). Errors about options wrap ErrOptions; errors never
 // contain a pre-shared key.
 func Generate(v *VPNConnection, opt Options) ([]byte, []config.Warning, error) {
+	return GenerateAll([]Connection{{Doc: v}}, opt)
+}
+
+// GenerateAll is Generate for several connections (a describe-vpn-connections
+// JSON): one configuration with one connection each, in input order, after
+// opt.Select. Each connection's tunnels use its Options.TunnelOptions where
+// present.
+func GenerateAll(conns []Connection, opt Options) ([]byte, []config.Warning, error) {
+	optErr := func(format string, args ...any) error {
+		return &optionsError{msg: fmt.Sprintf(format, args...)}
+	}
+	ids := map[string]bool{}
+	for _, c := range conns {
+		ids[c.Doc.ID] = true
+	}
+	for _, id := range opt.Select {
+		if !ids[id] {
+			return nil, nil, optErr("--connection %s: the input has no such connection (it has %s)", id, idList(conns))
+		}
+	}
+	for _, m := range []map[string][]netip.Prefix{opt.AdvertiseFor, opt.RemotePrefixesFor} {
+		for id := range m {
+			if !ids[id] {
+				return nil, nil, optErr("prefixes for %s: the input has no such connection (it has %s)", id, idList(conns))
+			}
+			if len(opt.Select) > 0 && !slices.Contains(opt.Select, id) {
+				return nil, nil, optErr("prefixes for %s: that connection is not selected with --connection", id)
+			}
+		}
+	}
+	if len(opt.Select) > 0 {
+		var sel []Connection
+		for _, c := range conns {
+			if slices.Contains(opt.Select, c.Doc.ID) {
+				sel = append(sel, c)
+			}
+		}
+		conns = sel
+	}
+	if len(conns) == 0 {
+		return nil, nil, errors.New("awsxml: no VPN connection to import")
+	}
+	if opt.Name != "" && len(conns) > 1 {
+		return nil, nil, optErr("--name applies to one connection, and the input has %d (%s); connections are named by their VPN connection IDs, or pick one with --connection", len(conns), idList(conns))
+	}
+	multi := len(conns) > 1
+	// Plain prefixes must fit some connection.
+	anyBGP, anyStatic := false, false
+	for _, c := range conns {
+		anyBGP = anyBGP || !c.Doc.IsStatic()
+		anyStatic = anyStatic || c.Doc.IsStatic()
+	}
+	if multi && len(opt.Advertise) > 0 && !anyBGP {
+		return nil, nil, optErr("--advertise: every connection uses static routing; AWS takes on-premises prefixes from the connections' static routes, not from cgw; drop --advertise")
+	}
+	if multi && len(opt.RemotePrefixes) > 0 && !anyStatic {
+		return nil, nil, optErr("--remote-prefix: every connection uses BGP, and AWS advertises the VPC CIDRs itself; drop --remote-prefix")
+	}
+
+	var errs []error
+	var warns []config.Warning
+	var cvs []connValues
+	for _, c := range conns {
+		cv, cerrs, cwarns, err := checkConnection(c, opt, multi)
+		if err != nil {
+			return nil, nil, err
+		}
+		errs = append(errs, cerrs...)
+		warns = append(warns, cwarns...)
+		cvs = append(cvs, cv)
+	}
+	if len(errs) > 0 {
+		return nil, warns, errors.Join(errs...)
+	}
+	out := render(cvs, opt)
+	_, cwarns, err := config.Parse(out, GeneratedFile)
+	if err != nil {
+		return nil, warns, fmt.Errorf("awsxml: the generated configuration does not validate; this is a bug or an unusual document:\n%w", err)
+	}
+	return out, append(warns, cwarns...), nil
+}
+
+func idList(conns []Connection) string {
+	var ids []string
+	for _, c := range conns {
+		ids = append(ids, c.Doc.ID)
+	}
+	return strings.Join(ids, ", ")
+}
+
+// checkConnection checks one connection and gathers its values. A non-nil
+// err is an options error that stops the import.
+func checkConnection(c Connection, opt Options, multi bool) (connValues, []error, []config.Warning, error) {
+	v := c.Doc
 	var errs []error
 	var warns []config.Warning
 	fail := func(format string, args ...any) {
@@ -71,23 +191,31 @@ func Generate(v *VPNConnection, opt Options) ([]byte, []config.Warning, error) {
 	optErr := func(format string, args ...any) error {
 		return &optionsError{msg: fmt.Sprintf(format, args...)}
 	}
-
-	name := opt.Name
-	if name == "" {
-		name = v.ID
+	cv := connValues{v: v, name: opt.Name}
+	if cv.name == "" {
+		cv.name = v.ID
 	}
-	if name == "" {
-		return nil, nil, optErr("the document has no vpn_connection id; pass a connection name (--name)")
+	if cv.name == "" {
+		return cv, nil, nil, optErr("the document has no vpn_connection id; pass a connection name (--name)")
 	}
+	if c.Options != nil && c.Options.StaticRoutesOnly != nil && *c.Options.StaticRoutesOnly != v.IsStatic() {
+		fail("%s: Options.StaticRoutesOnly is %v but the XML says the opposite (vpn_connection_attributes %q); the JSON was edited", v.ID, *c.Options.StaticRoutesOnly, v.Attributes)
+	}
+	adv := opt.AdvertiseFor[v.ID]
+	rem := opt.RemotePrefixesFor[v.ID]
 	if v.IsStatic() {
-		if len(opt.RemotePrefixes) == 0 {
-			return nil, nil, optErr("%s uses static routing: pass the VPC CIDR(s) to route into the tunnels (--remote-prefix)", name)
+		if len(adv) > 0 || (!multi && len(opt.Advertise) > 0) {
+			return cv, nil, nil, optErr("%s uses static routing: AWS takes on-premises prefixes from the connection's static routes, not from cgw; drop --advertise", cv.name)
 		}
-		if len(opt.Advertise) > 0 {
-			return nil, nil, optErr("%s uses static routing: AWS takes on-premises prefixes from the connection's static routes, not from cgw; drop --advertise", name)
+		cv.remote = append(slices.Clone(opt.RemotePrefixes), rem...)
+		if len(cv.remote) == 0 {
+			return cv, nil, nil, optErr("%s uses static routing: pass the VPC CIDR(s) to route into the tunnels (--remote-prefix CIDR, or --remote-prefix %s=CIDR)", cv.name, v.ID)
 		}
-	} else if len(opt.RemotePrefixes) > 0 {
-		return nil, nil, optErr("%s uses BGP: AWS advertises the VPC CIDRs itself; drop --remote-prefix", name)
+	} else {
+		if len(rem) > 0 || (!multi && len(opt.RemotePrefixes) > 0) {
+			return cv, nil, nil, optErr("%s uses BGP: AWS advertises the VPC CIDRs itself; drop --remote-prefix", cv.name)
+		}
+		cv.advertise = append(slices.Clone(opt.Advertise), adv...)
 	}
 	if v.Type != "" && v.Type != "ipsec.1" {
 		fail("vpn_connection_type is %q; cgw supports ipsec.1", v.Type)
@@ -98,17 +226,39 @@ func Generate(v *VPNConnection, opt Options) ([]byte, []config.Warning, error) {
 	case n > 2:
 		fail("the document has %d ipsec_tunnel elements; an AWS VPN connection has two", n)
 	}
-
-	var tvs []tunnelValues
+	var tos []TunnelOptions
+	if c.Options != nil {
+		tos = c.Options.TunnelOptions
+	}
+	used := make([]bool, len(tos))
 	for i := range v.Tunnels {
 		tv, terrs, twarns := checkTunnel(v, i)
 		errs = append(errs, terrs...)
 		warns = append(warns, twarns...)
-		tvs = append(tvs, tv)
+		// Pair by AWS outside address: the XML order is not promised to
+		// match TunnelOptions (aws-vpn-facts 5.1).
+		for j := range tos {
+			if a, err := netip.ParseAddr(strings.TrimSpace(tos[j].OutsideIpAddress)); err == nil && a.Unmap() == tv.awsOutside && tv.awsOutside.IsValid() && !used[j] {
+				used[j] = true
+				oerrs, owarns := applyTunnelOptions(&tv, &tos[j], fmt.Sprintf("%s Options.TunnelOptions[%d]", v.ID, j))
+				errs = append(errs, oerrs...)
+				warns = append(warns, owarns...)
+			}
+		}
+		cv.tvs = append(cv.tvs, tv)
+	}
+	for j, u := range used {
+		if !u && len(v.Tunnels) > 0 {
+			warns = append(warns, config.Warning{File: XMLFile, Path: fmt.Sprintf("%s Options.TunnelOptions[%d]", v.ID, j),
+				Msg: fmt.Sprintf("OutsideIpAddress %q matches no tunnel of the XML; these tunnel options are not used", tos[j].OutsideIpAddress)})
+		}
+	}
+	if c.Options != nil {
+		errs = append(errs, trafficSelectors(cv.tvs, c.Options, v.ID)...)
 	}
 	// Connection-wide values must agree between the tunnels.
-	for i := 1; i < len(tvs); i++ {
-		a, b := tvs[0], tvs[i]
+	for i := 1; i < len(cv.tvs); i++ {
+		a, b := cv.tvs[0], cv.tvs[i]
 		if a.cgwOutside.IsValid() && b.cgwOutside.IsValid() && a.cgwOutside != b.cgwOutside {
 			fail("the tunnels name different customer gateway addresses (%v, %v); one connection has one customer gateway", a.cgwOutside, b.cgwOutside)
 		}
@@ -117,16 +267,7 @@ func Generate(v *VPNConnection, opt Options) ([]byte, []config.Warning, error) {
 				a.cgwASN, b.cgwASN, a.awsASN, b.awsASN, a.holdTime, b.holdTime)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, warns, errors.Join(errs...)
-	}
-
-	out := render(v, name, opt, tvs)
-	_, cwarns, err := config.Parse(out, GeneratedFile)
-	if err != nil {
-		return nil, warns, fmt.Errorf("awsxml: the generated configuration does not validate; this is a bug or an unusual document:\n%w", err)
-	}
-	return out, append(warns, cwarns...), nil
+	return cv, errs, warns, nil
 }
 
 func checkTunnel(v *VPNConnection, i int) (tunnelValues, []error, []config.Warning) {
@@ -265,16 +406,29 @@ func withSample(defaults []string, encr, integ, pfs string, ike bool, at string,
 			Msg: fmt.Sprintf("%s: not added to the proposals; cgw's defaults (which include AWS's minimum) apply", strings.TrimPrefix(err.Error(), "ipsec: "))})
 		return out
 	}
-	s := p.String()
 	for _, d := range defaults {
-		if dp, err := ipsec.ParseProposal(d, ike); err == nil && dp.String() == s {
+		if dp, err := ipsec.ParseProposal(d, ike); err == nil && covers(dp, p) {
 			return out
 		}
 	}
-	return append(out, s)
+	return append(out, p.String())
 }
 
-func render(v *VPNConnection, name string, opt Options, tvs []tunnelValues) []byte {
+// covers reports whether proposal d offers every transform of p.
+func covers(d, p ipsec.Proposal) bool {
+	return subset(p.Encrs, d.Encrs) && subset(p.Integs, d.Integs) && subset(p.PRFs, d.PRFs) && subset(p.DHGroups, d.DHGroups) && subset(p.ESN, d.ESN)
+}
+
+func subset[T comparable](a, b []T) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+func render(cvs []connValues, opt Options) []byte {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	q := func(s string) string {
@@ -284,27 +438,40 @@ func render(v *VPNConnection, name string, opt Options, tvs []tunnelValues) []by
 		return strconv.Quote(s)
 	}
 
-	gw := "virtual private gateway " + v.VPNGatewayID
-	if v.IsTransitGateway() {
-		gw = "a transit gateway"
-	}
 	w("# cgw configuration generated by `cgwctl import-aws` from the AWS\n")
-	w("# CustomerGatewayConfiguration of %s\n", oneLine(v.ID))
-	w("# (customer gateway %s, %s).\n", oneLine(v.CustomerGatewayID), oneLine(gw))
+	for _, cv := range cvs {
+		v := cv.v
+		gw := "virtual private gateway " + v.VPNGatewayID
+		if v.IsTransitGateway() {
+			gw = "a transit gateway"
+		}
+		w("# configuration of %s (customer gateway %s, %s).\n", oneLine(v.ID), oneLine(v.CustomerGatewayID), oneLine(gw))
+	}
 	w("#\n")
 	w("# Tunnels are listed in the order of the AWS document, which AWS does not\n")
 	w("# promise to match Tunnel 1/Tunnel 2 of the console: match them by the AWS\n")
 	w("# outside address (peer_address). The first tunnel is the preferred one.\n")
 	w("#\n")
-	w("# The algorithms in the AWS document are AWS's minimum, not what the tunnel\n")
-	w("# accepts, so the proposals offer strong algorithms first and keep AWS's\n")
-	w("# minimum last. AWS picks the lowest value it is configured with: narrow\n")
-	w("# the AWS tunnel options to force strong algorithms.\n")
+	w("# Where the tunnel options were known (describe-vpn-connections JSON), the\n")
+	w("# proposals offer exactly what the AWS tunnel allows. Otherwise they offer\n")
+	w("# every algorithm AWS accepts, strongest first: the algorithms in the AWS\n")
+	w("# document are AWS's minimum, not what the tunnel accepts. AWS picks the\n")
+	w("# lowest value it is configured with: narrow the AWS tunnel options to\n")
+	w("# force strong algorithms.\n")
 	w("#\n")
 	w("# This file holds pre-shared keys: keep it readable by root only\n")
-	w("# (chmod 600), or move each key to a file named by psk_file.\n")
+	w("# (cgwctl import-aws -o FILE writes it with mode 0600), or move each key\n")
+	w("# to a file named by psk_file.\n")
 	w("version: 1\n")
 	w("connections:\n")
+	for _, cv := range cvs {
+		renderConnection(w, q, cv, opt)
+	}
+	return []byte(b.String())
+}
+
+func renderConnection(w func(string, ...any), q func(string) string, cv connValues, opt Options) {
+	v, tvs, name := cv.v, cv.tvs, cv.name
 	w("  - name: %s\n", q(name))
 	if opt.LocalAddress.IsValid() {
 		w("    local_address: %s\n", opt.LocalAddress)
@@ -315,7 +482,7 @@ func render(v *VPNConnection, name string, opt Options, tvs []tunnelValues) []by
 	if v.IsStatic() {
 		w("    routing: static\n")
 		w("    static:\n")
-		w("      remote_prefixes: %s  # routed into the tunnels\n", prefixList(opt.RemotePrefixes))
+		w("      remote_prefixes: %s  # routed into the tunnels\n", prefixList(cv.remote))
 	} else {
 		tv := tvs[0]
 		limit := "100 prefixes (virtual private gateway)"
@@ -328,10 +495,10 @@ func render(v *VPNConnection, name string, opt Options, tvs []tunnelValues) []by
 		w("      peer_asn: %d  # Amazon-side ASN\n", tv.awsASN)
 		w("      hold_time: %ds\n", tv.holdTime)
 		w("      keepalive: %ds\n", max(tv.holdTime/3, 1))
-		if len(opt.Advertise) == 0 {
+		if len(cv.advertise) == 0 {
 			w("      advertise: []  # add the on-premises prefixes to announce to AWS\n")
 		} else {
-			w("      advertise: %s  # AWS accepts at most %s\n", prefixList(opt.Advertise), limit)
+			w("      advertise: %s  # AWS accepts at most %s\n", prefixList(cv.advertise), limit)
 		}
 		w("      mode: active-passive\n")
 	}
@@ -339,6 +506,9 @@ func render(v *VPNConnection, name string, opt Options, tvs []tunnelValues) []by
 	for i, tv := range tvs {
 		w("      - name: %s\n", q(fmt.Sprintf("%s-t%d", name, i+1)))
 		w("        peer_address: %s  # AWS outside address\n", tv.awsOutside)
+		if tv.fromOptions && len(tv.optionsFields) > 0 {
+			w("        # from Options.TunnelOptions: %s\n", strings.Join(tv.optionsFields, ", "))
+		}
 		w("        psk: %s\n", q(tv.psk))
 		w("        inside_cidr: %s  # AWS %s, cgw %s\n", tv.inside, tv.inside.Addr().Next(), tv.inside.Addr().Next().Next())
 		if tv.inside6.IsValid() {
@@ -354,10 +524,28 @@ func render(v *VPNConnection, name string, opt Options, tvs []tunnelValues) []by
 		}
 		w("        ike_lifetime: %ds\n", tv.ikeLifetime)
 		w("        child_lifetime: %ds\n", tv.childLife)
-		w("        dpd: {interval: %ds, retries: %d, action: restart}\n", tv.dpdInterval, tv.dpdRetry)
+		if tv.rekeyMargin > 0 {
+			w("        rekey_margin: %ds\n", tv.rekeyMargin)
+		}
+		if tv.rekeyFuzz != nil {
+			w("        rekey_fuzz: %d\n", *tv.rekeyFuzz)
+		}
+		action := tv.dpdAction
+		if action == "" {
+			action = config.DPDRestart
+		}
+		w("        dpd: {interval: %ds, retries: %d, action: %s}\n", tv.dpdInterval, tv.dpdRetry, action)
+		if tv.respond {
+			w("        startup_action: respond  # AWS starts the tunnel (StartupAction start)\n")
+		}
+		if tv.replayWindow > 0 {
+			w("        replay_window: %d\n", tv.replayWindow)
+		}
+		if len(tv.tsLocal) > 0 {
+			w("        traffic_selectors: {local: [%q], remote: [%q]}  # Options.Local/Remote network CIDR\n", tv.tsLocal[0].String(), tv.tsRemote[0].String())
+		}
 		w("        mss_clamp: %d\n", tv.mss)
 	}
-	return []byte(b.String())
 }
 
 // plainRE matches strings YAML reads back unchanged without quotes.

@@ -266,6 +266,11 @@ func TestDiagnoseFindings(t *testing.T) {
 			"AUTHENTICATION_FAILED", "this is tunnel 1 of 2 of connection vpn-0a1b2c3d, AWS outside IP 198.51.100.10",
 			"our identity (IDi): 203.0.113.10, from local_id", "psk given inline", "easily swapped", "set local_id",
 		}},
+		{"udp 500 answered, 4500 blocked", func(t *testing.T, in *Input) {
+			down(in)
+			in.IKERequests, in.IKEResponses = 6, 1
+			failed(in, "none", "ike: peer 198.51.100.10 did not answer our IKE_AUTH after 5 transmissions; check that it is reachable on UDP 500 and 4500 and that its outside IP is 198.51.100.10")
+		}, checkIKEPorts, control.SeverityError, []string{"answers on UDP 500 but not on UDP 4500", "Allow UDP 4500 to and from 198.51.100.10", "UDP 500 alone is not enough"}},
 		{"authentication failed, same psk on both tunnels, psk file, nat", func(t *testing.T, in *Input) {
 			down(in)
 			in.Conn.Tunnels[1].PSK = config.Secret(diagPSK1)

@@ -60,6 +60,14 @@ func (d *diagnoser) ikePorts() {
 		ev = append(ev, fmt.Sprintf("local endpoint %s, AWS endpoint %s", d.t.Local, d.t.Remote))
 	}
 	switch {
+	case resp > 0 && !d.ikeUp() && strings.Contains(d.failure(), "did not answer our IKE_AUTH"):
+		// cgw floats to UDP 4500 right after IKE_SA_INIT (it always asks
+		// for UDP encapsulation), so an answered IKE_SA_INIT and an
+		// unanswered IKE_AUTH tell the ports apart.
+		d.add(checkIKEPorts, control.SeverityError,
+			"AWS answers on UDP 500 but not on UDP 4500: IKE_SA_INIT (port 500) got its answer, and nothing came back after cgw moved to port 4500 for IKE_AUTH.",
+			append(ev, "last failure: "+d.failure()),
+			fmt.Sprintf("Allow UDP 4500 to and from %s in both directions on every firewall and security appliance on the way; UDP 500 alone is not enough, because IKE_AUTH, every later IKE message and all ESP travel in UDP 4500. If only fragments are dropped, allow IP fragments too.", tc.PeerAddress))
 	case resp > 0 && !d.ikeUp() && d.notifyKind() == "TIMEOUT":
 		d.add(checkIKEPorts, control.SeverityWarn,
 			"AWS answered IKE before, but the latest negotiation got no answer.", ev,
@@ -273,7 +281,7 @@ func explainNoProposal(d *diagnoser) (string, []string, string) {
 		phase = "our ESP (phase 2) proposals"
 	}
 	return fmt.Sprintf("AWS accepted none of %s (NO_PROPOSAL_CHOSEN).", phase), ev,
-		"Compare with the tunnel options of the VPN connection (`aws ec2 describe-vpn-connections`, Options.TunnelOptions: Phase1/Phase2 EncryptionAlgorithms, IntegrityAlgorithms, DHGroupNumbers); the downloaded configuration file shows only the minimum, not custom options. Add to ike_proposals and esp_proposals a proposal built from values listed there (for example aes256-sha256-modp2048), and give every ESP proposal a DH group for PFS."
+		"Compare with the tunnel options of the VPN connection (`aws ec2 describe-vpn-connections`, Options.TunnelOptions: Phase1/Phase2 EncryptionAlgorithms, IntegrityAlgorithms, DHGroupNumbers); the downloaded configuration file shows only the minimum, not custom options. Simplest: remove ike_proposals and esp_proposals to use cgw's defaults, which offer every algorithm AWS accepts, or re-import with `cgwctl import-aws` from that JSON, which offers exactly what each tunnel allows. Otherwise add to ike_proposals and esp_proposals a proposal built from values listed there (for example aes256-sha256-modp2048), and give every ESP proposal a DH group for PFS."
 }
 
 func explainAuthFailed(d *diagnoser) (string, []string, string) {

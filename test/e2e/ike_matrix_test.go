@@ -266,30 +266,10 @@ func checkMatrixRow(t *testing.T, s *sim.Sim, d *Cgwd, endpoint int, name string
 
 	// CHILD rekey from cgwd: the new SA pair is negotiated with a KE
 	// payload, so both sides now name the ESP DH group.
-	if _, err := d.Ctl("tunnel", "rekey", name); err != nil {
-		t.Fatal(err)
-	}
-	var rekeyed *control.Child
-	d.waitStatus(t, 20*time.Second, func(st *control.Status) error {
-		tn := findTunnel(st, name)
-		if tn == nil || len(tn.Children) != 1 || tn.Children[0].InSPI == child.InSPI {
-			return fmt.Errorf("tunnel %s: CHILD SA not replaced yet: %+v", name, tn)
-		}
-		rekeyed = tn.Children[0]
-		return nil
-	})
+	rekeyed, rc := rekeyChild(t, s, d, endpoint, name, tn.IKE, child)
 	if rekeyed.Algorithms != row.CgwdChildPFS {
 		t.Errorf("cgwd rekeyed CHILD SA algorithms %q, want %q", rekeyed.Algorithms, row.CgwdChildPFS)
 	}
-	var rc sim.ChildSA
-	Eventually(t, 10*time.Second, func() error {
-		sa, err := swanSAFor(s, endpoint, tn.IKE)
-		if err != nil {
-			return err
-		}
-		rc, err = swanChildFor(sa, rekeyed)
-		return err
-	})
 	if got := swanChild(rc); got != row.SwanESP || rc.DHGroup != row.SwanPFS {
 		t.Errorf("strongSwan rekeyed CHILD SA %s PFS %q, want %s PFS %s", got, rc.DHGroup, row.SwanESP, row.SwanPFS)
 	}
@@ -298,6 +278,34 @@ func checkMatrixRow(t *testing.T, s *sim.Sim, d *Cgwd, endpoint int, name string
 		fmt.Sprintf("%-30s %-24s %-58s %-40s", row.IKE, row.ESP, swanIKE(sa), swanChild(sc)+" ("+rc.DHGroup+")"),
 		fmt.Sprintf(" %-5s %s", "ok", rekeyed.Algorithms),
 	}
+}
+
+// rekeyChild rekeys the tunnel's CHILD SA from cgwd and returns the new
+// SA as cgwd and strongSwan (AWS endpoint) report it.
+func rekeyChild(t *testing.T, s *sim.Sim, d *Cgwd, endpoint int, name string, ike *control.IKESA, child *control.Child) (*control.Child, sim.ChildSA) {
+	t.Helper()
+	if _, err := d.Ctl("tunnel", "rekey", name); err != nil {
+		t.Fatal(err)
+	}
+	var rekeyed *control.Child
+	d.waitStatus(t, 30*time.Second, func(st *control.Status) error {
+		tn := findTunnel(st, name)
+		if tn == nil || len(tn.Children) != 1 || tn.Children[0].InSPI == child.InSPI {
+			return fmt.Errorf("tunnel %s: CHILD SA not replaced yet: %+v", name, tn)
+		}
+		rekeyed = tn.Children[0]
+		return nil
+	})
+	var rc sim.ChildSA
+	Eventually(t, 10*time.Second, func() error {
+		sa, err := swanSAFor(s, endpoint, ike)
+		if err != nil {
+			return err
+		}
+		rc, err = swanChildFor(sa, rekeyed)
+		return err
+	})
+	return rekeyed, rc
 }
 
 // stopCleanly stops cgwd with SIGTERM and checks it exits at once and

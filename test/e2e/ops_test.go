@@ -812,6 +812,14 @@ func TestOpsDiagnose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Tunnel 2 offers one suite, so that narrowing AWS to another (the
+	// proposal mismatch below) leaves nothing in common: the default
+	// proposals contain every algorithm AWS accepts.
+	cfg = editYAML(t, cfg, func(doc map[string]any) {
+		tn := yamlTunnels(t, doc)[1]
+		tn["ike_proposals"] = []string{offerIKE}
+		tn["esp_proposals"] = []string{offerESP}
+	})
 	if err := s.SetPSK(1, wrongPSK); err != nil {
 		t.Fatal(err)
 	}

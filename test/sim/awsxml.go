@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // The CustomerGatewayConfiguration document of DescribeVpnConnections,
@@ -121,4 +122,69 @@ func (s *Sim) AWSXML() []byte {
 		panic(fmt.Sprintf("sim: marshal AWS XML: %v", err))
 	}
 	return append([]byte(xml.Header), append(b, '\n')...)
+}
+
+// AWSGenericText returns the console's "Download configuration" for vendor
+// Generic that AWS would hand out for this simulation: the XSL rendering of
+// AWSXML (aws-vpn-facts §5.2), with the tabs, trailing blanks and the
+// double space of the real downloads (config/testdata/aws-samples), so the
+// console path can be tested end to end.
+func (s *Sim) AWSGenericText() []byte {
+	var doc xmlVPNConnection
+	if err := xml.Unmarshal(s.AWSXML(), &doc); err != nil {
+		panic(fmt.Sprintf("sim: re-read AWS XML: %v", err))
+	}
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("Amazon Web Services\nVirtual Private Cloud\n\nVPN Connection Configuration\n%s\n", strings.Repeat("=", 80))
+	w("AWS utilizes unique identifiers to manipulate the configuration of \na VPN Connection. Each VPN Connection is assigned a VPN Connection Identifier \n")
+	w("and is associated with two other identifiers, namely the \nCustomer Gateway Identifier and the Virtual Private Gateway Identifier.\n\n")
+	w("Your VPN Connection ID\t\t         : %s\n", doc.ID)
+	w("Your Virtual Private Gateway ID          : %s\n", doc.VPNGatewayID)
+	w("Your Customer Gateway ID    \t\t : %s\n\t\t\n", doc.CustomerGatewayID)
+	w("A VPN Connection consists of a pair of IPSec tunnel security associations (SAs). \nIt is important that both tunnel security associations be configured. \n\n")
+	for i, t := range doc.Tunnels {
+		w("\t\t\t\t\nIPSec Tunnel #%d\n%s\n", i+1, strings.Repeat("=", 80))
+		w("#1: Internet Key Exchange Configuration\n\t\t\nConfigure the IKE SA as follows:\n")
+		w("Please note, these sample configurations are for the minimum requirement of AES128, SHA1, and DH Group 2.\n")
+		w("To ensure that NAT traversal (NAT-T) can function, you must adjust your firewall !rules to unblock UDP port 4500. If not behind NAT, we recommend disabling NAT-T.\n")
+		w("  - IKE version              : IKEv1 \n")
+		w("  - Authentication Method    : Pre-Shared Key \n")
+		w("  - Pre-Shared Key           : %s\n", t.IKE.PSK)
+		w("  - Authentication Algorithm : %s\n", t.IKE.Auth)
+		w("  - Encryption Algorithm     : %s\n", t.IKE.Encr)
+		w("  - Lifetime                 : %d seconds\n", t.IKE.Lifetime)
+		w("  - Phase 1 Negotiation Mode : %s\n", t.IKE.Mode)
+		w("  - Diffie-Hellman           : Group %s\n\n", strings.TrimPrefix(t.IKE.PFS, "group"))
+		w("#2: IPSec Configuration\n\nConfigure the IPSec SA as follows:\n")
+		w("  - Protocol                 : %s\n", t.IPsec.Protocol)
+		w("  - Authentication Algorithm : %s\n", t.IPsec.Auth)
+		w("  - Encryption Algorithm     : %s\n", t.IPsec.Encr)
+		w("  - Lifetime                 : %d seconds\n", t.IPsec.Lifetime)
+		w("  - Mode                     : %s\n", t.IPsec.Mode)
+		w("  - Perfect Forward Secrecy  : Diffie-Hellman Group %s\n\t\n", strings.TrimPrefix(t.IPsec.PFS, "group"))
+		w("IPSec Dead Peer Detection (DPD) will be enabled on the AWS Endpoint. We\nrecommend configuring DPD on your endpoint as follows:\n")
+		w("  - DPD Interval             : %d\n  - DPD Retries              : %d\n\n", t.IPsec.DPDInterval, t.IPsec.DPDRetries)
+		w("  - TCP MSS Adjustment       : %d bytes\n  - Clear Don't Fragment Bit : enabled\n  - Fragmentation            : Before encryption\n\n", t.IPsec.TCPMSS)
+		w("#3: Tunnel Interface Configuration\n\n")
+		w("Outside IP Addresses:\n")
+		w("  - Customer Gateway \t\t        : %s \n", t.CustomerGateway.Outside.IP)
+		w("  - Virtual Private Gateway\t        : %s\n\t\t\n", t.VPNGateway.Outside.IP)
+		w("Inside IP Addresses\n")
+		w("  - Customer Gateway         \t\t: %s/%d\n", t.CustomerGateway.Inside.IP, t.CustomerGateway.Inside.CIDR)
+		w("  - Virtual Private Gateway             : %s/%d\n\n", t.VPNGateway.Inside.IP, t.VPNGateway.Inside.CIDR)
+		w("Configure your tunnel to fragment at the optimal size:\n  - Tunnel interface MTU     : 1436 bytes\n    \n")
+		if t.CustomerGateway.BGP != nil {
+			w("#4: Border Gateway Protocol (BGP) Configuration:\n\nBGP Configuration Options:\n")
+			w("  - Customer Gateway ASN\t          : %d \n", t.CustomerGateway.BGP.ASN)
+			w("  - Virtual Private  Gateway ASN          : %d\n", t.VPNGateway.BGP.ASN)
+			w("  - Neighbor IP Address     \t\t  : %s\n", t.VPNGateway.Inside.IP)
+			w("  - Neighbor Hold Time       : %d\n\n", t.VPNGateway.BGP.HoldTime)
+		} else {
+			w("#4: Static Routing Configuration:\n\nStatic Route Configuration Options:\n")
+			w("  - Next hop       : %s\n  \n", t.VPNGateway.Inside.IP)
+		}
+	}
+	w("\n\nAdditional Notes and Questions\n  - Amazon Virtual Private Cloud Getting Started Guide: \n\nXSL Version: 2009-07-15-1119716\n")
+	return []byte(b.String())
 }

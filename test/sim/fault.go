@@ -1,6 +1,9 @@
 package sim
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 func (s *Sim) endpoint(i int) (Endpoint, error) {
 	if s.opts.AWS != AWSStrongSwan {
@@ -14,20 +17,36 @@ func (s *Sim) endpoint(i int) (Endpoint, error) {
 
 // BlockEndpoint drops IKE and NAT-T traffic (UDP 500 and 4500, both
 // directions) between the customer and AWS endpoint i in the inet router.
-func (s *Sim) BlockEndpoint(i int) error {
+func (s *Sim) BlockEndpoint(i int) error { return s.BlockEndpointPorts(i, 500, 4500) }
+
+// BlockEndpointPorts drops UDP to and from endpoint i on the given ports
+// only (the firewall that passes UDP 500 but not 4500, or the reverse);
+// UnblockEndpoint undoes it.
+func (s *Sim) BlockEndpointPorts(i int, ports ...int) error {
 	if i != 1 && i != 2 {
 		return fmt.Errorf("sim: BlockEndpoint(%d): want 1 or 2", i)
+	}
+	if len(ports) == 0 {
+		return fmt.Errorf("sim: BlockEndpointPorts(%d): no port", i)
 	}
 	e := Endpoints[i-1]
 	chain := fmt.Sprintf("block%d", i)
 	if err := s.UnblockEndpoint(i); err != nil {
 		return err
 	}
-	rules := fmt.Sprintf("add rule ip cgwsim %[1]s ip daddr %[2]s udp dport { 500, 4500 } drop\nadd rule ip cgwsim %[1]s ip saddr %[2]s udp sport { 500, 4500 } drop\n", chain, e.Outside)
+	var ps []string
+	for _, p := range ports {
+		if p <= 0 || p > 65535 {
+			return fmt.Errorf("sim: BlockEndpointPorts(%d): bad port %d", i, p)
+		}
+		ps = append(ps, fmt.Sprint(p))
+	}
+	set := "{ " + strings.Join(ps, ", ") + " }"
+	rules := fmt.Sprintf("add rule ip cgwsim %[1]s ip daddr %[2]s udp dport %[3]s drop\nadd rule ip cgwsim %[1]s ip saddr %[2]s udp sport %[3]s drop\n", chain, e.Outside, set)
 	if err := s.nft(rules); err != nil {
 		return err
 	}
-	s.logf("blocked UDP 500/4500 to endpoint %d", i)
+	s.logf("blocked UDP %s to endpoint %d", strings.Join(ps, "/"), i)
 	return nil
 }
 

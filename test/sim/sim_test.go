@@ -2,10 +2,13 @@ package sim
 
 import (
 	"encoding/xml"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgwproject/cgw/config/awsxml"
 )
 
 // needRoot skips tests that build namespaces when not root or when the
@@ -473,5 +476,39 @@ func eventually(t *testing.T, timeout time.Duration, f func() bool, what string)
 			t.Fatalf("not within %v: %s", timeout, what)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestAWSGenericText: the Generic rendering reads back (with cgw's own
+// importer) as the same connection as the XML it renders, BGP and static.
+func TestAWSGenericText(t *testing.T) {
+	for _, o := range []Options{{ID: "abcd"}, {ID: "abcd", Routing: RoutingStatic}} {
+		s := &Sim{opts: o}
+		if err := s.opts.setDefaults(); err != nil {
+			t.Fatal(err)
+		}
+		fromXML, err := awsxml.Parse(s.AWSXML())
+		if err != nil {
+			t.Fatal(err)
+		}
+		format, conns, err := awsxml.Read(s.AWSGenericText())
+		if err != nil || format != awsxml.FormatGeneric || len(conns) != 1 {
+			t.Fatalf("Read: %q %v %v", format, conns, err)
+		}
+		opt := awsxml.Options{Advertise: []netip.Prefix{DefaultLAN}}
+		if o.Routing == RoutingStatic {
+			opt = awsxml.Options{RemotePrefixes: []netip.Prefix{DefaultVPC}}
+		}
+		a, _, err := awsxml.Generate(fromXML, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, err := awsxml.Generate(conns[0].Doc, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(a) != string(b) {
+			t.Errorf("routing %q: the Generic text imports differently from the XML:\n%s\n---\n%s", o.Routing, a, b)
+		}
 	}
 }
