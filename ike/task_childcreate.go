@@ -3,7 +3,6 @@ package ike
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/cgwproject/cgw/ike/crypto"
 	"github.com/cgwproject/cgw/ike/message"
@@ -417,51 +416,4 @@ func childFailSentence(p *peer, n message.NotifyType, what string) string {
 			p.cfg.RemoteAddr, what, tsString(p.cfg.TSLocal), tsString(p.cfg.TSRemote))
 	}
 	return fmt.Sprintf("ike: peer %s refused %s with %s", p.cfg.RemoteAddr, what, n)
-}
-
-// childUp reports a new CHILD SA (not a rekey, see childRekeyed).
-func (p *peer) childUp(c *childSA) {
-	p.retryAttempt = 0
-	sa := c.sa
-	p.log.Info("IKE phase 2 Established", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg),
-		"ts_local", tsString(c.tsLocal), "ts_remote", tsString(c.tsRemote), "encap", sa.encap)
-	p.emit(Event{Kind: EventChildUp, Reason: fmt.Sprintf("CHILD SA established using %s, %s === %s", algString(c.alg), tsString(c.tsLocal), tsString(c.tsRemote)),
-		InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
-}
-
-// childFailed reports a CHILD SA failure while the IKE SA stays up, and
-// schedules another attempt when we keep the tunnel up.
-func (p *peer) childFailed(sa *ikeSA, reason string, n message.NotifyType) {
-	p.log.Warn("IKE phase 2 was unable to establish while keeping phase 1", "reason", reason)
-	p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-	p.emit(Event{Kind: EventNegotiationFailed, Reason: "Phase 2 was unable to establish while keeping Phase 1: " + reason, Notify: uint16(n)})
-	if !p.wantUp || sa.state != ikeEstablished {
-		return
-	}
-	d := retryMinDelay
-	for i := 0; i < p.retryAttempt && d < retryMaxDelay; i++ {
-		d *= 2
-	}
-	d = jitter(min(d, retryMaxDelay), p.m.randUint64())
-	p.retryAttempt++
-	p.log.Info("will retry CHILD SA creation", "in", d.Round(time.Millisecond).String())
-	p.ensureChildLater(d)
-}
-
-// ensureChildLater runs ensureChild after d on whatever IKE SA is current
-// then (an IKE rekey in between moves the tunnel to a new one).
-func (p *peer) ensureChildLater(d time.Duration) {
-	p.after(d, func() {
-		if p.wantUp && p.ike != nil {
-			p.ensureChild(p.ike)
-		}
-	})
-}
-
-// ensureChild creates a CHILD SA on sa if it has none and none is pending.
-func (p *peer) ensureChild(sa *ikeSA) {
-	if sa.state != ikeEstablished || sa.activeChild() != nil || sa.tm.hasQueued(taskChildCreate) || sa.tm.activeKind(taskChildCreate) != nil {
-		return
-	}
-	sa.tm.queue(newChildCreate(sa, false))
 }

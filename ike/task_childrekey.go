@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/cgwproject/cgw/ike/crypto"
 	"github.com/cgwproject/cgw/ike/message"
@@ -163,16 +162,6 @@ func (t *childRekey) peerSA() *childSA {
 		return t.peerNew
 	}
 	return nil
-}
-
-// retryChildRekey queues the rekey of old again after d, on whatever IKE SA
-// owns old by then (an IKE rekey may move it).
-func (p *peer) retryChildRekey(old *childSA, d time.Duration, reason string) {
-	p.after(d, func() {
-		if old.state == childInstalled {
-			p.queueChildRekey(old, reason)
-		}
-	})
 }
 
 // oldGone handles a rekey whose old SA the peer deleted meanwhile (RFC
@@ -364,52 +353,6 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 	p.retireOld(old)
 	sa.tm.queue(newChildDelete(sa, old, "rekeyed"))
 	return statusDone, nil
-}
-
-// childRekeyed reports a completed rekey of old by c.
-func (p *peer) childRekeyed(old, c *childSA, reason string) {
-	p.retryAttempt = 0
-	p.log.Info("IKE phase 2 Established (rekeyed)", "reason", reason, "old_in_spi", old.inSPI.String(), "old_out_spi", old.outSPI.String(),
-		"in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg))
-	p.emit(Event{Kind: EventChildRekeyed, Reason: fmt.Sprintf("CHILD SA rekeyed (%s) using %s", reason, algString(c.alg)), InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
-}
-
-// concludeChildRekey puts a peer-initiated replacement c of old in
-// service: its outbound SA is added (and takes over sending), then old's
-// outbound SA is removed. The caller finishes old.
-func (p *peer) concludeChildRekey(old, c *childSA, reason string) {
-	c.replaces = nil
-	if c.state == childDestroyed {
-		return
-	}
-	if !c.outInstalled && c.pendingOut != nil {
-		out := *c.pendingOut
-		out.Local, out.Remote, out.Encap = c.sa.local, c.sa.remote, c.sa.encap
-		if err := p.m.cfg.Installer.AddSA(out); err != nil {
-			p.log.Error("installing the outbound SA of the rekeyed CHILD SA failed; deleting it", "spi", out.SPI.String(), "err", err)
-			c.sa.tm.queue(newChildDelete(c.sa, c, reasonChildExpired))
-			return
-		}
-		c.outInstalled = true
-	}
-	c.pendingOut = nil
-	if old.state != childDestroyed {
-		p.retireOld(old)
-	}
-	p.childRekeyed(old, c, reason)
-}
-
-// retireOld stops using a replaced CHILD SA for sending: its outbound half
-// goes now, its inbound half when the DELETE exchange completes.
-func (p *peer) retireOld(old *childSA) {
-	old.state = childRekeyed
-	old.stopTimers()
-	if old.outInstalled {
-		if err := p.m.cfg.Installer.DelSA(p.cfg.Name, ipsec.Outbound, old.outSPI); err != nil {
-			p.log.Warn("deleting replaced outbound SA failed", "spi", old.outSPI.String(), "err", err)
-		}
-		old.outInstalled = false
-	}
 }
 
 // lowestNonceIsOurs reports whether the lowest of the four nonces belongs

@@ -264,23 +264,6 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 	return statusDone, nil
 }
 
-// childHalfOpen reports whether a CHILD SA exchange of ours is in flight on
-// sa, or a CHILD SA is being rekeyed or deleted: the IKE SA must not be
-// rekeyed under it (strongSwan's have_half_open_children).
-func (sa *ikeSA) childHalfOpen() bool {
-	for _, k := range []taskKind{taskChildRekey, taskChildCreate, taskChildDelete} {
-		if sa.tm.activeKind(k) != nil {
-			return true
-		}
-	}
-	for _, c := range sa.children {
-		if c.state == childRekeying || c.state == childDeleting {
-			return true
-		}
-	}
-	return false
-}
-
 func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 	sa, p := t.sa, t.sa.p
 	// RFC 7296, Sections 2.8.2 and 2.25.2.
@@ -377,69 +360,4 @@ func (t *ikeRekey) afterSend() {
 	}
 	p.adoptRekeyed(sa, nsa, "rekeyed by the peer")
 	p.awaitOldDelete(sa)
-}
-
-// awaitOldDelete makes sure a rekeyed IKE SA goes away even if the peer,
-// whose job that is, never deletes it.
-func (p *peer) awaitOldDelete(sa *ikeSA) {
-	sa.after(halfOpenTimeout, func() {
-		if sa.state == ikeRekeyed {
-			p.deleteIKESA(sa, "rekeyed; the peer did not delete the old IKE SA")
-		}
-	})
-}
-
-// rekeyedSA builds the IKE SA that replaces old. initiator is whether we
-// initiated the rekey (and so are the new SA's original initiator).
-func (p *peer) rekeyedSA(old *ikeSA, initiator bool, spiI, spiR uint64, alg ipsec.Algorithms, keys *crypto.IKEKeys, ni, nr []byte) (*ikeSA, error) {
-	nsa := &ikeSA{
-		p: p, initiator: initiator, spiI: spiI, spiR: spiR, state: ikeEstablished,
-		local: old.local, remote: old.remote, alg: alg, ni: ni, nr: nr,
-		natdSeen: old.natdSeen, natLocal: old.natLocal, natRemote: old.natRemote, encap: old.encap,
-		peerID: old.peerID, halfOpenDone: true,
-	}
-	if err := nsa.setKeys(keys); err != nil {
-		return nil, err
-	}
-	nsa.tm = newTaskManager(nsa)
-	return nsa, nil
-}
-
-// adoptRekeyed moves CHILD SAs and pending work from old to nsa and makes
-// nsa current (RFC 7296, Section 2.18).
-func (p *peer) adoptRekeyed(old, nsa *ikeSA, reason string) {
-	now := p.m.clock.Now()
-	nsa.state = ikeEstablished
-	nsa.established, nsa.lastInbound = now, now
-	p.sas[nsa.ourSPI()] = nsa
-	nsa.children = old.children
-	old.children = nil
-	for _, c := range nsa.children {
-		c.sa = nsa
-	}
-	old.state = ikeRekeyed
-	// The old SA's timers stay: its rekey and DPD checks do nothing in the
-	// rekeyed state, and a retransmission in flight must still complete.
-	pending := old.tm.queued
-	old.tm.queued = nil
-	if p.ike == old || p.ike == nil {
-		p.ike = nsa
-	}
-	p.scheduleIKETimers(nsa)
-	p.scheduleDPD(nsa)
-	p.log.Info("IKE phase 1 Established (rekeyed)", "reason", reason, "old_ike_sa", old.spiString(), "ike_sa", nsa.spiString(),
-		"alg", algString(nsa.alg), "children", len(nsa.children))
-	p.emit(Event{Kind: EventIKERekeyed, Reason: fmt.Sprintf("IKE SA rekeyed using %s", algString(nsa.alg)), Alg: nsa.alg})
-	for _, t := range pending {
-		switch t := t.(type) {
-		case *childRekey:
-			p.queueChildRekey(t.old, t.reason)
-		case *childCreate:
-			p.ensureChild(nsa)
-		case *childDelete:
-			if t.child != nil {
-				nsa.tm.queue(newChildDelete(nsa, t.child, t.reason))
-			}
-		}
-	}
 }
