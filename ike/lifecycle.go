@@ -40,7 +40,7 @@ func (p *peer) initiate(reason string) {
 // noteFailure records a negotiation failure for Status and the Listener.
 func (p *peer) noteFailure(reason string, notify message.NotifyType) {
 	p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-	p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: uint16(notify)})
+	p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: Notify(notify)})
 }
 
 // failSA ends an IKE SA after a fatal error and, if we keep the tunnel up,
@@ -294,7 +294,7 @@ func (p *peer) childUp(c *childSA) {
 func (p *peer) childFailed(sa *ikeSA, reason string, n message.NotifyType) {
 	p.log.Warn("IKE phase 2 was unable to establish while keeping phase 1", "reason", reason)
 	p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-	p.emit(Event{Kind: EventNegotiationFailed, Reason: "Phase 2 was unable to establish while keeping Phase 1: " + reason, Notify: uint16(n)})
+	p.emit(Event{Kind: EventNegotiationFailed, Reason: "Phase 2 was unable to establish while keeping Phase 1: " + reason, Notify: Notify(n)})
 	if !p.wantUp || sa.state != ikeEstablished {
 		return
 	}

@@ -281,7 +281,7 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 		reason := childFailSentence(p, n.Kind, "our CHILD SA rekey")
 		p.log.Warn("CHILD SA rekey failed; the current SA stays until its hard lifetime", "reason", reason, "expires", old.expireAt)
 		p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: uint16(n.Kind)})
+		p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: Notify(n.Kind)})
 		// Try again once more before the hard lifetime.
 		if left := old.expireAt.Sub(p.m.clock.Now()); left > 2*retryMinDelay {
 			p.retryChildRekey(old, left/2, "retry after a refused rekey")
@@ -394,7 +394,7 @@ func (t *childRekey) processRequest(m *message.Message) (status, error) {
 	res, fail := negotiateChildResponder(sa, m, false)
 	if fail != nil {
 		p.log.Warn("refusing the peer's CHILD SA rekey", "reason", fail.reason)
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: fail.reason, Notify: uint16(fail.notify)})
+		p.emit(Event{Kind: EventNegotiationFailed, Reason: fail.reason, Notify: Notify(fail.notify)})
 		return statusDone, fail
 	}
 	t.old, t.res = old, res

@@ -189,7 +189,7 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 		reason := fmt.Sprintf("ike: peer %s refused our IKE SA rekey with %s; the IKE SA stays until its hard lifetime", p.cfg.RemoteAddr, n.Kind)
 		p.log.Warn(reason)
 		p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: uint16(n.Kind)})
+		p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: Notify(n.Kind)})
 		return statusDone, nil
 	}
 	got, _ := m.Get(message.PayloadSA).(*message.SA)
