@@ -21,7 +21,7 @@ func (p *peer) initiate(reason string) {
 	}
 	spi, err := p.m.allocSPI(p)
 	if err != nil {
-		p.noteFailure(err.Error(), 0)
+		p.reportFailure(err.Error(), 0)
 		p.scheduleRetry()
 		return
 	}
@@ -37,10 +37,19 @@ func (p *peer) initiate(reason string) {
 	sa.tm.initiate()
 }
 
-// noteFailure records a negotiation failure for Status and the Listener.
-func (p *peer) noteFailure(reason string, notify message.NotifyType) {
-	p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
+// reportFailure is the one way a negotiation failure is reported: it
+// records reason as the tunnel's last failure (Status) and emits the same
+// reason, with the notify sent or received (0 = none), to the Listener, so
+// the two always agree.
+func (p *peer) reportFailure(reason string, notify message.NotifyType) {
+	p.recordFailure(reason)
 	p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: Notify(notify)})
+}
+
+// recordFailure sets the tunnel's last failure for a failure reported by
+// another event (an IKE SA or the peer going down).
+func (p *peer) recordFailure(reason string) {
+	p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
 }
 
 // failSA ends an IKE SA after a fatal error and, if we keep the tunnel up,
@@ -52,10 +61,10 @@ func (p *peer) failSA(sa *ikeSA, err error, notify message.NotifyType) {
 	reason := errString(err)
 	if sa.state == ikeConnecting {
 		p.log.Warn("IKE negotiation failed", "ike_sa", sa.spiString(), "reason", reason)
-		p.noteFailure(reason, notify)
+		p.reportFailure(reason, notify)
 	} else {
 		p.log.Warn("IKE SA failed", "ike_sa", sa.spiString(), "reason", reason)
-		p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
+		p.recordFailure(reason)
 	}
 	wasCurrent := p.ike == sa
 	p.destroySA(sa, reason)
@@ -83,7 +92,7 @@ func (p *peer) retransmitsExhausted(sa *ikeSA, ex *exchange) {
 // peerDead applies the DPD action (RFC 7296, Section 2.4).
 func (p *peer) peerDead(sa *ikeSA, reason string) {
 	p.log.Warn("peer is dead", "ike_sa", sa.spiString(), "reason", reason, "dpd_action", dpdActionName(p.cfg.DPDAction))
-	p.lastFailure, p.lastFailureAt = "peer dead: "+reason, p.m.clock.Now()
+	p.recordFailure("peer dead: " + reason)
 	p.emit(Event{Kind: EventPeerDead, Reason: "peer declared dead: " + reason})
 	p.destroySA(sa, "peer dead: "+reason)
 	switch p.cfg.DPDAction {
@@ -293,8 +302,7 @@ func (p *peer) childUp(c *childSA) {
 // schedules another attempt when we keep the tunnel up.
 func (p *peer) childFailed(sa *ikeSA, reason string, n message.NotifyType) {
 	p.log.Warn("IKE phase 2 was unable to establish while keeping phase 1", "reason", reason)
-	p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-	p.emit(Event{Kind: EventNegotiationFailed, Reason: "Phase 2 was unable to establish while keeping Phase 1: " + reason, Notify: Notify(n)})
+	p.reportFailure("Phase 2 was unable to establish while keeping Phase 1: "+reason, n)
 	if !p.wantUp || sa.state != ikeEstablished {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/cgwproject/cgw/ike/crypto"
 	"github.com/cgwproject/cgw/ike/message"
 	"github.com/cgwproject/cgw/ipsec"
 )
@@ -39,11 +38,7 @@ type childRekey struct {
 	reason    string // why we rekey, for the log
 
 	inSPI ipsec.SPI
-	group ipsec.DHGroup
-	dh    crypto.DH
-	nonce []byte
-	sent  *message.SA
-	tries int
+	kx    keyExchange
 	// fullOffer: offer every configured ESP proposal instead of only the
 	// old SA's algorithms (after the peer refused those).
 	fullOffer bool
@@ -58,7 +53,7 @@ type childRekey struct {
 }
 
 func newChildRekey(sa *ikeSA, old *childSA, reason string) *childRekey {
-	return &childRekey{sa: sa, initiator: true, old: old, group: old.pfs, reason: reason}
+	return &childRekey{sa: sa, initiator: true, old: old, kx: keyExchange{group: old.pfs}, reason: reason}
 }
 
 func newChildRekeyResponder(sa *ikeSA) *childRekey { return &childRekey{sa: sa} }
@@ -91,10 +86,8 @@ func (t *childRekey) buildRequest(m *message.Message) error {
 			return fmt.Errorf("ike: allocating an inbound SPI: %w", err)
 		}
 	}
-	if t.nonce == nil {
-		if t.nonce, err = p.m.newNonce(true); err != nil {
-			return err
-		}
+	if err := t.kx.prepare(p, func() ([]byte, error) { return p.m.newNonce(true) }); err != nil {
+		return err
 	}
 	old.state = childRekeying
 	// Offer the algorithms in use, so the rekey neither changes them (a
@@ -103,32 +96,26 @@ func (t *childRekey) buildRequest(m *message.Message) error {
 	// between rekeys) nor costs an INVALID_KE_PAYLOAD round trip. If the
 	// peer no longer accepts them, the retry offers everything configured.
 	offer := p.cfg.ESPProposals
-	if !t.fullOffer && proposalMatchesConfigured(p.cfg.ESPProposals, old.alg, t.group) {
+	if !t.fullOffer && proposalMatchesConfigured(p.cfg.ESPProposals, old.alg, t.kx.group) {
 		cur := algProposal(old.alg)
 		cur.DHGroups = nil
-		if t.group != ipsec.DHNone {
-			cur.DHGroups = []ipsec.DHGroup{t.group}
+		if t.kx.group != ipsec.DHNone {
+			cur.DHGroups = []ipsec.DHGroup{t.kx.group}
 		}
 		offer = []ipsec.Proposal{cur}
 	}
-	t.sent = saPayload(ipsec.ProtoESP, offer, spiBytes(t.inSPI), true)
 	m.Payloads = append(m.Payloads,
 		&message.Notify{Protocol: ipsec.ProtoESP, SPI: spiBytes(old.inSPI), Kind: message.NotifyRekeySA},
-		t.sent, &message.Nonce{Data: t.nonce})
-	if t.group != ipsec.DHNone {
-		if t.dh == nil || t.dh.Group() != t.group {
-			if t.dh, err = crypto.NewDH(t.group, p.m.rand); err != nil {
-				return err
-			}
-		}
-		m.Payloads = append(m.Payloads, &message.KE{Group: t.group, Data: t.dh.Public()})
+		t.kx.offer(ipsec.ProtoESP, offer, spiBytes(t.inSPI), true), &message.Nonce{Data: t.kx.nonce})
+	if ke := t.kx.ke(); ke != nil {
+		m.Payloads = append(m.Payloads, ke)
 	}
 	m.Payloads = append(m.Payloads,
 		&message.TS{Selectors: p.cfg.TSLocal},
 		&message.TS{Responder: true, Selectors: p.cfg.TSRemote})
-	if t.tries == 0 {
+	if t.kx.tries == 0 {
 		p.log.Info("CHILD SA rekey started", "reason", t.reason, "old_in_spi", old.inSPI.String(), "old_out_spi", old.outSPI.String(),
-			"new_in_spi", t.inSPI.String(), "pfs", dhName(t.group))
+			"new_in_spi", t.inSPI.String(), "pfs", dhName(t.kx.group))
 	}
 	return nil
 }
@@ -218,22 +205,18 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 	if n != nil {
 		switch n.Kind {
 		case message.NotifyInvalidKEPayload:
-			if len(n.Data) == 2 {
-				g := ipsec.DHGroup(binary.BigEndian.Uint16(n.Data))
-				t.tries++
-				if offersDH(p.cfg.ESPProposals, g) && g != t.group && t.tries <= maxInitRetries {
-					p.log.Info("peer asked for another PFS group; retrying the CHILD rekey", "requested", dhName(g))
-					t.group, old.pfs = g, g
-					return statusRetry, nil
-				}
+			if g, retry := t.kx.invalidKE(n, p.cfg.ESPProposals); retry {
+				p.log.Info("peer asked for another PFS group; retrying the CHILD rekey", "requested", dhName(g))
+				old.pfs = g
+				return statusRetry, nil
 			}
 		case message.NotifyNoProposalChosen:
 			if !t.fullOffer {
 				p.log.Info("peer refused the CHILD SA's current algorithms for the rekey; retrying with every configured proposal",
 					"old_in_spi", old.inSPI.String(), "alg", algString(old.alg))
 				t.fullOffer = true
-				t.group = firstDH(p.cfg.ESPProposals)
-				old.pfs = t.group
+				t.kx.group = firstDH(p.cfg.ESPProposals)
+				old.pfs = t.kx.group
 				return statusRetry, nil
 			}
 		case message.NotifyTemporaryFailure:
@@ -280,19 +263,17 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 		t.restoreOld()
 		reason := childFailSentence(p, n.Kind, "our CHILD SA rekey")
 		p.log.Warn("CHILD SA rekey failed; the current SA stays until its hard lifetime", "reason", reason, "expires", old.expireAt)
-		p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: Notify(n.Kind)})
+		p.reportFailure(reason, n.Kind)
 		// Try again once more before the hard lifetime.
 		if left := old.expireAt.Sub(p.m.clock.Now()); left > 2*retryMinDelay {
 			p.retryChildRekey(old, left/2, "retry after a refused rekey")
 		}
 		return statusDone, nil
 	}
-	cc := &childCreate{sa: sa, initiator: true, inSPI: t.inSPI, nonce: t.nonce, sent: t.sent, dh: t.dh}
-	k, err := cc.acceptResponse(m)
+	k, err := acceptChildResponse(sa, &t.kx, t.inSPI, false, m)
 	var shared []byte
 	if err == nil && k.alg.DH != ipsec.DHNone {
-		shared, err = cc.sharedFrom(m, k.alg.DH)
+		shared, err = childShared(sa, &t.kx, m, k.alg.DH)
 	}
 	if err == nil {
 		err = sa.deriveChild(k, shared, true)
@@ -304,7 +285,7 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 		}
 		t.restoreOld()
 		p.log.Warn("CHILD SA rekey failed", "reason", err.Error())
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: err.Error()})
+		p.reportFailure(err.Error(), 0)
 		return statusDone, nil
 	}
 
@@ -394,7 +375,7 @@ func (t *childRekey) processRequest(m *message.Message) (status, error) {
 	res, fail := negotiateChildResponder(sa, m, false)
 	if fail != nil {
 		p.log.Warn("refusing the peer's CHILD SA rekey", "reason", fail.reason)
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: fail.reason, Notify: Notify(fail.notify)})
+		p.reportFailure(fail.reason, fail.notify)
 		return statusDone, fail
 	}
 	t.old, t.res = old, res

@@ -36,11 +36,7 @@ type ikeRekey struct {
 	reason    string // why we rekey, for the log
 
 	newSPI uint64
-	group  ipsec.DHGroup
-	dh     crypto.DH
-	nonce  []byte
-	sent   *message.SA
-	tries  int
+	kx     keyExchange
 	// peerNew is the IKE SA the peer created by rekeying sa while our
 	// request was in flight (a collision).
 	peerNew *ikeSA
@@ -50,12 +46,13 @@ type ikeRekey struct {
 	chosen   uint8
 	peerSPI  uint64
 	keys     *crypto.IKEKeys
-	ni       []byte
+	dh       crypto.DH
+	ni, nr   []byte
 	collided bool // our own rekey of sa was in flight when the request came
 }
 
 func newIKERekey(sa *ikeSA, reason string) *ikeRekey {
-	return &ikeRekey{sa: sa, initiator: true, group: sa.alg.DH, reason: reason}
+	return &ikeRekey{sa: sa, initiator: true, kx: keyExchange{group: sa.alg.DH}, reason: reason}
 }
 
 func newIKERekeyResponder(sa *ikeSA) *ikeRekey { return &ikeRekey{sa: sa} }
@@ -103,7 +100,7 @@ func (t *ikeRekey) build(m *message.Message) error {
 	if !t.initiator {
 		m.Payloads = append(m.Payloads,
 			selectedProposal(t.chosen, ipsec.ProtoIKE, t.alg, spi64Bytes(t.newSPI), true),
-			&message.Nonce{Data: t.nonce},
+			&message.Nonce{Data: t.nr},
 			&message.KE{Group: t.alg.DH, Data: t.dh.Public()})
 		return nil
 	}
@@ -116,23 +113,16 @@ func (t *ikeRekey) build(m *message.Message) error {
 			return err
 		}
 	}
-	if t.nonce == nil {
-		if t.nonce, err = p.m.newNonce(true); err != nil {
-			return err
-		}
-	}
-	if t.dh == nil || t.dh.Group() != t.group {
-		if t.dh, err = crypto.NewDH(t.group, p.m.rand); err != nil {
-			return err
-		}
+	if err := t.kx.prepare(p, func() ([]byte, error) { return p.m.newNonce(true) }); err != nil {
+		return err
 	}
 	// Offer only the current algorithms: the new IKE SA keeps its PRF, so
 	// key derivation cannot depend on which PRF feeds prf+ (RFC 7296, 2.18
 	// says the new one; strongSwan 5.9 uses the old one), and a peer that
 	// accepted them once accepts them again.
-	t.sent = saPayload(ipsec.ProtoIKE, []ipsec.Proposal{algProposal(sa.alg)}, spi64Bytes(t.newSPI), true)
-	m.Payloads = append(m.Payloads, t.sent, &message.Nonce{Data: t.nonce}, &message.KE{Group: t.group, Data: t.dh.Public()})
-	if t.tries == 0 {
+	m.Payloads = append(m.Payloads, t.kx.offer(ipsec.ProtoIKE, []ipsec.Proposal{algProposal(sa.alg)}, spi64Bytes(t.newSPI), true),
+		&message.Nonce{Data: t.kx.nonce}, t.kx.ke())
+	if t.kx.tries == 0 {
 		p.log.Info("IKE SA rekey started", "reason", t.reason, "ike_sa", sa.spiString(), "new_spi_i", fmt.Sprintf("%016x", t.newSPI))
 	}
 	return nil
@@ -157,14 +147,9 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 		}
 		switch n.Kind {
 		case message.NotifyInvalidKEPayload:
-			if len(n.Data) == 2 {
-				g := ipsec.DHGroup(binary.BigEndian.Uint16(n.Data))
-				t.tries++
-				if offersDH(p.cfg.IKEProposals, g) && g != t.group && t.tries <= maxInitRetries {
-					p.log.Info("peer asked for another DH group; retrying the IKE SA rekey", "requested", dhName(g))
-					t.group = g
-					return statusRetry, nil
-				}
+			if g, retry := t.kx.invalidKE(n, p.cfg.IKEProposals); retry {
+				p.log.Info("peer asked for another DH group; retrying the IKE SA rekey", "requested", dhName(g))
+				return statusRetry, nil
 			}
 		case message.NotifyTemporaryFailure:
 			t.freeSPI()
@@ -188,8 +173,7 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 		}
 		reason := fmt.Sprintf("ike: peer %s refused our IKE SA rekey with %s; the IKE SA stays until its hard lifetime", p.cfg.RemoteAddr, n.Kind)
 		p.log.Warn(reason)
-		p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: Notify(n.Kind)})
+		p.reportFailure(reason, n.Kind)
 		return statusDone, nil
 	}
 	got, _ := m.Get(message.PayloadSA).(*message.SA)
@@ -201,30 +185,30 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 			return statusDone, nil
 		}
 		p.log.Warn("IKE SA rekey failed", "reason", err.Error())
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: err.Error()})
+		p.reportFailure(err.Error(), 0)
 		return statusDone, nil
 	}
 	if got == nil || ke == nil || nonce == nil || len(nonce.Data) < 16 || len(nonce.Data) > 256 {
 		return fail(fmt.Errorf("ike: peer %s answered our IKE rekey without SA, KE or a valid nonce", p.cfg.RemoteAddr))
 	}
-	alg, gp, err := acceptResponse(t.sent, got, ipsec.ProtoIKE, true)
+	alg, gp, err := t.kx.accept(got, ipsec.ProtoIKE, true)
 	if err != nil {
 		return fail(fmt.Errorf("ike: peer %s: bad IKE rekey response: %v", p.cfg.RemoteAddr, err))
 	}
-	if len(gp.SPI) != 8 || alg.DH != t.group || ke.Group != t.group {
+	if len(gp.SPI) != 8 || alg.DH != t.kx.group || !t.kx.matches(ke, alg.DH) {
 		return fail(fmt.Errorf("ike: peer %s: IKE rekey response has a bad SPI or DH group", p.cfg.RemoteAddr))
 	}
-	shared, err := t.dh.Shared(ke.Data)
+	shared, err := t.kx.shared(ke)
 	if err != nil {
 		return fail(err)
 	}
 	spiR := binary.BigEndian.Uint64(gp.SPI)
-	keys, err := crypto.DeriveRekeyedIKEKeys(alg, sa.alg.PRF, sa.keys.SKd, shared, t.nonce, nonce.Data, t.newSPI, spiR)
+	keys, err := crypto.DeriveRekeyedIKEKeys(alg, sa.alg.PRF, sa.keys.SKd, shared, t.kx.nonce, nonce.Data, t.newSPI, spiR)
 	if err != nil {
 		return fail(err)
 	}
 	nr := append([]byte(nil), nonce.Data...)
-	nsa, err := p.rekeyedSA(sa, true, t.newSPI, spiR, alg, keys, t.nonce, nr)
+	nsa, err := p.rekeyedSA(sa, true, t.newSPI, spiR, alg, keys, t.kx.nonce, nr)
 	if err != nil {
 		return fail(err)
 	}
@@ -233,7 +217,7 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 		// RFC 7296, Section 2.8.2: the new IKE SA created by the exchange
 		// holding the lowest of the four nonces is redundant and deleted
 		// by its initiator; the other inherits the CHILD SAs.
-		if lowestNonceIsOurs(t.nonce, nr, pn.ni, pn.nr) {
+		if lowestNonceIsOurs(t.kx.nonce, nr, pn.ni, pn.nr) {
 			p.log.Info("IKE SA rekey collision lost: our new IKE SA holds the lowest nonce, so it is redundant and we delete it; the peer's new IKE SA replaces the old one and the peer deletes the old one (RFC 7296 2.8.2)",
 				"old_ike_sa", sa.spiString(), "redundant_ike_sa", nsa.spiString(), "ike_sa", pn.spiString())
 			nsa.redundant = true
@@ -302,22 +286,16 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 		return statusDone, &notifyError{notify: message.NotifyNoProposalChosen, reason: reason}
 	}
 	if ke.Group != alg.DH {
-		var d [2]byte
-		binary.BigEndian.PutUint16(d[:], uint16(alg.DH))
-		return statusDone, &notifyError{notify: message.NotifyInvalidKEPayload, data: d[:], reason: "ike: asked the peer to use " + dhName(alg.DH)}
+		return statusDone, &notifyError{notify: message.NotifyInvalidKEPayload, data: invalidKEData(alg.DH), reason: "ike: asked the peer to use " + dhName(alg.DH)}
 	}
 	if len(chosen.SPI) != 8 {
 		return statusDone, &notifyError{notify: message.NotifyInvalidSyntax, reason: "ike: IKE rekey without an 8-octet SPI"}
 	}
-	dh, err := crypto.NewDH(alg.DH, p.m.rand)
-	var shared []byte
-	if err == nil {
-		shared, err = dh.Shared(ke.Data)
-	}
+	dh, shared, _, err := responderDH(p, alg.DH, ke.Data)
 	if err != nil {
 		return statusDone, &notifyError{notify: message.NotifyInvalidSyntax, reason: "ike: IKE rekey key exchange failed: " + err.Error()}
 	}
-	if t.nonce, err = p.m.newNonce(false); err != nil {
+	if t.nr, err = p.m.newNonce(false); err != nil {
 		return statusDone, &notifyError{notify: message.NotifyNoProposalChosen, reason: err.Error()}
 	}
 	if t.newSPI, err = p.m.allocSPI(p); err != nil {
@@ -325,7 +303,7 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 	}
 	t.peerSPI = binary.BigEndian.Uint64(chosen.SPI)
 	t.ni = append([]byte(nil), nonce.Data...)
-	t.keys, err = crypto.DeriveRekeyedIKEKeys(alg, sa.alg.PRF, sa.keys.SKd, shared, t.ni, t.nonce, t.peerSPI, t.newSPI)
+	t.keys, err = crypto.DeriveRekeyedIKEKeys(alg, sa.alg.PRF, sa.keys.SKd, shared, t.ni, t.nr, t.peerSPI, t.newSPI)
 	if err != nil {
 		t.freeSPI()
 		return statusDone, &notifyError{notify: message.NotifyNoProposalChosen, reason: err.Error()}
@@ -336,7 +314,7 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 
 func (t *ikeRekey) afterSend() {
 	sa, p := t.sa, t.sa.p
-	nsa, err := p.rekeyedSA(sa, false, t.peerSPI, t.newSPI, t.alg, t.keys, t.ni, t.nonce)
+	nsa, err := p.rekeyedSA(sa, false, t.peerSPI, t.newSPI, t.alg, t.keys, t.ni, t.nr)
 	if err != nil {
 		t.freeSPI()
 		p.log.Error("adopting the rekeyed IKE SA failed", "err", err)
