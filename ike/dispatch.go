@@ -11,11 +11,18 @@ import (
 )
 
 // handlePacket routes one received message to its IKE SA. Nothing here
-// changes state before the message authenticated.
+// changes state before the message authenticated, and an authentic message
+// moves the peer's address and refreshes liveness only when the task
+// manager takes it as new (RFC 7296, Sections 2.1 and 2.23): a replayed or
+// retransmitted message, even from another address, gets at most the
+// cached response.
 func (p *peer) handlePacket(local, remote netip.AddrPort, hdr message.Header, pkt []byte) {
 	if hdr.Exchange == message.IKESAInit && !hdr.IsResponse() && hdr.SPIr == 0 {
 		for _, sa := range p.sas {
-			if !sa.initiator && sa.spiI == hdr.SPIi && sa.remote == remote && sa.state == ikeConnecting {
+			// A retransmission is known by its SPIi whatever its source
+			// port (a NAT may have rebound it); it must not cost a
+			// second responder SA and Diffie-Hellman computation.
+			if !sa.initiator && sa.spiI == hdr.SPIi && sa.state == ikeConnecting {
 				msg, err := message.Parse(pkt, nil)
 				if err == nil {
 					sa.tm.handle(local, remote, msg) // retransmission: cached response
@@ -54,8 +61,10 @@ func (p *peer) handlePacket(local, remote netip.AddrPort, hdr message.Header, pk
 		return
 	}
 	if c != nil {
-		sa.lastInbound = p.m.clock.Now()
-		sa.updateEndpoints(local, remote)
+		if sa.tm.isNew(msg) {
+			sa.lastInbound = p.m.clock.Now()
+			sa.updateEndpoints(local, remote)
+		}
 	} else if local.Addr().IsValid() && (!sa.local.Addr().IsValid() || sa.local.Addr().IsUnspecified()) {
 		sa.local = netip.AddrPortFrom(local.Addr(), sa.local.Port())
 	}

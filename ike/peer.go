@@ -14,7 +14,13 @@ import (
 	"github.com/cgwproject/cgw/ipsec"
 )
 
-const inboxSize = 256
+const (
+	inboxSize = 256
+	// initInboxSize bounds the IKE_SA_INIT requests (unauthenticated, each
+	// a possible Diffie-Hellman computation) waiting for the peer; a flood
+	// overflows this queue, never the inbox of the established SAs.
+	initInboxSize = 32
+)
 
 // peer is one tunnel: its configuration and the IKE SAs to one remote
 // address. Everything below the channel fields is owned by run's goroutine.
@@ -23,9 +29,13 @@ type peer struct {
 	cfg   *peerConfig
 	log   *slog.Logger
 	inbox chan func()
-	quit  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	// initInbox holds new IKE_SA_INIT requests. run serves inbox first, so
+	// messages for established IKE SAs, timers and API calls never wait
+	// behind unauthenticated work (RFC 7296, Section 2.6).
+	initInbox chan func()
+	quit      chan struct{}
+	done      chan struct{}
+	once      sync.Once
 
 	status atomic.Pointer[PeerStatus]
 
@@ -50,6 +60,7 @@ func newPeer(m *Manager, cfg *peerConfig) *peer {
 		m: m, cfg: cfg,
 		log:       m.log.With("peer", cfg.Name, "remote", cfg.RemoteAddr.String()),
 		inbox:     make(chan func(), inboxSize),
+		initInbox: make(chan func(), initInboxSize),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 		sas:       map[uint64]*ikeSA{},
@@ -61,15 +72,49 @@ func newPeer(m *Manager, cfg *peerConfig) *peer {
 func (p *peer) run() {
 	defer close(p.done)
 	for {
+		var f func()
 		select {
-		case f := <-p.inbox:
-			f()
-			if !p.stopped {
-				p.publish()
+		case f = <-p.inbox:
+		default:
+			select {
+			case f = <-p.inbox:
+			case f = <-p.initInbox:
+			case <-p.quit:
+				return
 			}
-		case <-p.quit:
-			return
 		}
+		f()
+		if !p.stopped {
+			p.publish()
+		}
+	}
+}
+
+// tryPostInit queues an IKE_SA_INIT request without blocking, on the
+// low-priority queue.
+func (p *peer) tryPostInit(f func()) bool {
+	select {
+	case p.initInbox <- f:
+		return true
+	case <-p.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// drainInit waits until the IKE_SA_INIT requests queued before the call
+// have been handled (Flush).
+func (p *peer) drainInit() {
+	ran := make(chan struct{})
+	select {
+	case p.initInbox <- func() { close(ran) }:
+	case <-p.quit:
+		return
+	}
+	select {
+	case <-ran:
+	case <-p.done:
 	}
 }
 
