@@ -1,11 +1,10 @@
 package ike
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"net/netip"
 
+	"github.com/cgwproject/cgw/ike/crypto"
 	"github.com/cgwproject/cgw/ike/message"
 	"github.com/cgwproject/cgw/ipsec"
 )
@@ -77,18 +76,26 @@ func (p *peer) newResponder(local, remote netip.AddrPort, hdr message.Header, pk
 	if hdr.MessageID != 0 {
 		return
 	}
+	rate := p.m.guard.noteInit(p.m.clock.Now())
 	msg, err := message.Parse(pkt, nil)
 	if err != nil {
 		p.m.malformed.Add(1)
 		return
 	}
-	if th := p.m.cfg.CookieThreshold; th > 0 {
-		valid := false
-		if n := msg.Notify(message.NotifyCookie); n != nil {
-			valid = subtle.ConstantTimeCompare(n.Data, p.m.cookie(msg, remote)) == 1
-		}
-		if !valid && p.m.addHalfOpen(0) >= th {
+	if p.m.needCookie(rate) {
+		n := msg.Notify(message.NotifyCookie)
+		if n == nil || !p.m.validCookie(n.Data, msg, remote) {
+			p.m.cookieSent.Add(1)
 			p.sendCookie(local, remote, hdr, msg)
+			return
+		}
+	}
+	// Refuse an unusable KE value before any Diffie-Hellman computation.
+	// A group we do not support is left to the exchange, which answers
+	// INVALID_KE_PAYLOAD or NO_PROPOSAL_CHOSEN without computing either.
+	if ke, ok := msg.Get(message.PayloadKE).(*message.KE); ok && crypto.KELen(ke.Group) > 0 {
+		if crypto.CheckPublic(ke.Group, ke.Data) != nil {
+			p.m.invalidKE.Add(1)
 			return
 		}
 	}
@@ -111,24 +118,6 @@ func (p *peer) newResponder(local, remote netip.AddrPort, hdr message.Header, pk
 	})
 	p.log.Info("IKE phase 1 Negotiating (peer initiated)", "ike_sa", sa.spiString())
 	sa.tm.handle(local, remote, msg)
-}
-
-// cookie computes RFC 7296, Section 2.6's stateless cookie:
-// version || SHA-256(Ni | IPi | SPIi | secret).
-func (m *Manager) cookie(msg *message.Message, remote netip.AddrPort) []byte {
-	h := sha256.New()
-	if n, ok := msg.Get(message.PayloadNonce).(*message.Nonce); ok {
-		h.Write(n.Data)
-	}
-	a := remote.Addr().AsSlice()
-	h.Write(a)
-	var spi [8]byte
-	for i := range 8 {
-		spi[i] = byte(msg.Header.SPIi >> (56 - 8*i))
-	}
-	h.Write(spi[:])
-	h.Write(m.cookieSecret[:])
-	return append([]byte{0}, h.Sum(nil)...)
 }
 
 func (p *peer) sendCookie(local, remote netip.AddrPort, hdr message.Header, msg *message.Message) {

@@ -97,8 +97,17 @@ func (kx *keyExchange) shared(ke *message.KE) ([]byte, error) {
 // responderDH is the responder's half: a key for group g and the shared
 // secret with the initiator's KE data. peerBad tells an unusable public
 // value of the peer from a failure of our own (no key could be made).
-func responderDH(p *peer, g ipsec.DHGroup, peerPublic []byte) (dh crypto.DH, shared []byte, peerBad bool, err error) {
-	if dh, err = crypto.NewDH(g, p.m.rand); err != nil {
+//
+// With reuse (IKE_SA_INIT) it takes the Manager's short-lived ephemeral key for g
+// (see initGuard) instead of a fresh one; CREATE_CHILD_SA exchanges, which
+// are authenticated and give PFS, always make a fresh key.
+func responderDH(p *peer, g ipsec.DHGroup, peerPublic []byte, reuse bool) (dh crypto.DH, shared []byte, peerBad bool, err error) {
+	if reuse {
+		dh, err = p.m.responderKey(g)
+	} else {
+		dh, err = crypto.NewDH(g, p.m.rand)
+	}
+	if err != nil {
 		return nil, nil, false, err
 	}
 	if shared, err = dh.Shared(peerPublic); err != nil {

@@ -59,10 +59,17 @@ func (p *peer) failSA(sa *ikeSA, err error, notify message.NotifyType) {
 		return
 	}
 	reason := errString(err)
-	if sa.state == ikeConnecting {
+	switch {
+	case sa.state == ikeConnecting && !sa.initiator && p.hasOtherEstablished(sa):
+		// The peer's new IKE SA never authenticated while the tunnel has
+		// one: anyone can forge an IKE_SA_INIT from the peer's address,
+		// so this is a counter and a summary line, never the tunnel's
+		// last failure (RFC 7296, Section 2.6).
+		p.m.noteUnauthFailure(p.log, reason)
+	case sa.state == ikeConnecting:
 		p.log.Warn("IKE negotiation failed", "ike_sa", sa.spiString(), "reason", reason)
 		p.reportFailure(reason, notify)
-	} else {
+	default:
 		p.log.Warn("IKE SA failed", "ike_sa", sa.spiString(), "reason", reason)
 		p.recordFailure(reason)
 	}

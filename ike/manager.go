@@ -50,7 +50,7 @@ type Manager struct {
 		halfOpen int
 		closed   bool
 	}
-	cookieSecret [32]byte
+	guard initGuard
 
 	// nonceHook, when set (tests only, see export_test.go), may rewrite
 	// every nonce we generate; initiator tells which role of the exchange.
@@ -101,9 +101,6 @@ func NewManager(cfg Config) *Manager {
 	m.mu.peers = map[string]*peer{}
 	m.mu.byAddr = map[netip.Addr]*peer{}
 	m.mu.bySPI = map[uint64]*peer{}
-	if _, err := m.rand.Read(m.cookieSecret[:]); err != nil {
-		m.log.Error("ike: random source failed; cookies will be weak", "err", err)
-	}
 	return m
 }
 

@@ -334,7 +334,7 @@ func negotiateChildResponder(sa *ikeSA, m *message.Message, inAuth bool) (*respo
 				reason: fmt.Sprintf("ike: peer %s sent KE for %s; asked it to use PFS group %s", p.cfg.RemoteAddr, dhName(keGroup), dhName(alg.DH))}
 		}
 		var err error
-		if dh, shared, _, err = responderDH(p, alg.DH, ke.Data); err != nil {
+		if dh, shared, _, err = responderDH(p, alg.DH, ke.Data, false); err != nil {
 			return nil, &notifyError{notify: message.NotifyInvalidSyntax, reason: fmt.Sprintf("ike: peer %s: PFS key exchange failed: %v", p.cfg.RemoteAddr, err)}
 		}
 	}

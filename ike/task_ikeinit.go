@@ -163,7 +163,7 @@ func (t *ikeInit) processRequest(m *message.Message) (status, error) {
 		return statusFailed, &notifyError{notify: message.NotifyInvalidSyntax, fatal: true,
 			reason: fmt.Sprintf("ike: peer %s sent a %d-octet nonce; RFC 7296 requires 16 to 256", p.cfg.RemoteAddr, len(nonce.Data))}
 	}
-	dh, shared, peerBad, err := responderDH(p, alg.DH, ke.Data)
+	dh, shared, peerBad, err := responderDH(p, alg.DH, ke.Data, true)
 	if peerBad {
 		return statusFailed, &notifyError{notify: message.NotifyInvalidSyntax, fatal: true,
 			reason: fmt.Sprintf("ike: peer %s sent an invalid KE value: %v", p.cfg.RemoteAddr, err)}

@@ -291,7 +291,7 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 	if len(chosen.SPI) != 8 {
 		return statusDone, &notifyError{notify: message.NotifyInvalidSyntax, reason: "ike: IKE rekey without an 8-octet SPI"}
 	}
-	dh, shared, _, err := responderDH(p, alg.DH, ke.Data)
+	dh, shared, _, err := responderDH(p, alg.DH, ke.Data, false)
 	if err != nil {
 		return statusDone, &notifyError{notify: message.NotifyInvalidSyntax, reason: "ike: IKE rekey key exchange failed: " + err.Error()}
 	}

@@ -1,0 +1,134 @@
+package ike
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/cgwproject/cgw/ike/crypto"
+	"github.com/cgwproject/cgw/ike/message"
+	"github.com/cgwproject/cgw/ipsec"
+)
+
+// plantEstablished gives the target's tunnel an established IKE SA and a
+// last failure to keep.
+func plantEstablished(t *testing.T, m *Manager) *peer {
+	t.Helper()
+	p, err := m.peer("aws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.call(func() error {
+		sa := &ikeSA{p: p, initiator: true, spiI: 7, spiR: 8, state: ikeEstablished}
+		sa.tm = newTaskManager(sa)
+		p.sas[7], p.ike = sa, sa
+		p.lastFailure = "the operator's real problem"
+		return nil
+	})
+	return p
+}
+
+func TestSpoofedInitInvalidKE(t *testing.T) {
+	m, clk := floodTarget(t, "198.51.100.10")
+	p := plantEstablished(t, m)
+	local, src := netip.MustParseAddrPort("192.0.2.1:500"), netip.MustParseAddrPort("198.51.100.10:500")
+	for i := range 100 {
+		m.HandlePacket(local, src, spoofedInit(t, uint64(i+1), make([]byte, 256))) // y = 0
+		m.Flush()
+		clk.Advance(200 * time.Millisecond) // 5/s: below the COOKIE rate
+	}
+	d := m.Drops()
+	if d.InvalidKE != 100 || d.CookieSent != 0 {
+		t.Errorf("drops %+v, want 100 InvalidKE and no COOKIE at 5/s", d)
+	}
+	var sas int
+	var last string
+	_ = p.call(func() error { sas, last = len(p.sas), p.lastFailure; return nil })
+	if sas != 1 {
+		t.Errorf("%d IKE SAs, want only the established one: an invalid KE creates no state", sas)
+	}
+	if last != "the operator's real problem" {
+		t.Errorf("last failure overwritten: %q", last)
+	}
+}
+
+func TestSpoofedInitRateStartsCookies(t *testing.T) {
+	m, _ := floodTarget(t, "198.51.100.10")
+	plantEstablished(t, m)
+	dh, err := crypto.NewDH(ipsec.DHMODP2048, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, src := netip.MustParseAddrPort("192.0.2.1:500"), netip.MustParseAddrPort("198.51.100.10:500")
+	for i := range 50 {
+		m.HandlePacket(local, src, spoofedInit(t, uint64(i+1), dh.Public()))
+		m.Flush()
+	}
+	// Only the first cookieRate requests of the second were processed;
+	// the half-open count (threshold 32) alone would have let 32 in.
+	if d := m.Drops(); d.CookieSent != 50-cookieRate {
+		t.Errorf("drops %+v, want %d COOKIEs", d, 50-cookieRate)
+	}
+}
+
+// TestUnauthFailureKeepsLastError: a peer-started IKE SA that fails
+// before authenticating (here NO_PROPOSAL_CHOSEN) is counted, not made
+// the tunnel's last failure, while the tunnel has an IKE SA.
+func TestUnauthFailureKeepsLastError(t *testing.T) {
+	m, _ := floodTarget(t, "198.51.100.10")
+	p := plantEstablished(t, m)
+	prop, _ := ipsec.ParseProposal("aes256-sha512-ecp384", true)
+	dh, err := crypto.NewDH(ipsec.DHECP384, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &message.Message{Header: message.Header{SPIi: 99, MajorVersion: 2, Exchange: message.IKESAInit, Flags: message.FlagInitiator}}
+	msg.Payloads = []message.Payload{saPayload(ipsec.ProtoIKE, []ipsec.Proposal{prop}, nil, true),
+		&message.KE{Group: ipsec.DHECP384, Data: dh.Public()}, &message.Nonce{Data: make([]byte, 32)}}
+	pkt, err := msg.Marshal(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.HandlePacket(netip.MustParseAddrPort("192.0.2.1:500"), netip.MustParseAddrPort("198.51.100.10:500"), pkt)
+	m.Flush()
+	var last string
+	_ = p.call(func() error { last = p.lastFailure; return nil })
+	if last != "the operator's real problem" {
+		t.Errorf("last failure overwritten by an unauthenticated failure: %q", last)
+	}
+	if d := m.Drops(); d.InitFailed != 1 {
+		t.Errorf("drops %+v: the failure is not counted", d)
+	}
+}
+
+// TestCookieSecretRotation: a cookie made with the previous secret is
+// still accepted (its version names it); two rotations later it is not.
+func TestCookieSecretRotation(t *testing.T) {
+	m, clk := floodTarget(t, "198.51.100.10")
+	remote := netip.MustParseAddrPort("198.51.100.10:500")
+	msg := &message.Message{Header: message.Header{SPIi: 42}, Payloads: []message.Payload{&message.Nonce{Data: make([]byte, 32)}}}
+	c := m.cookie(msg, remote)
+	if !m.validCookie(c, msg, remote) {
+		t.Fatal("fresh cookie refused")
+	}
+	other := netip.MustParseAddrPort("198.51.100.11:500")
+	if m.validCookie(c, msg, other) {
+		t.Error("cookie accepted from another address")
+	}
+	clk.Advance(cookieSecretLife)
+	c2 := m.cookie(msg, remote)
+	if c2[0] == c[0] {
+		t.Errorf("secret rotated but the version stayed %d", c[0])
+	}
+	if !m.validCookie(c, msg, remote) {
+		t.Error("cookie of the previous secret refused right after rotation")
+	}
+	clk.Advance(cookieSecretLife)
+	_ = m.cookie(msg, remote)
+	if m.validCookie(c, msg, remote) {
+		t.Error("cookie two secrets old accepted")
+	}
+	if m.validCookie(append([]byte(nil), c[:5]...), msg, remote) {
+		t.Error("truncated cookie accepted")
+	}
+}
