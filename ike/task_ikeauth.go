@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"crypto/subtle"
 	"fmt"
 
 	"github.com/cgwproject/cgw/ike/crypto"
@@ -43,7 +42,10 @@ func (t *ikeAuth) build(m *message.Message) error {
 	}
 	id := &message.ID{Responder: !t.initiator, IDType: idType, Data: idData}
 	if t.initiator {
-		auth := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initReq, sa.nr, sa.keys.SKpi, id.Body())
+		auth, err := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initReq, sa.nr, sa.keys.SKpi, id.Body())
+		if err != nil {
+			return err
+		}
 		m.Payloads = append(m.Payloads, id)
 		if p.cfg.RemoteID.Type != 0 {
 			// IDr in the request names the identity we want (3.5).
@@ -58,7 +60,10 @@ func (t *ikeAuth) build(m *message.Message) error {
 		}
 		return nil
 	}
-	auth := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initResp, sa.ni, sa.keys.SKpr, id.Body())
+	auth, err := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initResp, sa.ni, sa.keys.SKpr, id.Body())
+	if err != nil {
+		return err
+	}
 	m.Payloads = append(m.Payloads, id, &message.Auth{Method: message.AuthPSK, Data: auth})
 	p.established(sa)
 	return nil
@@ -84,8 +89,7 @@ func (t *ikeAuth) process(m *message.Message) (status, error) {
 			p.sendNotifyOnce(sa, message.NotifyAuthenticationFailed)
 			return statusFailed, err
 		}
-		want := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initResp, sa.ni, sa.keys.SKpr, idr.Body())
-		if auth.Method != message.AuthPSK || subtle.ConstantTimeCompare(want, auth.Data) != 1 {
+		if auth.Method != message.AuthPSK || !crypto.VerifyPSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initResp, sa.ni, sa.keys.SKpr, idr.Body(), auth.Data) {
 			// RFC 7296, Section 2.21.2: tell the peer in a new INFORMATIONAL.
 			p.sendNotifyOnce(sa, message.NotifyAuthenticationFailed)
 			return statusFailed, &notifyError{notify: message.NotifyAuthenticationFailed, reason: fmt.Sprintf(
@@ -106,8 +110,7 @@ func (t *ikeAuth) process(m *message.Message) (status, error) {
 		return statusFailed, &notifyError{notify: message.NotifyAuthenticationFailed, fatal: true,
 			reason: fmt.Sprintf("ike: peer %s authenticates with method %d; cgw supports pre-shared keys only", p.cfg.RemoteAddr, auth.Method)}
 	}
-	want := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initReq, sa.nr, sa.keys.SKpi, idi.Body())
-	if subtle.ConstantTimeCompare(want, auth.Data) != 1 {
+	if !crypto.VerifyPSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initReq, sa.nr, sa.keys.SKpi, idi.Body(), auth.Data) {
 		return statusFailed, &notifyError{notify: message.NotifyAuthenticationFailed, fatal: true, reason: fmt.Sprintf(
 			"ike: peer %s (identity %s) failed PSK authentication; we answered AUTHENTICATION_FAILED: check that both sides use the same psk for this tunnel",
 			p.cfg.RemoteAddr, identityString(idi.IDType, idi.Data))}
