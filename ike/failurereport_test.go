@@ -1,12 +1,14 @@
 package ike
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"testing"
 
+	"github.com/cgwproject/cgw/ike/crypto"
 	"github.com/cgwproject/cgw/ike/message"
 	"github.com/cgwproject/cgw/internal/clock"
 	"github.com/cgwproject/cgw/ipsec"
@@ -116,5 +118,21 @@ func TestFailureRecordMatchesEvent(t *testing.T) {
 				t.Errorf("last failure %q does not match the event's reason %q", last, evs[0].Reason)
 			}
 		})
+	}
+}
+
+// TestDestroyedSAKeysZeroed: the SK_* keys of a destroyed IKE SA are
+// overwritten.
+func TestDestroyedSAKeysZeroed(t *testing.T) {
+	p, sa, _, _ := establishedPeer(t)
+	k := &crypto.IKEKeys{}
+	for _, b := range []*[]byte{&k.SKd, &k.SKai, &k.SKar, &k.SKei, &k.SKer, &k.SKpi, &k.SKpr} {
+		*b = bytes.Repeat([]byte{0xa5}, 32)
+	}
+	_ = p.call(func() error { sa.keys = k; p.destroySA(sa, "test"); return nil })
+	for i, b := range [][]byte{k.SKd, k.SKai, k.SKar, k.SKei, k.SKer, k.SKpi, k.SKpr} {
+		if !bytes.Equal(b, make([]byte, 32)) {
+			t.Errorf("key %d not zeroed: %x", i, b)
+		}
 	}
 }

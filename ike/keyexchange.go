@@ -89,9 +89,13 @@ func (kx *keyExchange) matches(ke *message.KE, g ipsec.DHGroup) bool {
 	return ke != nil && ke.Group == g && kx.dh != nil && kx.dh.Group() == g
 }
 
-// shared validates the responder's public value and returns g^ir.
+// shared validates the responder's public value and returns g^ir. The
+// exchange is over then, so our private value is destroyed.
 func (kx *keyExchange) shared(ke *message.KE) ([]byte, error) {
-	return kx.dh.Shared(ke.Data)
+	z, err := kx.dh.Shared(ke.Data)
+	kx.dh.Destroy()
+	kx.dh = nil
+	return z, err
 }
 
 // responderDH is the responder's half: a key for group g and the shared

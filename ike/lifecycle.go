@@ -159,6 +159,9 @@ func (p *peer) destroySA(sa *ikeSA, reason string) {
 		p.m.addHalfOpen(-1)
 	}
 	sa.state = ikeDestroyed
+	if sa.keys != nil {
+		sa.keys.Zero() // nothing is sent or received on a destroyed IKE SA
+	}
 	delete(p.sas, sa.ourSPI())
 	p.m.freeSPI(sa.ourSPI())
 	if wasUp {
