@@ -25,6 +25,9 @@ func plantEstablished(t *testing.T, m *Manager) *peer {
 		p.lastFailure = "the operator's real problem"
 		return nil
 	})
+	m.mu.Lock()
+	m.mu.bySPI[7] = p
+	m.mu.Unlock()
 	return p
 }
 
@@ -130,5 +133,55 @@ func TestCookieSecretRotation(t *testing.T) {
 	}
 	if m.validCookie(append([]byte(nil), c[:5]...), msg, remote) {
 		t.Error("truncated cookie accepted")
+	}
+}
+
+// TestInitRetransmitAnyPort: a retransmitted IKE_SA_INIT (same SPIi) from
+// another source port gets the cached response and no second responder SA.
+func TestInitRetransmitAnyPort(t *testing.T) {
+	m, _ := floodTarget(t, "198.51.100.10")
+	p, _ := m.peer("aws")
+	dh, err := crypto.NewDH(ipsec.DHMODP2048, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := spoofedInit(t, 77, dh.Public())
+	local := netip.MustParseAddrPort("192.0.2.1:500")
+	m.HandlePacket(local, netip.MustParseAddrPort("198.51.100.10:500"), pkt)
+	m.HandlePacket(local, netip.MustParseAddrPort("198.51.100.10:40123"), pkt)
+	m.Flush()
+	var sas int
+	_ = p.call(func() error { sas = len(p.sas); return nil })
+	if sas != 1 {
+		t.Errorf("%d responder SAs for one SPIi, want 1", sas)
+	}
+}
+
+// TestInitFloodLeavesEstablishedQueue: while the peer is busy, a burst of
+// IKE_SA_INIT requests overflows only its own queue; a message for an
+// established IKE SA still gets in and is handled.
+func TestInitFloodLeavesEstablishedQueue(t *testing.T) {
+	m, _ := floodTarget(t, "198.51.100.10")
+	p := plantEstablished(t, m)
+	hold := make(chan struct{})
+	p.post(func() { <-hold })
+	local, src := netip.MustParseAddrPort("192.0.2.1:500"), netip.MustParseAddrPort("198.51.100.10:500")
+	for i := range initInboxSize + 8 {
+		m.HandlePacket(local, src, spoofedInit(t, uint64(i+1), make([]byte, 256)))
+	}
+	// An INFORMATIONAL for the established SA (SPIs 7/8), not authentic.
+	info := &message.Message{Header: message.Header{SPIi: 7, SPIr: 8, MajorVersion: 2, Exchange: message.Informational, MessageID: 5}}
+	raw, err := info.Marshal(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.HandlePacket(local, src, raw)
+	close(hold)
+	m.Flush()
+	if d := m.Drops(); d.Overflow != 8 || d.InvalidKE+d.CookieSent != initInboxSize {
+		t.Errorf("drops %+v, want 8 overflowed and %d handled IKE_SA_INIT requests", d, initInboxSize)
+	}
+	if st := p.status.Load(); st.UnauthDrops != 1 {
+		t.Errorf("the established SA's message was not handled (UnauthDrops %d)", st.UnauthDrops)
 	}
 }

@@ -92,16 +92,7 @@ func (p *peer) run() {
 
 // tryPostInit queues an IKE_SA_INIT request without blocking, on the
 // low-priority queue.
-func (p *peer) tryPostInit(f func()) bool {
-	select {
-	case p.initInbox <- f:
-		return true
-	case <-p.quit:
-		return true
-	default:
-		return false
-	}
-}
+func (p *peer) tryPostInit(f func()) bool { return p.tryPostOn(p.initInbox, f) }
 
 // drainInit waits until the IKE_SA_INIT requests queued before the call
 // have been handled (Flush).
@@ -119,9 +110,12 @@ func (p *peer) drainInit() {
 }
 
 // tryPost queues f without blocking (packets).
-func (p *peer) tryPost(f func()) bool {
+func (p *peer) tryPost(f func()) bool { return p.tryPostOn(p.inbox, f) }
+
+// tryPostOn queues f on q without blocking; false when q is full.
+func (p *peer) tryPostOn(q chan func(), f func()) bool {
 	select {
-	case p.inbox <- f:
+	case q <- f:
 		return true
 	case <-p.quit:
 		return true
