@@ -203,72 +203,7 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 		n = m.Notify(message.NotifyChildSANotFound)
 	}
 	if n != nil {
-		switch n.Kind {
-		case message.NotifyInvalidKEPayload:
-			if g, retry := t.kx.invalidKE(n, p.cfg.ESPProposals); retry {
-				p.log.Info("peer asked for another PFS group; retrying the CHILD rekey", "requested", dhName(g))
-				old.pfs = g
-				return statusRetry, nil
-			}
-		case message.NotifyNoProposalChosen:
-			if !t.fullOffer {
-				p.log.Info("peer refused the CHILD SA's current algorithms for the rekey; retrying with every configured proposal",
-					"old_in_spi", old.inSPI.String(), "alg", algString(old.alg))
-				t.fullOffer = true
-				t.kx.group = firstDH(p.cfg.ESPProposals)
-				old.pfs = t.kx.group
-				return statusRetry, nil
-			}
-		case message.NotifyTemporaryFailure:
-			t.release()
-			if t.yieldToPeer("the peer answered TEMPORARY_FAILURE after finishing its own rekey") {
-				return statusDone, nil
-			}
-			if old.state == childDestroyed {
-				t.oldGone("it answered TEMPORARY_FAILURE while deleting it")
-				return statusDone, nil
-			}
-			t.restoreOld()
-			// RFC 7296, Section 2.25: retry after a random delay.
-			d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
-			p.log.Info("CHILD SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
-				"old_in_spi", old.inSPI.String(), "in", d.String())
-			p.retryChildRekey(old, d, "retry after TEMPORARY_FAILURE")
-			return statusDone, nil
-		case message.NotifyChildSANotFound:
-			// RFC 7296, Section 2.25: the peer no longer has the SA.
-			t.release()
-			if t.yieldToPeer("the peer had already rekeyed and deleted it") {
-				return statusDone, nil
-			}
-			if old.state == childDestroyed {
-				t.oldGone("it answered CHILD_SA_NOT_FOUND")
-				return statusDone, nil
-			}
-			p.log.Warn("peer does not know the CHILD SA we rekeyed (CHILD_SA_NOT_FOUND); removing it and creating a new one",
-				"in_spi", old.inSPI.String(), "out_spi", old.outSPI.String())
-			sa.deleteChildSAs(old, false)
-			p.emit(Event{Kind: EventChildDown, Reason: "the peer no longer has this CHILD SA (CHILD_SA_NOT_FOUND)", InSPI: old.inSPI, OutSPI: old.outSPI, Alg: old.alg})
-			p.ensureChild(sa)
-			return statusDone, nil
-		}
-		t.release()
-		if t.yieldToPeer("the peer refused our rekey with " + n.Kind.String()) {
-			return statusDone, nil
-		}
-		if old.state == childDestroyed {
-			t.oldGone("it refused our rekey with " + n.Kind.String())
-			return statusDone, nil
-		}
-		t.restoreOld()
-		reason := childFailSentence(p, n.Kind, "our CHILD SA rekey")
-		p.log.Warn("CHILD SA rekey failed; the current SA stays until its hard lifetime", "reason", reason, "expires", old.expireAt)
-		p.reportFailure(reason, n.Kind)
-		// Try again once more before the hard lifetime.
-		if left := old.expireAt.Sub(p.m.clock.Now()); left > 2*retryMinDelay {
-			p.retryChildRekey(old, left/2, "retry after a refused rekey")
-		}
-		return statusDone, nil
+		return t.processRefusal(n)
 	}
 	k, err := acceptChildResponse(sa, &t.kx, t.inSPI, false, m)
 	var shared []byte
@@ -333,6 +268,79 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 	}
 	p.retireOld(old)
 	sa.tm.queue(newChildDelete(sa, old, "rekeyed"))
+	return statusDone, nil
+}
+
+// processRefusal handles a rekey response carrying an error notify: retry
+// with another group or the full offer, yield to the peer's colliding
+// rekey, or keep the old SA and report the failure.
+func (t *childRekey) processRefusal(n *message.Notify) (status, error) {
+	sa, p, old := t.sa, t.sa.p, t.old
+	switch n.Kind {
+	case message.NotifyInvalidKEPayload:
+		if g, retry := t.kx.invalidKE(n, p.cfg.ESPProposals); retry {
+			p.log.Info("peer asked for another PFS group; retrying the CHILD rekey", "requested", dhName(g))
+			old.pfs = g
+			return statusRetry, nil
+		}
+	case message.NotifyNoProposalChosen:
+		if !t.fullOffer {
+			p.log.Info("peer refused the CHILD SA's current algorithms for the rekey; retrying with every configured proposal",
+				"old_in_spi", old.inSPI.String(), "alg", algString(old.alg))
+			t.fullOffer = true
+			t.kx.group = firstDH(p.cfg.ESPProposals)
+			old.pfs = t.kx.group
+			return statusRetry, nil
+		}
+	case message.NotifyTemporaryFailure:
+		t.release()
+		if t.yieldToPeer("the peer answered TEMPORARY_FAILURE after finishing its own rekey") {
+			return statusDone, nil
+		}
+		if old.state == childDestroyed {
+			t.oldGone("it answered TEMPORARY_FAILURE while deleting it")
+			return statusDone, nil
+		}
+		t.restoreOld()
+		// RFC 7296, Section 2.25: retry after a random delay.
+		d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
+		p.log.Info("CHILD SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
+			"old_in_spi", old.inSPI.String(), "in", d.String())
+		p.retryChildRekey(old, d, "retry after TEMPORARY_FAILURE")
+		return statusDone, nil
+	case message.NotifyChildSANotFound:
+		// RFC 7296, Section 2.25: the peer no longer has the SA.
+		t.release()
+		if t.yieldToPeer("the peer had already rekeyed and deleted it") {
+			return statusDone, nil
+		}
+		if old.state == childDestroyed {
+			t.oldGone("it answered CHILD_SA_NOT_FOUND")
+			return statusDone, nil
+		}
+		p.log.Warn("peer does not know the CHILD SA we rekeyed (CHILD_SA_NOT_FOUND); removing it and creating a new one",
+			"in_spi", old.inSPI.String(), "out_spi", old.outSPI.String())
+		sa.deleteChildSAs(old, false)
+		p.emit(Event{Kind: EventChildDown, Reason: "the peer no longer has this CHILD SA (CHILD_SA_NOT_FOUND)", InSPI: old.inSPI, OutSPI: old.outSPI, Alg: old.alg})
+		p.ensureChild(sa)
+		return statusDone, nil
+	}
+	t.release()
+	if t.yieldToPeer("the peer refused our rekey with " + n.Kind.String()) {
+		return statusDone, nil
+	}
+	if old.state == childDestroyed {
+		t.oldGone("it refused our rekey with " + n.Kind.String())
+		return statusDone, nil
+	}
+	t.restoreOld()
+	reason := childFailSentence(p, n.Kind, "our CHILD SA rekey")
+	p.log.Warn("CHILD SA rekey failed; the current SA stays until its hard lifetime", "reason", reason, "expires", old.expireAt)
+	p.reportFailure(reason, n.Kind)
+	// Try again once more before the hard lifetime.
+	if left := old.expireAt.Sub(p.m.clock.Now()); left > 2*retryMinDelay {
+		p.retryChildRekey(old, left/2, "retry after a refused rekey")
+	}
 	return statusDone, nil
 }
 

@@ -141,40 +141,9 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 	}
 	sa, p := t.sa, t.sa.p
 	for _, pl := range m.Payloads {
-		n, ok := pl.(*message.Notify)
-		if !ok || !n.Kind.IsError() {
-			continue
+		if n, ok := pl.(*message.Notify); ok && n.Kind.IsError() {
+			return t.processRefusal(n)
 		}
-		switch n.Kind {
-		case message.NotifyInvalidKEPayload:
-			if g, retry := t.kx.invalidKE(n, p.cfg.IKEProposals); retry {
-				p.log.Info("peer asked for another DH group; retrying the IKE SA rekey", "requested", dhName(g))
-				return statusRetry, nil
-			}
-		case message.NotifyTemporaryFailure:
-			t.freeSPI()
-			if t.concludeCollision("the peer answered TEMPORARY_FAILURE after finishing its own rekey") {
-				return statusDone, nil
-			}
-			// RFC 7296, Section 2.25: retry after a random delay.
-			d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
-			p.log.Info("IKE SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
-				"ike_sa", sa.spiString(), "in", d.String())
-			sa.after(d, func() {
-				if sa.state == ikeEstablished && !sa.tm.hasQueued(taskIKERekey) && sa.tm.activeKind(taskIKERekey) == nil {
-					sa.tm.queue(newIKERekey(sa, "retry after TEMPORARY_FAILURE"))
-				}
-			})
-			return statusDone, nil
-		}
-		t.freeSPI()
-		if t.concludeCollision("the peer refused our rekey with " + n.Kind.String()) {
-			return statusDone, nil
-		}
-		reason := fmt.Sprintf("ike: peer %s refused our IKE SA rekey with %s; the IKE SA stays until its hard lifetime", p.cfg.RemoteAddr, n.Kind)
-		p.log.Warn(reason)
-		p.reportFailure(reason, n.Kind)
-		return statusDone, nil
 	}
 	got, _ := m.Get(message.PayloadSA).(*message.SA)
 	ke, _ := m.Get(message.PayloadKE).(*message.KE)
@@ -245,6 +214,43 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 	}
 	p.adoptRekeyed(sa, nsa, t.reason)
 	sa.tm.queue(newIKEDelete(sa, "rekeyed"))
+	return statusDone, nil
+}
+
+// processRefusal handles a rekey response carrying an error notify: retry
+// with the group the peer asks for, retry later after TEMPORARY_FAILURE,
+// adopt the peer's colliding rekey, or keep the IKE SA and report.
+func (t *ikeRekey) processRefusal(n *message.Notify) (status, error) {
+	sa, p := t.sa, t.sa.p
+	switch n.Kind {
+	case message.NotifyInvalidKEPayload:
+		if g, retry := t.kx.invalidKE(n, p.cfg.IKEProposals); retry {
+			p.log.Info("peer asked for another DH group; retrying the IKE SA rekey", "requested", dhName(g))
+			return statusRetry, nil
+		}
+	case message.NotifyTemporaryFailure:
+		t.freeSPI()
+		if t.concludeCollision("the peer answered TEMPORARY_FAILURE after finishing its own rekey") {
+			return statusDone, nil
+		}
+		// RFC 7296, Section 2.25: retry after a random delay.
+		d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
+		p.log.Info("IKE SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
+			"ike_sa", sa.spiString(), "in", d.String())
+		sa.after(d, func() {
+			if sa.state == ikeEstablished && !sa.tm.hasQueued(taskIKERekey) && sa.tm.activeKind(taskIKERekey) == nil {
+				sa.tm.queue(newIKERekey(sa, "retry after TEMPORARY_FAILURE"))
+			}
+		})
+		return statusDone, nil
+	}
+	t.freeSPI()
+	if t.concludeCollision("the peer refused our rekey with " + n.Kind.String()) {
+		return statusDone, nil
+	}
+	reason := fmt.Sprintf("ike: peer %s refused our IKE SA rekey with %s; the IKE SA stays until its hard lifetime", p.cfg.RemoteAddr, n.Kind)
+	p.log.Warn(reason)
+	p.reportFailure(reason, n.Kind)
 	return statusDone, nil
 }
 
