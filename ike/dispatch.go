@@ -1,7 +1,9 @@
 package ike
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 
 	"github.com/cgwproject/cgw/ike/crypto"
@@ -116,7 +118,14 @@ func (p *peer) newResponder(local, remote netip.AddrPort, hdr message.Header, pk
 			p.failSA(sa, fmt.Errorf("ike: peer %s started IKE_SA_INIT but never completed IKE_AUTH within %s", p.cfg.RemoteAddr, halfOpenTimeout), 0)
 		}
 	})
-	p.log.Info("IKE phase 1 Negotiating (peer initiated)", "ike_sa", sa.spiString())
+	// Anyone can forge this request from the peer's address: while the
+	// tunnel is up it is not worth an operator's attention until it
+	// authenticates.
+	level := slog.LevelInfo
+	if p.hasOtherEstablished(sa) {
+		level = slog.LevelDebug
+	}
+	p.log.Log(context.Background(), level, "IKE phase 1 Negotiating (peer initiated)", "ike_sa", sa.spiString())
 	sa.tm.handle(local, remote, msg)
 }
 
