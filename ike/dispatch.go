@@ -23,7 +23,12 @@ func (p *peer) handlePacket(local, remote netip.AddrPort, hdr message.Header, pk
 			// A retransmission is known by its SPIi whatever its source
 			// port (a NAT may have rebound it); it must not cost a
 			// second responder SA and Diffie-Hellman computation.
-			if !sa.initiator && sa.spiI == hdr.SPIi && sa.state == ikeConnecting {
+			// One past IKE_AUTH (a late copy or a replay) is ignored.
+			if !sa.initiator && sa.spiI == hdr.SPIi {
+				if sa.state != ikeConnecting {
+					p.ignored++
+					return
+				}
 				msg, err := message.Parse(pkt, nil)
 				if err == nil {
 					sa.tm.handle(local, remote, msg) // retransmission: cached response

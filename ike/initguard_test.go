@@ -155,6 +155,20 @@ func TestInitRetransmitAnyPort(t *testing.T) {
 	if sas != 1 {
 		t.Errorf("%d responder SAs for one SPIi, want 1", sas)
 	}
+	// Once that IKE SA is past IKE_AUTH, a replay of its IKE_SA_INIT
+	// starts nothing either.
+	_ = p.call(func() error {
+		for _, sa := range p.sas {
+			sa.state = ikeEstablished
+		}
+		return nil
+	})
+	m.HandlePacket(local, netip.MustParseAddrPort("198.51.100.10:500"), pkt)
+	m.Flush()
+	_ = p.call(func() error { sas = len(p.sas); return nil })
+	if sas != 1 {
+		t.Errorf("%d IKE SAs after replaying the IKE_SA_INIT of an established one, want 1", sas)
+	}
 }
 
 // TestInitFloodLeavesEstablishedQueue: while the peer is busy, a burst of
