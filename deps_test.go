@@ -31,6 +31,44 @@ var badDeps = map[string][]string{
 	"daemon":          {mod + "cmd", mod + "control/client"},
 }
 
+// badImports maps a package (and its subpackages) to packages it must not
+// import directly. The standard library reaches syscall anyway (os, time),
+// and daemon reaches ike/message through ike, so these are checked on
+// direct imports: ike never opens a socket or makes
+// a system call itself; it talks to the OS only through its Sender and
+// SAInstaller interfaces.
+var badImports = map[string][]string{
+	"ike": {"net", "syscall", "golang.org/x/sys/unix"},
+	// daemon speaks ike's API (ike.Identity, ike.Notify), not its codec.
+	"daemon": {mod + "ike/message"},
+}
+
+func TestDirectImports(t *testing.T) {
+	for pkg, bad := range badImports {
+		out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "./"+pkg+"/...").Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(out)))
+		for dec.More() {
+			var p struct {
+				ImportPath string
+				Imports    []string
+			}
+			if err := dec.Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range p.Imports {
+				for _, b := range bad {
+					if imp == b {
+						t.Errorf("%s must not import %s", p.ImportPath, b)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestDependencyDirection(t *testing.T) {
 	for pkg, bad := range badDeps {
 		out, err := exec.Command("go", "list", "-deps", "-json=ImportPath", "./"+pkg).Output()

@@ -445,10 +445,10 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 		if t.counts.failures == nil {
 			t.counts.failures = map[string]uint64{}
 		}
-		t.counts.failures[notifyName(ev.Notify)]++
+		t.counts.failures[ev.Notify.String()]++
 		t.counts.lastNotify = ""
 		if ev.Notify != 0 {
-			t.counts.lastNotify = notifyName(ev.Notify)
+			t.counts.lastNotify = ev.Notify.String()
 		}
 	case ike.EventNATDetected:
 		t.nat = true

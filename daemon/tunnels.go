@@ -10,7 +10,6 @@ import (
 	"github.com/cgwproject/cgw/config"
 	"github.com/cgwproject/cgw/dataplane"
 	"github.com/cgwproject/cgw/ike"
-	"github.com/cgwproject/cgw/ike/message"
 	"github.com/cgwproject/cgw/ipsec"
 )
 
@@ -203,10 +202,10 @@ func peerConfig(c *config.Connection, t *config.Tunnel) ike.PeerConfig {
 		ReplayWindow: t.ReplayWindow,
 	}
 	if c.LocalID.IsValid() {
-		pc.LocalID = addrIdentity(c.LocalID)
+		pc.LocalID = ike.AddrIdentity(c.LocalID)
 	}
 	if t.PeerID.IsValid() {
-		pc.RemoteID = addrIdentity(t.PeerID)
+		pc.RemoteID = ike.AddrIdentity(t.PeerID)
 	}
 	switch t.DPD.Action {
 	case config.DPDClear:
@@ -226,13 +225,6 @@ func peerConfig(c *config.Connection, t *config.Tunnel) ike.PeerConfig {
 		pc.TSRemote = append(pc.TSRemote, ipsec.TSFromPrefix(p))
 	}
 	return pc
-}
-
-func addrIdentity(a netip.Addr) ike.Identity {
-	if a.Is4() {
-		return ike.Identity{Type: uint8(message.IDIPv4Addr), Data: a.AsSlice()}
-	}
-	return ike.Identity{Type: uint8(message.IDIPv6Addr), Data: a.AsSlice()}
 }
 
 // bgpConfig returns the BGP speaker settings, or nil when no connection
@@ -356,11 +348,4 @@ func (d *Daemon) syncAdvertised() error {
 		}
 	}
 	return d.bgp.SetAdvertised(adv)
-}
-
-func notifyName(n uint16) string {
-	if n == 0 {
-		return "none"
-	}
-	return message.NotifyType(n).String()
 }

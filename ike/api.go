@@ -38,6 +38,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cgwproject/cgw/ike/message"
 	"github.com/cgwproject/cgw/ipsec"
 )
 
@@ -92,7 +93,7 @@ type Event struct {
 	// For CHILD events, the SPIs (ours inbound, peer's outbound).
 	InSPI, OutSPI ipsec.SPI
 	// For failures, the notify the peer sent or we sent, if any (0 = none).
-	Notify uint16
+	Notify Notify
 	Alg    ipsec.Algorithms
 }
 
@@ -155,4 +156,25 @@ type PeerConfig struct {
 type Identity struct {
 	Type uint8 // message.IDType value
 	Data []byte
+}
+
+// AddrIdentity is the ID_IPV4_ADDR or ID_IPV6_ADDR identity of a.
+func AddrIdentity(a netip.Addr) Identity {
+	if a.Is4() {
+		return Identity{Type: uint8(message.IDIPv4Addr), Data: a.AsSlice()}
+	}
+	return Identity{Type: uint8(message.IDIPv6Addr), Data: a.AsSlice()}
+}
+
+// Notify is an IKEv2 notify message type (RFC 7296, Section 3.10.1), as
+// carried by failure events.
+type Notify uint16
+
+// String names the notify as RFC 7296 does (NO_PROPOSAL_CHOSEN), or
+// "none" for the zero value.
+func (n Notify) String() string {
+	if n == 0 {
+		return "none"
+	}
+	return message.NotifyType(n).String()
 }

@@ -110,7 +110,7 @@ func TestNoProposalChosenAndBackoff(t *testing.T) {
 	p.net.Deliver()
 	st := wantState(t, p.cgw, ike.StateDown, ike.StateDown)
 	ev, ok := p.cgw.Listener.Last(ike.EventNegotiationFailed)
-	if !ok || ev.Notify != uint16(message.NotifyNoProposalChosen) {
+	if !ok || ev.Notify != ike.Notify(message.NotifyNoProposalChosen) {
 		t.Fatalf("want a NegotiationFailed event with NO_PROPOSAL_CHOSEN, got %+v", ev)
 	}
 	for _, want := range []string{"NO_PROPOSAL_CHOSEN", "[aes128-sha1-modp1024]", "AWS accepts"} {
@@ -150,7 +150,7 @@ func TestWrongPSK(t *testing.T) {
 	p.net.Deliver()
 	st := wantState(t, p.cgw, ike.StateDown, ike.StateDown)
 	ev, _ := p.cgw.Listener.Last(ike.EventNegotiationFailed)
-	if ev.Notify != uint16(message.NotifyAuthenticationFailed) ||
+	if ev.Notify != ike.Notify(message.NotifyAuthenticationFailed) ||
 		!strings.Contains(ev.Reason, "rejected our PSK/identity: check the tunnel's psk and that local_id is the public IP registered on the customer gateway") {
 		t.Errorf("failure event %+v", ev)
 	}
@@ -229,7 +229,7 @@ func TestTSUnacceptableKeepsIKESA(t *testing.T) {
 	wantState(t, p.cgw, ike.StateEstablished, ike.StateDown)
 	wantState(t, p.aws, ike.StateEstablished, ike.StateDown)
 	ev, _ := p.cgw.Listener.Last(ike.EventNegotiationFailed)
-	if ev.Notify != uint16(message.NotifyTSUnacceptable) || !strings.Contains(ev.Reason, "Phase 2 was unable to establish while keeping Phase 1") {
+	if ev.Notify != ike.Notify(message.NotifyTSUnacceptable) || !strings.Contains(ev.Reason, "Phase 2 was unable to establish while keeping Phase 1") {
 		t.Errorf("event %+v", ev)
 	}
 	if in, out := p.cgw.Installer.Count(); in+out != 0 {

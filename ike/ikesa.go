@@ -386,3 +386,20 @@ func (sa *ikeSA) deleteChildSAs(c *childSA, linger bool) {
 	}
 	sa.removeChild(c)
 }
+
+// childHalfOpen reports whether a CHILD SA exchange of ours is in flight on
+// sa, or a CHILD SA is being rekeyed or deleted: the IKE SA must not be
+// rekeyed under it (strongSwan's have_half_open_children).
+func (sa *ikeSA) childHalfOpen() bool {
+	for _, k := range []taskKind{taskChildRekey, taskChildCreate, taskChildDelete} {
+		if sa.tm.activeKind(k) != nil {
+			return true
+		}
+	}
+	for _, c := range sa.children {
+		if c.state == childRekeying || c.state == childDeleting {
+			return true
+		}
+	}
+	return false
+}

@@ -50,7 +50,7 @@ type Manager struct {
 		halfOpen int
 		closed   bool
 	}
-	cookieSecret [32]byte
+	guard initGuard
 
 	// nonceHook, when set (tests only, see export_test.go), may rewrite
 	// every nonce we generate; initiator tells which role of the exchange.
@@ -59,6 +59,12 @@ type Manager struct {
 	unknownSPI atomic.Uint64 // packets for IKE SAs we do not have
 	malformed  atomic.Uint64 // packets whose header did not parse
 	overflow   atomic.Uint64 // packets dropped because a peer's queue was full
+	// resendLimited counts retransmitted (or replayed) requests whose
+	// cached response was not re-sent because of the rate limit.
+	resendLimited atomic.Uint64
+	cookieSent    atomic.Uint64 // IKE_SA_INIT requests answered with a COOKIE
+	invalidKE     atomic.Uint64 // IKE_SA_INIT requests with an unusable KE value
+	initFailed    atomic.Uint64 // peer-started IKE SAs failed before authenticating
 }
 
 // lockedReader serialises a caller-supplied random source shared by the
@@ -95,9 +101,6 @@ func NewManager(cfg Config) *Manager {
 	m.mu.peers = map[string]*peer{}
 	m.mu.byAddr = map[netip.Addr]*peer{}
 	m.mu.bySPI = map[uint64]*peer{}
-	if _, err := m.rand.Read(m.cookieSecret[:]); err != nil {
-		m.log.Error("ike: random source failed; cookies will be weak", "err", err)
-	}
 	return m
 }
 
@@ -279,11 +282,27 @@ type Drops struct {
 	Malformed  uint64 // the IKE header did not parse
 	UnknownSPI uint64 // no IKE SA (or peer, for IKE_SA_INIT) matched
 	Overflow   uint64 // the peer's queue was full
+	// ResendLimited: retransmitted (or replayed) requests whose cached
+	// response was not re-sent, by the rate limit.
+	ResendLimited uint64
+	// CookieSent: IKE_SA_INIT requests answered with a COOKIE (RFC 7296,
+	// Section 2.6) instead of being processed.
+	CookieSent uint64
+	// InvalidKE: IKE_SA_INIT requests dropped because their KE value is
+	// unusable (wrong length, out of range, not on the curve), before any
+	// Diffie-Hellman computation.
+	InvalidKE uint64
+	// InitFailed: IKE SAs the peer started that failed before
+	// authenticating; they never overwrite a tunnel's last failure while
+	// the tunnel has an IKE SA.
+	InitFailed uint64
 }
 
 // Drops returns the Manager-level drop counters.
 func (m *Manager) Drops() Drops {
-	return Drops{Malformed: m.malformed.Load(), UnknownSPI: m.unknownSPI.Load(), Overflow: m.overflow.Load()}
+	return Drops{Malformed: m.malformed.Load(), UnknownSPI: m.unknownSPI.Load(), Overflow: m.overflow.Load(),
+		ResendLimited: m.resendLimited.Load(), CookieSent: m.cookieSent.Load(), InvalidKE: m.invalidKE.Load(),
+		InitFailed: m.initFailed.Load()}
 }
 
 // Flush waits until every peer goroutine has handled all work queued before
@@ -297,6 +316,7 @@ func (m *Manager) Flush() {
 	}
 	m.mu.Unlock()
 	for _, p := range peers {
+		p.drainInit()
 		_ = p.call(func() error { return nil })
 	}
 }
@@ -347,7 +367,11 @@ func (m *Manager) HandlePacket(local, remote netip.AddrPort, data []byte) {
 		return
 	}
 	pkt := append([]byte(nil), data...)
-	if !p.tryPost(func() { p.handlePacket(local, remote, hdr, pkt) }) {
+	post := p.tryPost
+	if hdr.Exchange == message.IKESAInit && !hdr.IsResponse() {
+		post = p.tryPostInit // unauthenticated: behind the established SAs' work
+	}
+	if !post(func() { p.handlePacket(local, remote, hdr, pkt) }) {
 		m.overflow.Add(1)
 	}
 }

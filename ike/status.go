@@ -73,3 +73,57 @@ type ChildStatus struct {
 	ExpireAt          time.Time
 	Rekeying          bool
 }
+
+// publish stores a Status snapshot.
+func (p *peer) publish() {
+	s := &PeerStatus{Name: p.cfg.Name, LastFailure: p.lastFailure, LastFailureAt: p.lastFailureAt, NextRetry: p.retryAt, Ignored: p.ignored,
+		UnauthDrops: p.unauthDrops,
+		Remote:      netip.AddrPortFrom(p.cfg.RemoteAddr, 500)}
+	for _, sa := range p.sas {
+		if sa.state == ikeConnecting && s.State == StateDown {
+			s.State = StateNegotiating
+		}
+	}
+	sa := p.ike
+	if sa != nil && sa.alive() {
+		switch sa.state {
+		case ikeConnecting:
+			s.State = StateNegotiating
+		case ikeEstablished:
+			s.State = StateEstablished
+			if sa.tm.activeKind(taskIKERekey) != nil {
+				s.State = StateRekeying
+			}
+		case ikeDeleting, ikeRekeyed:
+			s.State = StateEstablished
+		}
+		s.Initiator, s.SPIi, s.SPIr, s.IKEAlg = sa.initiator, sa.spiI, sa.spiR, sa.alg
+		s.Established, s.RekeyAt, s.ExpireAt = sa.established, sa.rekeyAt, sa.expireAt
+		s.NATDetected, s.Encap = sa.natLocal || sa.natRemote, sa.encap
+		s.Local, s.Remote, s.DPDMisses = sa.local, sa.remote, sa.dpdMisses
+		for _, c := range sa.children {
+			if c.state == childDestroyed || c.state == childRekeyed {
+				continue
+			}
+			s.Children = append(s.Children, ChildStatus{
+				InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg,
+				TSLocal: c.tsLocal, TSRemote: c.tsRemote,
+				Established: c.established, RekeyAt: c.rekeyAt, ExpireAt: c.expireAt,
+				Rekeying: c.state == childRekeying,
+			})
+		}
+		for _, c := range s.Children {
+			if c.Rekeying {
+				s.ChildState = StateRekeying
+				break
+			}
+			s.ChildState = StateEstablished
+		}
+		if s.ChildState != StateRekeying && sa.tm.activeKind(taskChildCreate) != nil {
+			if len(s.Children) == 0 {
+				s.ChildState = StateNegotiating
+			}
+		}
+	}
+	p.status.Store(s)
+}

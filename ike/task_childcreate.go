@@ -3,7 +3,6 @@ package ike
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/cgwproject/cgw/ike/crypto"
 	"github.com/cgwproject/cgw/ike/message"
@@ -25,11 +24,7 @@ type childCreate struct {
 	inAuth    bool
 
 	inSPI ipsec.SPI
-	group ipsec.DHGroup
-	dh    crypto.DH
-	nonce []byte
-	sent  *message.SA
-	tries int
+	kx    keyExchange
 
 	// responder
 	fail   *notifyError
@@ -40,7 +35,11 @@ type childCreate struct {
 }
 
 func newChildCreate(sa *ikeSA, inAuth bool) *childCreate {
-	return &childCreate{sa: sa, initiator: true, inAuth: inAuth, group: firstDH(sa.p.cfg.ESPProposals)}
+	t := &childCreate{sa: sa, initiator: true, inAuth: inAuth}
+	if !inAuth {
+		t.kx.group = firstDH(sa.p.cfg.ESPProposals)
+	}
+	return t
 }
 
 // newChildCreateResponder answers the CHILD SA part of IKE_AUTH or a
@@ -93,22 +92,14 @@ func (t *childCreate) buildRequest(m *message.Message) error {
 			return fmt.Errorf("ike: allocating an inbound SPI: %w", err)
 		}
 	}
-	t.sent = saPayload(ipsec.ProtoESP, p.cfg.ESPProposals, spiBytes(t.inSPI), !t.inAuth)
-	m.Payloads = append(m.Payloads, t.sent)
+	m.Payloads = append(m.Payloads, t.kx.offer(ipsec.ProtoESP, p.cfg.ESPProposals, spiBytes(t.inSPI), !t.inAuth))
 	if !t.inAuth {
-		if t.nonce == nil {
-			if t.nonce, err = p.m.newNonce(true); err != nil {
-				return err
-			}
+		if err := t.kx.prepare(p, func() ([]byte, error) { return p.m.newNonce(true) }); err != nil {
+			return err
 		}
-		m.Payloads = append(m.Payloads, &message.Nonce{Data: t.nonce})
-		if t.group != ipsec.DHNone {
-			if t.dh == nil || t.dh.Group() != t.group {
-				if t.dh, err = crypto.NewDH(t.group, p.m.rand); err != nil {
-					return err
-				}
-			}
-			m.Payloads = append(m.Payloads, &message.KE{Group: t.group, Data: t.dh.Public()})
+		m.Payloads = append(m.Payloads, &message.Nonce{Data: t.kx.nonce})
+		if ke := t.kx.ke(); ke != nil {
+			m.Payloads = append(m.Payloads, ke)
 		}
 	}
 	m.Payloads = append(m.Payloads,
@@ -143,12 +134,9 @@ func (t *childCreate) processResponse(m *message.Message) (status, error) {
 		return statusDone, nil // IKE_AUTH failed; ikeAuth reported it
 	}
 	if n := childErrorIn(m); n != nil {
-		if n.Kind == message.NotifyInvalidKEPayload && !t.inAuth && len(n.Data) == 2 {
-			g := ipsec.DHGroup(binary.BigEndian.Uint16(n.Data))
-			t.tries++
-			if offersDH(p.cfg.ESPProposals, g) && g != t.group && t.tries <= maxInitRetries {
+		if n.Kind == message.NotifyInvalidKEPayload && !t.inAuth {
+			if g, retry := t.kx.invalidKE(n, p.cfg.ESPProposals); retry {
 				p.log.Info("peer asked for another PFS group; retrying CREATE_CHILD_SA", "requested", dhName(g))
-				t.group = g
 				return statusRetry, nil
 			}
 		}
@@ -171,7 +159,7 @@ func (t *childCreate) processResponse(m *message.Message) (status, error) {
 	}
 	var shared []byte
 	if !t.inAuth && k.alg.DH != ipsec.DHNone {
-		if shared, err = t.sharedFrom(m, k.alg.DH); err != nil {
+		if shared, err = childShared(sa, &t.kx, m, k.alg.DH); err != nil {
 			t.release()
 			p.childFailed(sa, err.Error(), 0)
 			return statusDone, nil
@@ -197,14 +185,21 @@ func (t *childCreate) processResponse(m *message.Message) (status, error) {
 
 // acceptResponse validates SA, Nr and TS of a CHILD SA response.
 func (t *childCreate) acceptResponse(m *message.Message) (*childKeys, error) {
-	sa, p := t.sa, t.sa.p
+	return acceptChildResponse(t.sa, &t.kx, t.inSPI, t.inAuth, m)
+}
+
+// acceptChildResponse validates SA, Nr and TS of the response to a CHILD SA
+// request (creation or rekey) that offered kx.sent with our inbound SPI
+// inSPI.
+func acceptChildResponse(sa *ikeSA, kx *keyExchange, inSPI ipsec.SPI, inAuth bool, m *message.Message) (*childKeys, error) {
+	p := sa.p
 	got, _ := m.Get(message.PayloadSA).(*message.SA)
 	tsi, _ := m.Get(message.PayloadTSi).(*message.TS)
 	tsr, _ := m.Get(message.PayloadTSr).(*message.TS)
 	if got == nil || tsi == nil || tsr == nil {
 		return nil, fmt.Errorf("ike: peer %s answered our CHILD SA request without SA, TSi or TSr", p.cfg.RemoteAddr)
 	}
-	alg, gp, err := acceptResponse(t.sent, got, ipsec.ProtoESP, !t.inAuth)
+	alg, gp, err := kx.accept(got, ipsec.ProtoESP, !inAuth)
 	if err != nil {
 		return nil, fmt.Errorf("ike: peer %s: bad CHILD SA response: %v", p.cfg.RemoteAddr, err)
 	}
@@ -215,26 +210,28 @@ func (t *childCreate) acceptResponse(m *message.Message) (*childKeys, error) {
 		return nil, fmt.Errorf("ike: peer %s answered with traffic selectors %s === %s outside ours %s === %s",
 			p.cfg.RemoteAddr, tsString(tsi.Selectors), tsString(tsr.Selectors), tsString(p.cfg.TSLocal), tsString(p.cfg.TSRemote))
 	}
-	k := &childKeys{alg: alg, inSPI: t.inSPI, outSPI: ipsec.SPI(binary.BigEndian.Uint32(gp.SPI)),
+	k := &childKeys{alg: alg, inSPI: inSPI, outSPI: ipsec.SPI(binary.BigEndian.Uint32(gp.SPI)),
 		tsLocal: tsi.Selectors, tsRemote: tsr.Selectors}
-	if t.inAuth {
+	if inAuth {
 		k.ni, k.nr = sa.ni, sa.nr
 	} else {
 		nr, _ := m.Get(message.PayloadNonce).(*message.Nonce)
 		if nr == nil || len(nr.Data) < 16 || len(nr.Data) > 256 {
 			return nil, fmt.Errorf("ike: peer %s answered CREATE_CHILD_SA without a valid nonce", p.cfg.RemoteAddr)
 		}
-		k.ni, k.nr = t.nonce, append([]byte(nil), nr.Data...)
+		k.ni, k.nr = kx.nonce, append([]byte(nil), nr.Data...)
 	}
 	return k, nil
 }
 
-func (t *childCreate) sharedFrom(m *message.Message, g ipsec.DHGroup) ([]byte, error) {
+// childShared is the PFS shared secret of a CHILD SA response whose
+// chosen group is g.
+func childShared(sa *ikeSA, kx *keyExchange, m *message.Message, g ipsec.DHGroup) ([]byte, error) {
 	ke, _ := m.Get(message.PayloadKE).(*message.KE)
-	if ke == nil || ke.Group != g || t.dh == nil || t.dh.Group() != g {
-		return nil, fmt.Errorf("ike: peer %s selected PFS group %s without a matching KE payload", t.sa.p.cfg.RemoteAddr, dhName(g))
+	if !kx.matches(ke, g) {
+		return nil, fmt.Errorf("ike: peer %s selected PFS group %s without a matching KE payload", sa.p.cfg.RemoteAddr, dhName(g))
 	}
-	return t.dh.Shared(ke.Data)
+	return kx.shared(ke)
 }
 
 // release frees an allocated but never installed inbound SPI.
@@ -333,16 +330,11 @@ func negotiateChildResponder(sa *ikeSA, m *message.Message, inAuth bool) (*respo
 	var shared []byte
 	if !inAuth && alg.DH != ipsec.DHNone {
 		if ke == nil || ke.Group != alg.DH {
-			var d [2]byte
-			binary.BigEndian.PutUint16(d[:], uint16(alg.DH))
-			return nil, &notifyError{notify: message.NotifyInvalidKEPayload, data: d[:], quiet: true,
+			return nil, &notifyError{notify: message.NotifyInvalidKEPayload, data: invalidKEData(alg.DH), quiet: true,
 				reason: fmt.Sprintf("ike: peer %s sent KE for %s; asked it to use PFS group %s", p.cfg.RemoteAddr, dhName(keGroup), dhName(alg.DH))}
 		}
 		var err error
-		if dh, err = crypto.NewDH(alg.DH, p.m.rand); err == nil {
-			shared, err = dh.Shared(ke.Data)
-		}
-		if err != nil {
+		if dh, shared, _, err = responderDH(p, alg.DH, ke.Data, false); err != nil {
 			return nil, &notifyError{notify: message.NotifyInvalidSyntax, reason: fmt.Sprintf("ike: peer %s: PFS key exchange failed: %v", p.cfg.RemoteAddr, err)}
 		}
 	}
@@ -417,51 +409,4 @@ func childFailSentence(p *peer, n message.NotifyType, what string) string {
 			p.cfg.RemoteAddr, what, tsString(p.cfg.TSLocal), tsString(p.cfg.TSRemote))
 	}
 	return fmt.Sprintf("ike: peer %s refused %s with %s", p.cfg.RemoteAddr, what, n)
-}
-
-// childUp reports a new CHILD SA (not a rekey, see childRekeyed).
-func (p *peer) childUp(c *childSA) {
-	p.retryAttempt = 0
-	sa := c.sa
-	p.log.Info("IKE phase 2 Established", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg),
-		"ts_local", tsString(c.tsLocal), "ts_remote", tsString(c.tsRemote), "encap", sa.encap)
-	p.emit(Event{Kind: EventChildUp, Reason: fmt.Sprintf("CHILD SA established using %s, %s === %s", algString(c.alg), tsString(c.tsLocal), tsString(c.tsRemote)),
-		InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
-}
-
-// childFailed reports a CHILD SA failure while the IKE SA stays up, and
-// schedules another attempt when we keep the tunnel up.
-func (p *peer) childFailed(sa *ikeSA, reason string, n message.NotifyType) {
-	p.log.Warn("IKE phase 2 was unable to establish while keeping phase 1", "reason", reason)
-	p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-	p.emit(Event{Kind: EventNegotiationFailed, Reason: "Phase 2 was unable to establish while keeping Phase 1: " + reason, Notify: uint16(n)})
-	if !p.wantUp || sa.state != ikeEstablished {
-		return
-	}
-	d := retryMinDelay
-	for i := 0; i < p.retryAttempt && d < retryMaxDelay; i++ {
-		d *= 2
-	}
-	d = jitter(min(d, retryMaxDelay), p.m.randUint64())
-	p.retryAttempt++
-	p.log.Info("will retry CHILD SA creation", "in", d.Round(time.Millisecond).String())
-	p.ensureChildLater(d)
-}
-
-// ensureChildLater runs ensureChild after d on whatever IKE SA is current
-// then (an IKE rekey in between moves the tunnel to a new one).
-func (p *peer) ensureChildLater(d time.Duration) {
-	p.after(d, func() {
-		if p.wantUp && p.ike != nil {
-			p.ensureChild(p.ike)
-		}
-	})
-}
-
-// ensureChild creates a CHILD SA on sa if it has none and none is pending.
-func (p *peer) ensureChild(sa *ikeSA) {
-	if sa.state != ikeEstablished || sa.activeChild() != nil || sa.tm.hasQueued(taskChildCreate) || sa.tm.activeKind(taskChildCreate) != nil {
-		return
-	}
-	sa.tm.queue(newChildCreate(sa, false))
 }

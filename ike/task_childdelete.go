@@ -166,21 +166,3 @@ func (t *childDelete) afterSend() {
 		p.ensureChildLater(restartDelay)
 	}
 }
-
-// finishChildDelete removes a CHILD SA whose DELETE exchange completed. A
-// replaced SA keeps its inbound half for a moment; an active one going away
-// is reported as down.
-func (p *peer) finishChildDelete(c *childSA, reason string) {
-	sa := c.sa
-	replaced := c.state == childRekeyed
-	in, out, alg := c.inSPI, c.outSPI, c.alg
-	if replaced {
-		p.lingering[in] = true
-		sa.deleteChildSAs(c, true)
-		p.after(oldInboundLinger, func() { delete(p.lingering, in) })
-		return
-	}
-	sa.deleteChildSAs(c, false)
-	p.log.Info("IKE phase 2 Down", "in_spi", in.String(), "out_spi", out.String(), "reason", reason)
-	p.emit(Event{Kind: EventChildDown, Reason: "CHILD SA deleted: " + reason, InSPI: in, OutSPI: out, Alg: alg})
-}

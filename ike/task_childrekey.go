@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"time"
 
-	"github.com/cgwproject/cgw/ike/crypto"
 	"github.com/cgwproject/cgw/ike/message"
 	"github.com/cgwproject/cgw/ipsec"
 )
@@ -40,11 +38,7 @@ type childRekey struct {
 	reason    string // why we rekey, for the log
 
 	inSPI ipsec.SPI
-	group ipsec.DHGroup
-	dh    crypto.DH
-	nonce []byte
-	sent  *message.SA
-	tries int
+	kx    keyExchange
 	// fullOffer: offer every configured ESP proposal instead of only the
 	// old SA's algorithms (after the peer refused those).
 	fullOffer bool
@@ -59,7 +53,7 @@ type childRekey struct {
 }
 
 func newChildRekey(sa *ikeSA, old *childSA, reason string) *childRekey {
-	return &childRekey{sa: sa, initiator: true, old: old, group: old.pfs, reason: reason}
+	return &childRekey{sa: sa, initiator: true, old: old, kx: keyExchange{group: old.pfs}, reason: reason}
 }
 
 func newChildRekeyResponder(sa *ikeSA) *childRekey { return &childRekey{sa: sa} }
@@ -92,10 +86,8 @@ func (t *childRekey) buildRequest(m *message.Message) error {
 			return fmt.Errorf("ike: allocating an inbound SPI: %w", err)
 		}
 	}
-	if t.nonce == nil {
-		if t.nonce, err = p.m.newNonce(true); err != nil {
-			return err
-		}
+	if err := t.kx.prepare(p, func() ([]byte, error) { return p.m.newNonce(true) }); err != nil {
+		return err
 	}
 	old.state = childRekeying
 	// Offer the algorithms in use, so the rekey neither changes them (a
@@ -104,32 +96,26 @@ func (t *childRekey) buildRequest(m *message.Message) error {
 	// between rekeys) nor costs an INVALID_KE_PAYLOAD round trip. If the
 	// peer no longer accepts them, the retry offers everything configured.
 	offer := p.cfg.ESPProposals
-	if !t.fullOffer && proposalMatchesConfigured(p.cfg.ESPProposals, old.alg, t.group) {
+	if !t.fullOffer && proposalMatchesConfigured(p.cfg.ESPProposals, old.alg, t.kx.group) {
 		cur := algProposal(old.alg)
 		cur.DHGroups = nil
-		if t.group != ipsec.DHNone {
-			cur.DHGroups = rekeyGroups(p.cfg.ESPProposals, old.alg, t.group)
+		if t.kx.group != ipsec.DHNone {
+			cur.DHGroups = rekeyGroups(p.cfg.ESPProposals, old.alg, t.kx.group)
 		}
 		offer = []ipsec.Proposal{cur}
 	}
-	t.sent = saPayload(ipsec.ProtoESP, offer, spiBytes(t.inSPI), true)
 	m.Payloads = append(m.Payloads,
 		&message.Notify{Protocol: ipsec.ProtoESP, SPI: spiBytes(old.inSPI), Kind: message.NotifyRekeySA},
-		t.sent, &message.Nonce{Data: t.nonce})
-	if t.group != ipsec.DHNone {
-		if t.dh == nil || t.dh.Group() != t.group {
-			if t.dh, err = crypto.NewDH(t.group, p.m.rand); err != nil {
-				return err
-			}
-		}
-		m.Payloads = append(m.Payloads, &message.KE{Group: t.group, Data: t.dh.Public()})
+		t.kx.offer(ipsec.ProtoESP, offer, spiBytes(t.inSPI), true), &message.Nonce{Data: t.kx.nonce})
+	if ke := t.kx.ke(); ke != nil {
+		m.Payloads = append(m.Payloads, ke)
 	}
 	m.Payloads = append(m.Payloads,
 		&message.TS{Selectors: p.cfg.TSLocal},
 		&message.TS{Responder: true, Selectors: p.cfg.TSRemote})
-	if t.tries == 0 {
+	if t.kx.tries == 0 {
 		p.log.Info("CHILD SA rekey started", "reason", t.reason, "old_in_spi", old.inSPI.String(), "old_out_spi", old.outSPI.String(),
-			"new_in_spi", t.inSPI.String(), "pfs", dhName(t.group))
+			"new_in_spi", t.inSPI.String(), "pfs", dhName(t.kx.group))
 	}
 	return nil
 }
@@ -163,16 +149,6 @@ func (t *childRekey) peerSA() *childSA {
 		return t.peerNew
 	}
 	return nil
-}
-
-// retryChildRekey queues the rekey of old again after d, on whatever IKE SA
-// owns old by then (an IKE rekey may move it).
-func (p *peer) retryChildRekey(old *childSA, d time.Duration, reason string) {
-	p.after(d, func() {
-		if old.state == childInstalled {
-			p.queueChildRekey(old, reason)
-		}
-	})
 }
 
 // oldGone handles a rekey whose old SA the peer deleted meanwhile (RFC
@@ -227,83 +203,12 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 		n = m.Notify(message.NotifyChildSANotFound)
 	}
 	if n != nil {
-		switch n.Kind {
-		case message.NotifyInvalidKEPayload:
-			if len(n.Data) == 2 {
-				g := ipsec.DHGroup(binary.BigEndian.Uint16(n.Data))
-				t.tries++
-				if offersDH(p.cfg.ESPProposals, g) && g != t.group && t.tries <= maxInitRetries {
-					p.log.Info("peer asked for another PFS group; retrying the CHILD rekey", "requested", dhName(g))
-					t.group, old.pfs = g, g
-					return statusRetry, nil
-				}
-			}
-		case message.NotifyNoProposalChosen:
-			if !t.fullOffer {
-				p.log.Info("peer refused the CHILD SA's current algorithms for the rekey; retrying with every configured proposal",
-					"old_in_spi", old.inSPI.String(), "alg", algString(old.alg))
-				t.fullOffer = true
-				t.group = firstDH(p.cfg.ESPProposals)
-				old.pfs = t.group
-				return statusRetry, nil
-			}
-		case message.NotifyTemporaryFailure:
-			t.release()
-			if t.yieldToPeer("the peer answered TEMPORARY_FAILURE after finishing its own rekey") {
-				return statusDone, nil
-			}
-			if old.state == childDestroyed {
-				t.oldGone("it answered TEMPORARY_FAILURE while deleting it")
-				return statusDone, nil
-			}
-			t.restoreOld()
-			// RFC 7296, Section 2.25: retry after a random delay.
-			d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
-			p.log.Info("CHILD SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
-				"old_in_spi", old.inSPI.String(), "in", d.String())
-			p.retryChildRekey(old, d, "retry after TEMPORARY_FAILURE")
-			return statusDone, nil
-		case message.NotifyChildSANotFound:
-			// RFC 7296, Section 2.25: the peer no longer has the SA.
-			t.release()
-			if t.yieldToPeer("the peer had already rekeyed and deleted it") {
-				return statusDone, nil
-			}
-			if old.state == childDestroyed {
-				t.oldGone("it answered CHILD_SA_NOT_FOUND")
-				return statusDone, nil
-			}
-			p.log.Warn("peer does not know the CHILD SA we rekeyed (CHILD_SA_NOT_FOUND); removing it and creating a new one",
-				"in_spi", old.inSPI.String(), "out_spi", old.outSPI.String())
-			sa.deleteChildSAs(old, false)
-			p.emit(Event{Kind: EventChildDown, Reason: "the peer no longer has this CHILD SA (CHILD_SA_NOT_FOUND)", InSPI: old.inSPI, OutSPI: old.outSPI, Alg: old.alg})
-			p.ensureChild(sa)
-			return statusDone, nil
-		}
-		t.release()
-		if t.yieldToPeer("the peer refused our rekey with " + n.Kind.String()) {
-			return statusDone, nil
-		}
-		if old.state == childDestroyed {
-			t.oldGone("it refused our rekey with " + n.Kind.String())
-			return statusDone, nil
-		}
-		t.restoreOld()
-		reason := childFailSentence(p, n.Kind, "our CHILD SA rekey")
-		p.log.Warn("CHILD SA rekey failed; the current SA stays until its hard lifetime", "reason", reason, "expires", old.expireAt)
-		p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: uint16(n.Kind)})
-		// Try again once more before the hard lifetime.
-		if left := old.expireAt.Sub(p.m.clock.Now()); left > 2*retryMinDelay {
-			p.retryChildRekey(old, left/2, "retry after a refused rekey")
-		}
-		return statusDone, nil
+		return t.processRefusal(n)
 	}
-	cc := &childCreate{sa: sa, initiator: true, inSPI: t.inSPI, nonce: t.nonce, sent: t.sent, dh: t.dh}
-	k, err := cc.acceptResponse(m)
+	k, err := acceptChildResponse(sa, &t.kx, t.inSPI, false, m)
 	var shared []byte
 	if err == nil && k.alg.DH != ipsec.DHNone {
-		shared, err = cc.sharedFrom(m, k.alg.DH)
+		shared, err = childShared(sa, &t.kx, m, k.alg.DH)
 	}
 	if err == nil {
 		err = sa.deriveChild(k, shared, true)
@@ -315,7 +220,7 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 		}
 		t.restoreOld()
 		p.log.Warn("CHILD SA rekey failed", "reason", err.Error())
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: err.Error()})
+		p.reportFailure(err.Error(), 0)
 		return statusDone, nil
 	}
 
@@ -366,50 +271,77 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 	return statusDone, nil
 }
 
-// childRekeyed reports a completed rekey of old by c.
-func (p *peer) childRekeyed(old, c *childSA, reason string) {
-	p.retryAttempt = 0
-	p.log.Info("IKE phase 2 Established (rekeyed)", "reason", reason, "old_in_spi", old.inSPI.String(), "old_out_spi", old.outSPI.String(),
-		"in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg))
-	p.emit(Event{Kind: EventChildRekeyed, Reason: fmt.Sprintf("CHILD SA rekeyed (%s) using %s", reason, algString(c.alg)), InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
-}
-
-// concludeChildRekey puts a peer-initiated replacement c of old in
-// service: its outbound SA is added (and takes over sending), then old's
-// outbound SA is removed. The caller finishes old.
-func (p *peer) concludeChildRekey(old, c *childSA, reason string) {
-	c.replaces = nil
-	if c.state == childDestroyed {
-		return
-	}
-	if !c.outInstalled && c.pendingOut != nil {
-		out := *c.pendingOut
-		out.Local, out.Remote, out.Encap = c.sa.local, c.sa.remote, c.sa.encap
-		if err := p.m.cfg.Installer.AddSA(out); err != nil {
-			p.log.Error("installing the outbound SA of the rekeyed CHILD SA failed; deleting it", "spi", out.SPI.String(), "err", err)
-			c.sa.tm.queue(newChildDelete(c.sa, c, reasonChildExpired))
-			return
+// processRefusal handles a rekey response carrying an error notify: retry
+// with another group or the full offer, yield to the peer's colliding
+// rekey, or keep the old SA and report the failure.
+func (t *childRekey) processRefusal(n *message.Notify) (status, error) {
+	sa, p, old := t.sa, t.sa.p, t.old
+	switch n.Kind {
+	case message.NotifyInvalidKEPayload:
+		if g, retry := t.kx.invalidKE(n, p.cfg.ESPProposals); retry {
+			p.log.Info("peer asked for another PFS group; retrying the CHILD rekey", "requested", dhName(g))
+			old.pfs = g
+			return statusRetry, nil
 		}
-		c.outInstalled = true
-	}
-	c.pendingOut = nil
-	if old.state != childDestroyed {
-		p.retireOld(old)
-	}
-	p.childRekeyed(old, c, reason)
-}
-
-// retireOld stops using a replaced CHILD SA for sending: its outbound half
-// goes now, its inbound half when the DELETE exchange completes.
-func (p *peer) retireOld(old *childSA) {
-	old.state = childRekeyed
-	old.stopTimers()
-	if old.outInstalled {
-		if err := p.m.cfg.Installer.DelSA(p.cfg.Name, ipsec.Outbound, old.outSPI); err != nil {
-			p.log.Warn("deleting replaced outbound SA failed", "spi", old.outSPI.String(), "err", err)
+	case message.NotifyNoProposalChosen:
+		if !t.fullOffer {
+			p.log.Info("peer refused the CHILD SA's current algorithms for the rekey; retrying with every configured proposal",
+				"old_in_spi", old.inSPI.String(), "alg", algString(old.alg))
+			t.fullOffer = true
+			t.kx.group = firstDH(p.cfg.ESPProposals)
+			old.pfs = t.kx.group
+			return statusRetry, nil
 		}
-		old.outInstalled = false
+	case message.NotifyTemporaryFailure:
+		t.release()
+		if t.yieldToPeer("the peer answered TEMPORARY_FAILURE after finishing its own rekey") {
+			return statusDone, nil
+		}
+		if old.state == childDestroyed {
+			t.oldGone("it answered TEMPORARY_FAILURE while deleting it")
+			return statusDone, nil
+		}
+		t.restoreOld()
+		// RFC 7296, Section 2.25: retry after a random delay.
+		d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
+		p.log.Info("CHILD SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
+			"old_in_spi", old.inSPI.String(), "in", d.String())
+		p.retryChildRekey(old, d, "retry after TEMPORARY_FAILURE")
+		return statusDone, nil
+	case message.NotifyChildSANotFound:
+		// RFC 7296, Section 2.25: the peer no longer has the SA.
+		t.release()
+		if t.yieldToPeer("the peer had already rekeyed and deleted it") {
+			return statusDone, nil
+		}
+		if old.state == childDestroyed {
+			t.oldGone("it answered CHILD_SA_NOT_FOUND")
+			return statusDone, nil
+		}
+		p.log.Warn("peer does not know the CHILD SA we rekeyed (CHILD_SA_NOT_FOUND); removing it and creating a new one",
+			"in_spi", old.inSPI.String(), "out_spi", old.outSPI.String())
+		sa.deleteChildSAs(old, false)
+		p.emit(Event{Kind: EventChildDown, Reason: "the peer no longer has this CHILD SA (CHILD_SA_NOT_FOUND)", InSPI: old.inSPI, OutSPI: old.outSPI, Alg: old.alg})
+		p.ensureChild(sa)
+		return statusDone, nil
 	}
+	t.release()
+	if t.yieldToPeer("the peer refused our rekey with " + n.Kind.String()) {
+		return statusDone, nil
+	}
+	if old.state == childDestroyed {
+		t.oldGone("it refused our rekey with " + n.Kind.String())
+		return statusDone, nil
+	}
+	t.restoreOld()
+	reason := childFailSentence(p, n.Kind, "our CHILD SA rekey")
+	p.log.Warn("CHILD SA rekey failed; the current SA stays until its hard lifetime", "reason", reason, "expires", old.expireAt)
+	p.reportFailure(reason, n.Kind)
+	// Try again once more before the hard lifetime.
+	if left := old.expireAt.Sub(p.m.clock.Now()); left > 2*retryMinDelay {
+		p.retryChildRekey(old, left/2, "retry after a refused rekey")
+	}
+	return statusDone, nil
 }
 
 // lowestNonceIsOurs reports whether the lowest of the four nonces belongs
@@ -456,7 +388,7 @@ func (t *childRekey) processRequest(m *message.Message) (status, error) {
 	}
 	if fail != nil {
 		p.log.Warn("refusing the peer's CHILD SA rekey", "reason", fail.reason)
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: fail.reason, Notify: uint16(fail.notify)})
+		p.reportFailure(fail.reason, fail.notify)
 		return statusDone, fail
 	}
 	t.old, t.res = old, res

@@ -1,8 +1,6 @@
 package ike
 
 import (
-	"bytes"
-	"crypto/subtle"
 	"fmt"
 
 	"github.com/cgwproject/cgw/ike/crypto"
@@ -44,7 +42,10 @@ func (t *ikeAuth) build(m *message.Message) error {
 	}
 	id := &message.ID{Responder: !t.initiator, IDType: idType, Data: idData}
 	if t.initiator {
-		auth := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initReq, sa.nr, sa.keys.SKpi, id.Body())
+		auth, err := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initReq, sa.nr, sa.keys.SKpi, id.Body())
+		if err != nil {
+			return err
+		}
 		m.Payloads = append(m.Payloads, id)
 		if p.cfg.RemoteID.Type != 0 {
 			// IDr in the request names the identity we want (3.5).
@@ -59,7 +60,10 @@ func (t *ikeAuth) build(m *message.Message) error {
 		}
 		return nil
 	}
-	auth := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initResp, sa.ni, sa.keys.SKpr, id.Body())
+	auth, err := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initResp, sa.ni, sa.keys.SKpr, id.Body())
+	if err != nil {
+		return err
+	}
 	m.Payloads = append(m.Payloads, id, &message.Auth{Method: message.AuthPSK, Data: auth})
 	p.established(sa)
 	return nil
@@ -85,8 +89,7 @@ func (t *ikeAuth) process(m *message.Message) (status, error) {
 			p.sendNotifyOnce(sa, message.NotifyAuthenticationFailed)
 			return statusFailed, err
 		}
-		want := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initResp, sa.ni, sa.keys.SKpr, idr.Body())
-		if auth.Method != message.AuthPSK || subtle.ConstantTimeCompare(want, auth.Data) != 1 {
+		if auth.Method != message.AuthPSK || !crypto.VerifyPSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initResp, sa.ni, sa.keys.SKpr, idr.Body(), auth.Data) {
 			// RFC 7296, Section 2.21.2: tell the peer in a new INFORMATIONAL.
 			p.sendNotifyOnce(sa, message.NotifyAuthenticationFailed)
 			return statusFailed, &notifyError{notify: message.NotifyAuthenticationFailed, reason: fmt.Sprintf(
@@ -107,8 +110,7 @@ func (t *ikeAuth) process(m *message.Message) (status, error) {
 		return statusFailed, &notifyError{notify: message.NotifyAuthenticationFailed, fatal: true,
 			reason: fmt.Sprintf("ike: peer %s authenticates with method %d; cgw supports pre-shared keys only", p.cfg.RemoteAddr, auth.Method)}
 	}
-	want := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initReq, sa.nr, sa.keys.SKpi, idi.Body())
-	if subtle.ConstantTimeCompare(want, auth.Data) != 1 {
+	if !crypto.VerifyPSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initReq, sa.nr, sa.keys.SKpi, idi.Body(), auth.Data) {
 		return statusFailed, &notifyError{notify: message.NotifyAuthenticationFailed, fatal: true, reason: fmt.Sprintf(
 			"ike: peer %s (identity %s) failed PSK authentication; we answered AUTHENTICATION_FAILED: check that both sides use the same psk for this tunnel",
 			p.cfg.RemoteAddr, identityString(idi.IDType, idi.Data))}
@@ -118,81 +120,4 @@ func (t *ikeAuth) process(m *message.Message) (status, error) {
 	}
 	sa.initialCnt = m.Notify(message.NotifyInitialContact) != nil
 	return statusDone, nil
-}
-
-// localIdentity is our IDi/IDr: LocalID, or ID_IPV4_ADDR/ID_IPV6_ADDR of our
-// outside address. Behind a NAT, LocalID must be the public address AWS has
-// registered for the customer gateway.
-func (p *peer) localIdentity(sa *ikeSA) (message.IDType, []byte, error) {
-	if p.cfg.LocalID.Type != 0 {
-		return message.IDType(p.cfg.LocalID.Type), p.cfg.LocalID.Data, nil
-	}
-	a := p.cfg.LocalAddr
-	if !a.IsValid() || a.IsUnspecified() {
-		a = sa.local.Addr()
-	}
-	if !a.IsValid() || a.IsUnspecified() {
-		return 0, nil, fmt.Errorf("ike: peer %q: our outside address is unknown, so there is no default identity; set local_id (or local_address)", p.cfg.Name)
-	}
-	if a.Is4() {
-		b := a.As4()
-		return message.IDIPv4Addr, b[:], nil
-	}
-	b := a.As16()
-	return message.IDIPv6Addr, b[:], nil
-}
-
-// checkPeerIdentity enforces RemoteID when configured. Without it the PSK,
-// which is bound to the peer's address, is the only check; a different
-// identity is logged.
-func (p *peer) checkPeerIdentity(sa *ikeSA, id *message.ID) error {
-	sa.peerID = id
-	if p.cfg.RemoteID.Type != 0 {
-		if message.IDType(p.cfg.RemoteID.Type) != id.IDType || !bytes.Equal(p.cfg.RemoteID.Data, id.Data) {
-			return &notifyError{notify: message.NotifyAuthenticationFailed, reason: fmt.Sprintf(
-				"ike: peer %s identified as %s but remote_id is %s; fix peer_id in the tunnel config",
-				p.cfg.RemoteAddr, identityString(id.IDType, id.Data), identityString(message.IDType(p.cfg.RemoteID.Type), p.cfg.RemoteID.Data))}
-		}
-		return nil
-	}
-	if a, ok := id.Addr(); !ok || a.Unmap() != p.cfg.RemoteAddr {
-		p.log.Info("peer identity differs from its address; set peer_id to pin it", "identity", identityString(id.IDType, id.Data))
-	}
-	return nil
-}
-
-func (p *peer) hasOtherEstablished(sa *ikeSA) bool {
-	for _, o := range p.sas {
-		if o != sa && (o.state == ikeEstablished || o.state == ikeRekeyed) {
-			return true
-		}
-	}
-	return false
-}
-
-// sendNotifyOnce sends an INFORMATIONAL request carrying one notify, once,
-// without waiting for an answer (used right before tearing the SA down).
-func (p *peer) sendNotifyOnce(sa *ikeSA, n message.NotifyType) {
-	if sa.out == nil {
-		return
-	}
-	m := &message.Message{Header: sa.header(message.Informational, sa.tm.myMID+1, false)}
-	m.Payloads = []message.Payload{&message.Notify{Kind: n}}
-	pkt, err := m.Marshal(sa.out)
-	if err != nil {
-		return
-	}
-	p.send(sa.local, sa.remote, pkt)
-}
-
-func identityString(t message.IDType, data []byte) string {
-	id := message.ID{IDType: t, Data: data}
-	if a, ok := id.Addr(); ok {
-		return a.String()
-	}
-	switch t {
-	case message.IDFQDN, message.IDRFC822:
-		return string(data)
-	}
-	return fmt.Sprintf("%s:%x", t, data)
 }

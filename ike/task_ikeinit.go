@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/cgwproject/cgw/ike/crypto"
@@ -19,22 +18,19 @@ import (
 type ikeInit struct {
 	sa        *ikeSA
 	initiator bool
-	group     ipsec.DHGroup
-	dh        crypto.DH
-	nonce     []byte
+	kx        keyExchange
 	cookie    []byte
-	sent      *message.SA
-	retries   int
 
 	// responder
 	alg    ipsec.Algorithms
 	chosen *message.Proposal
+	dh     crypto.DH
 }
 
 const maxInitRetries = 3
 
 func newIKEInit(sa *ikeSA) *ikeInit {
-	return &ikeInit{sa: sa, initiator: true, group: firstDH(sa.p.cfg.IKEProposals)}
+	return &ikeInit{sa: sa, initiator: true, kx: keyExchange{group: firstDH(sa.p.cfg.IKEProposals)}}
 }
 
 func newIKEInitResponder(sa *ikeSA) *ikeInit { return &ikeInit{sa: sa} }
@@ -58,34 +54,24 @@ func (t *ikeInit) process(m *message.Message) (status, error) {
 
 func (t *ikeInit) buildRequest(m *message.Message) error {
 	sa, p := t.sa, t.sa.p
-	var err error
-	if t.dh == nil || t.dh.Group() != t.group {
-		if t.dh, err = crypto.NewDH(t.group, p.m.rand); err != nil {
-			return err
-		}
+	if err := t.kx.prepare(p, func() ([]byte, error) { return p.m.randBytes(nonceLen) }); err != nil {
+		return err
 	}
-	if t.nonce == nil {
-		if t.nonce, err = p.m.randBytes(nonceLen); err != nil {
-			return err
-		}
-	}
-	sa.ni = t.nonce
+	sa.ni = t.kx.nonce
 	if t.cookie != nil {
 		// RFC 7296, Section 2.6: the COOKIE notify comes first.
 		m.Payloads = append(m.Payloads, &message.Notify{Kind: message.NotifyCookie, Data: t.cookie})
 	}
-	t.sent = saPayload(ipsec.ProtoIKE, p.cfg.IKEProposals, nil, true)
-	m.Payloads = append(m.Payloads, t.sent,
-		&message.KE{Group: t.group, Data: t.dh.Public()},
-		&message.Nonce{Data: t.nonce})
+	m.Payloads = append(m.Payloads, t.kx.offer(ipsec.ProtoIKE, p.cfg.IKEProposals, nil, true),
+		t.kx.ke(), &message.Nonce{Data: t.kx.nonce})
 	return nil
 }
 
 func (t *ikeInit) processResponse(m *message.Message) (status, error) {
 	sa, p := t.sa, t.sa.p
 	if n := m.Notify(message.NotifyCookie); n != nil {
-		t.retries++
-		if t.retries > maxInitRetries {
+		t.kx.tries++
+		if t.kx.tries > maxInitRetries {
 			return statusFailed, fmt.Errorf("ike: peer %s keeps demanding a COOKIE; giving up this attempt", p.cfg.RemoteAddr)
 		}
 		p.log.Info("peer demands a COOKIE (it is under load); retrying IKE_SA_INIT with it")
@@ -96,15 +82,14 @@ func (t *ikeInit) processResponse(m *message.Message) (status, error) {
 		if len(n.Data) != 2 {
 			return statusFailed, &notifyError{notify: n.Kind, reason: fmt.Sprintf("ike: peer %s sent INVALID_KE_PAYLOAD without a group number", p.cfg.RemoteAddr)}
 		}
-		g := ipsec.DHGroup(binary.BigEndian.Uint16(n.Data))
-		t.retries++
-		if !offersDH(p.cfg.IKEProposals, g) || g == t.group || t.retries > maxInitRetries {
+		offered := t.kx.group
+		g, retry := t.kx.invalidKE(n, p.cfg.IKEProposals)
+		if !retry {
 			return statusFailed, &notifyError{notify: n.Kind, reason: fmt.Sprintf(
 				"ike: peer %s asked for Diffie-Hellman group %s, which our ike_proposals %s do not offer; add it to ike_proposals",
 				p.cfg.RemoteAddr, dhName(g), proposalsString(p.cfg.IKEProposals, true))}
 		}
-		p.log.Info("peer asked for another Diffie-Hellman group; retrying IKE_SA_INIT", "offered", dhName(t.group), "requested", dhName(g))
-		t.group = g
+		p.log.Info("peer asked for another Diffie-Hellman group; retrying IKE_SA_INIT", "offered", dhName(offered), "requested", dhName(g))
 		return statusRetry, nil
 	}
 	if n := m.Notify(message.NotifyNoProposalChosen); n != nil {
@@ -126,18 +111,18 @@ func (t *ikeInit) processResponse(m *message.Message) (status, error) {
 	if got == nil || ke == nil || nonce == nil {
 		return statusFailed, fmt.Errorf("ike: peer %s sent an IKE_SA_INIT response without SA, KE or Nonce", p.cfg.RemoteAddr)
 	}
-	alg, _, err := acceptResponse(t.sent, got, ipsec.ProtoIKE, true)
+	alg, _, err := t.kx.accept(got, ipsec.ProtoIKE, true)
 	if err != nil {
 		return statusFailed, fmt.Errorf("ike: peer %s: bad IKE_SA_INIT response: %v", p.cfg.RemoteAddr, err)
 	}
-	if alg.DH != t.group || ke.Group != t.group {
+	if alg.DH != t.kx.group || !t.kx.matches(ke, alg.DH) {
 		return statusFailed, fmt.Errorf("ike: peer %s selected DH group %s but our KE used %s and it did not send INVALID_KE_PAYLOAD",
-			p.cfg.RemoteAddr, dhName(alg.DH), dhName(t.group))
+			p.cfg.RemoteAddr, dhName(alg.DH), dhName(t.kx.group))
 	}
 	if len(nonce.Data) < 16 || len(nonce.Data) > 256 {
 		return statusFailed, fmt.Errorf("ike: peer %s sent a %d-octet nonce; RFC 7296 requires 16 to 256", p.cfg.RemoteAddr, len(nonce.Data))
 	}
-	shared, err := t.dh.Shared(ke.Data)
+	shared, err := t.kx.shared(ke)
 	if err != nil {
 		return statusFailed, fmt.Errorf("ike: peer %s sent an invalid KE value: %v", p.cfg.RemoteAddr, err)
 	}
@@ -171,23 +156,20 @@ func (t *ikeInit) processRequest(m *message.Message) (status, error) {
 			p.cfg.RemoteAddr, offeredString(offer, true), proposalsString(p.cfg.IKEProposals, true))}
 	}
 	if ke.Group != alg.DH {
-		var d [2]byte
-		binary.BigEndian.PutUint16(d[:], uint16(alg.DH))
-		return statusFailed, &notifyError{notify: message.NotifyInvalidKEPayload, data: d[:], fatal: true, quiet: true,
+		return statusFailed, &notifyError{notify: message.NotifyInvalidKEPayload, data: invalidKEData(alg.DH), fatal: true, quiet: true,
 			reason: fmt.Sprintf("ike: peer %s sent KE for %s; asked it to retry with %s", p.cfg.RemoteAddr, dhName(ke.Group), dhName(alg.DH))}
 	}
 	if len(nonce.Data) < 16 || len(nonce.Data) > 256 {
 		return statusFailed, &notifyError{notify: message.NotifyInvalidSyntax, fatal: true,
 			reason: fmt.Sprintf("ike: peer %s sent a %d-octet nonce; RFC 7296 requires 16 to 256", p.cfg.RemoteAddr, len(nonce.Data))}
 	}
-	dh, err := crypto.NewDH(alg.DH, p.m.rand)
-	if err != nil {
-		return statusFailed, &notifyError{notify: message.NotifyNoProposalChosen, fatal: true, reason: err.Error()}
-	}
-	shared, err := dh.Shared(ke.Data)
-	if err != nil {
+	dh, shared, peerBad, err := responderDH(p, alg.DH, ke.Data, true)
+	if peerBad {
 		return statusFailed, &notifyError{notify: message.NotifyInvalidSyntax, fatal: true,
 			reason: fmt.Sprintf("ike: peer %s sent an invalid KE value: %v", p.cfg.RemoteAddr, err)}
+	}
+	if err != nil {
+		return statusFailed, &notifyError{notify: message.NotifyNoProposalChosen, fatal: true, reason: err.Error()}
 	}
 	nr, err := p.m.randBytes(nonceLen)
 	if err != nil {

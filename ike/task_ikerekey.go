@@ -36,11 +36,7 @@ type ikeRekey struct {
 	reason    string // why we rekey, for the log
 
 	newSPI uint64
-	group  ipsec.DHGroup
-	dh     crypto.DH
-	nonce  []byte
-	sent   *message.SA
-	tries  int
+	kx     keyExchange
 	// peerNew is the IKE SA the peer created by rekeying sa while our
 	// request was in flight (a collision).
 	peerNew *ikeSA
@@ -50,12 +46,13 @@ type ikeRekey struct {
 	chosen   uint8
 	peerSPI  uint64
 	keys     *crypto.IKEKeys
-	ni       []byte
+	dh       crypto.DH
+	ni, nr   []byte
 	collided bool // our own rekey of sa was in flight when the request came
 }
 
 func newIKERekey(sa *ikeSA, reason string) *ikeRekey {
-	return &ikeRekey{sa: sa, initiator: true, group: sa.alg.DH, reason: reason}
+	return &ikeRekey{sa: sa, initiator: true, kx: keyExchange{group: sa.alg.DH}, reason: reason}
 }
 
 func newIKERekeyResponder(sa *ikeSA) *ikeRekey { return &ikeRekey{sa: sa} }
@@ -103,7 +100,7 @@ func (t *ikeRekey) build(m *message.Message) error {
 	if !t.initiator {
 		m.Payloads = append(m.Payloads,
 			selectedProposal(t.chosen, ipsec.ProtoIKE, t.alg, spi64Bytes(t.newSPI), true),
-			&message.Nonce{Data: t.nonce},
+			&message.Nonce{Data: t.nr},
 			&message.KE{Group: t.alg.DH, Data: t.dh.Public()})
 		return nil
 	}
@@ -116,23 +113,16 @@ func (t *ikeRekey) build(m *message.Message) error {
 			return err
 		}
 	}
-	if t.nonce == nil {
-		if t.nonce, err = p.m.newNonce(true); err != nil {
-			return err
-		}
-	}
-	if t.dh == nil || t.dh.Group() != t.group {
-		if t.dh, err = crypto.NewDH(t.group, p.m.rand); err != nil {
-			return err
-		}
+	if err := t.kx.prepare(p, func() ([]byte, error) { return p.m.newNonce(true) }); err != nil {
+		return err
 	}
 	// Offer only the current algorithms: the new IKE SA keeps its PRF, so
 	// key derivation cannot depend on which PRF feeds prf+ (RFC 7296, 2.18
 	// says the new one; strongSwan 5.9 uses the old one), and a peer that
 	// accepted them once accepts them again.
-	t.sent = saPayload(ipsec.ProtoIKE, []ipsec.Proposal{algProposal(sa.alg)}, spi64Bytes(t.newSPI), true)
-	m.Payloads = append(m.Payloads, t.sent, &message.Nonce{Data: t.nonce}, &message.KE{Group: t.group, Data: t.dh.Public()})
-	if t.tries == 0 {
+	m.Payloads = append(m.Payloads, t.kx.offer(ipsec.ProtoIKE, []ipsec.Proposal{algProposal(sa.alg)}, spi64Bytes(t.newSPI), true),
+		&message.Nonce{Data: t.kx.nonce}, t.kx.ke())
+	if t.kx.tries == 0 {
 		p.log.Info("IKE SA rekey started", "reason", t.reason, "ike_sa", sa.spiString(), "new_spi_i", fmt.Sprintf("%016x", t.newSPI))
 	}
 	return nil
@@ -151,46 +141,9 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 	}
 	sa, p := t.sa, t.sa.p
 	for _, pl := range m.Payloads {
-		n, ok := pl.(*message.Notify)
-		if !ok || !n.Kind.IsError() {
-			continue
+		if n, ok := pl.(*message.Notify); ok && n.Kind.IsError() {
+			return t.processRefusal(n)
 		}
-		switch n.Kind {
-		case message.NotifyInvalidKEPayload:
-			if len(n.Data) == 2 {
-				g := ipsec.DHGroup(binary.BigEndian.Uint16(n.Data))
-				t.tries++
-				if offersDH(p.cfg.IKEProposals, g) && g != t.group && t.tries <= maxInitRetries {
-					p.log.Info("peer asked for another DH group; retrying the IKE SA rekey", "requested", dhName(g))
-					t.group = g
-					return statusRetry, nil
-				}
-			}
-		case message.NotifyTemporaryFailure:
-			t.freeSPI()
-			if t.concludeCollision("the peer answered TEMPORARY_FAILURE after finishing its own rekey") {
-				return statusDone, nil
-			}
-			// RFC 7296, Section 2.25: retry after a random delay.
-			d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
-			p.log.Info("IKE SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
-				"ike_sa", sa.spiString(), "in", d.String())
-			sa.after(d, func() {
-				if sa.state == ikeEstablished && !sa.tm.hasQueued(taskIKERekey) && sa.tm.activeKind(taskIKERekey) == nil {
-					sa.tm.queue(newIKERekey(sa, "retry after TEMPORARY_FAILURE"))
-				}
-			})
-			return statusDone, nil
-		}
-		t.freeSPI()
-		if t.concludeCollision("the peer refused our rekey with " + n.Kind.String()) {
-			return statusDone, nil
-		}
-		reason := fmt.Sprintf("ike: peer %s refused our IKE SA rekey with %s; the IKE SA stays until its hard lifetime", p.cfg.RemoteAddr, n.Kind)
-		p.log.Warn(reason)
-		p.lastFailure, p.lastFailureAt = reason, p.m.clock.Now()
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: reason, Notify: uint16(n.Kind)})
-		return statusDone, nil
 	}
 	got, _ := m.Get(message.PayloadSA).(*message.SA)
 	ke, _ := m.Get(message.PayloadKE).(*message.KE)
@@ -201,30 +154,30 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 			return statusDone, nil
 		}
 		p.log.Warn("IKE SA rekey failed", "reason", err.Error())
-		p.emit(Event{Kind: EventNegotiationFailed, Reason: err.Error()})
+		p.reportFailure(err.Error(), 0)
 		return statusDone, nil
 	}
 	if got == nil || ke == nil || nonce == nil || len(nonce.Data) < 16 || len(nonce.Data) > 256 {
 		return fail(fmt.Errorf("ike: peer %s answered our IKE rekey without SA, KE or a valid nonce", p.cfg.RemoteAddr))
 	}
-	alg, gp, err := acceptResponse(t.sent, got, ipsec.ProtoIKE, true)
+	alg, gp, err := t.kx.accept(got, ipsec.ProtoIKE, true)
 	if err != nil {
 		return fail(fmt.Errorf("ike: peer %s: bad IKE rekey response: %v", p.cfg.RemoteAddr, err))
 	}
-	if len(gp.SPI) != 8 || alg.DH != t.group || ke.Group != t.group {
+	if len(gp.SPI) != 8 || alg.DH != t.kx.group || !t.kx.matches(ke, alg.DH) {
 		return fail(fmt.Errorf("ike: peer %s: IKE rekey response has a bad SPI or DH group", p.cfg.RemoteAddr))
 	}
-	shared, err := t.dh.Shared(ke.Data)
+	shared, err := t.kx.shared(ke)
 	if err != nil {
 		return fail(err)
 	}
 	spiR := binary.BigEndian.Uint64(gp.SPI)
-	keys, err := crypto.DeriveRekeyedIKEKeys(alg, sa.alg.PRF, sa.keys.SKd, shared, t.nonce, nonce.Data, t.newSPI, spiR)
+	keys, err := crypto.DeriveRekeyedIKEKeys(alg, sa.alg.PRF, sa.keys.SKd, shared, t.kx.nonce, nonce.Data, t.newSPI, spiR)
 	if err != nil {
 		return fail(err)
 	}
 	nr := append([]byte(nil), nonce.Data...)
-	nsa, err := p.rekeyedSA(sa, true, t.newSPI, spiR, alg, keys, t.nonce, nr)
+	nsa, err := p.rekeyedSA(sa, true, t.newSPI, spiR, alg, keys, t.kx.nonce, nr)
 	if err != nil {
 		return fail(err)
 	}
@@ -233,7 +186,7 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 		// RFC 7296, Section 2.8.2: the new IKE SA created by the exchange
 		// holding the lowest of the four nonces is redundant and deleted
 		// by its initiator; the other inherits the CHILD SAs.
-		if lowestNonceIsOurs(t.nonce, nr, pn.ni, pn.nr) {
+		if lowestNonceIsOurs(t.kx.nonce, nr, pn.ni, pn.nr) {
 			p.log.Info("IKE SA rekey collision lost: our new IKE SA holds the lowest nonce, so it is redundant and we delete it; the peer's new IKE SA replaces the old one and the peer deletes the old one (RFC 7296 2.8.2)",
 				"old_ike_sa", sa.spiString(), "redundant_ike_sa", nsa.spiString(), "ike_sa", pn.spiString())
 			nsa.redundant = true
@@ -264,21 +217,41 @@ func (t *ikeRekey) process(m *message.Message) (status, error) {
 	return statusDone, nil
 }
 
-// childHalfOpen reports whether a CHILD SA exchange of ours is in flight on
-// sa, or a CHILD SA is being rekeyed or deleted: the IKE SA must not be
-// rekeyed under it (strongSwan's have_half_open_children).
-func (sa *ikeSA) childHalfOpen() bool {
-	for _, k := range []taskKind{taskChildRekey, taskChildCreate, taskChildDelete} {
-		if sa.tm.activeKind(k) != nil {
-			return true
+// processRefusal handles a rekey response carrying an error notify: retry
+// with the group the peer asks for, retry later after TEMPORARY_FAILURE,
+// adopt the peer's colliding rekey, or keep the IKE SA and report.
+func (t *ikeRekey) processRefusal(n *message.Notify) (status, error) {
+	sa, p := t.sa, t.sa.p
+	switch n.Kind {
+	case message.NotifyInvalidKEPayload:
+		if g, retry := t.kx.invalidKE(n, p.cfg.IKEProposals); retry {
+			p.log.Info("peer asked for another DH group; retrying the IKE SA rekey", "requested", dhName(g))
+			return statusRetry, nil
 		}
-	}
-	for _, c := range sa.children {
-		if c.state == childRekeying || c.state == childDeleting {
-			return true
+	case message.NotifyTemporaryFailure:
+		t.freeSPI()
+		if t.concludeCollision("the peer answered TEMPORARY_FAILURE after finishing its own rekey") {
+			return statusDone, nil
 		}
+		// RFC 7296, Section 2.25: retry after a random delay.
+		d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
+		p.log.Info("IKE SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
+			"ike_sa", sa.spiString(), "in", d.String())
+		sa.after(d, func() {
+			if sa.state == ikeEstablished && !sa.tm.hasQueued(taskIKERekey) && sa.tm.activeKind(taskIKERekey) == nil {
+				sa.tm.queue(newIKERekey(sa, "retry after TEMPORARY_FAILURE"))
+			}
+		})
+		return statusDone, nil
 	}
-	return false
+	t.freeSPI()
+	if t.concludeCollision("the peer refused our rekey with " + n.Kind.String()) {
+		return statusDone, nil
+	}
+	reason := fmt.Sprintf("ike: peer %s refused our IKE SA rekey with %s; the IKE SA stays until its hard lifetime", p.cfg.RemoteAddr, n.Kind)
+	p.log.Warn(reason)
+	p.reportFailure(reason, n.Kind)
+	return statusDone, nil
 }
 
 func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
@@ -319,22 +292,16 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 		return statusDone, &notifyError{notify: message.NotifyNoProposalChosen, reason: reason}
 	}
 	if ke.Group != alg.DH {
-		var d [2]byte
-		binary.BigEndian.PutUint16(d[:], uint16(alg.DH))
-		return statusDone, &notifyError{notify: message.NotifyInvalidKEPayload, data: d[:], reason: "ike: asked the peer to use " + dhName(alg.DH)}
+		return statusDone, &notifyError{notify: message.NotifyInvalidKEPayload, data: invalidKEData(alg.DH), reason: "ike: asked the peer to use " + dhName(alg.DH)}
 	}
 	if len(chosen.SPI) != 8 {
 		return statusDone, &notifyError{notify: message.NotifyInvalidSyntax, reason: "ike: IKE rekey without an 8-octet SPI"}
 	}
-	dh, err := crypto.NewDH(alg.DH, p.m.rand)
-	var shared []byte
-	if err == nil {
-		shared, err = dh.Shared(ke.Data)
-	}
+	dh, shared, _, err := responderDH(p, alg.DH, ke.Data, false)
 	if err != nil {
 		return statusDone, &notifyError{notify: message.NotifyInvalidSyntax, reason: "ike: IKE rekey key exchange failed: " + err.Error()}
 	}
-	if t.nonce, err = p.m.newNonce(false); err != nil {
+	if t.nr, err = p.m.newNonce(false); err != nil {
 		return statusDone, &notifyError{notify: message.NotifyNoProposalChosen, reason: err.Error()}
 	}
 	if t.newSPI, err = p.m.allocSPI(p); err != nil {
@@ -342,7 +309,7 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 	}
 	t.peerSPI = binary.BigEndian.Uint64(chosen.SPI)
 	t.ni = append([]byte(nil), nonce.Data...)
-	t.keys, err = crypto.DeriveRekeyedIKEKeys(alg, sa.alg.PRF, sa.keys.SKd, shared, t.ni, t.nonce, t.peerSPI, t.newSPI)
+	t.keys, err = crypto.DeriveRekeyedIKEKeys(alg, sa.alg.PRF, sa.keys.SKd, shared, t.ni, t.nr, t.peerSPI, t.newSPI)
 	if err != nil {
 		t.freeSPI()
 		return statusDone, &notifyError{notify: message.NotifyNoProposalChosen, reason: err.Error()}
@@ -353,7 +320,7 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 
 func (t *ikeRekey) afterSend() {
 	sa, p := t.sa, t.sa.p
-	nsa, err := p.rekeyedSA(sa, false, t.peerSPI, t.newSPI, t.alg, t.keys, t.ni, t.nonce)
+	nsa, err := p.rekeyedSA(sa, false, t.peerSPI, t.newSPI, t.alg, t.keys, t.ni, t.nr)
 	if err != nil {
 		t.freeSPI()
 		p.log.Error("adopting the rekeyed IKE SA failed", "err", err)
@@ -377,69 +344,4 @@ func (t *ikeRekey) afterSend() {
 	}
 	p.adoptRekeyed(sa, nsa, "rekeyed by the peer")
 	p.awaitOldDelete(sa)
-}
-
-// awaitOldDelete makes sure a rekeyed IKE SA goes away even if the peer,
-// whose job that is, never deletes it.
-func (p *peer) awaitOldDelete(sa *ikeSA) {
-	sa.after(halfOpenTimeout, func() {
-		if sa.state == ikeRekeyed {
-			p.deleteIKESA(sa, "rekeyed; the peer did not delete the old IKE SA")
-		}
-	})
-}
-
-// rekeyedSA builds the IKE SA that replaces old. initiator is whether we
-// initiated the rekey (and so are the new SA's original initiator).
-func (p *peer) rekeyedSA(old *ikeSA, initiator bool, spiI, spiR uint64, alg ipsec.Algorithms, keys *crypto.IKEKeys, ni, nr []byte) (*ikeSA, error) {
-	nsa := &ikeSA{
-		p: p, initiator: initiator, spiI: spiI, spiR: spiR, state: ikeEstablished,
-		local: old.local, remote: old.remote, alg: alg, ni: ni, nr: nr,
-		natdSeen: old.natdSeen, natLocal: old.natLocal, natRemote: old.natRemote, encap: old.encap,
-		peerID: old.peerID, halfOpenDone: true,
-	}
-	if err := nsa.setKeys(keys); err != nil {
-		return nil, err
-	}
-	nsa.tm = newTaskManager(nsa)
-	return nsa, nil
-}
-
-// adoptRekeyed moves CHILD SAs and pending work from old to nsa and makes
-// nsa current (RFC 7296, Section 2.18).
-func (p *peer) adoptRekeyed(old, nsa *ikeSA, reason string) {
-	now := p.m.clock.Now()
-	nsa.state = ikeEstablished
-	nsa.established, nsa.lastInbound = now, now
-	p.sas[nsa.ourSPI()] = nsa
-	nsa.children = old.children
-	old.children = nil
-	for _, c := range nsa.children {
-		c.sa = nsa
-	}
-	old.state = ikeRekeyed
-	// The old SA's timers stay: its rekey and DPD checks do nothing in the
-	// rekeyed state, and a retransmission in flight must still complete.
-	pending := old.tm.queued
-	old.tm.queued = nil
-	if p.ike == old || p.ike == nil {
-		p.ike = nsa
-	}
-	p.scheduleIKETimers(nsa)
-	p.scheduleDPD(nsa)
-	p.log.Info("IKE phase 1 Established (rekeyed)", "reason", reason, "old_ike_sa", old.spiString(), "ike_sa", nsa.spiString(),
-		"alg", algString(nsa.alg), "children", len(nsa.children))
-	p.emit(Event{Kind: EventIKERekeyed, Reason: fmt.Sprintf("IKE SA rekeyed using %s", algString(nsa.alg)), Alg: nsa.alg})
-	for _, t := range pending {
-		switch t := t.(type) {
-		case *childRekey:
-			p.queueChildRekey(t.old, t.reason)
-		case *childCreate:
-			p.ensureChild(nsa)
-		case *childDelete:
-			if t.child != nil {
-				nsa.tm.queue(newChildDelete(nsa, t.child, t.reason))
-			}
-		}
-	}
 }

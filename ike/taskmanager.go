@@ -76,8 +76,20 @@ type taskManager struct {
 	lastRespMID  uint32
 	lastResp     []byte
 	haveLastResp bool
+	// resendTokens and resendAt rate-limit re-sent cached responses: a
+	// replayed request must not turn us into a reflector.
+	resendTokens float64
+	resendAt     time.Time
 	gen          uint64
 }
+
+// Re-sent cached responses: a burst of resendBurst, then one per
+// resendInterval per IKE SA. A peer retransmits at RetransmitTimeout*1.8^n
+// (4 s and more), far below this.
+const (
+	resendBurst    = 3
+	resendInterval = time.Second
+)
 
 // exchange is our request in flight.
 type exchange struct {
@@ -272,6 +284,34 @@ func (tm *taskManager) retransmit(mid uint32, gen uint64, limit int) {
 	tm.transmit()
 }
 
+// isNew reports whether an authenticated message is one the exchange
+// window accepts (RFC 7296, Section 2.3): the peer's next request, or the
+// response to our request in flight. Anything else (a retransmission or a
+// replay) must not move endpoints or count as a sign of life.
+func (tm *taskManager) isNew(m *message.Message) bool {
+	if m.Header.IsResponse() {
+		ex := tm.active
+		return ex != nil && m.Header.MessageID == ex.mid && m.Header.Exchange == ex.typ
+	}
+	return m.Header.MessageID == tm.peerMID && !(tm.haveLastResp && m.Header.MessageID == tm.lastRespMID)
+}
+
+// allowResend takes a token for re-sending a cached response.
+func (tm *taskManager) allowResend() bool {
+	now := tm.sa.p.m.clock.Now()
+	if tm.resendAt.IsZero() {
+		tm.resendTokens = resendBurst
+	} else {
+		tm.resendTokens = min(resendBurst, tm.resendTokens+float64(now.Sub(tm.resendAt))/float64(resendInterval))
+	}
+	tm.resendAt = now
+	if tm.resendTokens < 1 {
+		return false
+	}
+	tm.resendTokens--
+	return true
+}
+
 // handle processes one message that already authenticated (or, for
 // IKE_SA_INIT, parsed).
 func (tm *taskManager) handle(local, remote netip.AddrPort, m *message.Message) {
@@ -333,7 +373,13 @@ func (tm *taskManager) handleRequest(local, remote netip.AddrPort, m *message.Me
 	mid := m.Header.MessageID
 	tm.sa.rxLocal, tm.sa.rxRemote = local, remote
 	if tm.haveLastResp && mid == tm.lastRespMID {
-		// A retransmitted request: the peer lost our response (2.2).
+		// A retransmitted request: the peer lost our response (2.2). It
+		// may as well be a replay, so it changes nothing and its answer
+		// is rate-limited.
+		if !tm.allowResend() {
+			sa.p.m.resendLimited.Add(1)
+			return
+		}
 		sa.p.send(local, remote, tm.lastResp)
 		return
 	}

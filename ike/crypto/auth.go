@@ -2,7 +2,9 @@ package crypto
 
 import (
 	"crypto/sha1"
+	"crypto/subtle"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 
 	"github.com/cgwproject/cgw/ipsec"
@@ -21,16 +23,27 @@ const keyPad = "Key Pad for IKEv2"
 // For the initiator's AUTH, realMessage is its IKE_SA_INIT request, nonce
 // the responder's Nr, skp SK_pi and idBody the IDi payload body; for the
 // responder's AUTH, its IKE_SA_INIT response, Ni, SK_pr and the IDr body.
-// To verify a received AUTH, compute the expected value and compare with
-// hmac.Equal. Returns nil if prf is not supported.
-func PSKAuth(prf ipsec.PRFID, psk, realMessage, nonce, skp, idBody []byte) []byte {
+// To verify a received AUTH, use VerifyPSKAuth. An unsupported prf is an
+// error: authentication fails closed, never with an empty value that an
+// empty AUTH payload would match.
+func PSKAuth(prf ipsec.PRFID, psk, realMessage, nonce, skp, idBody []byte) ([]byte, error) {
 	p, err := NewPRF(prf)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("ike/crypto: PSK authentication: %w", err)
 	}
 	macedID := p.Sum(skp, idBody)
 	signed := concat(realMessage, nonce, macedID)
-	return p.Sum(p.Sum(psk, []byte(keyPad)), signed)
+	return p.Sum(p.Sum(psk, []byte(keyPad)), signed), nil
+}
+
+// VerifyPSKAuth reports whether got is the AUTH data PSKAuth computes, in
+// constant time. It is false whenever PSKAuth fails or got is empty.
+func VerifyPSKAuth(prf ipsec.PRFID, psk, realMessage, nonce, skp, idBody, got []byte) bool {
+	want, err := PSKAuth(prf, psk, realMessage, nonce, skp, idBody)
+	if err != nil || len(want) == 0 {
+		return false
+	}
+	return subtle.ConstantTimeCompare(want, got) == 1
 }
 
 // NATDetectionHash returns the data of a NAT_DETECTION_SOURCE_IP or

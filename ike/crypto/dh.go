@@ -23,6 +23,51 @@ type DH interface {
 	Public() []byte
 	// Shared validates peerPublic and returns the shared secret g^ir.
 	Shared(peerPublic []byte) ([]byte, error)
+	// Destroy overwrites the private value where Go lets us (the MODP
+	// exponent; crypto/ecdh keys are opaque, so for ECP and Curve25519 the
+	// reference is dropped). The DH must not be used afterwards.
+	Destroy()
+}
+
+// CheckPublic validates a peer's Key Exchange Data for group g without a
+// private key and without any exponentiation or scalar multiplication, so
+// a responder can refuse an unusable value before paying for
+// Diffie-Hellman: the length (RFC 7296 Section 3.4), 1 < y < p-1 for MODP
+// (RFC 6989 Section 2.1), a point on the curve for ECP (RFC 6989 Section
+// 2.3). Curve25519 values are only checked for length here; Shared rejects
+// the all-zero shared secret of a low-order value (RFC 8031 Section 2.3).
+// An unsupported group is an error.
+func CheckPublic(g ipsec.DHGroup, peer []byte) error {
+	grp := lookupDH(g)
+	if grp == nil {
+		return errUnsupportedDH(g)
+	}
+	switch grp.kind {
+	case dhMODP:
+		mp := grp.params()
+		if len(peer) != mp.byteLen {
+			return fmt.Errorf("ike/crypto: %s: peer public value is %d octets, want %d", grp.name, len(peer), mp.byteLen)
+		}
+		y := new(big.Int).SetBytes(peer)
+		if y.Cmp(big.NewInt(1)) <= 0 || y.Cmp(mp.pMinus1) >= 0 {
+			return fmt.Errorf("ike/crypto: %s: peer public value is not in the range 1 < y < p-1 (RFC 6989 Section 2.1)", grp.name)
+		}
+	case dhECP:
+		if len(peer) != 2*grp.coordLen {
+			return fmt.Errorf("ike/crypto: %s: peer public value is %d octets, want %d (x || y)", grp.name, len(peer), 2*grp.coordLen)
+		}
+		enc := make([]byte, 1+len(peer))
+		enc[0] = 4
+		copy(enc[1:], peer)
+		if _, err := grp.curve().NewPublicKey(enc); err != nil {
+			return fmt.Errorf("ike/crypto: %s: peer public value is not a point on the curve", grp.name)
+		}
+	case dhX25519:
+		if len(peer) != 32 {
+			return fmt.Errorf("ike/crypto: %s: peer public value is %d octets, want 32", grp.name, len(peer))
+		}
+	}
+	return nil
 }
 
 // dhKind tells how a group's values are encoded and computed.
@@ -201,7 +246,15 @@ func newMODP(grp *dhGroup, r io.Reader) (DH, error) {
 }
 
 func (d *modpDH) Group() ipsec.DHGroup { return d.grp.id }
-func (d *modpDH) Public() []byte       { return d.pub }
+
+func (d *modpDH) Destroy() {
+	if d.x != nil {
+		w := d.x.Bits()
+		clear(w)
+		d.x = nil
+	}
+}
+func (d *modpDH) Public() []byte { return d.pub }
 
 // Shared checks the peer value per RFC 7296 Section 3.4 (length equal to
 // the prime's), RFC 6989 Section 2.1 (1 < y < p-1) and, for the RFC 5114
@@ -261,6 +314,7 @@ func newECP(grp *dhGroup, r io.Reader) (DH, error) {
 }
 
 func (d *ecpDH) Group() ipsec.DHGroup { return d.grp.id }
+func (d *ecpDH) Destroy()             { d.priv = nil }
 func (d *ecpDH) Public() []byte       { return d.pub }
 
 // Shared checks that the peer's x || y is a point on the curve (crypto/ecdh
@@ -306,6 +360,7 @@ func newX25519(grp *dhGroup, r io.Reader) (DH, error) {
 }
 
 func (d *x25519DH) Group() ipsec.DHGroup { return d.grp.id }
+func (d *x25519DH) Destroy()             { d.priv = nil }
 func (d *x25519DH) Public() []byte       { return d.pub }
 
 // Shared returns X25519(k, peer) and rejects the all-zero output of a

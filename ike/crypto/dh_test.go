@@ -232,3 +232,43 @@ func TestNewDHUsesRand(t *testing.T) {
 		t.Error("NewDH accepted the unsupported group 1")
 	}
 }
+
+// TestCheckPublic: a valid public value of every group passes; wrong
+// lengths, MODP values outside 1 < y < p-1 and ECP points off the curve are
+// refused without a private key.
+func TestCheckPublic(t *testing.T) {
+	for _, g := range dhGroups {
+		t.Run(g.name, func(t *testing.T) {
+			d, err := NewDH(g.id, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := CheckPublic(g.id, d.Public()); err != nil {
+				t.Fatalf("refused a valid public value: %v", err)
+			}
+			bad := [][]byte{nil, d.Public()[1:], append(bytes.Clone(d.Public()), 0)}
+			switch g.kind {
+			case dhMODP:
+				mp := g.params()
+				for _, v := range []*big.Int{big.NewInt(0), big.NewInt(1), mp.pMinus1, mp.p} {
+					bad = append(bad, v.FillBytes(make([]byte, mp.byteLen)))
+				}
+			case dhECP:
+				off := bytes.Clone(d.Public())
+				off[len(off)-1] ^= 1 // y changed: off the curve
+				bad = append(bad, off, make([]byte, len(off)))
+			}
+			for i, b := range bad {
+				if err := CheckPublic(g.id, b); err == nil {
+					t.Errorf("bad value %d (%d octets) accepted", i, len(b))
+				} else if !strings.Contains(err.Error(), g.name) {
+					t.Errorf("error %q does not name the group", err)
+				}
+			}
+			d.Destroy()
+		})
+	}
+	if err := CheckPublic(ipsec.DHGroup(9999), []byte{1}); err == nil {
+		t.Error("unsupported group accepted")
+	}
+}

@@ -302,26 +302,48 @@ func TestPSKAuth(t *testing.T) {
 		return m.Sum(nil)
 	}
 	want := h(h(psk, []byte("Key Pad for IKEv2")), msg, nonce, h(skp, id))
-	got := PSKAuth(ipsec.PRFHMACSHA2_256, psk, msg, nonce, skp, id)
+	got := mustPSKAuth(t, ipsec.PRFHMACSHA2_256, psk, msg, nonce, skp, id)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("PSKAuth = %x, want %x", got, want)
 	}
 	// Each input matters.
 	for i, alt := range [][]byte{
-		PSKAuth(ipsec.PRFHMACSHA2_256, []byte("other"), msg, nonce, skp, id),
-		PSKAuth(ipsec.PRFHMACSHA2_256, psk, msg[1:], nonce, skp, id),
-		PSKAuth(ipsec.PRFHMACSHA2_256, psk, msg, nonce[1:], skp, id),
-		PSKAuth(ipsec.PRFHMACSHA2_256, psk, msg, nonce, skp[1:], id),
-		PSKAuth(ipsec.PRFHMACSHA2_256, psk, msg, nonce, skp, id[1:]),
-		PSKAuth(ipsec.PRFHMACSHA2_384, psk, msg, nonce, skp, id)[:32],
+		mustPSKAuth(t, ipsec.PRFHMACSHA2_256, []byte("other"), msg, nonce, skp, id),
+		mustPSKAuth(t, ipsec.PRFHMACSHA2_256, psk, msg[1:], nonce, skp, id),
+		mustPSKAuth(t, ipsec.PRFHMACSHA2_256, psk, msg, nonce[1:], skp, id),
+		mustPSKAuth(t, ipsec.PRFHMACSHA2_256, psk, msg, nonce, skp[1:], id),
+		mustPSKAuth(t, ipsec.PRFHMACSHA2_256, psk, msg, nonce, skp, id[1:]),
+		mustPSKAuth(t, ipsec.PRFHMACSHA2_384, psk, msg, nonce, skp, id)[:32],
 	} {
 		if bytes.Equal(alt, want) {
 			t.Errorf("variant %d gave the same AUTH", i)
 		}
 	}
-	if PSKAuth(99, psk, msg, nonce, skp, id) != nil {
-		t.Error("unsupported PRF produced an AUTH")
+	// Fail closed on an unknown PRF: an error, and nothing verifies, not
+	// even an empty AUTH payload.
+	if a, err := PSKAuth(99, psk, msg, nonce, skp, id); err == nil || a != nil {
+		t.Errorf("unsupported PRF: AUTH %x, error %v; want an error", a, err)
 	}
+	for _, got := range [][]byte{nil, {}, want} {
+		if VerifyPSKAuth(99, psk, msg, nonce, skp, id, got) {
+			t.Errorf("unsupported PRF verified AUTH %x", got)
+		}
+	}
+	if !VerifyPSKAuth(ipsec.PRFHMACSHA2_256, psk, msg, nonce, skp, id, want) {
+		t.Error("the right AUTH does not verify")
+	}
+	if VerifyPSKAuth(ipsec.PRFHMACSHA2_256, psk, msg, nonce, skp, id, want[:31]) {
+		t.Error("a truncated AUTH verifies")
+	}
+}
+
+func mustPSKAuth(t *testing.T, prf ipsec.PRFID, psk, msg, nonce, skp, id []byte) []byte {
+	t.Helper()
+	a, err := PSKAuth(prf, psk, msg, nonce, skp, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func TestNATDetectionHash(t *testing.T) {

@@ -19,6 +19,14 @@ func (k IKEKeys) String() string {
 }
 func (k IKEKeys) GoString() string { return k.String() }
 
+// Zero overwrites every key (best effort: the SK ciphers made from them
+// keep their own expanded copies until collected).
+func (k *IKEKeys) Zero() {
+	for _, b := range [][]byte{k.SKd, k.SKai, k.SKar, k.SKei, k.SKer, k.SKpi, k.SKpr} {
+		clear(b)
+	}
+}
+
 // ChildKeys are the KEYMAT of one CHILD SA (RFC 7296, Section 2.17). EncI
 // and IntegI protect initiator-to-responder traffic, EncR and IntegR the
 // other direction; "initiator" is the initiator of the exchange that

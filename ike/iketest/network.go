@@ -117,12 +117,19 @@ func (n *Network) Deliver() int {
 // them as sent (before NAT).
 func (n *Network) Step() []Packet {
 	n.Flush()
+	// Take every node's packets before routing any: a receiver may
+	// answer at once (its goroutine runs while we route), and that answer
+	// belongs to the next hop.
 	var all []Packet
-	for _, from := range n.nodes {
-		for _, p := range from.Sender.Take() {
+	var from []*Node
+	for _, nd := range n.nodes {
+		for _, p := range nd.Sender.Take() {
 			all = append(all, p)
-			n.route(from, p)
+			from = append(from, nd)
 		}
+	}
+	for i, p := range all {
+		n.route(from[i], p)
 	}
 	n.Flush()
 	return all
