@@ -4,7 +4,11 @@
 # standard plugins with openssl and gcm, which --no-install-recommends skips), BIRD 2,
 # iperf3, tshark, nftables, iproute2, ping, tcpdump, wireguard-tools (wg) and
 # conntrack (sim.RebindNAT flushes the NAT's mappings), plus curl, file and procps
-# (metrics scrape, docker-check, sysctl), which a minimal image may lack.
+# (metrics scrape, docker-check, sysctl), which a minimal image may lack; for
+# the packaging tests: lintian (the .deb), podman and buildah (`make image`,
+# the container e2e), libcap2-bin and util-linux (capsh, setpriv: cgwd without
+# root), and systemd-analyze (the unit's security score; the systemd package
+# only when it is missing: the command works offline, without a running systemd).
 #
 # It is idempotent: it asks dpkg what is missing, runs `apt-get update` at most
 # once and only when something is missing, installs non-interactively and
@@ -13,7 +17,8 @@
 # the packages enable is stopped and disabled again.
 set -eu
 
-PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps"
+PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps lintian podman buildah libcap2-bin util-linux"
+command -v systemd-analyze >/dev/null 2>&1 || PKGS="$PKGS systemd"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "deps.sh: must run as root (apt-get install)" >&2
