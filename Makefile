@@ -21,6 +21,8 @@ BIN     := $(CURDIR)/bin
 DIST    := $(CURDIR)/dist
 DOC     := $(CURDIR)/build/doc
 export CGW_BIN := $(BIN)
+# The image the container e2e test runs (built by `make image`).
+export CGW_IMAGE := cgw:$(VERSION)
 
 # Install layout (GNU conventions). The unit's ExecStart follows BINDIR.
 PREFIX      ?= /usr/local
@@ -51,7 +53,7 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
-e2e: build
+e2e: build image
 	$(GO) test -count=1 -tags e2e -timeout 45m -v ./test/e2e/
 
 test: deps build unit e2e docker-check pkg-check
@@ -111,10 +113,7 @@ deb: build
 # The runtime image from the static binaries of `make build` (no registry
 # pull: Containerfile.runtime starts FROM scratch).
 image: build
-	rm -rf build/image && mkdir -p build/image
-	cp $(BIN)/cgwd $(BIN)/cgwctl deploy/container/passwd deploy/container/group build/image/
-	$(PODMAN) build --pull=never -f deploy/container/Containerfile.runtime \
-		--build-arg VERSION=$(VERSION) -t cgw:$(VERSION) -t cgw:latest build/image
+	bash deploy/container/build-image.sh $(BIN) $(VERSION) cgw:$(VERSION) cgw:latest
 
 clean:
 	rm -rf $(BIN) $(DIST) build
