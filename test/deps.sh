@@ -6,7 +6,7 @@
 # conntrack (sim.RebindNAT flushes the NAT's mappings), plus curl, file and procps
 # (metrics scrape, docker-check, sysctl), which a minimal image may lack; for
 # the packaging tests: lintian (the .deb), podman and buildah (`make image`,
-# the container e2e), libcap2-bin and util-linux (capsh, setpriv: cgwd without
+# the container e2e; runc for hosts with hybrid cgroups, where crun refuses), libcap2-bin and util-linux (capsh, setpriv: cgwd without
 # root), and systemd-analyze (the unit's security score; the systemd package
 # only when it is missing: the command works offline, without a running systemd).
 #
@@ -17,7 +17,7 @@
 # the packages enable is stopped and disabled again.
 set -eu
 
-PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps lintian podman buildah libcap2-bin util-linux"
+PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps lintian podman buildah runc libcap2-bin util-linux"
 command -v systemd-analyze >/dev/null 2>&1 || PKGS="$PKGS systemd"
 
 if [ "$(id -u)" != 0 ]; then

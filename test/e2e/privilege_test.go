@@ -226,17 +226,69 @@ func imageRef(t *testing.T) string {
 	return ref
 }
 
-// TestContainerImage runs cgwd from the runtime image with the README's
+// readmeRun is the part of README's `podman run` example the container
+// test runs verbatim; the test fails if README stops showing it.
+const readmeRun = "--network host --cap-add NET_ADMIN,NET_BIND_SERVICE --device /dev/net/tun"
+
+// engineQuirks returns podman flags this host needs beyond README's
+// invocation, found by running `cgwd --version` from the image: none on a
+// usual host. In a sandbox without CAP_SYS_RESOURCE podman's default
+// rlimits cannot be set (limits within the current ones are passed), and
+// with hybrid cgroups (v1 controllers + v2) crun refuses to run where runc
+// does. want is the version the image must print.
+func engineQuirks(t *testing.T, ref, want string) []string {
+	t.Helper()
+	var nofile syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile)
+	limits := []string{"--ulimit", fmt.Sprintf("nofile=%d:%d", nofile.Cur, nofile.Cur), "--ulimit", "nproc=4096:4096"}
+	var tried []string
+	for _, extra := range [][]string{nil, limits, append([]string{"--runtime", "runc"}, limits...)} {
+		args := append(append([]string{"run", "--rm", "--network", "host"}, extra...), ref, "--version")
+		out, err := exec.Command("podman", args...).CombinedOutput()
+		if err == nil {
+			if !strings.HasPrefix(string(out), "cgwd "+want+" ") {
+				t.Fatalf("the image's cgwd --version prints %q, want cgwd %s", out, want)
+			}
+			return extra
+		}
+		tried = append(tried, fmt.Sprintf("podman %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out))))
+	}
+	t.Fatalf("podman cannot run the image here:\n%s", strings.Join(tried, "\n"))
+	return nil
+}
+
+// TestContainerImage runs cgwd from the runtime image with README's
 // invocation (podman, host network, NET_ADMIN + NET_BIND_SERVICE,
-// /dev/net/tun, the configuration directory mounted read-only) inside the
-// customer namespace: both tunnels and BGP up, a LAN->VPC ping, and the
-// daemon's identity (user cgw, exactly those capabilities) checked.
+// /dev/net/tun, the configuration directory mounted read-only) on the
+// simulated customer host: podman starts inside the customer's network
+// namespace (nsenter --net: `ip netns exec` would remount /sys, hiding the
+// cgroup filesystem the OCI runtime needs), so --network host is that
+// namespace. Both tunnels and BGP come up, a LAN->VPC ping passes, and the
+// daemon runs as the image's user cgw with exactly those capabilities.
 func TestContainerImage(t *testing.T) {
 	s := NewSim(t, sim.Options{})
 	if _, err := exec.LookPath("podman"); err != nil {
 		t.Fatal("podman is missing: run make deps")
 	}
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), readmeRun) {
+		t.Errorf("README's podman run example no longer shows %q, which this test runs", readmeRun)
+	}
 	ref := imageRef(t)
+	bin := Binaries(t)
+	v, err := exec.Command(filepath.Join(bin, "cgwd"), "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	quirks := engineQuirks(t, ref, strings.Fields(string(v))[1])
+
 	base, err := s.CgwdConfig(sim.CgwdOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -245,20 +297,32 @@ func TestContainerImage(t *testing.T) {
 	// /run/cgw/cgw.sock lives inside the container.
 	const imageUID = 65532
 	dir := ownedDir(t, imageUID, withSocket(t, base, "/run/cgw/cgw.sock"))
-	name := "cgw-e2e-" + filepath.Base(s.Dir())
-	name = regexp.MustCompile(`[^a-zA-Z0-9_.-]`).ReplaceAllString(name, "-")
-	// As in README: podman run ... --network host --cap-add ... --device ...
-	// -v /etc/cgw:/etc/cgw:ro IMAGE (here in the customer's namespace, and
-	// in the foreground so the simulation stops it).
-	p, err := s.StartProcess(sim.Cust, "podman-cgwd", "podman", "run", "--rm", "--name", name,
-		"--network", "host", "--cap-add", "NET_ADMIN,NET_BIND_SERVICE", "--device", tunNode(t, dir, imageUID)+":/dev/net/tun",
-		"-v", dir+":/etc/cgw:ro", ref)
+	name := regexp.MustCompile(`[^a-zA-Z0-9_.-]`).ReplaceAllString("cgw-e2e-"+filepath.Base(s.Dir()), "-")
+	args := []string{"--net=/run/netns/" + s.NS(sim.Cust), "podman", "run", "--rm", "--name", name}
+	args = append(args, strings.Fields(readmeRun)...)
+	args = args[:len(args)-1] // README's /dev/net/tun: this host's may be root-only (see tunNode)
+	args = append(args, tunNode(t, dir, imageUID)+":/dev/net/tun", "-v", dir+":/etc/cgw:ro")
+	args = append(append(args, quirks...), ref)
+	logf, err := os.Create(filepath.Join(s.Dir(), "logs", "podman-cgwd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	fmt.Fprintf(logf, "=== nsenter %s\n", strings.Join(args, " "))
+	cmd := exec.Command("nsenter", args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); logf.Close() }()
 	t.Cleanup(func() {
-		exec.Command("podman", "rm", "-f", "-t", "5", name).Run()
-		p.Stop()
+		exec.Command("podman", "stop", "-t", "10", name).Run()
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
+		exec.Command("podman", "rm", "-f", name).Run()
 	})
 	ctl := func(args ...string) ([]byte, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -267,8 +331,11 @@ func TestContainerImage(t *testing.T) {
 	}
 	start := time.Now()
 	Eventually(t, 120*time.Second, func() error {
-		if ok, err := p.Exited(); ok {
-			return fmt.Errorf("podman run exited: %v\n%s", err, p.Tail(3000))
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(filepath.Join(s.Dir(), "logs", "podman-cgwd.log"))
+			t.Fatalf("podman run exited: %v\n%s", err, b)
+		default:
 		}
 		out, err := ctl("status", "--json")
 		if err != nil {
