@@ -6,9 +6,10 @@
 # conntrack (sim.RebindNAT flushes the NAT's mappings), plus curl, file and procps
 # (metrics scrape, docker-check, sysctl), which a minimal image may lack; for
 # the packaging tests: lintian (the .deb), podman and buildah (`make image`,
-# the container e2e; runc for hosts with hybrid cgroups, where crun refuses), libcap2-bin and util-linux (capsh, setpriv: cgwd without
-# root), and systemd-analyze (the unit's security score; the systemd package
-# only when it is missing: the command works offline, without a running systemd).
+# the container e2e), runc (hosts with hybrid cgroups, where crun refuses),
+# libcap2-bin and util-linux (capsh, setpriv: cgwd without root), and
+# systemd-analyze (the unit's security score; the systemd package only when
+# it is missing: the command works offline, without a running systemd).
 #
 # It is idempotent: it asks dpkg what is missing, runs `apt-get update` at most
 # once and only when something is missing, installs non-interactively and
@@ -63,7 +64,7 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 echo "deps.sh: installing:$missing"
 apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends \
+apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 \
 	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
 	$missing >/dev/null
 

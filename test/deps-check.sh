@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Tests test/deps.sh in the states a fresh machine can be in (issue 12):
+#   1. a Debian image that ships /usr/sbin/policy-rc.d (every Docker-derived
+#      one) with a package missing: exit 0, the package installed, the
+#      image's policy-rc.d untouched;
+#   2. no policy-rc.d, a package missing: exit 0, installed, no policy-rc.d
+#      left behind (deps.sh's own one, which keeps services from starting,
+#      is removed again);
+#   3. nothing missing: exit 0 without calling apt;
+#   4. the check is not vacuous: deps.sh with the EXIT trap of the bug
+#      (`[ "$own_policy" = 1 ] && rm ...`) must fail case 1.
+# The missing package is conntrack (small; removed and reinstalled). The
+# policy-rc.d state and conntrack are restored on exit, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "deps-check: must run as root (apt-get)" >&2; exit 1; }
+
+policy=/usr/sbin/policy-rc.d
+probe=conntrack
+work=$(mktemp -d)
+had_policy=0
+if [ -e "$policy" ]; then
+	had_policy=1
+	cp -p "$policy" "$work/policy-rc.d.orig"
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt_opts=(-y -qq -o DPkg::Lock::Timeout=300)
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+restore() {
+	if [ "$had_policy" = 1 ]; then
+		cp -p "$work/policy-rc.d.orig" "$policy"
+	else
+		rm -f "$policy"
+	fi
+	installed "$probe" || apt-get install "${apt_opts[@]}" --no-install-recommends "$probe" >/dev/null
+	rm -rf "$work"
+}
+trap restore EXIT
+fail() { echo "deps-check: FAIL: $*" >&2; exit 1; }
+
+remove_probe() {
+	apt-get remove "${apt_opts[@]}" "$probe" >/dev/null 2>&1
+	! installed "$probe" || fail "could not remove $probe to set up the test"
+}
+
+# run_deps SCRIPT LOG: runs a deps.sh, returns its exit status.
+run_deps() {
+	local rc=0
+	bash "$1" >"$2" 2>&1 || rc=$?
+	return $rc
+}
+
+marker="#!/bin/sh
+# deps-check: an image's own policy-rc.d
+exit 101"
+
+t0=$(date +%s)
+# 1. policy-rc.d present (foreign), a package missing.
+printf '%s\n' "$marker" >"$policy"
+chmod 755 "$policy"
+remove_probe
+rc=0; run_deps test/deps.sh "$work/1.log" || rc=$?
+[ "$rc" = 0 ] || { cat "$work/1.log" >&2; fail "case 1 (policy-rc.d present, $probe missing): deps.sh exit $rc, want 0"; }
+grep -q "installed:.* $probe\b" "$work/1.log" || { cat "$work/1.log" >&2; fail "case 1: deps.sh did not report installing $probe"; }
+installed "$probe" || fail "case 1: $probe is still missing after deps.sh"
+[ "$(cat "$policy" 2>/dev/null)" = "$marker" ] || fail "case 1: deps.sh changed or removed the image's $policy"
+echo "deps-check: 1. policy-rc.d present, $probe missing: exit 0, installed, policy-rc.d kept ($(($(date +%s) - t0)) s)"
+
+# 2. no policy-rc.d, a package missing.
+t0=$(date +%s)
+rm -f "$policy"
+remove_probe
+rc=0; run_deps test/deps.sh "$work/2.log" || rc=$?
+[ "$rc" = 0 ] || { cat "$work/2.log" >&2; fail "case 2 (no policy-rc.d, $probe missing): deps.sh exit $rc, want 0"; }
+installed "$probe" || fail "case 2: $probe is still missing after deps.sh"
+[ ! -e "$policy" ] || fail "case 2: deps.sh left its $policy behind"
+echo "deps-check: 2. no policy-rc.d, $probe missing: exit 0, installed, none left behind ($(($(date +%s) - t0)) s)"
+
+# 3. nothing missing (with and without policy-rc.d).
+for state in absent present; do
+	[ "$state" = present ] && { printf '%s\n' "$marker" >"$policy"; chmod 755 "$policy"; }
+	rc=0; run_deps test/deps.sh "$work/3.log" || rc=$?
+	[ "$rc" = 0 ] || { cat "$work/3.log" >&2; fail "case 3 (nothing missing, policy-rc.d $state): exit $rc"; }
+	grep -q "all test dependencies present" "$work/3.log" || { cat "$work/3.log" >&2; fail "case 3: deps.sh did not see that nothing is missing"; }
+done
+echo "deps-check: 3. nothing missing: exit 0, apt not called"
+
+# 4. the bug's EXIT trap must fail case 1, or this check proves nothing.
+t0=$(date +%s)
+awk '/^cleanup\(\) \{/ { skip = 1 } !skip { print } skip && /^trap cleanup EXIT/ { print "trap '"'"'[ \"$own_policy\" = 1 ] && rm -f \"$policy\"'"'"' EXIT"; skip = 0 }' \
+	test/deps.sh >"$work/deps-buggy.sh"
+grep -q "^trap '\[ \"\$own_policy\" = 1 \] && rm -f \"\$policy\"' EXIT$" "$work/deps-buggy.sh" ||
+	fail "could not rebuild the buggy EXIT trap from test/deps.sh (its cleanup changed shape; update this check)"
+printf '%s\n' "$marker" >"$policy"
+chmod 755 "$policy"
+remove_probe
+rc=0; run_deps "$work/deps-buggy.sh" "$work/4.log" || rc=$?
+[ "$rc" != 0 ] || fail "case 4: deps.sh with the buggy trap exited 0 with policy-rc.d present: case 1 cannot detect the bug"
+installed "$probe" || fail "case 4: the buggy deps.sh did not install $probe (it should only fail at exit)"
+echo "deps-check: 4. the pre-fix trap fails case 1 (exit $rc), so case 1 is a real check ($(($(date +%s) - t0)) s)"
+echo "deps-check: OK"
