@@ -20,7 +20,9 @@ ARG VERSION=devel
 RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X github.com/cgwproject/cgw/internal/version.v=${VERSION}" \
       -o /out/ ./cmd/cgwd ./cmd/cgwctl \
- && mkdir -p /out/run/cgw
+ && mkdir -p /out/run/cgw \
+ && { command -v setcap >/dev/null || { apt-get update && apt-get install -y --no-install-recommends libcap2-bin; }; } \
+ && setcap cap_net_admin,cap_net_bind_service+ep /out/cgwd
 
 FROM scratch
 ARG VERSION=devel

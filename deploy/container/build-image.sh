@@ -14,6 +14,12 @@ done
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp "$bin/cgwd" "$bin/cgwctl" "$here/passwd" "$here/group" "$ctx/"
+# File capabilities, so that a non-root cgwd gets exactly these two where the
+# engine grants added capabilities only to root (Docker, containerd, i.e.
+# Kubernetes); podman also passes them as ambient capabilities. The
+# container must be given both (--cap-add / capabilities.add), and must not
+# set no-new-privileges (Kubernetes: allowPrivilegeEscalation: true).
+setcap cap_net_admin,cap_net_bind_service+ep "$ctx/cgwd"
 # /run/cgw owned by cgw, for the control socket.
 mkdir -p "$ctx/run/cgw"
 tags=()

@@ -243,7 +243,9 @@ func engineQuirks(t *testing.T, ref, want string) []string {
 	limits := []string{"--ulimit", fmt.Sprintf("nofile=%d:%d", nofile.Cur, nofile.Cur), "--ulimit", "nproc=4096:4096"}
 	var tried []string
 	for _, extra := range [][]string{nil, limits, append([]string{"--runtime", "runc"}, limits...)} {
-		args := append(append([]string{"run", "--rm", "--network", "host"}, extra...), ref, "--version")
+		// The capabilities are needed even for --version: the file
+		// capabilities make exec fail without them.
+		args := append(append([]string{"run", "--rm", "--network", "host", "--cap-add", "NET_ADMIN,NET_BIND_SERVICE"}, extra...), ref, "--version")
 		out, err := exec.Command("podman", args...).CombinedOutput()
 		if err == nil {
 			if !strings.HasPrefix(string(out), "cgwd "+want+" ") {
@@ -288,6 +290,17 @@ func TestContainerImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	quirks := engineQuirks(t, ref, strings.Fields(string(v))[1])
+	// The image's cgwd carries the file capabilities that engines without
+	// ambient capabilities for non-root users (Docker, containerd) need.
+	if mnt, err := exec.Command("podman", "image", "mount", ref).Output(); err != nil {
+		t.Errorf("podman image mount %s: %v", ref, err)
+	} else {
+		caps, err := exec.Command("getcap", filepath.Join(strings.TrimSpace(string(mnt)), "usr/local/bin/cgwd")).Output()
+		exec.Command("podman", "image", "unmount", ref).Run()
+		if err != nil || !strings.Contains(string(caps), "cap_net_bind_service,cap_net_admin=ep") {
+			t.Errorf("the image's cgwd has file capabilities %q (%v), want cap_net_bind_service,cap_net_admin=ep", caps, err)
+		}
+	}
 
 	base, err := s.CgwdConfig(sim.CgwdOptions{})
 	if err != nil {
