@@ -16,8 +16,8 @@ fi
 debver=${debver//-/.}
 arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
-make --no-print-directory install GOLDFLAGS="-s -w" DESTDIR="$stage" PREFIX=/usr UNITDIR=/lib/systemd/system \
+trap 'rm -rf "$stage" "$stage.bin"' EXIT
+make --no-print-directory install GOLDFLAGS="-s -w" BIN="$stage.bin" DESTDIR="$stage" PREFIX=/usr UNITDIR=/lib/systemd/system \
 	ZSHCOMPDIR=/usr/share/zsh/vendor-completions SYSUSERSDIR=/usr/lib/sysusers.d >/dev/null
 gzip -9n "$stage"/usr/share/man/man*/*
 doc=$stage/usr/share/doc/cgw
