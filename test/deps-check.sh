@@ -7,8 +7,8 @@
 #      left behind (deps.sh's own one, which keeps services from starting,
 #      is removed again);
 #   3. nothing missing: exit 0 without calling apt;
-#   4. the check is not vacuous: deps.sh with the EXIT trap of the bug
-#      (`[ "$own_policy" = 1 ] && rm ...`) must fail case 1.
+#   4. the check is not vacuous: deps.sh with the pre-fix EXIT trap
+#      (`cleanup() { [ "$own_policy" = 1 ] && rm ...; }`) must fail case 1.
 # The missing package is conntrack (small; removed and reinstalled). The
 # policy-rc.d state and conntrack are restored on exit, whatever happens.
 set -euo pipefail
@@ -88,10 +88,13 @@ echo "deps-check: 3. nothing missing: exit 0, apt not called"
 
 # 4. the bug's EXIT trap must fail case 1, or this check proves nothing.
 t0=$(date +%s)
-awk '/^cleanup\(\) \{/ { skip = 1 } !skip { print } skip && /^trap cleanup EXIT/ { print "trap '"'"'[ \"$own_policy\" = 1 ] && rm -f \"$policy\"'"'"' EXIT"; skip = 0 }' \
-	test/deps.sh >"$work/deps-buggy.sh"
-grep -q "^trap '\[ \"\$own_policy\" = 1 \] && rm -f \"\$policy\"' EXIT$" "$work/deps-buggy.sh" ||
-	fail "could not rebuild the buggy EXIT trap from test/deps.sh (its cleanup changed shape; update this check)"
+# The pre-fix cleanup (commit "deps.sh: exit 0 when policy-rc.d already
+# existed"): a function whose last command is a false test returns 1, and an
+# EXIT trap's failing function becomes the script's exit status.
+awk '/^cleanup\(\) \{/ { skip = 1; print "cleanup() { [ \"$own_policy\" = 1 ] && rm -f \"$policy\"; }"; next }
+	skip && /^\}/ { skip = 0; next } !skip { print }' test/deps.sh >"$work/deps-buggy.sh"
+grep -qx 'cleanup() { \[ "$own_policy" = 1 \] && rm -f "$policy"; }' "$work/deps-buggy.sh" && grep -qx 'trap cleanup EXIT' "$work/deps-buggy.sh" ||
+	fail "could not rebuild the pre-fix cleanup from test/deps.sh (its cleanup changed shape; update this check)"
 printf '%s\n' "$marker" >"$policy"
 chmod 755 "$policy"
 remove_probe
