@@ -274,7 +274,15 @@ func flagsSection(fs []flagDoc) string {
 func (g *gen) cgwdPage() string {
 	var b strings.Builder
 	b.WriteString(g.header("cgwd", "8", "userspace IKEv2/IPsec customer gateway for AWS Site-to-Site VPN"))
-	b.WriteString(".SH SYNOPSIS\n\\fBcgwd\\fR [\\fB\\-\\-config\\fR \\fIFILE\\fR] [\\fB\\-\\-check\\fR] [\\fB\\-\\-version\\fR]\n")
+	b.WriteString(".SH SYNOPSIS\n\\fBcgwd\\fR")
+	for _, f := range g.cgwdFlags {
+		b.WriteString(" [\\fB" + roff(dashes(f.name)) + "\\fR")
+		if f.arg != "" {
+			b.WriteString(" \\fI" + roff(strings.ToUpper(f.arg)) + "\\fR")
+		}
+		b.WriteString("]")
+	}
+	b.WriteString("\n")
 	b.WriteString(`.SH DESCRIPTION
 \fBcgwd\fR reads its configuration (see \fBcgw.yaml\fR(5)), brings up the
 configured tunnels to AWS (IKEv2 with a pre-shared key, ESP in UDP 4500 on
