@@ -1,8 +1,9 @@
 # cgw build, test, demo and benchmark entry points.
 #
 #   make build   build cgwd and cgwctl into ./bin
-#   make test    install test dependencies, run unit tests and the netns
-#                end-to-end tests against the simulated AWS side (root)
+#   make test    install test dependencies, run unit tests, the netns
+#                end-to-end tests against the simulated AWS side and the
+#                packaging checks (install, .deb, image, unit, k8s) (root)
 #   make demo    bring up the simulated AWS side and cgwd, show traffic
 #   make bench   throughput/CPU comparison against strongSwan, wireguard-go
 #   make soak    long rekey soak (issue: SA lifecycle), not part of `test`
@@ -37,6 +38,7 @@ DESTDIR     ?=
 
 # Container engine for `make image` (podman, or buildah's `buildah bud`).
 PODMAN ?= podman
+export PODMAN
 
 .PHONY: all build deps test unit e2e demo bench soak docker-check clean \
 	doc install release deb image pkg-check
