@@ -9,8 +9,8 @@
 #   3. nothing missing: exit 0 without calling apt;
 #   4. the check is not vacuous: deps.sh with the pre-fix EXIT trap
 #      (`cleanup() { [ "$own_policy" = 1 ] && rm ...; }`) must fail case 1.
-# The missing package is conntrack (small; removed and reinstalled). The
-# policy-rc.d state and conntrack are restored on exit, whatever happens.
+# The missing package is conntrack (small; removed and reinstalled twice).
+# The policy-rc.d state and conntrack are restored on exit, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "deps-check: must run as root (apt-get)" >&2; exit 1; }
@@ -86,7 +86,11 @@ for state in absent present; do
 done
 echo "deps-check: 3. nothing missing: exit 0, apt not called"
 
-# 4. the bug's EXIT trap must fail case 1, or this check proves nothing.
+# 4. the pre-fix cleanup must fail case 1, or this check proves nothing.
+# The bug is in the EXIT trap, not in apt, so this case runs with stand-ins
+# for apt-get (does nothing) and dpkg-query (reports the probe missing): no
+# second real install. The fixed deps.sh runs under the same stand-ins as
+# the control.
 t0=$(date +%s)
 # The pre-fix cleanup (commit "deps.sh: exit 0 when policy-rc.d already
 # existed"): a function whose last command is a false test returns 1, and an
@@ -95,11 +99,18 @@ awk '/^cleanup\(\) \{/ { skip = 1; print "cleanup() { [ \"$own_policy\" = 1 ] &&
 	skip && /^\}/ { skip = 0; next } !skip { print }' test/deps.sh >"$work/deps-buggy.sh"
 grep -qx 'cleanup() { \[ "$own_policy" = 1 \] && rm -f "$policy"; }' "$work/deps-buggy.sh" && grep -qx 'trap cleanup EXIT' "$work/deps-buggy.sh" ||
 	fail "could not rebuild the pre-fix cleanup from test/deps.sh (its cleanup changed shape; update this check)"
+stubs=$work/stubs
+mkdir -p "$stubs"
+printf '#!/bin/sh\necho "apt-get $*" >>"%s/apt.calls"\nexit 0\n' "$work" >"$stubs/apt-get"
+printf '#!/bin/sh\nfor a; do [ "$a" = %s ] && { echo "unknown ok not-installed"; exit 0; }; done\nexec /usr/bin/dpkg-query "$@"\n' "$probe" >"$stubs/dpkg-query"
+chmod 755 "$stubs"/*
 printf '%s\n' "$marker" >"$policy"
 chmod 755 "$policy"
-remove_probe
-rc=0; run_deps "$work/deps-buggy.sh" "$work/4.log" || rc=$?
-[ "$rc" != 0 ] || fail "case 4: deps.sh with the buggy trap exited 0 with policy-rc.d present: case 1 cannot detect the bug"
-installed "$probe" || fail "case 4: the buggy deps.sh did not install $probe (it should only fail at exit)"
-echo "deps-check: 4. the pre-fix trap fails case 1 (exit $rc), so case 1 is a real check ($(($(date +%s) - t0)) s)"
+rc=0; PATH=$stubs:$PATH run_deps test/deps.sh "$work/4a.log" || rc=$?
+[ "$rc" = 0 ] || { cat "$work/4a.log" >&2; fail "case 4: the fixed deps.sh exits $rc under the stand-ins"; }
+grep -q "install .*$probe" "$work/apt.calls" || fail "case 4: deps.sh did not reach apt-get install under the stand-ins"
+rc=0; PATH=$stubs:$PATH run_deps "$work/deps-buggy.sh" "$work/4b.log" || rc=$?
+[ "$rc" != 0 ] || fail "case 4: the pre-fix deps.sh exited 0 with policy-rc.d present: case 1 cannot detect the bug"
+[ "$(cat "$policy")" = "$marker" ] || fail "case 4: policy-rc.d changed"
+echo "deps-check: 4. with policy-rc.d present the pre-fix cleanup exits $rc, the fixed one 0: case 1 is a real check ($(($(date +%s) - t0)) s)"
 echo "deps-check: OK"
