@@ -4,7 +4,12 @@
 # standard plugins with openssl and gcm, which --no-install-recommends skips), BIRD 2,
 # iperf3, tshark, nftables, iproute2, ping, tcpdump, wireguard-tools (wg) and
 # conntrack (sim.RebindNAT flushes the NAT's mappings), plus curl, file and procps
-# (metrics scrape, docker-check, sysctl), which a minimal image may lack.
+# (metrics scrape, docker-check, sysctl), which a minimal image may lack; for
+# the packaging tests: lintian (the .deb), podman and buildah (`make image`,
+# the container e2e), runc (hosts with hybrid cgroups, where crun refuses),
+# libcap2-bin and util-linux (capsh, setpriv: cgwd without root), and
+# systemd-analyze (the unit's security score; the systemd package only when
+# it is missing: the command works offline, without a running systemd).
 #
 # It is idempotent: it asks dpkg what is missing, runs `apt-get update` at most
 # once and only when something is missing, installs non-interactively and
@@ -13,7 +18,8 @@
 # the packages enable is stopped and disabled again.
 set -eu
 
-PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps"
+PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps lintian podman buildah runc libcap2-bin util-linux"
+command -v systemd-analyze >/dev/null 2>&1 || PKGS="$PKGS systemd"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "deps.sh: must run as root (apt-get install)" >&2
@@ -58,7 +64,7 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 echo "deps.sh: installing:$missing"
 apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends \
+apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 \
 	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
 	$missing >/dev/null
 

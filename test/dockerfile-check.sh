@@ -5,7 +5,9 @@
 #   2. build: runs the build stage's own RUN commands, in order, in a copy of
 #      the tree laid out as the Dockerfile's COPY lines lay it out, with
 #      /out mapped to a temporary directory, then checks that every file the
-#      runtime stage copies out of /out exists and is a static binary.
+#      runtime stage copies out of /out exists and is a static binary;
+#   3. the runtime stage equals deploy/container/Containerfile.runtime (which
+#      `make image` builds and the e2e runs) except where the files come from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 df=Dockerfile
@@ -30,7 +32,7 @@ for l in "${lines[@]}"; do
   case $ins in
     FROM)
       img=$(awk '{print $1}' <<<"$rest")
-      [[ $img == *:* && $img != *:latest ]] || fail "base image $img is not pinned to a tag"
+      [[ $img == scratch || ($img == *:* && $img != *:latest) ]] || fail "base image $img is not pinned to a tag"
       stage=$(awk 'toupper($2)=="AS"{print $3}' <<<"$rest")
       [[ -n $stage ]] && stages+=("$stage")
       ;;
@@ -39,6 +41,7 @@ for l in "${lines[@]}"; do
         from=${rest#--from=}; from=${from%% *}
         printf '%s\n' "${stages[@]}" | grep -qx "$from" || fail "COPY --from=$from names no earlier stage"
         read -r -a parts <<<"${rest#* }"
+        [[ ${parts[0]} == --chown=* ]] && parts=("${parts[@]:1}")
         copies_out+=("${parts[@]:0:${#parts[@]}-1}")
       elif [[ $stage == build ]]; then
         build_cmds+=("COPY $rest")
@@ -85,7 +88,22 @@ done
 for f in "${copies_out[@]}"; do
   [[ $f == /out/* ]] || continue
   bin=$out/${f#/out/}
-  [[ -x $bin ]] || fail "runtime stage copies $f but the build stage did not produce it"
+  [[ -e $bin ]] || fail "runtime stage copies $f but the build stage did not produce it"
+  [[ -d $bin ]] && continue
+  [[ -x $bin ]] || fail "runtime stage copies $f but it is not executable"
   file "$bin" | grep -q 'statically linked' || fail "$f is not statically linked"
 done
-echo "dockerfile-check: lint OK, build stage OK (${#copies_out[@]} binaries, static)"
+
+# The runtime stage (after the last FROM) must be Containerfile.runtime's,
+# with COPY sources reduced to their base names.
+runtime_stage() {
+  sed -e 's/[[:space:]]*\\$/ \\/' "$1" | awk '
+    /^[[:space:]]*#/ { next }
+    { sub(/[[:space:]]+$/, "") }
+    /\\$/ { sub(/\\$/, ""); buf = buf $0; next }
+    { print buf $0; buf = "" }' | grep -v '^[[:space:]]*$' | awk '/^FROM /{n=NR} {l[NR]=$0} END{for(i=n;i<=NR;i++) print l[i]}' |
+  awk '$1=="COPY" { out="COPY"; for (i=2;i<=NF;i++) { w=$i; if (w ~ /^--from=/) continue; if (i<NF) { sub(/.*\//, "", w) } out=out" "w } print out; next } { print }'
+}
+diff <(runtime_stage "$df") <(runtime_stage deploy/container/Containerfile.runtime) >&2 ||
+  fail "the Dockerfile's runtime stage differs from deploy/container/Containerfile.runtime (above: < Dockerfile, > Containerfile.runtime)"
+echo "dockerfile-check: lint OK, build stage OK (${#copies_out[@]} files, binaries static), runtime stage = Containerfile.runtime"

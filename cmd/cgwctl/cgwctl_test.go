@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cgwproject/cgw/config"
+	"github.com/cgwproject/cgw/internal/version"
 )
 
 const testdata = "../../config/testdata"
@@ -199,9 +200,17 @@ func TestConfigDefault(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	r := cgwctl(t, "", "version")
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "cgwctl ") || !strings.HasSuffix(r.stdout, "\n") {
-		t.Errorf("%+v", r)
+	t.Setenv(socketEnv, filepath.Join(t.TempDir(), "absent.sock"))
+	want := "cgwctl " + version.Full() + "\n"
+	if r := cgwctl(t, "", "--version"); r.code != 0 || r.stdout != want {
+		t.Errorf("--version: %+v, want stdout %q", r, want)
+	}
+	if r := cgwctl(t, "", "version", "--client"); r.code != 0 || r.stdout != want {
+		t.Errorf("version --client: %+v, want stdout %q", r, want)
+	}
+	// No daemon: the client line, then exit 1 naming the daemon.
+	if r := cgwctl(t, "", "version"); r.code != 1 || r.stdout != want || !strings.Contains(r.stderr, "cgwctl version: cgwd: ") {
+		t.Errorf("version without a daemon: %+v", r)
 	}
 }
 
@@ -221,7 +230,7 @@ func TestDispatch(t *testing.T) {
 		{[]string{"config", "-h"}, 0, "config check [-q] [FILE]", ""},
 		{[]string{"config", "check", "-h"}, 0, "usage: cgwctl config check [-q] [FILE]", ""},
 		{[]string{"import-aws", "--help"}, 0, "Tunnels keep the order of the document", ""},
-		{[]string{"--socket", "/tmp/x.sock", "version"}, 0, "cgwctl ", ""},
+		{[]string{"--socket", "/tmp/x.sock", "version", "--client"}, 0, "cgwctl ", ""},
 		{[]string{"--bogus", "version"}, 2, "", "flag provided but not defined"},
 	}
 	for _, tt := range tests {

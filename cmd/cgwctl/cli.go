@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cgwproject/cgw/control/client"
+	"github.com/cgwproject/cgw/internal/version"
 )
 
 // Exit codes: stable, scripts depend on them.
@@ -74,6 +75,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cgwctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&e.socket, "socket", defaultSocket(), "control socket of cgwd")
+	showVersion := fs.Bool("version", false, "print cgwctl's version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout, nil, fs)
@@ -82,6 +84,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cgwctl: %v\n", err)
 		printUsage(stderr, nil, fs)
 		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "cgwctl %s\n", version.Full())
+		return exitOK
 	}
 	args = fs.Args()
 	if len(args) == 0 {
@@ -182,7 +188,7 @@ func printUsage(w io.Writer, path []*command, global *flag.FlagSet) {
 	}
 	walk(strings.TrimPrefix(prefix, "cgwctl"), list)
 	if global != nil {
-		fmt.Fprintf(w, "\nglobal flags:\n  --socket PATH   control socket of cgwd (default $%s, else %s)\n", socketEnv, client.DefaultSocket)
+		fmt.Fprintf(w, "\nglobal flags:\n  --socket PATH   control socket of cgwd (default $%s, else %s)\n  --version       print cgwctl's version and exit\n", socketEnv, client.DefaultSocket)
 		fmt.Fprintf(w, "\nexit status: 0 ok, 1 failure, 2 usage error, 3 diagnose found an error\n")
 	}
 }

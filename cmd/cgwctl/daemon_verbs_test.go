@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/internal/version"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -303,6 +304,8 @@ func TestVerbsAgainstServer(t *testing.T) {
 	}{
 		{"status", []string{"--socket", sock, "status"}, 0,
 			[]string{"cgwd 1.0.0, up ", "TUNNEL", "t1  ", "vpn-0a1b2c3d", "8f1c2a3b4c5d6e7f_i* 0123456789abcdef_r", "drops    auth 3, replay 12", "10.9.0.0/16 via t3 (static, metric 100)"}, "", "status"},
+		{"version", []string{"--socket", sock, "version"}, 0, []string{"cgwctl " + version.Full() + "\ncgwd   1.0.0\n"}, "", "status"},
+		{"version json", []string{"version", "--json", "--socket", sock}, 0, []string{`"client": "` + version.Full() + `"`, `"daemon": "1.0.0"`}, "", "status"},
 		{"status, verb socket flag", []string{"status", "--socket", sock}, 0, []string{"TUNNEL"}, "", "status"},
 		{"tunnel up", []string{"--socket", sock, "tunnel", "up", "t2"}, 0, []string{"t2: initiating"}, "", "up t2"},
 		{"tunnel down", []string{"tunnel", "down", "--socket", sock, "t2"}, 0, []string{"t2: SAs deleted; it stays down until cgwctl tunnel up t2"}, "", "down t2"},

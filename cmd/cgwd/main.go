@@ -14,7 +14,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -36,7 +35,7 @@ func run(args []string) int {
 		return 2
 	}
 	if *showVersion {
-		fmt.Println("cgwd", version.String())
+		fmt.Println("cgwd", version.Full())
 		return 0
 	}
 	// Catch signals before anything starts so an early SIGTERM still
@@ -55,38 +54,27 @@ func run(args []string) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	sd := newNotifier()
 	go func() {
 		for s := range sigs {
 			if s == syscall.SIGHUP {
+				sd.reloading()
 				d.ReloadFromSignal()
+				sd.reloaded()
 				continue
 			}
+			sd.stopping()
 			cancel()
 			return
 		}
 	}()
-	err = d.Run(ctx, notifyReady)
+	err = d.Run(ctx, func() {
+		sd.ready()
+		go sd.supervise(ctx, d.Status)
+	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(os.Stderr, "cgwd: %v\n", err)
 		return 1
 	}
 	return 0
-}
-
-// notifyReady tells systemd (Type=notify) that start-up is complete; it
-// does nothing when NOTIFY_SOCKET is unset.
-func notifyReady() {
-	path := os.Getenv("NOTIFY_SOCKET")
-	if path == "" {
-		return
-	}
-	if path[0] == '@' {
-		path = "\x00" + path[1:]
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	c.Write([]byte("READY=1"))
 }
