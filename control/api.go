@@ -28,6 +28,15 @@ type Status struct {
 	Started     time.Time     `json:"started"`
 	ConfigFile  string        `json:"config_file"`
 	Connections []*Connection `json:"connections"`
+	// IKEDrops counts IKE packets on UDP 500/4500 that were dropped or
+	// answered without touching any tunnel, by reason: malformed,
+	// unknown_spi, overflow (a peer's queue was full), resend_limited (a
+	// retransmitted or replayed request whose cached response was not
+	// re-sent), cookie_sent (IKE_SA_INIT answered with a COOKIE), invalid_ke
+	// (IKE_SA_INIT dropped before any Diffie-Hellman: unusable KE value) and
+	// init_failed (an IKE SA the peer started failed before
+	// authenticating). Only reasons that occurred are listed.
+	IKEDrops map[string]uint64 `json:"ike_drops,omitempty"`
 }
 
 // Connection is one AWS VPN connection (two tunnels).

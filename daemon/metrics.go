@@ -29,6 +29,7 @@ type metricsCollector struct {
 	rekeys, dpdMisses, ikeFailures, lastInbound      *prometheus.Desc
 	bgpState, bgpReceived, bgpAdvertised, bgpAccepts *prometheus.Desc
 	routes, filtered, info                           *prometheus.Desc
+	ikeDropped                                       *prometheus.Desc
 }
 
 func newMetricsCollector(d *Daemon) *metricsCollector {
@@ -61,6 +62,9 @@ func newMetricsCollector(d *Daemon) *metricsCollector {
 		filtered: prometheus.NewDesc("cgw_routes_filtered", "Prefixes learned from AWS and not installed, by connection and reason (default_route, deny, not_allowed, prefix_limit).",
 			[]string{"connection", "reason"}, nil),
 		info: prometheus.NewDesc("cgw_build_info", "Build information.", []string{"version"}, nil),
+		ikeDropped: prometheus.NewDesc("cgw_ike_dropped_total",
+			"IKE packets dropped or answered without reaching a tunnel, by reason (malformed, unknown_spi, overflow, resend_limited, cookie_sent, invalid_ke, init_failed).",
+			[]string{"reason"}, nil),
 	}
 }
 
@@ -85,6 +89,9 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
 	}
 	gauge(m.info, 1, st.Version)
+	for r, n := range st.IKEDrops {
+		counter(m.ikeDropped, float64(n), r)
+	}
 	for _, c := range st.Connections {
 		gauge(m.routes, float64(len(c.Routes)), c.Name)
 		if c.Routing == string(config.RoutingBGP) {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/cgwproject/cgw/ike"
 )
 
 // A client that sends its request headers slowly (slowloris) or keeps an
@@ -57,5 +59,21 @@ func TestMetricsServerTimeouts(t *testing.T) {
 	}
 	if _, err := io.ReadAll(br); err != nil {
 		t.Fatalf("idle connection not closed by the server: %v", err)
+	}
+}
+
+func TestIKEDropMap(t *testing.T) {
+	if m := ikeDropMap(ike.Drops{}); m != nil {
+		t.Errorf("all zero: got %v, want nil (nothing to show)", m)
+	}
+	m := ikeDropMap(ike.Drops{CookieSent: 7, InvalidKE: 3, ResendLimited: 1})
+	want := map[string]uint64{"cookie_sent": 7, "invalid_ke": 3, "resend_limited": 1}
+	if len(m) != len(want) {
+		t.Fatalf("got %v, want %v", m, want)
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %d, want %d", k, m[k], v)
+		}
 	}
 }

@@ -21,6 +21,10 @@ func (d *Daemon) snapshot() *control.Status {
 			peers[p.Name] = p
 		}
 	}
+	var ikeDrops map[string]uint64
+	if d.ikm != nil {
+		ikeDrops = ikeDropMap(d.ikm.Drops())
+	}
 	neighbors := map[string]bgp.NeighborStatus{}
 	if d.bgp != nil {
 		for _, n := range d.bgp.Status() {
@@ -30,7 +34,7 @@ func (d *Daemon) snapshot() *control.Status {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := &control.Status{Version: d.opts.Version, Started: d.started, ConfigFile: d.cfg.Source}
+	st := &control.Status{Version: d.opts.Version, Started: d.started, ConfigFile: d.cfg.Source, IKEDrops: ikeDrops}
 	for _, c := range d.conns {
 		cs := &control.Connection{Name: c.cfg.Name, Routing: string(c.cfg.Routing)}
 		if c.cfg.BGP != nil {
@@ -239,3 +243,25 @@ func dropReasons(m map[string]uint64) []string {
 }
 
 func (d *Daemon) now() time.Time { return time.Now() }
+
+// ikeDropMap names IKE's manager-level drop counters as the status API and
+// the cgw_ike_dropped_total metric do, leaving out those still at zero.
+func ikeDropMap(dr ike.Drops) map[string]uint64 {
+	m := map[string]uint64{}
+	for _, kv := range []struct {
+		name string
+		n    uint64
+	}{
+		{"malformed", dr.Malformed}, {"unknown_spi", dr.UnknownSPI}, {"overflow", dr.Overflow},
+		{"resend_limited", dr.ResendLimited}, {"cookie_sent", dr.CookieSent},
+		{"invalid_ke", dr.InvalidKE}, {"init_failed", dr.InitFailed},
+	} {
+		if kv.n > 0 {
+			m[kv.name] = kv.n
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}

@@ -31,6 +31,7 @@ func fixtureStatus() *control.Status {
 	now := fixtureNow
 	return &control.Status{
 		Version: "1.0.0", Started: now.Add(-50*time.Hour - 30*time.Minute), ConfigFile: "/etc/cgw/cgw.yaml",
+		IKEDrops: map[string]uint64{"cookie_sent": 6980, "invalid_ke": 3500},
 		Connections: []*control.Connection{
 			{
 				Name: "vpn-0a1b2c3d", Routing: "bgp", Mode: "active-passive",

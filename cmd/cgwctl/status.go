@@ -59,6 +59,11 @@ func renderStatus(st *control.Status, now time.Time) []byte {
 		fmt.Fprintf(&b, ", config %s", st.ConfigFile)
 	}
 	b.WriteString("\n")
+	if drops := nonZeroDrops(st.IKEDrops); drops != "" {
+		// Unauthenticated IKE traffic handled before any tunnel: a flood
+		// shows up here (cookie_sent, invalid_ke), not as a tunnel error.
+		fmt.Fprintf(&b, "ike drops: %s\n", drops)
+	}
 	if len(st.Connections) == 0 {
 		b.WriteString("no connections configured\n")
 		return b.Bytes()
