@@ -18,6 +18,11 @@ package main
 // (RFC 2544's offered rate). On a loaded machine the pacer may fall
 // short of the rate asked (it forfeits tokens rather than burst), and the
 // row is then marked "gen-limit".
+// The generator runs min(flows, CPUs) sending threads unless
+// -pps-threads says otherwise: on these namespace paths the kernel
+// forwards each datagram through every hop inside the sender's system
+// call, so a single thread can cap the plain path.
+//
 // CPU per packet is the tunnel processes' utime+stime (/proc/PID/stat,
 // both ends together) during the loss-free trial divided by the packets
 // that arrived.
@@ -51,6 +56,7 @@ var (
 	flagPPSLoss  = flag.Float64("pps-loss", 0.1, "packet-rate search: largest loss in percent that still passes")
 	flagPPSMax   = flag.Float64("pps-max", 1e6, "packet-rate search: highest offered rate in packets per second")
 	flagPPSSteps = flag.Int("pps-steps", 8, "packet-rate search: most trials per size and flow count")
+	flagPPSThr   = flag.Int("pps-threads", 0, "packet-rate search: generator threads; 0: one per CPU, at most one per flow")
 	flagPktgen   = flag.String("pktgen", "", "pktgen binary; default: built from test/tools/pktgen into a temporary directory")
 )
 
@@ -110,6 +116,8 @@ func parsePPSPlan() (ppsPlan, error) {
 		return p, fmt.Errorf("-pps-loss %v: want a percentage 0..100", *flagPPSLoss)
 	case *flagPPSMax < 100 || *flagPPSMax > 100e6:
 		return p, fmt.Errorf("-pps-max %v: want 100..1e8 packets per second", *flagPPSMax)
+	case *flagPPSThr < 0 || *flagPPSThr > 64:
+		return p, fmt.Errorf("-pps-threads %d: want 0..64", *flagPPSThr)
 	case *flagPPSSteps < 1 || *flagPPSSteps > 30:
 		return p, fmt.Errorf("-pps-steps %d: want 1..30", *flagPPSSteps)
 	}
@@ -287,13 +295,17 @@ func runTrial(ctx context.Context, st *setup, prof traffic.Profile, flows int, r
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	threads := *flagPPSThr
+	if threads <= 0 {
+		threads = min(flows, runtime.NumCPU())
+	}
 	cpu0, _ := sim.ReadCPU()
 	proc0 := procCPU(st.pids)
 	sctx, cancel := context.WithTimeout(ctx, *flagTrial+time.Minute)
 	defer cancel()
 	out, err := sim.ExecContext(sctx, st.sim.NS(sim.LAN), bin, "send", "-to", dst, "-from", sim.LANHostAddr.String(),
 		"-port", "20000", "-flows", strconv.Itoa(flows), "-rate", strconv.FormatFloat(rate, 'f', 0, 64),
-		"-size", prof.Name, "-duration", flagTrial.String())
+		"-size", prof.Name, "-duration", flagTrial.String(), "-threads", strconv.Itoa(threads))
 	if err != nil {
 		return t, err
 	}

@@ -3,7 +3,7 @@
 // per-packet allocation or sleep) so that the path under test, not the
 // tool, is the bottleneck.
 //
-//	pktgen send -to ADDR:PORT -rate PPS -size SIZE -flows N -duration D
+//	pktgen send -to ADDR:PORT -rate PPS -size SIZE -flows N -duration D [-threads T]
 //	pktgen sink -listen ADDR:PORT [-result FILE] [-max D]
 //	pktgen run  -to ADDR:PORT -rate PPS -size SIZE -flows N -duration D
 //
@@ -74,10 +74,11 @@ func cmdSend(args []string, local bool) error {
 	size := fs.String("size", "1400", "IPv4 packet length in bytes, or imix")
 	dur := fs.Duration("duration", 10*time.Second, "length of the run")
 	batch := fs.Int("batch", 64, "largest sendmmsg batch per flow")
+	threads := fs.Int("threads", 1, "sending goroutines, flows split among them (at most -flows)")
 	interval := fs.Duration("interval", 100*time.Microsecond, "pacing interval: batches of rate*interval packets")
 	drain := fs.Duration("drain", 500*time.Millisecond, "run: wait this long after sending before reading the sink")
 	fs.Parse(args)
-	cfg := traffic.SendConfig{Flows: *flows, Duration: *dur, Batch: *batch, Interval: *interval}
+	cfg := traffic.SendConfig{Flows: *flows, Duration: *dur, Batch: *batch, Interval: *interval, Threads: *threads}
 	var err error
 	if cfg.To, err = netip.ParseAddrPort(*to); err != nil {
 		return fmt.Errorf("-to %q: want ADDR:PORT: %w", *to, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,6 +23,11 @@ type SendConfig struct {
 	Profile  Profile
 	Batch    int           // largest sendmmsg batch, default 64
 	Interval time.Duration // pacing interval (batch spacing at Rate), default 100 µs
+	// Threads splits the flows over this many sending goroutines (at most
+	// Flows), each pacing its share of Rate. On a namespace path the
+	// kernel forwards a datagram through every hop in the sender's system
+	// call, so one thread can be the limit of a fast path. Default 1.
+	Threads int
 }
 
 // SendReport is what a sender did.
@@ -51,6 +57,8 @@ func (c *SendConfig) check() error {
 		return fmt.Errorf("duration %v: want 1ns..1h (every run is bounded)", c.Duration)
 	case len(c.Profile.Sizes) == 0:
 		return errors.New("no packet size profile")
+	case c.Threads < 0 || c.Threads > 64:
+		return fmt.Errorf("threads %d: want 1..64", c.Threads)
 	case c.BasePort != 0 && int(c.BasePort)+c.Flows > 65536:
 		return fmt.Errorf("base port %d + %d flows exceeds 65535", c.BasePort, c.Flows)
 	}
@@ -60,6 +68,7 @@ func (c *SendConfig) check() error {
 	if c.Interval <= 0 {
 		c.Interval = 100 * time.Microsecond
 	}
+	c.Threads = min(max(c.Threads, 1), c.Flows)
 	return nil
 }
 
@@ -98,26 +107,72 @@ func Send(ctx context.Context, cfg SendConfig) (SendReport, error) {
 			return SendReport{}, err
 		}
 	}
-	s := sender{cfg: cfg, bcs: bcs, seq: make([]uint64, cfg.Flows), count: make([]int, cfg.Flows)}
-	return s.run(ctx)
+	// Thread k sends flows k, k+T, k+2T, … at its share of the rate.
+	senders := make([]*sender, cfg.Threads)
+	for k := range senders {
+		s := &sender{cfg: cfg}
+		for f := k; f < cfg.Flows; f += cfg.Threads {
+			s.ids = append(s.ids, uint32(f))
+			s.bcs = append(s.bcs, bcs[f])
+		}
+		s.cfg.Rate = cfg.Rate * float64(len(s.ids)) / float64(cfg.Flows)
+		s.seq, s.count = make([]uint64, len(s.ids)), make([]int, len(s.ids))
+		senders[k] = s
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, s := range senders {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.run(ctx, start) }()
+	}
+	wg.Wait()
+	rep := SendReport{Profile: cfg.Profile.Name, Flows: cfg.Flows, TargetPPS: cfg.Rate, PerFlow: make([]uint64, cfg.Flows)}
+	var last time.Time
+	for _, s := range senders {
+		for i, id := range s.ids {
+			rep.PerFlow[id] = s.seq[i]
+			rep.Sent += s.seq[i]
+		}
+		rep.Bytes += s.bytes
+		rep.Skipped += s.skipped
+		rep.Errors += s.errors
+		if s.lastErr != "" {
+			rep.LastError = s.lastErr
+		}
+		if s.last.After(last) {
+			last = s.last
+		}
+	}
+	if !last.IsZero() {
+		rep.Seconds = last.Sub(start).Seconds()
+	}
+	if el := time.Since(start).Seconds(); el > 0 {
+		rep.PPS = float64(rep.Sent) / el
+	}
+	return rep, nil
 }
 
+// sender is one sending goroutine and the flows it owns.
 type sender struct {
-	cfg   SendConfig
+	cfg   SendConfig // Rate is this sender's share
+	ids   []uint32   // flow IDs, parallel to bcs
 	bcs   []*batchConn
 	seq   []uint64 // next sequence number per flow = datagrams sent
 	count []int    // datagrams of this batch per flow
 	pkt   uint64   // packets issued in total (size profile index)
-	next  int      // flow of the next packet
-	rep   SendReport
+	next  int      // index of the flow of the next packet
+
+	// results
+	bytes, skipped, errors uint64
+	lastErr                string
+	last                   time.Time // end of the last batch
 }
 
-func (s *sender) run(ctx context.Context) (SendReport, error) {
+func (s *sender) run(ctx context.Context, start time.Time) {
 	cfg := s.cfg
-	start := time.Now()
-	p := NewPacer(cfg.Rate, cfg.Interval, cfg.Batch*cfg.Flows, start)
+	nf := len(s.bcs)
+	p := NewPacer(cfg.Rate, cfg.Interval, cfg.Batch*nf, start)
 	end := start.Add(cfg.Duration)
-	var last time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
@@ -126,7 +181,7 @@ func (s *sender) run(ctx context.Context) (SendReport, error) {
 		if !now.Before(end) || ctx.Err() != nil {
 			break
 		}
-		n, wait := p.Take(now, cfg.Batch*cfg.Flows)
+		n, wait := p.Take(now, cfg.Batch*nf)
 		if n == 0 {
 			wait = min(wait, end.Sub(now))
 			timer.Reset(wait)
@@ -140,21 +195,9 @@ func (s *sender) run(ctx context.Context) (SendReport, error) {
 		if unsent > 0 {
 			p.Unissue(unsent)
 		}
-		last = time.Now()
+		s.last = time.Now()
 	}
-	s.rep.Profile, s.rep.Flows, s.rep.TargetPPS = cfg.Profile.Name, cfg.Flows, cfg.Rate
-	s.rep.PerFlow = s.seq
-	for _, v := range s.seq {
-		s.rep.Sent += v
-	}
-	s.rep.Skipped = p.Skipped()
-	if !last.IsZero() {
-		s.rep.Seconds = last.Sub(start).Seconds()
-	}
-	if el := time.Since(start).Seconds(); el > 0 {
-		s.rep.PPS = float64(s.rep.Sent) / el
-	}
-	return s.rep, nil
+	s.skipped = p.Skipped()
 }
 
 // sendBatch sends n datagrams spread over the flows round-robin and
@@ -177,18 +220,18 @@ func (s *sender) sendBatch(n int, now int64) int {
 		for i := 0; i < c; i++ {
 			size := s.cfg.Profile.Payload(s.pkt + uint64(i))
 			buf := bc.b.bufs[i][:size]
-			Header{Flow: uint32(f), Seq: s.seq[f] + uint64(i), SentNs: now}.Put(buf)
+			Header{Flow: s.ids[f], Seq: s.seq[f] + uint64(i), SentNs: now}.Put(buf)
 			bc.b.setLen(i, size)
 		}
 		done, err := bc.sendmmsg(c)
 		for i := 0; i < done; i++ {
-			s.rep.Bytes += uint64(s.cfg.Profile.Payload(s.pkt+uint64(i)) + ipUDPLen)
+			s.bytes += uint64(s.cfg.Profile.Payload(s.pkt+uint64(i)) + ipUDPLen)
 		}
 		s.pkt += uint64(done)
 		s.seq[f] += uint64(done)
 		if err != nil {
-			s.rep.Errors++
-			s.rep.LastError = err.Error()
+			s.errors++
+			s.lastErr = err.Error()
 			unsent += c - done
 		}
 	}

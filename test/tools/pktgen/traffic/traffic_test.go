@@ -186,7 +186,7 @@ func TestLoopback(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- sink.Run() }()
 	prof, _ := ParseProfile("imix")
-	rep, err := Send(context.Background(), SendConfig{To: sink.Addr(), Flows: 3, Rate: 2000, Duration: 500 * time.Millisecond, Profile: prof})
+	rep, err := Send(context.Background(), SendConfig{To: sink.Addr(), Flows: 3, Threads: 2, Rate: 2000, Duration: 500 * time.Millisecond, Profile: prof})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +229,7 @@ func TestSendConfigErrors(t *testing.T) {
 		"rate":      func(c *SendConfig) { c.Rate = 0 },
 		"unbounded": func(c *SendConfig) { c.Duration = 0 },
 		"ports":     func(c *SendConfig) { c.BasePort, c.Flows = 65535, 2 },
+		"threads":   func(c *SendConfig) { c.Threads = -1 },
 		"profile":   func(c *SendConfig) { c.Profile = Profile{} },
 	} {
 		c := ok
