@@ -4,7 +4,8 @@
 #   make test    install test dependencies, run unit tests and the netns
 #                end-to-end tests against the simulated AWS side (root)
 #   make demo    bring up the simulated AWS side and cgwd, show traffic
-#   make bench   throughput/CPU comparison against strongSwan, wireguard-go
+#   make bench   throughput, loss-free packet rate and CPU against strongSwan,
+#                wireguard-go (BENCH_FLAGS: see test/bench/pps.go, README)
 #   make soak    long rekey soak (issue: SA lifecycle), not part of `test`
 
 SHELL   := /bin/bash
