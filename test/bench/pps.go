@@ -312,14 +312,16 @@ func runTrial(ctx context.Context, st *setup, prof traffic.Profile, flows int, r
 	if err := json.Unmarshal([]byte(out), &t.res.Send); err != nil {
 		return t, fmt.Errorf("pktgen send output: %w: %q", err, out)
 	}
-	// Let what is queued in the tunnel arrive (or be lost) before counting.
+	cpuSent, _ := sim.ReadCPU()
+	// Let what is queued in the tunnel arrive (or be lost) before counting:
+	// the tunnel's CPU seconds include that work, the host's busy CPUs
+	// (a rate) cover only the sending time.
 	select {
 	case <-time.After(500 * time.Millisecond):
 	case <-ctx.Done():
 		return t, ctx.Err()
 	}
 	proc1 := procCPU(st.pids)
-	cpu1, _ := sim.ReadCPU()
 	sink.Stop() // SIGTERM: the sink writes its report and exits
 	b, err := os.ReadFile(result)
 	if err != nil {
@@ -331,7 +333,7 @@ func runTrial(ctx context.Context, st *setup, prof traffic.Profile, flows int, r
 	}
 	t.res = traffic.Merge(t.res.Send, rep)
 	t.tunnelS = proc1 - proc0
-	t.hostCPUs = sim.BusyCPUs(cpu0, cpu1, runtime.NumCPU())
+	t.hostCPUs = sim.BusyCPUs(cpu0, cpuSent, runtime.NumCPU())
 	return t, nil
 }
 

@@ -50,14 +50,14 @@ type Sink struct {
 	conn *net.UDPConn
 	bc   *batchConn
 
-	mu     sync.Mutex // guards acc against Report during Run
-	acc    accounting
-	closed chan struct{}
+	mu  sync.Mutex // guards acc against Report during Run
+	acc *accounting
 }
 
 // accounting is the per-flow state and the latency histogram.
 type accounting struct {
-	flows       map[uint32]*flowStats
+	flows       [MaxFlows]*flowStats // by flow ID
+	nflows      int
 	lat         Histogram
 	malformed   uint64
 	bytes       uint64
@@ -79,7 +79,7 @@ func Listen(addr netip.AddrPort, rcvbuf int) (*Sink, error) {
 		c.Close()
 		return nil, err
 	}
-	return &Sink{conn: c, bc: bc, acc: accounting{flows: map[uint32]*flowStats{}}, closed: make(chan struct{})}, nil
+	return &Sink{conn: c, bc: bc, acc: new(accounting)}, nil
 }
 
 // Addr is the bound address.
@@ -123,6 +123,7 @@ func (a *accounting) add(p []byte, now int64) {
 	if f == nil {
 		f = &flowStats{}
 		a.flows[h.Flow] = f
+		a.nflows++
 	}
 	if !f.add(h.Seq) {
 		return
@@ -144,7 +145,7 @@ func (s *Sink) Report() SinkReport {
 
 func (a *accounting) report() SinkReport {
 	var r SinkReport
-	for id := uint32(0); id < MaxFlows && len(r.Flows) < len(a.flows); id++ {
+	for id := uint32(0); id < MaxFlows && len(r.Flows) < a.nflows; id++ {
 		f := a.flows[id]
 		if f == nil {
 			continue

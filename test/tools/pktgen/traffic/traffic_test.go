@@ -114,7 +114,7 @@ func payload(flow uint32, seq uint64, sent int64) []byte {
 }
 
 func TestAccounting(t *testing.T) {
-	a := accounting{flows: map[uint32]*flowStats{}}
+	a := new(accounting)
 	// flow 0: 0 1 3 2 4 4 6 (5 lost, 2 reordered, 4 duplicated)
 	for _, s := range []uint64{0, 1, 3, 2, 4, 4, 6} {
 		a.add(payload(0, s, 1000), 1000+int64(s+1)*1000)
