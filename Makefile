@@ -5,7 +5,8 @@
 #                end-to-end tests against the simulated AWS side and the
 #                packaging checks (install, .deb, image, unit, k8s) (root)
 #   make demo    bring up the simulated AWS side and cgwd, show traffic
-#   make bench   throughput/CPU comparison against strongSwan, wireguard-go
+#   make bench   throughput, loss-free packet rate and CPU against strongSwan,
+#                wireguard-go (BENCH_FLAGS: see test/bench/pps.go, README)
 #   make soak    long rekey soak (issue: SA lifecycle), not part of `test`
 #   make install install binaries, unit, man pages, completion (PREFIX, DESTDIR)
 #   make release static linux/amd64 and linux/arm64 binaries + SHA256SUMS in ./dist

@@ -13,6 +13,8 @@
 // the simulator's namespaces. IPsec modes use AES-128-GCM (aes128gcm16).
 // CPU is reported as busy cores of the whole host during the run
 // (/proc/stat) and as cores used by the tunnel processes themselves.
+// With -pps (the default) every mode also gets a loss-free packet-rate
+// search with test/tools/pktgen; see pps.go.
 //
 //	go run ./test/bench -seconds 10 -cgwd ./bin/cgwd
 package main
@@ -112,6 +114,11 @@ func run() error {
 		}
 		modes = append(modes, m)
 	}
+	if *flagPPS {
+		if _, err := parsePPSPlan(); err != nil {
+			return err
+		}
+	}
 	fmt.Printf("bench: %d CPUs, %s, %d s per run, UDP offered %s with 1400-byte datagrams, IPsec AES-128-GCM\n",
 		runtime.NumCPU(), kernel(), *flagSeconds, *flagRate)
 
@@ -136,9 +143,12 @@ func run() error {
 		results = append(results, rs...)
 	}
 	printTable(results)
-	printRatios(results)
+	if *flagIperf {
+		printRatios(results)
+	}
+	printPPS(ppsRows)
 	if *flagJSON != "" {
-		b, _ := json.MarshalIndent(map[string]any{"results": results, "skipped": skipped}, "", "  ")
+		b, _ := json.MarshalIndent(map[string]any{"results": results, "pps": ppsRows, "skipped": skipped}, "", "  ")
 		if err := os.WriteFile(*flagJSON, b, 0o644); err != nil {
 			return err
 		}
@@ -168,6 +178,9 @@ func runMode(ctx context.Context, m mode) ([]result, error) {
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}
+		if !*flagIperf {
+			break
+		}
 		o := t.o
 		o.Client, o.Server, o.Seconds = sim.LAN, sim.VPCHostAddr, *flagSeconds
 		r := measure(st, o)
@@ -179,7 +192,10 @@ func runMode(ctx context.Context, m mode) ([]result, error) {
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	if *flagPPS {
+		runPPS(ctx, st, m.name)
+	}
+	return out, ctx.Err()
 }
 
 // measure runs one iperf3 test and the CPU accounting around it.

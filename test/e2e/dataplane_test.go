@@ -33,7 +33,10 @@ import (
 // ---- helpers ---------------------------------------------------------------
 
 // tcpcheckBin builds test/tools/tcpcheck into a temporary directory of t.
-func tcpcheckBin(t testing.TB) string {
+func tcpcheckBin(t testing.TB) string { return toolBin(t, "tcpcheck") }
+
+// toolBin builds test/tools/<name> into a temporary directory of t.
+func toolBin(t testing.TB, name string) string {
 	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
@@ -47,13 +50,13 @@ func tcpcheckBin(t testing.TB) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./test/tools/tcpcheck")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./test/tools/"+name)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build tcpcheck: %v\n%s", err, out)
+		t.Fatalf("go build %s: %v\n%s", name, err, out)
 	}
-	return filepath.Join(dir, "tcpcheck")
+	return filepath.Join(dir, name)
 }
 
 var (
