@@ -287,9 +287,3 @@ func checkProposals(peer, field string, props []ipsec.Proposal, ike bool) ([]ips
 	}
 	return out, nil
 }
-
-// Algorithms and proposals are named by package ipsec (Algorithms.String,
-// Proposal.String, DHGroup.Name); these short forms keep log lines brief.
-func proposalsString(props []ipsec.Proposal, _ bool) string { return ipsec.ProposalsString(props) }
-func algString(a ipsec.Algorithms) string                   { return a.String() }
-func dhName(g ipsec.DHGroup) string                         { return g.Name() }

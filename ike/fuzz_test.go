@@ -224,7 +224,7 @@ func respondOnce(t *testing.T, init, esp, tsi, tsr []byte) []ipsec.SAParams {
 		defer inst.mu.Unlock()
 		for _, sa := range inst.added {
 			if !proposalMatches(espCfg, sa.Alg) && !proposalMatches(espCfg2, sa.Alg) {
-				t.Errorf("installed a CHILD SA with %s, not a configured ESP proposal", algString(sa.Alg))
+				t.Errorf("installed a CHILD SA with %s, not a configured ESP proposal", sa.Alg.String())
 			}
 			if !tsSubset(sa.TSLocal, fuzzTSLocal) || !tsSubset(sa.TSRemote, fuzzTSRemote) {
 				t.Errorf("installed selectors %s === %s outside ours", tsString(sa.TSLocal), tsString(sa.TSRemote))

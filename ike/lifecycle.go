@@ -32,7 +32,7 @@ func (p *peer) initiate(reason string) {
 	p.sas[spi] = sa
 	p.ike = sa
 	p.log.Info("IKE phase 1 Negotiating", "reason", reason, "ike_sa", sa.spiString(), "attempt", p.retryAttempt+1,
-		"ike_proposals", proposalsString(p.cfg.IKEProposals, true))
+		"ike_proposals", ipsec.ProposalsString(p.cfg.IKEProposals))
 	sa.tm.queued = append(sa.tm.queued, newIKEInit(sa), newNATD(sa), newIKEAuth(sa), newChildCreate(sa, true))
 	sa.tm.initiate()
 }
@@ -229,8 +229,8 @@ func (p *peer) established(sa *ikeSA) {
 	p.scheduleIKETimers(sa)
 	p.scheduleDPD(sa)
 	p.log.Info("IKE phase 1 Established", "ike_sa", sa.spiString(), "initiator", sa.initiator,
-		"alg", algString(sa.alg), "local", sa.local.String(), "remote", sa.remote.String(), "nat", sa.natLocal || sa.natRemote, "encap", sa.encap)
-	p.emit(Event{Kind: EventIKEUp, Reason: fmt.Sprintf("IKE SA established with %s using %s", sa.remote.Addr(), algString(sa.alg)), Alg: sa.alg})
+		"alg", sa.alg.String(), "local", sa.local.String(), "remote", sa.remote.String(), "nat", sa.natLocal || sa.natRemote, "encap", sa.encap)
+	p.emit(Event{Kind: EventIKEUp, Reason: fmt.Sprintf("IKE SA established with %s using %s", sa.remote.Addr(), sa.alg.String()), Alg: sa.alg})
 }
 
 // awaitOldDelete makes sure a rekeyed IKE SA goes away even if the peer,
@@ -282,8 +282,8 @@ func (p *peer) adoptRekeyed(old, nsa *ikeSA, reason string) {
 	p.scheduleIKETimers(nsa)
 	p.scheduleDPD(nsa)
 	p.log.Info("IKE phase 1 Established (rekeyed)", "reason", reason, "old_ike_sa", old.spiString(), "ike_sa", nsa.spiString(),
-		"alg", algString(nsa.alg), "children", len(nsa.children))
-	p.emit(Event{Kind: EventIKERekeyed, Reason: fmt.Sprintf("IKE SA rekeyed using %s", algString(nsa.alg)), Alg: nsa.alg})
+		"alg", nsa.alg.String(), "children", len(nsa.children))
+	p.emit(Event{Kind: EventIKERekeyed, Reason: fmt.Sprintf("IKE SA rekeyed using %s", nsa.alg.String()), Alg: nsa.alg})
 	for _, t := range pending {
 		switch t := t.(type) {
 		case *childRekey:
@@ -302,9 +302,9 @@ func (p *peer) adoptRekeyed(old, nsa *ikeSA, reason string) {
 func (p *peer) childUp(c *childSA) {
 	p.retryAttempt = 0
 	sa := c.sa
-	p.log.Info("IKE phase 2 Established", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg),
+	p.log.Info("IKE phase 2 Established", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", c.alg.String(),
 		"ts_local", tsString(c.tsLocal), "ts_remote", tsString(c.tsRemote), "encap", sa.encap)
-	p.emit(Event{Kind: EventChildUp, Reason: fmt.Sprintf("CHILD SA established using %s, %s === %s", algString(c.alg), tsString(c.tsLocal), tsString(c.tsRemote)),
+	p.emit(Event{Kind: EventChildUp, Reason: fmt.Sprintf("CHILD SA established using %s, %s === %s", c.alg.String(), tsString(c.tsLocal), tsString(c.tsRemote)),
 		InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
 }
 
@@ -356,8 +356,8 @@ func (p *peer) finishChildDelete(c *childSA, reason string) {
 func (p *peer) childRekeyed(old, c *childSA, reason string) {
 	p.retryAttempt = 0
 	p.log.Info("IKE phase 2 Established (rekeyed)", "reason", reason, "old_in_spi", old.inSPI.String(), "old_out_spi", old.outSPI.String(),
-		"in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", algString(c.alg))
-	p.emit(Event{Kind: EventChildRekeyed, Reason: fmt.Sprintf("CHILD SA rekeyed (%s) using %s", reason, algString(c.alg)), InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
+		"in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "alg", c.alg.String())
+	p.emit(Event{Kind: EventChildRekeyed, Reason: fmt.Sprintf("CHILD SA rekeyed (%s) using %s", reason, c.alg.String()), InSPI: c.inSPI, OutSPI: c.outSPI, Alg: c.alg})
 }
 
 // concludeChildRekey puts a peer-initiated replacement c of old in

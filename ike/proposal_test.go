@@ -28,7 +28,7 @@ func TestSelectProposal(t *testing.T) {
 		name         string
 		ours, theirs []string
 		ike, withDH  bool
-		want         string // algString, "" = no match
+		want         string // Algorithms.String(), "" = no match
 	}{
 		{"AWS lowest-first wins within one peer proposal", []string{"aes128-aes256-sha1-sha256-modp1024-modp2048"},
 			[]string{"aes256-aes128-sha256-sha1-modp2048-modp1024"}, true, true, "aes128-sha1-modp1024"},
@@ -68,12 +68,12 @@ func TestSelectProposal(t *testing.T) {
 			alg, chosen, ok := selectProposal(mustProps(t, tc.ike, tc.ours...), offer.Proposals, proto, tc.withDH)
 			if tc.want == "" {
 				if ok {
-					t.Fatalf("selected %s, want no match", algString(alg))
+					t.Fatalf("selected %s, want no match", alg.String())
 				}
 				return
 			}
-			if !ok || algString(alg) != tc.want {
-				t.Fatalf("selected %q (ok %v), want %q", algString(alg), ok, tc.want)
+			if !ok || alg.String() != tc.want {
+				t.Fatalf("selected %q (ok %v), want %q", alg.String(), ok, tc.want)
 			}
 			// The initiator accepts what the responder selected.
 			resp := selectedProposal(chosen.Number, proto, alg, chosen.SPI, tc.withDH)

@@ -106,7 +106,7 @@ func (t *childCreate) buildRequest(m *message.Message) error {
 		&message.TS{Selectors: p.cfg.TSLocal},
 		&message.TS{Responder: true, Selectors: p.cfg.TSRemote})
 	if t.inAuth {
-		p.log.Info("IKE phase 2 Negotiating", "in_spi", t.inSPI.String(), "esp_proposals", proposalsString(p.cfg.ESPProposals, false))
+		p.log.Info("IKE phase 2 Negotiating", "in_spi", t.inSPI.String(), "esp_proposals", ipsec.ProposalsString(p.cfg.ESPProposals))
 	}
 	return nil
 }
@@ -136,7 +136,7 @@ func (t *childCreate) processResponse(m *message.Message) (status, error) {
 	if n := childErrorIn(m); n != nil {
 		if n.Kind == message.NotifyInvalidKEPayload && !t.inAuth {
 			if g, retry := t.kx.invalidKE(n, p.cfg.ESPProposals); retry {
-				p.log.Info("peer asked for another PFS group; retrying CREATE_CHILD_SA", "requested", dhName(g))
+				p.log.Info("peer asked for another PFS group; retrying CREATE_CHILD_SA", "requested", g.Name())
 				return statusRetry, nil
 			}
 		}
@@ -229,7 +229,7 @@ func acceptChildResponse(sa *ikeSA, kx *keyExchange, inSPI ipsec.SPI, inAuth boo
 func childShared(sa *ikeSA, kx *keyExchange, m *message.Message, g ipsec.DHGroup) ([]byte, error) {
 	ke, _ := m.Get(message.PayloadKE).(*message.KE)
 	if !kx.matches(ke, g) {
-		return nil, fmt.Errorf("ike: peer %s selected PFS group %s without a matching KE payload", sa.p.cfg.RemoteAddr, dhName(g))
+		return nil, fmt.Errorf("ike: peer %s selected PFS group %s without a matching KE payload", sa.p.cfg.RemoteAddr, g.Name())
 	}
 	return kx.shared(ke)
 }
@@ -321,7 +321,7 @@ func negotiateChildResponder(sa *ikeSA, m *message.Message, inAuth bool) (*respo
 		}
 		return nil, &notifyError{notify: message.NotifyNoProposalChosen, reason: fmt.Sprintf(
 			"ike: peer %s offered ESP proposals %s, none of which matches our esp_proposals %s%s",
-			p.cfg.RemoteAddr, offeredString(offer, false), proposalsString(p.cfg.ESPProposals, false), hint)}
+			p.cfg.RemoteAddr, offeredString(offer, false), ipsec.ProposalsString(p.cfg.ESPProposals), hint)}
 	}
 	if len(chosen.SPI) != 4 {
 		return nil, &notifyError{notify: message.NotifyInvalidSyntax, reason: fmt.Sprintf("ike: peer %s sent a %d-octet ESP SPI", p.cfg.RemoteAddr, len(chosen.SPI))}
@@ -331,7 +331,7 @@ func negotiateChildResponder(sa *ikeSA, m *message.Message, inAuth bool) (*respo
 	if !inAuth && alg.DH != ipsec.DHNone {
 		if ke == nil || ke.Group != alg.DH {
 			return nil, &notifyError{notify: message.NotifyInvalidKEPayload, data: invalidKEData(alg.DH), quiet: true,
-				reason: fmt.Sprintf("ike: peer %s sent KE for %s; asked it to use PFS group %s", p.cfg.RemoteAddr, dhName(keGroup), dhName(alg.DH))}
+				reason: fmt.Sprintf("ike: peer %s sent KE for %s; asked it to use PFS group %s", p.cfg.RemoteAddr, keGroup.Name(), alg.DH.Name())}
 		}
 		var err error
 		if dh, shared, _, err = responderDH(p, alg.DH, ke.Data, false); err != nil {
@@ -403,7 +403,7 @@ func childFailSentence(p *peer, n message.NotifyType, what string) string {
 	switch n {
 	case message.NotifyNoProposalChosen:
 		return fmt.Sprintf("ike: peer %s sent NO_PROPOSAL_CHOSEN for %s: none of our esp_proposals %s is acceptable (check the tunnel's Phase 2 algorithms and PFS groups)",
-			p.cfg.RemoteAddr, what, proposalsString(p.cfg.ESPProposals, false))
+			p.cfg.RemoteAddr, what, ipsec.ProposalsString(p.cfg.ESPProposals))
 	case message.NotifyTSUnacceptable:
 		return fmt.Sprintf("ike: peer %s sent TS_UNACCEPTABLE for %s: our traffic selectors %s === %s do not match its local/remote network CIDRs",
 			p.cfg.RemoteAddr, what, tsString(p.cfg.TSLocal), tsString(p.cfg.TSRemote))

@@ -115,7 +115,7 @@ func (t *childRekey) buildRequest(m *message.Message) error {
 		&message.TS{Responder: true, Selectors: p.cfg.TSRemote})
 	if t.kx.tries == 0 {
 		p.log.Info("CHILD SA rekey started", "reason", t.reason, "old_in_spi", old.inSPI.String(), "old_out_spi", old.outSPI.String(),
-			"new_in_spi", t.inSPI.String(), "pfs", dhName(t.kx.group))
+			"new_in_spi", t.inSPI.String(), "pfs", t.kx.group.Name())
 	}
 	return nil
 }
@@ -279,14 +279,14 @@ func (t *childRekey) processRefusal(n *message.Notify) (status, error) {
 	switch n.Kind {
 	case message.NotifyInvalidKEPayload:
 		if g, retry := t.kx.invalidKE(n, p.cfg.ESPProposals); retry {
-			p.log.Info("peer asked for another PFS group; retrying the CHILD rekey", "requested", dhName(g))
+			p.log.Info("peer asked for another PFS group; retrying the CHILD rekey", "requested", g.Name())
 			old.pfs = g
 			return statusRetry, nil
 		}
 	case message.NotifyNoProposalChosen:
 		if !t.fullOffer {
 			p.log.Info("peer refused the CHILD SA's current algorithms for the rekey; retrying with every configured proposal",
-				"old_in_spi", old.inSPI.String(), "alg", algString(old.alg))
+				"old_in_spi", old.inSPI.String(), "alg", old.alg.String())
 			t.fullOffer = true
 			t.kx.group = firstDH(p.cfg.ESPProposals)
 			old.pfs = t.kx.group

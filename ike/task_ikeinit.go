@@ -87,15 +87,15 @@ func (t *ikeInit) processResponse(m *message.Message) (status, error) {
 		if !retry {
 			return statusFailed, &notifyError{notify: n.Kind, reason: fmt.Sprintf(
 				"ike: peer %s asked for Diffie-Hellman group %s, which our ike_proposals %s do not offer; add it to ike_proposals",
-				p.cfg.RemoteAddr, dhName(g), proposalsString(p.cfg.IKEProposals, true))}
+				p.cfg.RemoteAddr, g.Name(), ipsec.ProposalsString(p.cfg.IKEProposals))}
 		}
-		p.log.Info("peer asked for another Diffie-Hellman group; retrying IKE_SA_INIT", "offered", dhName(offered), "requested", dhName(g))
+		p.log.Info("peer asked for another Diffie-Hellman group; retrying IKE_SA_INIT", "offered", offered.Name(), "requested", g.Name())
 		return statusRetry, nil
 	}
 	if n := m.Notify(message.NotifyNoProposalChosen); n != nil {
 		return statusFailed, &notifyError{notify: n.Kind, reason: fmt.Sprintf(
 			"ike: peer %s sent NO_PROPOSAL_CHOSEN to our IKE_SA_INIT: none of our ike_proposals %s is acceptable to the peer; AWS accepts AES128/AES256 (CBC or GCM-16), SHA1/SHA2-256/384/512 and DH groups 2, 14-24, restricted by the tunnel's Phase 1 options",
-			p.cfg.RemoteAddr, proposalsString(p.cfg.IKEProposals, true))}
+			p.cfg.RemoteAddr, ipsec.ProposalsString(p.cfg.IKEProposals))}
 	}
 	for _, pl := range m.Payloads {
 		if n, ok := pl.(*message.Notify); ok && n.Kind.IsError() {
@@ -117,7 +117,7 @@ func (t *ikeInit) processResponse(m *message.Message) (status, error) {
 	}
 	if alg.DH != t.kx.group || !t.kx.matches(ke, alg.DH) {
 		return statusFailed, fmt.Errorf("ike: peer %s selected DH group %s but our KE used %s and it did not send INVALID_KE_PAYLOAD",
-			p.cfg.RemoteAddr, dhName(alg.DH), dhName(t.kx.group))
+			p.cfg.RemoteAddr, alg.DH.Name(), t.kx.group.Name())
 	}
 	if len(nonce.Data) < 16 || len(nonce.Data) > 256 {
 		return statusFailed, fmt.Errorf("ike: peer %s sent a %d-octet nonce; RFC 7296 requires 16 to 256", p.cfg.RemoteAddr, len(nonce.Data))
@@ -136,7 +136,7 @@ func (t *ikeInit) processResponse(m *message.Message) (status, error) {
 	if err := sa.setKeys(keys); err != nil {
 		return statusFailed, err
 	}
-	p.log.Debug("IKE_SA_INIT done", "ike_sa", sa.spiString(), "alg", algString(alg))
+	p.log.Debug("IKE_SA_INIT done", "ike_sa", sa.spiString(), "alg", alg.String())
 	return statusDone, nil
 }
 
@@ -153,11 +153,11 @@ func (t *ikeInit) processRequest(m *message.Message) (status, error) {
 	if !ok {
 		return statusFailed, &notifyError{notify: message.NotifyNoProposalChosen, fatal: true, reason: fmt.Sprintf(
 			"ike: peer %s offered IKE proposals %s, none of which matches our ike_proposals %s; we answered NO_PROPOSAL_CHOSEN",
-			p.cfg.RemoteAddr, offeredString(offer, true), proposalsString(p.cfg.IKEProposals, true))}
+			p.cfg.RemoteAddr, offeredString(offer, true), ipsec.ProposalsString(p.cfg.IKEProposals))}
 	}
 	if ke.Group != alg.DH {
 		return statusFailed, &notifyError{notify: message.NotifyInvalidKEPayload, data: invalidKEData(alg.DH), fatal: true, quiet: true,
-			reason: fmt.Sprintf("ike: peer %s sent KE for %s; asked it to retry with %s", p.cfg.RemoteAddr, dhName(ke.Group), dhName(alg.DH))}
+			reason: fmt.Sprintf("ike: peer %s sent KE for %s; asked it to retry with %s", p.cfg.RemoteAddr, ke.Group.Name(), alg.DH.Name())}
 	}
 	if len(nonce.Data) < 16 || len(nonce.Data) > 256 {
 		return statusFailed, &notifyError{notify: message.NotifyInvalidSyntax, fatal: true,
@@ -221,5 +221,5 @@ func offeredString(sa *message.SA, ike bool) string {
 		}
 		props = append(props, p)
 	}
-	return proposalsString(props, ike)
+	return ipsec.ProposalsString(props)
 }

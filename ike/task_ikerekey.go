@@ -225,7 +225,7 @@ func (t *ikeRekey) processRefusal(n *message.Notify) (status, error) {
 	switch n.Kind {
 	case message.NotifyInvalidKEPayload:
 		if g, retry := t.kx.invalidKE(n, p.cfg.IKEProposals); retry {
-			p.log.Info("peer asked for another DH group; retrying the IKE SA rekey", "requested", dhName(g))
+			p.log.Info("peer asked for another DH group; retrying the IKE SA rekey", "requested", g.Name())
 			return statusRetry, nil
 		}
 	case message.NotifyTemporaryFailure:
@@ -287,12 +287,12 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 	}
 	if !ok {
 		reason := fmt.Sprintf("ike: peer %s offered IKE rekey proposals %s, none of which matches our ike_proposals %s",
-			p.cfg.RemoteAddr, offeredString(offer, true), proposalsString(p.cfg.IKEProposals, true))
+			p.cfg.RemoteAddr, offeredString(offer, true), ipsec.ProposalsString(p.cfg.IKEProposals))
 		p.log.Warn(reason)
 		return statusDone, &notifyError{notify: message.NotifyNoProposalChosen, reason: reason}
 	}
 	if ke.Group != alg.DH {
-		return statusDone, &notifyError{notify: message.NotifyInvalidKEPayload, data: invalidKEData(alg.DH), reason: "ike: asked the peer to use " + dhName(alg.DH)}
+		return statusDone, &notifyError{notify: message.NotifyInvalidKEPayload, data: invalidKEData(alg.DH), reason: "ike: asked the peer to use " + alg.DH.Name()}
 	}
 	if len(chosen.SPI) != 8 {
 		return statusDone, &notifyError{notify: message.NotifyInvalidSyntax, reason: "ike: IKE rekey without an 8-octet SPI"}
