@@ -6,6 +6,7 @@
 #   make demo    bring up the simulated AWS side and cgwd, show traffic
 #   make bench   throughput/CPU comparison against strongSwan, wireguard-go
 #   make soak    long rekey soak (issue: SA lifecycle), not part of `test`
+#   make fuzz    run every Fuzz* target of the module in turn, FUZZTIME each
 
 SHELL   := /bin/bash
 GO      ?= go
@@ -14,7 +15,7 @@ LDFLAGS := -X github.com/cgwproject/cgw/internal/version.v=$(VERSION)
 BIN     := $(CURDIR)/bin
 export CGW_BIN := $(BIN)
 
-.PHONY: all build deps test unit e2e demo bench soak docker-check clean
+.PHONY: all build deps test unit e2e demo bench soak fuzz docker-check clean
 
 all: build
 
@@ -41,6 +42,22 @@ bench: deps build
 
 soak: deps build
 	$(GO) test -count=1 -tags 'e2e soak' -timeout 60m -v -run Soak ./test/e2e/
+
+# Every fuzz target, discovered per package with `go test -list` (new targets
+# are picked up without editing this file), run one at a time for FUZZTIME
+# (go test accepts a duration or Nx). Stops at the first crash; the failing
+# input is then in the package's testdata/fuzz/<Target>/ for a regression run.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; \
+	for pkg in $$($(GO) list ./...); do \
+		for fz in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$fz ($(FUZZTIME))"; \
+			start=$$(date +%s); \
+			$(GO) test -run '^$$' -fuzz "^$$fz\$$" -fuzztime $(FUZZTIME) $$pkg; \
+			echo "   $$fz: $$(( $$(date +%s) - start ))s without a crash"; \
+		done; \
+	done
 
 # The Dockerfile checked without a Docker engine (CI has none): lint, then
 # the build stage's own RUN commands, and static binaries for the runtime stage.

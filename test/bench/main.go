@@ -14,6 +14,12 @@
 // CPU is reported as busy cores of the whole host during the run
 // (/proc/stat) and as cores used by the tunnel processes themselves.
 //
+// A separate row measures cgwd under a spoofed IKE_SA_INIT flood (issue 17):
+// 7000 requests forged from the AWS endpoint's address by
+// test/tools/ikeattack, once at 500/s with an unusable KE value and once as
+// a 0.7 s burst with a valid one, reported as cgwd's CPU-seconds
+// (utime+stime) per 7000 requests (-flood=false skips it).
+//
 //	go run ./test/bench -seconds 10 -cgwd ./bin/cgwd
 package main
 
@@ -49,6 +55,7 @@ var (
 	flagRate    = flag.String("udp-rate", "10G", "UDP offered rate (iperf3 -b)")
 	flagJSON    = flag.String("json", "", "also write the results as JSON to this file")
 	flagVerbose = flag.Bool("v", false, "log simulator progress")
+	flagFlood   = flag.Bool("flood", true, "also measure cgwd's CPU cost of 7000 spoofed IKE_SA_INIT requests")
 )
 
 func main() {
@@ -106,6 +113,9 @@ func run() error {
 	}
 	var modes []mode
 	for _, n := range strings.Split(*flagModes, ",") {
+		if strings.TrimSpace(n) == "" {
+			continue // -modes= runs only the flood row
+		}
 		m, ok := all[strings.TrimSpace(n)]
 		if !ok {
 			return fmt.Errorf("unknown mode %q", n)
@@ -137,8 +147,17 @@ func run() error {
 	}
 	printTable(results)
 	printRatios(results)
+	var floods []sim.FloodResult
+	if *flagFlood && ctx.Err() == nil {
+		var err error
+		if floods, err = measureFlood(); err != nil {
+			skipped["ike-flood"] = err.Error()
+			fmt.Printf("\nike-flood FAILED: %v\n", err)
+		}
+		printFlood(floods)
+	}
 	if *flagJSON != "" {
-		b, _ := json.MarshalIndent(map[string]any{"results": results, "skipped": skipped}, "", "  ")
+		b, _ := json.MarshalIndent(map[string]any{"results": results, "flood": floods, "skipped": skipped}, "", "  ")
 		if err := os.WriteFile(*flagJSON, b, 0o644); err != nil {
 			return err
 		}
@@ -478,6 +497,58 @@ func setupCgwdCgwd(ctx context.Context) (*setup, error) {
 		return fail(fmt.Errorf("%w; cgwd (cust) log:\n%s\ncgwd (aws1) log:\n%s", err, pc.Tail(1500), pa.Tail(1500)))
 	}
 	return &setup{sim: s, pids: []int{pc.Pid(), pa.Pid()}}, nil
+}
+
+// floodCount is the size of each spoofed IKE_SA_INIT flood.
+const floodCount = 7000
+
+// measureFlood runs the two spoofed IKE_SA_INIT floods against cgwd with
+// one tunnel up to strongSwan.
+func measureFlood() ([]sim.FloodResult, error) {
+	st, err := setupCgwdStrongSwan(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	defer st.sim.Close()
+	dir, err := os.MkdirTemp("", "cgw-bench-tools-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	tool, err := sim.BuildTool("ikeattack", dir)
+	if err != nil {
+		return nil, err
+	}
+	cgwd := st.pids[len(st.pids)-1]
+	var out []sim.FloodResult
+	for _, f := range []struct {
+		kind sim.FloodKind
+		rate int
+	}{{sim.FloodBadKE, 500}, {sim.FloodValidKE, 10000}} {
+		r, err := st.sim.IKEFlood(tool, cgwd, 1, f.kind, floodCount, f.rate)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func printFlood(rs []sim.FloodResult) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Println()
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "ike-flood (spoofed IKE_SA_INIT)\tsent\tseconds\tcgwd CPU-s per 7000\treplies\t")
+	for _, r := range rs {
+		per := 0.0
+		if r.Sent > 0 {
+			per = r.CPUSeconds * floodCount / float64(r.Sent)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%.1f\t%.2f\t%d\t\n", r.Kind, r.Sent, r.Took.Seconds(), per, r.Replies)
+	}
+	w.Flush()
 }
 
 func printTable(rs []result) {
