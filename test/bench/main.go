@@ -578,6 +578,9 @@ func printTable(rs []result) {
 // throughput ratio and throughput per tunnel CPU ratio.
 func printRatios(rs []result) {
 	const ref = "cgwd-cgwd"
+	if len(rs) == 0 {
+		return
+	}
 	byKey := map[[2]string]result{}
 	var others []string
 	seen := map[string]bool{}
