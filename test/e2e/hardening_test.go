@@ -407,6 +407,12 @@ func TestHardeningDefaultRoute(t *testing.T) {
 		}
 	}
 	hostDefault := defaultRoutes(t, s, sim.Cust)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := s.Exec(sim.Cust, "ip", "-4", "route", "show", "table", "all")
+			t.Logf("cust routes at the end:\n%s", out)
+		}
+	})
 
 	t.Run("not accepted", func(t *testing.T) {
 		d := hardenCgwd(t, s, sim.CgwdOptions{}, nil)
