@@ -47,14 +47,16 @@ soak: deps build
 # are picked up without editing this file), run one at a time for FUZZTIME
 # (go test accepts a duration or Nx). Stops at the first crash; the failing
 # input is then in the package's testdata/fuzz/<Target>/ for a regression run.
+# FUZZFLAGS passes more go test flags, e.g. -parallel=1 on a shared machine.
 FUZZTIME ?= 30s
+FUZZFLAGS ?=
 fuzz:
 	@set -e; \
 	for pkg in $$($(GO) list ./...); do \
 		for fz in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "== $$pkg $$fz ($(FUZZTIME))"; \
 			start=$$(date +%s); \
-			$(GO) test -run '^$$' -fuzz "^$$fz\$$" -fuzztime $(FUZZTIME) $$pkg; \
+			$(GO) test -run '^$$' -fuzz "^$$fz\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
 			echo "   $$fz: $$(( $$(date +%s) - start ))s without a crash"; \
 		done; \
 	done

@@ -538,9 +538,7 @@ func printFlood(rs []sim.FloodResult) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Println()
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "ike-flood (spoofed IKE_SA_INIT)\tsent\tseconds\tcgwd CPU-s per 7000\treplies\t")
+	w := newTable("ike-flood (spoofed IKE_SA_INIT)\tsent\tseconds\tcgwd CPU-s per 7000\treplies\t")
 	for _, r := range rs {
 		per := 0.0
 		if r.Sent > 0 {
@@ -551,13 +549,20 @@ func printFlood(rs []sim.FloodResult) {
 	w.Flush()
 }
 
+// newTable prints an empty line and returns a right-aligned table writer
+// with header as its first row.
+func newTable(header string) *tabwriter.Writer {
+	fmt.Println()
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, header)
+	return w
+}
+
 func printTable(rs []result) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Println()
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "mode\ttest\tGbit/s\tsent Gbit/s\tkpps\tloss %\tretrans\thost CPUs\ttunnel CPUs\t")
+	w := newTable("mode\ttest\tGbit/s\tsent Gbit/s\tkpps\tloss %\tretrans\thost CPUs\ttunnel CPUs\t")
 	for _, r := range rs {
 		if r.Err != "" {
 			fmt.Fprintf(w, "%s\t%s\terror\t\t\t\t\t\t\t\n", r.Mode, r.Test)
