@@ -169,7 +169,7 @@ func TestHardeningReplay(t *testing.T) {
 	var awsReq, cgwResp *capturedIKE
 	aws := netip.AddrPortFrom(sim.Endpoints[0].Outside, 4500)
 	for try := 0; try < 3 && (awsReq == nil || cgwResp == nil); try++ {
-		for _, m := range captureIKE(t, s, 8*time.Second) {
+		for _, m := range captureIKE(t, s, 5*time.Second) {
 			switch {
 			case m.exch == 37 && !m.response() && m.src == aws && awsReq == nil:
 				awsReq = &m
@@ -179,7 +179,7 @@ func TestHardeningReplay(t *testing.T) {
 		}
 	}
 	if awsReq == nil || cgwResp == nil {
-		t.Fatalf("no AWS INFORMATIONAL request (%v) or cgwd INFORMATIONAL response (%v) captured in 24 s of an idle tunnel", awsReq != nil, cgwResp != nil)
+		t.Fatalf("no AWS INFORMATIONAL request (%v) or cgwd INFORMATIONAL response (%v) captured in 15 s of an idle tunnel", awsReq != nil, cgwResp != nil)
 	}
 	t.Logf("e2e: captured AWS's DPD request (%d bytes) and cgwd's DPD response (%d bytes)", len(awsReq.payload)/2, len(cgwResp.payload)/2)
 
