@@ -503,10 +503,15 @@ func TestHardeningInnerSource(t *testing.T) {
 // lossyDuration is how long TestHardeningLossyPath runs;
 // CGW_E2E_LOSSY_DURATION overrides it (e.g. 30m for a long investigation).
 func lossyDuration(t *testing.T, def time.Duration) time.Duration {
-	if v := os.Getenv("CGW_E2E_LOSSY_DURATION"); v != "" {
+	return envDuration(t, "CGW_E2E_LOSSY_DURATION", def)
+}
+
+// envDuration returns the duration in environment variable name, or def.
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			t.Fatalf("CGW_E2E_LOSSY_DURATION=%q: %v", v, err)
+			t.Fatalf("%s=%q: %v", name, v, err)
 		}
 		return d
 	}
@@ -533,8 +538,10 @@ func lossyPath(t *testing.T, dur time.Duration) {
 	// one lost message of a rekey lets the old SA hit its hard lifetime
 	// on the AWS side mid-exchange, and strongSwan then drops the old
 	// CHILD SA (cgwd, as rekey responder, still sends on it until AWS's
-	// DELETE) or deletes both the old and the new IKE SA.
-	eo, _ := lcLifetimes(210*time.Second, 120*time.Second, 60*time.Second, -1)
+	// DELETE) or deletes both the old and the new IKE SA;
+	// CGW_E2E_LOSSY_MARGIN=10s reproduces that.
+	margin := envDuration(t, "CGW_E2E_LOSSY_MARGIN", 60*time.Second)
+	eo, _ := lcLifetimes(150*time.Second+margin, 60*time.Second+margin, margin, -1)
 	l := startLifecycleOpts(t, sim.Options{Endpoint: [2]sim.EndpointOptions{eo, eo}}, sim.CgwdOptions{LogLevel: "debug"})
 	if err := l.s.SetUDPLoss(5); err != nil {
 		t.Fatal(err)
