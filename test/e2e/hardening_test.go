@@ -53,6 +53,7 @@ func hardenCgwd(t *testing.T, s *sim.Sim, co sim.CgwdOptions, edit func(doc map[
 		cfg = editYAML(t, cfg, edit)
 	}
 	d := StartCgwdYAML(t, s, sim.Cust, cfg)
+	t.Cleanup(d.Stop) // also when a (sub)test fails before it stops cgwd
 	d.waitStatus(t, 60*time.Second, childrenUp)
 	d.waitStatus(t, 60*time.Second, tunnelsUp)
 	for i := 1; i <= 2; i++ {
