@@ -51,12 +51,17 @@ soak: deps build
 FUZZTIME ?= 30s
 FUZZFLAGS ?=
 fuzz:
-	@set -e; \
+	@set -eo pipefail; \
 	for pkg in $$($(GO) list ./...); do \
 		for fz in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "== $$pkg $$fz ($(FUZZTIME))"; \
 			start=$$(date +%s); \
-			$(GO) test -run '^$$' -fuzz "^$$fz\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
+			out=$$(mktemp); \
+			if ! $(GO) test -run '^$$' -fuzz "^$$fz\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg 2>&1 | tee $$out; then \
+				if grep -q 'Failing input written' $$out || ! grep -q 'context deadline exceeded' $$out; then rm -f $$out; exit 1; fi; \
+				echo "   $$fz: go test reported only 'context deadline exceeded' at the end of FUZZTIME (a toolchain quirk, no failing input)"; \
+			fi; \
+			rm -f $$out; \
 			echo "   $$fz: no crash in $(FUZZTIME) of fuzzing ($$(( $$(date +%s) - start ))s wall, build included)"; \
 		done; \
 	done
