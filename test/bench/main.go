@@ -16,6 +16,12 @@
 // With -pps (the default) every mode also gets a loss-free packet-rate
 // search with test/tools/pktgen; see pps.go.
 //
+// A separate row measures cgwd under a spoofed IKE_SA_INIT flood (issue 17):
+// 7000 requests forged from the AWS endpoint's address by
+// test/tools/ikeattack, once at 500/s with an unusable KE value and once as
+// a 0.7 s burst with a valid one, reported as cgwd's CPU-seconds
+// (utime+stime) per 7000 requests (-flood=false skips it).
+//
 //	go run ./test/bench -seconds 10 -cgwd ./bin/cgwd
 package main
 
@@ -51,6 +57,7 @@ var (
 	flagRate    = flag.String("udp-rate", "10G", "UDP offered rate (iperf3 -b)")
 	flagJSON    = flag.String("json", "", "also write the results as JSON to this file")
 	flagVerbose = flag.Bool("v", false, "log simulator progress")
+	flagFlood   = flag.Bool("flood", true, "also measure cgwd's CPU cost of 7000 spoofed IKE_SA_INIT requests")
 )
 
 func main() {
@@ -108,6 +115,9 @@ func run() error {
 	}
 	var modes []mode
 	for _, n := range strings.Split(*flagModes, ",") {
+		if strings.TrimSpace(n) == "" {
+			continue // -modes= runs only the flood row
+		}
 		m, ok := all[strings.TrimSpace(n)]
 		if !ok {
 			return fmt.Errorf("unknown mode %q", n)
@@ -147,8 +157,17 @@ func run() error {
 		printRatios(results)
 	}
 	printPPS(ppsRows)
+	var floods []sim.FloodResult
+	if *flagFlood && ctx.Err() == nil {
+		var err error
+		if floods, err = measureFlood(); err != nil {
+			skipped["ike-flood"] = err.Error()
+			fmt.Printf("\nike-flood FAILED: %v\n", err)
+		}
+		printFlood(floods)
+	}
 	if *flagJSON != "" {
-		b, _ := json.MarshalIndent(map[string]any{"results": results, "pps": ppsRows, "skipped": skipped}, "", "  ")
+		b, _ := json.MarshalIndent(map[string]any{"results": results, "pps": ppsRows, "flood": floods, "skipped": skipped}, "", "  ")
 		if err := os.WriteFile(*flagJSON, b, 0o644); err != nil {
 			return err
 		}
@@ -496,13 +515,70 @@ func setupCgwdCgwd(ctx context.Context) (*setup, error) {
 	return &setup{sim: s, pids: []int{pc.Pid(), pa.Pid()}}, nil
 }
 
+// floodCount is the size of each spoofed IKE_SA_INIT flood.
+const floodCount = 7000
+
+// measureFlood runs the two spoofed IKE_SA_INIT floods against cgwd with
+// one tunnel up to strongSwan.
+func measureFlood() ([]sim.FloodResult, error) {
+	st, err := setupCgwdStrongSwan(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	defer st.sim.Close()
+	dir, err := os.MkdirTemp("", "cgw-bench-tools-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	tool, err := sim.BuildTool("ikeattack", dir)
+	if err != nil {
+		return nil, err
+	}
+	cgwd := st.pids[len(st.pids)-1]
+	var out []sim.FloodResult
+	for _, f := range []struct {
+		kind sim.FloodKind
+		rate int
+	}{{sim.FloodBadKE, 500}, {sim.FloodValidKE, 10000}} {
+		r, err := st.sim.IKEFlood(tool, cgwd, 1, f.kind, floodCount, f.rate)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func printFlood(rs []sim.FloodResult) {
+	if len(rs) == 0 {
+		return
+	}
+	w := newTable("ike-flood (spoofed IKE_SA_INIT)\tsent\tseconds\tcgwd CPU-s per 7000\treplies\t")
+	for _, r := range rs {
+		per := 0.0
+		if r.Sent > 0 {
+			per = r.CPUSeconds * floodCount / float64(r.Sent)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%.1f\t%.2f\t%d\t\n", r.Kind, r.Sent, r.Took.Seconds(), per, r.Replies)
+	}
+	w.Flush()
+}
+
+// newTable prints an empty line and returns a right-aligned table writer
+// with header as its first row.
+func newTable(header string) *tabwriter.Writer {
+	fmt.Println()
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, header)
+	return w
+}
+
 func printTable(rs []result) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Println()
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "mode\ttest\tGbit/s\tsent Gbit/s\tkpps\tloss %\tretrans\thost CPUs\ttunnel CPUs\t")
+	w := newTable("mode\ttest\tGbit/s\tsent Gbit/s\tkpps\tloss %\tretrans\thost CPUs\ttunnel CPUs\t")
 	for _, r := range rs {
 		if r.Err != "" {
 			fmt.Fprintf(w, "%s\t%s\terror\t\t\t\t\t\t\t\n", r.Mode, r.Test)
@@ -523,6 +599,9 @@ func printTable(rs []result) {
 // throughput ratio and throughput per tunnel CPU ratio.
 func printRatios(rs []result) {
 	const ref = "cgwd-cgwd"
+	if len(rs) == 0 {
+		return
+	}
 	byKey := map[[2]string]result{}
 	var others []string
 	seen := map[string]bool{}

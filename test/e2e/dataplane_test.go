@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -38,25 +37,11 @@ func tcpcheckBin(t testing.TB) string { return toolBin(t, "tcpcheck") }
 // toolBin builds test/tools/<name> into a temporary directory of t.
 func toolBin(t testing.TB, name string) string {
 	t.Helper()
-	root, err := moduleRoot()
+	bin, err := sim.BuildTool(name, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	// The namespaces' processes run as root from the same mount namespace;
-	// the binary just needs to be readable and executable.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./test/tools/"+name)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", name, err, out)
-	}
-	return filepath.Join(dir, name)
+	return bin
 }
 
 var (

@@ -75,8 +75,15 @@ type lifecycle struct {
 // sides, BGP included, and the LAN reaches the VPC.
 func startLifecycle(t *testing.T, o sim.Options, extra string) *lifecycle {
 	t.Helper()
+	return startLifecycleOpts(t, o, sim.CgwdOptions{Extra: extra})
+}
+
+// startLifecycleOpts is startLifecycle with cgwd's configuration rendered
+// from co (log level, routing, ...).
+func startLifecycleOpts(t *testing.T, o sim.Options, co sim.CgwdOptions) *lifecycle {
+	t.Helper()
 	s := NewSim(t, o)
-	cfg, err := s.CgwdConfig(sim.CgwdOptions{Extra: extra})
+	cfg, err := s.CgwdConfig(co)
 	if err != nil {
 		t.Fatal(err)
 	}

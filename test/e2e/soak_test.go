@@ -16,3 +16,10 @@ import (
 func TestSoakLifecycleRekeys(t *testing.T) {
 	lcSoak(t, 5*time.Minute, 90*time.Second, 30*time.Second, 10*time.Second, 10, 3)
 }
+
+// TestSoakHardeningLossyPath is TestHardeningLossyPath for 20 minutes
+// (8 IKE and 20 CHILD rekeys per tunnel under 5 % UDP loss each way);
+// CGW_E2E_LOSSY_DURATION overrides the length.
+func TestSoakHardeningLossyPath(t *testing.T) {
+	lossyPath(t, lossyDuration(t, 20*time.Minute))
+}

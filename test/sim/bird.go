@@ -29,7 +29,12 @@ func (s *Sim) awsBirdConf(i int) string {
 	// AWS refuses routes with its own ASN in the path and routes whose
 	// next hop is not the customer's inside address (§4).
 	fmt.Fprintf(&b, "filter from_cgw {\n  if net.type != NET_IP4 then reject;\n  if bgp_path ~ [= * %d * =] then reject;\n  if bgp_next_hop != %s then reject;\n  accept;\n}\n", asn, e.CustInside)
-	fmt.Fprintf(&b, "filter to_cgw {\n  if proto = \"vpc_cidrs\" then {\n    bgp_med = %d;\n    accept;\n  }\n  reject;\n}\n", o.MED)
+	exported := `proto = "vpc_cidrs"`
+	if o.AdvertiseDefault {
+		b.WriteString("protocol static aws_default {\n  ipv4;\n  route 0.0.0.0/0 unreachable;\n}\n")
+		exported += ` || proto = "aws_default"`
+	}
+	fmt.Fprintf(&b, "filter to_cgw {\n  if %s then {\n    bgp_med = %d;\n    accept;\n  }\n  reject;\n}\n", exported, o.MED)
 	if s.opts.Routing == RoutingBGP {
 		fmt.Fprintf(&b, "protocol bgp cgw {\n  local %s as %d;\n  neighbor %s as %d;\n%s", e.AWSInside, asn, e.CustInside, o.CustomerASN, birdTimers)
 		if o.BGPPassword != "" {

@@ -166,6 +166,10 @@ type EndpointOptions struct {
 	BGPPassword  string // TCP MD5 key (RFC 2385) of the BGP session; "" = none
 	CustomerASN  uint32 // expected customer ASN; default Options.CustomerASN
 	ExtraSwanctl string // appended verbatim inside the connection block (advanced tests)
+	// AdvertiseDefault makes BIRD also advertise 0.0.0.0/0 to the customer,
+	// as a Transit Gateway route table with a default route to an egress
+	// VPC does (MED as for the VPC CIDR).
+	AdvertiseDefault bool
 }
 
 // Options configure a Sim. The zero value is two AWS endpoints with AWS

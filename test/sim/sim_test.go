@@ -512,3 +512,40 @@ func TestAWSGenericText(t *testing.T) {
 		}
 	}
 }
+
+// TestAWSBirdDefaultRoute: AdvertiseDefault adds 0.0.0.0/0 to what BIRD
+// exports to the customer (and only to the customer), nothing else does.
+func TestAWSBirdDefaultRoute(t *testing.T) {
+	s := &Sim{opts: Options{ID: "abcd"}, dir: "/x"}
+	s.opts.Endpoint[0].AdvertiseDefault = true
+	if err := s.opts.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	with, without := s.awsBirdConf(0), s.awsBirdConf(1)
+	for _, want := range []string{"protocol static aws_default", "route 0.0.0.0/0 unreachable", `if proto = "vpc_cidrs" || proto = "aws_default" then`} {
+		if !strings.Contains(with, want) {
+			t.Errorf("bird.conf with AdvertiseDefault lacks %q:\n%s", want, with)
+		}
+	}
+	if strings.Contains(without, "0.0.0.0/0") {
+		t.Errorf("bird.conf without AdvertiseDefault mentions 0.0.0.0/0:\n%s", without)
+	}
+	if strings.Contains(with, `export where proto = "cgw" || proto = "cust_lan" || proto = "aws_default"`) {
+		t.Error("the default route leaks into the VPC")
+	}
+}
+
+// TestInetRulesetChains: the fault-injection chains exist and are jumped
+// to, so SetUDPLoss and IKEFlood can fill them at run time.
+func TestInetRulesetChains(t *testing.T) {
+	s := &Sim{opts: Options{ID: "abcd"}}
+	r := s.inetRuleset()
+	for _, want := range []string{"chain flood {}", "chain loss {}", "jump flood", "jump loss"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("inet ruleset lacks %q:\n%s", want, r)
+		}
+	}
+	if err := s.SetUDPLoss(101); err == nil {
+		t.Error("SetUDPLoss(101) accepted")
+	}
+}

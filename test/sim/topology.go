@@ -110,12 +110,13 @@ func (s *Sim) buildTopology() error {
 }
 
 // inetRuleset is the nftables table of the inet namespace. Chains block1 and
-// block2 hold the fault-injection drops for endpoint 1 and 2.
+// block2 hold the fault-injection drops for endpoint 1 and 2, chain flood the
+// reply counter of IKEFlood and chain loss the random drops of SetUDPLoss.
 func (s *Sim) inetRuleset() string {
 	var b strings.Builder
 	b.WriteString("table ip cgwsim {\n")
-	b.WriteString("  chain block1 {}\n  chain block2 {}\n")
-	b.WriteString("  chain sim_forward {\n    type filter hook forward priority filter; policy accept;\n    jump block1\n    jump block2\n  }\n")
+	b.WriteString("  chain block1 {}\n  chain block2 {}\n  chain flood {}\n  chain loss {}\n")
+	b.WriteString("  chain sim_forward {\n    type filter hook forward priority filter; policy accept;\n    jump block1\n    jump block2\n    jump flood\n    jump loss\n  }\n")
 	if s.opts.NAT {
 		// New source ports too, so the daemon sees a NAT that rewrites
 		// ports (the common case for consumer and carrier NATs).
