@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cgwproject/cgw/bgp"
@@ -245,7 +246,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		return fmt.Errorf("routes.fwmark: %w (cgwd needs CAP_NET_ADMIN)", err)
 	}
 	if err := d.dp.Listen(ikePort, nattPort); err != nil {
-		return fmt.Errorf("listen on UDP %d/%d: %w (is another IKE daemon such as charon running?)", ikePort, nattPort, err)
+		return fmt.Errorf("listen on UDP %d/%d: %w (%s)", ikePort, nattPort, err, listenHint(err))
 	}
 
 	// Claim the control socket before touching kernel routes, so a second
@@ -566,4 +567,19 @@ func formatRoutes(rs []route.Route) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
+}
+
+// listenHint says what most likely keeps cgwd from opening its IKE/ESP
+// sockets: a missing capability (binding below 1024 needs
+// CAP_NET_BIND_SERVICE, the firewall mark CAP_NET_ADMIN) or another IKE
+// daemon holding the ports.
+func listenHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES):
+		return "cgwd needs CAP_NET_BIND_SERVICE for UDP 500/4500 and CAP_NET_ADMIN for the sockets' firewall mark; run it as root or grant both"
+	case errors.Is(err, syscall.EADDRINUSE):
+		return "another IKE daemon such as charon holds the port: stop it"
+	default:
+		return "is another IKE daemon such as charon running?"
+	}
 }

@@ -105,14 +105,23 @@ func TestDefaultsMeetEveryAWSChoice(t *testing.T) {
 				if requests > 3 {
 					t.Errorf("%d requests to establish: more than one INVALID_KE_PAYLOAD round trip", requests)
 				}
+				// As responder cgw takes AWS's KE group whenever a proposal
+				// of ours allows it: no INVALID_KE_PAYLOAD at all.
+				if awsStarts && requests > 2 {
+					t.Errorf("%d requests to establish with AWS initiating: cgw asked for another group although it accepts AWS's", requests)
+				}
 				// Phase 2 DH: rekey the CHILD SA from the side that started.
 				starter, name := p.cgw, "aws-t1"
 				if awsStarts {
 					starter, name = p.aws, "cgw"
 				}
 				must(t, starter.Manager.Rekey(name, false))
-				if n := countRequests(p); n > 3 { // CREATE_CHILD_SA, INVALID_KE retry, DELETE
+				n := countRequests(p)
+				if n > 3 { // CREATE_CHILD_SA, INVALID_KE retry, DELETE
 					t.Errorf("%d requests to rekey the CHILD SA: more than one INVALID_KE_PAYLOAD round trip", n)
+				}
+				if awsStarts && n > 2 { // CREATE_CHILD_SA, DELETE
+					t.Errorf("%d requests for AWS's CHILD rekey: cgw asked for another group although it accepts AWS's", n)
 				}
 				st = wantState(t, p.cgw, ike.StateEstablished, ike.StateEstablished)
 				if len(st.Children) != 1 {

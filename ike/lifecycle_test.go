@@ -510,10 +510,12 @@ func TestUnknownSPICounted(t *testing.T) {
 // AWS picks the lowest algorithms of our offer; when it later rekeys the
 // IKE SA, we must not switch to our own favourite (another PRF), or the
 // new keys depend on which PRF feeds prf+, where implementations differ.
+// (The stand-in for AWS does not accept our first KE group, ecp384, so it
+// asks for its lowest choice as AWS does.)
 func TestIKERekeyKeepsAlgorithms(t *testing.T) {
 	p := established(t, func(c, a *ike.PeerConfig) {
 		c.IKEProposals = props(t, true, "aes256gcm16-prfsha384-ecp384", "aes128-sha1-modp1024")
-		a.IKEProposals = props(t, true, "aes128-sha1-modp1024", "aes256gcm16-prfsha384-ecp384")
+		a.IKEProposals = props(t, true, "aes128-sha1-modp1024", "aes256gcm16-prfsha384-ecp256")
 	})
 	before := status(t, p.cgw).IKEAlg
 	if before.PRF != ipsec.PRFHMACSHA1 {

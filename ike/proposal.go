@@ -112,6 +112,40 @@ func selectProposal(ours []ipsec.Proposal, theirs []message.Proposal, proto ipse
 	return ipsec.Algorithms{}, nil, false
 }
 
+// selectProposalKE is selectProposal for a request that carries a KE
+// payload: among the matching proposals it takes, in our order, the first
+// one that can use the peer's KE group (selectWithGroup), so that a group
+// both sides accept costs no INVALID_KE_PAYLOAD round trip (RFC 7296,
+// Section 1.2 lets the responder choose). Only when no matching proposal
+// allows that group does it fall back to selectProposal, whose group the
+// caller then asks for with INVALID_KE_PAYLOAD. On a lossy path every extra
+// exchange is another chance to lose a message before a lifetime runs out.
+func selectProposalKE(ours []ipsec.Proposal, theirs []message.Proposal, proto ipsec.Protocol, keGroup ipsec.DHGroup) (ipsec.Algorithms, *message.Proposal, bool) {
+	if alg, tp, ok := selectWithGroup(ours, theirs, proto, keGroup); ok {
+		return alg, tp, true
+	}
+	return selectProposal(ours, theirs, proto, true)
+}
+
+// selectWithGroup selects, in our order, the first proposal that matches
+// with DH group g; it fails when g is none or no proposal allows it.
+func selectWithGroup(ours []ipsec.Proposal, theirs []message.Proposal, proto ipsec.Protocol, g ipsec.DHGroup) (ipsec.Algorithms, *message.Proposal, bool) {
+	if g == ipsec.DHNone {
+		return ipsec.Algorithms{}, nil, false
+	}
+	for _, op := range ours {
+		if !containsDH(op.DHGroups, g) {
+			continue
+		}
+		only := op
+		only.DHGroups = []ipsec.DHGroup{g}
+		if alg, tp, ok := selectProposal([]ipsec.Proposal{only}, theirs, proto, true); ok {
+			return alg, tp, true
+		}
+	}
+	return ipsec.Algorithms{}, nil, false
+}
+
 func matchProposal(op ipsec.Proposal, set transformSet, proto ipsec.Protocol, withDH bool) (ipsec.Algorithms, bool) {
 	var alg ipsec.Algorithms
 	found := false

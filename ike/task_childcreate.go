@@ -313,7 +313,10 @@ func negotiateChildResponder(sa *ikeSA, m *message.Message, inAuth bool) (*respo
 	if ke != nil {
 		keGroup = ke.Group
 	}
-	alg, chosen, ok := selectProposal(p.cfg.ESPProposals, offer.Proposals, ipsec.ProtoESP, !inAuth)
+	alg, chosen, ok := selectWithGroup(p.cfg.ESPProposals, offer.Proposals, ipsec.ProtoESP, keGroup)
+	if !ok {
+		alg, chosen, ok = selectProposal(p.cfg.ESPProposals, offer.Proposals, ipsec.ProtoESP, !inAuth)
+	}
 	if !ok {
 		hint := ""
 		if !inAuth && !proposalsHavePFS(p.cfg.ESPProposals) {

@@ -149,7 +149,7 @@ func (t *ikeInit) processRequest(m *message.Message) (status, error) {
 		return statusFailed, &notifyError{notify: message.NotifyInvalidSyntax, fatal: true,
 			reason: fmt.Sprintf("ike: peer %s sent IKE_SA_INIT without SA, KE or Nonce", p.cfg.RemoteAddr)}
 	}
-	alg, chosen, ok := selectProposal(p.cfg.IKEProposals, offer.Proposals, ipsec.ProtoIKE, true)
+	alg, chosen, ok := selectProposalKE(p.cfg.IKEProposals, offer.Proposals, ipsec.ProtoIKE, ke.Group)
 	if !ok {
 		return statusFailed, &notifyError{notify: message.NotifyNoProposalChosen, fatal: true, reason: fmt.Sprintf(
 			"ike: peer %s offered IKE proposals %s, none of which matches our ike_proposals %s; we answered NO_PROPOSAL_CHOSEN",

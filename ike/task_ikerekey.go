@@ -279,9 +279,18 @@ func (t *ikeRekey) processRequest(m *message.Message) (status, error) {
 	if offer == nil || ke == nil || nonce == nil || len(nonce.Data) < 16 || len(nonce.Data) > 256 {
 		return statusDone, &notifyError{notify: message.NotifyInvalidSyntax, reason: "ike: IKE rekey request without SA, KE or a valid nonce"}
 	}
-	// Prefer the current algorithms when offered (see build), then our
-	// configured order.
-	alg, chosen, ok := selectProposal([]ipsec.Proposal{algProposal(sa.alg)}, offer.Proposals, ipsec.ProtoIKE, true)
+	// Prefer what needs no INVALID_KE round trip: the current algorithms
+	// with the peer's KE group, then any configured proposal with it; else
+	// the current algorithms when offered (see build), then our configured
+	// order.
+	cur := []ipsec.Proposal{algProposal(sa.alg)}
+	alg, chosen, ok := selectWithGroup(cur, offer.Proposals, ipsec.ProtoIKE, ke.Group)
+	if !ok {
+		alg, chosen, ok = selectWithGroup(p.cfg.IKEProposals, offer.Proposals, ipsec.ProtoIKE, ke.Group)
+	}
+	if !ok {
+		alg, chosen, ok = selectProposal(cur, offer.Proposals, ipsec.ProtoIKE, true)
+	}
 	if !ok {
 		alg, chosen, ok = selectProposal(p.cfg.IKEProposals, offer.Proposals, ipsec.ProtoIKE, true)
 	}

@@ -149,7 +149,9 @@ func TestNonRootCapabilities(t *testing.T) {
 	for _, tc := range []struct {
 		drop, want string
 	}{
-		{"net_admin", "create tun device cgw0: tun: create cgw0: operation not permitted"},
+		// The first privileged step without NET_ADMIN is the firewall mark
+		// on the IKE/ESP sockets (routes.fwmark), before any TUN device.
+		{"net_admin", "set so_mark 0xc7 on port 500: operation not permitted (cgwd needs cap_net_bind_service for udp 500/4500 and cap_net_admin"},
 		{"net_bind_service", "listen udp4 0.0.0.0:500: bind: permission denied"},
 	} {
 		var caps []string
