@@ -148,6 +148,15 @@ func replayAt(t *testing.T, s *sim.Sim, tool, payload string, count int, interva
 	}
 }
 
+// replayDPD is cgwd's DPD in TestHardeningReplay: slower than AWS's 2 s, and
+// replayDeadBound how long declaring a silent peer dead may take with it:
+// 3 s of silence, then the request and 3 retransmissions (4 s x 1.8^n:
+// 4 + 7.2 + 13 s) and the last wait, with room for a loaded machine.
+const (
+	replayDPD       = "        dpd: {interval: 3s, retries: 3, action: restart}\n"
+	replayDeadBound = 40 * time.Second
+)
+
 // TestHardeningReplay: authentic IKE messages of the live IKE SA, an AWS
 // DPD request and cgwd's own DPD response, captured on the wire and
 // replayed 50 times each from another address and port, move nothing: no
@@ -164,9 +173,12 @@ func TestHardeningReplay(t *testing.T) {
 	if err := s.AddAttacker(); err != nil {
 		t.Fatal(err)
 	}
-	d := hardenCgwd(t, s, sim.CgwdOptions{Extra: fastDPD}, nil)
+	// cgwd probes after 3 s of silence, AWS after 2 s: AWS's requests keep
+	// cgwd's DPD quiet, so the idle tunnel carries AWS's DPD requests and
+	// cgwd's responses, the two messages to replay.
+	d := hardenCgwd(t, s, sim.CgwdOptions{Extra: replayDPD}, nil)
 
-	// Capture while the tunnel is idle: both sides exchange DPDs.
+	// Capture while the tunnel is idle: AWS probes, cgwd answers.
 	var awsReq, cgwResp *capturedIKE
 	aws := netip.AddrPortFrom(sim.Endpoints[0].Outside, 4500)
 	for try := 0; try < 3 && (awsReq == nil || cgwResp == nil); try++ {
@@ -225,7 +237,7 @@ func TestHardeningReplay(t *testing.T) {
 
 	// Replays must not refresh liveness: AWS goes silent (UDP 500/4500
 	// blocked), the attacker keeps replaying AWS's DPD request at 2/s, and
-	// cgwd's DPD (2 s x 4) must still declare the peer dead.
+	// cgwd's DPD (3 s x 3) must still declare the peer dead.
 	dead := func() int { return len(logLines(t, d, `peer is dead`)) }
 	dead0 := dead()
 	if err := s.BlockEndpoint(1); err != nil {
@@ -239,11 +251,11 @@ func TestHardeningReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(rp.Stop)
-	for dead() == dead0 && time.Since(blocked) < 24*time.Second {
+	for dead() == dead0 && time.Since(blocked) < replayDeadBound {
 		time.Sleep(250 * time.Millisecond)
 	}
 	if dead() == dead0 {
-		t.Errorf("cgwd did not declare AWS dead within 24 s of silence while an attacker replayed AWS's DPD request at 2/s (DPD 2 s x 4)")
+		t.Errorf("cgwd did not declare AWS dead within %v of silence while an attacker replayed AWS's DPD request at 2/s (DPD 3 s x 3)", replayDeadBound)
 	} else {
 		t.Logf("e2e: peer declared dead %v after AWS went silent, replays running", time.Since(blocked).Round(100*time.Millisecond))
 	}
