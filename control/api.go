@@ -20,6 +20,44 @@ type Backend interface {
 	Rekey(ctx context.Context, name string, ike bool) error
 	Reload(ctx context.Context) (*ReloadResult, error)
 	Diagnose(ctx context.Context, tunnel string) (*Diagnosis, error)
+	// BGPRoutes lists one table (RouteTables) of every BGP tunnel, or of
+	// the named one.
+	BGPRoutes(ctx context.Context, table, tunnel string) (*BGPRoutes, error)
+}
+
+// The tables of BGPRoutes.
+const (
+	TableReceived   = "received"   // paths learned from AWS, with what became of them
+	TableAdvertised = "advertised" // paths sent to AWS (after prepend and MED)
+	TableInstalled  = "installed"  // kernel routes from BGP, with the path behind each
+)
+
+// RouteTables lists the valid tables, the default first.
+var RouteTables = []string{TableReceived, TableAdvertised, TableInstalled}
+
+// BGPRoutes is one table of `cgwctl bgp routes`.
+type BGPRoutes struct {
+	Table  string     `json:"table"`
+	Routes []BGPRoute `json:"routes"`
+}
+
+// BGPRoute is one path on one tunnel's BGP session.
+type BGPRoute struct {
+	Connection string   `json:"connection"`
+	Tunnel     string   `json:"tunnel"` // the tunnel whose neighbor sent or gets the path
+	Prefix     string   `json:"prefix"`
+	NextHop    string   `json:"next_hop,omitempty"`
+	ASPath     []uint32 `json:"as_path"`
+	MED        uint32   `json:"med"`
+	LocalPref  uint32   `json:"local_pref,omitempty"`
+	// Best is BGP's best path for the prefix (received, installed).
+	Best bool `json:"best"`
+	// Installed: a kernel route for the prefix goes through this tunnel.
+	Installed bool `json:"installed"`
+	// Reason says why a received path is not installed: default_route,
+	// deny, not_allowed, prefix_limit (import policy), tunnel_down (no
+	// CHILD SA) or not_best (another path was preferred).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Status is the whole daemon state at one instant.

@@ -45,6 +45,10 @@ func (f *fakeBackend) Diagnose(_ context.Context, t string) (*control.Diagnosis,
 	f.calls = append(f.calls, "diagnose "+t)
 	return &control.Diagnosis{Findings: []control.Finding{{Tunnel: t, Check: "udp", Severity: control.SeverityError}}}, nil
 }
+func (f *fakeBackend) BGPRoutes(_ context.Context, table, tunnel string) (*control.BGPRoutes, error) {
+	f.calls = append(f.calls, "routes "+table+" "+tunnel)
+	return &control.BGPRoutes{Table: table, Routes: []control.BGPRoute{{Tunnel: tunnel, Prefix: "10.0.0.0/16"}}}, nil
+}
 
 func TestRoundTrip(t *testing.T) {
 	dir := t.TempDir()
@@ -90,7 +94,14 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || d.Findings[0].Tunnel != "t2" {
 		t.Fatalf("diagnose = %+v, %v", d, err)
 	}
-	want := []string{"status", "up t1", "up nope", "rekey t1 true", "reload", "diagnose t2"}
+	r, err := c.BGPRoutes(ctx, "", "t1")
+	if err != nil || r.Table != control.TableReceived || r.Routes[0].Tunnel != "t1" {
+		t.Fatalf("bgp routes = %+v, %v (want the received table by default)", r, err)
+	}
+	if _, err := c.BGPRoutes(ctx, "adj-in", ""); err == nil || !strings.Contains(err.Error(), "use received, advertised, installed") {
+		t.Errorf("unknown table: %v", err)
+	}
+	want := []string{"status", "up t1", "up nope", "rekey t1 true", "reload", "diagnose t2", "routes received t1"}
 	if fmt.Sprint(fb.calls) != fmt.Sprint(want) {
 		t.Errorf("calls = %v, want %v", fb.calls, want)
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -151,6 +153,18 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET "+p+"/diagnose", func(w http.ResponseWriter, r *http.Request) {
 		res, err := s.backend.Diagnose(r.Context(), r.URL.Query().Get("tunnel"))
+		reply(w, res, err)
+	})
+	mux.HandleFunc("GET "+p+"/bgp/routes", func(w http.ResponseWriter, r *http.Request) {
+		table := r.URL.Query().Get("table")
+		if table == "" {
+			table = RouteTables[0]
+		}
+		if !slices.Contains(RouteTables, table) {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("unknown table %q: use %s", table, strings.Join(RouteTables, ", ")))
+			return
+		}
+		res, err := s.backend.BGPRoutes(r.Context(), table, r.URL.Query().Get("tunnel"))
 		reply(w, res, err)
 	})
 	return mux

@@ -51,6 +51,7 @@ var commands = []*command{
 	statusCmd,
 	tunnelCmd,
 	reloadCmd,
+	bgpCmd,
 	diagnoseCmd,
 }
 

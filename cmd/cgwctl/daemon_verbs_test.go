@@ -432,3 +432,20 @@ func TestDaemonVerbUsage(t *testing.T) {
 		}
 	}
 }
+
+func (b *fakeBackend) BGPRoutes(_ context.Context, table, tunnel string) (*control.BGPRoutes, error) {
+	b.record("bgp routes " + table + " " + tunnel)
+	if tunnel != "" {
+		if err := b.tunnel(tunnel); err != nil {
+			return nil, err
+		}
+	}
+	all := fixtureBGPRoutes(table)
+	out := &control.BGPRoutes{Table: table, Routes: []control.BGPRoute{}}
+	for _, r := range all.Routes {
+		if tunnel == "" || r.Tunnel == tunnel {
+			out.Routes = append(out.Routes, r)
+		}
+	}
+	return out, nil
+}

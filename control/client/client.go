@@ -111,3 +111,17 @@ func (c *Client) Diagnose(ctx context.Context, tunnel string) (*control.Diagnosi
 	var d control.Diagnosis
 	return &d, c.do(ctx, http.MethodGet, "/diagnose", q, &d)
 }
+
+// BGPRoutes returns one table (control.RouteTables; "" = received) of every
+// BGP tunnel, or of the named tunnel if not empty.
+func (c *Client) BGPRoutes(ctx context.Context, table, tunnel string) (*control.BGPRoutes, error) {
+	q := url.Values{}
+	if table != "" {
+		q.Set("table", table)
+	}
+	if tunnel != "" {
+		q.Set("tunnel", tunnel)
+	}
+	var r control.BGPRoutes
+	return &r, c.do(ctx, http.MethodGet, "/bgp/routes", q, &r)
+}
