@@ -19,6 +19,10 @@ type Backend interface {
 	TunnelDown(ctx context.Context, name string) error
 	Rekey(ctx context.Context, name string, ike bool) error
 	Reload(ctx context.Context) (*ReloadResult, error)
+	// ReloadDryRun reports what Reload would change without applying it.
+	ReloadDryRun(ctx context.Context) (*ReloadResult, error)
+	// EffectiveConfig returns the running configuration, secrets redacted.
+	EffectiveConfig(ctx context.Context) (*ConfigDoc, error)
 	Diagnose(ctx context.Context, tunnel string) (*Diagnosis, error)
 	// BGPRoutes lists one table (RouteTables) of every BGP tunnel, or of
 	// the named one.
@@ -191,10 +195,29 @@ type Route struct {
 	Metric int      `json:"metric"`
 }
 
-// ReloadResult lists what a reload changed.
+// ReloadResult lists what a reload changed, or with DryRun what it would
+// change.
 type ReloadResult struct {
-	Changes  []string `json:"changes"`
+	DryRun   bool     `json:"dry_run,omitempty"`
+	Changes  []string `json:"changes"` // one line per change, as logged
 	Warnings []string `json:"warnings,omitempty"`
+	// Details is Changes in structured form, in the same order.
+	Details []ReloadChange `json:"details,omitempty"`
+}
+
+// ReloadChange is one difference between the running and the new
+// configuration, and what applying it does.
+type ReloadChange struct {
+	Kind       string   `json:"kind"`    // added | removed | changed
+	Section    string   `json:"section"` // log, control, metrics, routes, connection or tunnel
+	Connection string   `json:"connection,omitempty"`
+	Tunnel     string   `json:"tunnel,omitempty"`
+	Fields     []string `json:"fields,omitempty"` // the keys that differ (never their values)
+	// Effect: in_place (nothing renegotiated), start, stop, restart (the
+	// SAs are renegotiated and the BGP session restarts), routes_moved
+	// (routes and rules move to the new table, mark or metric) or
+	// restart_cgwd (takes effect only when cgwd restarts).
+	Effect string `json:"effect"`
 }
 
 // Severity of a diagnose finding.

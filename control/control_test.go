@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cgwproject/cgw/control"
 	"github.com/cgwproject/cgw/control/client"
@@ -48,6 +49,26 @@ func (f *fakeBackend) Diagnose(_ context.Context, t string) (*control.Diagnosis,
 func (f *fakeBackend) BGPRoutes(_ context.Context, table, tunnel string) (*control.BGPRoutes, error) {
 	f.calls = append(f.calls, "routes "+table+" "+tunnel)
 	return &control.BGPRoutes{Table: table, Routes: []control.BGPRoute{{Tunnel: tunnel, Prefix: "10.0.0.0/16"}}}, nil
+}
+func (f *fakeBackend) ReloadDryRun(context.Context) (*control.ReloadResult, error) {
+	f.calls = append(f.calls, "reload dry-run")
+	return &control.ReloadResult{DryRun: true, Changes: []string{"routes changed: metric"}}, nil
+}
+func (f *fakeBackend) EffectiveConfig(context.Context) (*control.ConfigDoc, error) {
+	f.calls = append(f.calls, "config")
+	return &control.ConfigDoc{File: "/etc/cgw/cgw.yaml", Version: 1}, nil
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "0s", 30 * time.Second: "30s", 5 * time.Minute: "5m",
+		10 * time.Minute: "10m", 90 * time.Minute: "1h30m", 8 * time.Hour: "8h", 1500 * time.Millisecond: "1.5s", time.Hour + time.Second: "1h0m1s"} {
+		if got := control.ShortDuration(d); got != want {
+			t.Errorf("ShortDuration(%v) = %q, want %q", d, got, want)
+		}
+		if got := control.SecondsOf(d).Duration(); got != d {
+			t.Errorf("SecondsOf(%v).Duration() = %v", d, got)
+		}
+	}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -101,7 +122,13 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := c.BGPRoutes(ctx, "adj-in", ""); err == nil || !strings.Contains(err.Error(), "use received, advertised, installed") {
 		t.Errorf("unknown table: %v", err)
 	}
-	want := []string{"status", "up t1", "up nope", "rekey t1 true", "reload", "diagnose t2", "routes received t1"}
+	if r, err := c.ReloadDryRun(ctx); err != nil || !r.DryRun {
+		t.Errorf("reload dry run = %+v, %v", r, err)
+	}
+	if doc, err := c.EffectiveConfig(ctx); err != nil || doc.File != "/etc/cgw/cgw.yaml" {
+		t.Errorf("config = %+v, %v", doc, err)
+	}
+	want := []string{"status", "up t1", "up nope", "rekey t1 true", "reload", "diagnose t2", "routes received t1", "reload dry-run", "config"}
 	if fmt.Sprint(fb.calls) != fmt.Sprint(want) {
 		t.Errorf("calls = %v, want %v", fb.calls, want)
 	}

@@ -148,7 +148,17 @@ func (s *Server) Handler() http.Handler {
 		reply(w, struct{}{}, err)
 	})
 	mux.HandleFunc("POST "+p+"/reload", func(w http.ResponseWriter, r *http.Request) {
-		res, err := s.backend.Reload(r.Context())
+		var res *ReloadResult
+		var err error
+		if r.URL.Query().Get("dry_run") == "true" {
+			res, err = s.backend.ReloadDryRun(r.Context())
+		} else {
+			res, err = s.backend.Reload(r.Context())
+		}
+		reply(w, res, err)
+	})
+	mux.HandleFunc("GET "+p+"/config", func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.backend.EffectiveConfig(r.Context())
 		reply(w, res, err)
 	})
 	mux.HandleFunc("GET "+p+"/diagnose", func(w http.ResponseWriter, r *http.Request) {

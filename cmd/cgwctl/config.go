@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/cgwproject/cgw/config"
+	"github.com/cgwproject/cgw/control"
 )
 
 // defaultConfigPath is where cgwd reads its configuration by default.
@@ -12,7 +16,18 @@ const defaultConfigPath = "/etc/cgw/cgw.yaml"
 var configCmd = &command{
 	name:    "config",
 	summary: "check or print configuration files",
-	sub:     []*command{configCheckCmd, configDefaultCmd},
+	sub:     []*command{configCheckCmd, configDefaultCmd, configShowCmd},
+}
+
+var configShowCmd = &command{
+	name:    "show",
+	args:    "[--json] [--socket PATH]",
+	summary: "print the configuration cgwd is running, every default filled in, secrets redacted",
+	help: `Asks the running cgwd, not the file: after an edit without a reload the two
+differ (cgwctl reload --dry-run shows how). The output is YAML in the file's
+schema; PSKs and the BGP password print as ` + control.Redacted + ` and never leave the
+daemon. --json prints the control API's v1 document, durations in seconds.`,
+	run: runConfigShow,
 }
 
 var configCheckCmd = &command{
@@ -71,4 +86,45 @@ func runConfigDefault(e *env, f *flags, args []string) error {
 	}
 	_, err = e.stdout.Write(config.Example())
 	return err
+}
+
+func runConfigShow(e *env, f *flags, args []string) error {
+	asJSON := f.Bool("json", false, "print the configuration as JSON (control API v1 format)")
+	sock := socketFlag(f)
+	pos, err := f.parse(e, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(requestTimeout)
+	defer cancel()
+	doc, err := e.daemon(*sock).EffectiveConfig(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, doc)
+	}
+	out, err := renderConfigDoc(doc)
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(out)
+	return err
+}
+
+// renderConfigDoc prints doc as a configuration file cgwd would read the
+// same way (once the redacted secrets are put back).
+func renderConfigDoc(doc *control.ConfigDoc) ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# effective configuration of cgwd, read from %s; secrets redacted\n", doc.File)
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	enc.Close()
+	return b.Bytes(), nil
 }

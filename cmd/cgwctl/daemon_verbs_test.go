@@ -449,3 +449,13 @@ func (b *fakeBackend) BGPRoutes(_ context.Context, table, tunnel string) (*contr
 	}
 	return out, nil
 }
+
+func (b *fakeBackend) ReloadDryRun(context.Context) (*control.ReloadResult, error) {
+	b.record("reload dry-run")
+	return fixtureDryRun(), nil
+}
+
+func (b *fakeBackend) EffectiveConfig(context.Context) (*control.ConfigDoc, error) {
+	b.record("config")
+	return fixtureConfigDoc(), nil
+}

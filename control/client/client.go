@@ -125,3 +125,15 @@ func (c *Client) BGPRoutes(ctx context.Context, table, tunnel string) (*control.
 	var r control.BGPRoutes
 	return &r, c.do(ctx, http.MethodGet, "/bgp/routes", q, &r)
 }
+
+// ReloadDryRun reports what Reload would change, applying nothing.
+func (c *Client) ReloadDryRun(ctx context.Context) (*control.ReloadResult, error) {
+	var r control.ReloadResult
+	return &r, c.do(ctx, http.MethodPost, "/reload", url.Values{"dry_run": {"true"}}, &r)
+}
+
+// EffectiveConfig returns the daemon's effective configuration, secrets redacted.
+func (c *Client) EffectiveConfig(ctx context.Context) (*control.ConfigDoc, error) {
+	var d control.ConfigDoc
+	return &d, c.do(ctx, http.MethodGet, "/config", nil, &d)
+}
