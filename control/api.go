@@ -23,6 +23,11 @@ type Backend interface {
 	ReloadDryRun(ctx context.Context) (*ReloadResult, error)
 	// EffectiveConfig returns the running configuration, secrets redacted.
 	EffectiveConfig(ctx context.Context) (*ConfigDoc, error)
+	// Events calls send with every state change from now on, until ctx is
+	// done (nil) or send fails (its error). It must not block the daemon:
+	// a subscriber that falls behind loses events and gets an
+	// EventDropped saying how many.
+	Events(ctx context.Context, send func(Event) error) error
 	Diagnose(ctx context.Context, tunnel string) (*Diagnosis, error)
 	// BGPRoutes lists one table (RouteTables) of every BGP tunnel, or of
 	// the named one.
@@ -248,4 +253,26 @@ type Diagnosis struct {
 // Error is the JSON body of a failed request.
 type Error struct {
 	Error string `json:"error"`
+}
+
+// Event types.
+const (
+	EventTunnel  = "tunnel"  // the tunnel's CHILD SA came up or went away: up, down
+	EventIKE     = "ike"     // up, down, rekeyed, peer_dead, failed, dpd_miss, nat_detected
+	EventChild   = "child"   // up, down, rekeyed
+	EventBGP     = "bgp"     // the neighbor's FSM state: idle, connect, active, opensent, openconfirm, established
+	EventRoute   = "route"   // a kernel route was added, changed (next hops) or removed
+	EventDropped = "dropped" // this subscriber fell behind and lost Dropped events
+)
+
+// Event is one state change, as streamed by GET /v1/events: one JSON
+// object per line.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+	Tunnel  string    `json:"tunnel,omitempty"`
+	Prefix  string    `json:"prefix,omitempty"` // route events
+	Event   string    `json:"event"`
+	Detail  string    `json:"detail,omitempty"` // why, in one sentence; next hops for routes
+	Dropped uint64    `json:"dropped,omitempty"`
 }

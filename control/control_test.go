@@ -58,6 +58,13 @@ func (f *fakeBackend) EffectiveConfig(context.Context) (*control.ConfigDoc, erro
 	f.calls = append(f.calls, "config")
 	return &control.ConfigDoc{File: "/etc/cgw/cgw.yaml", Version: 1}, nil
 }
+func (f *fakeBackend) Events(ctx context.Context, send func(control.Event) error) error {
+	if err := send(control.Event{Type: control.EventTunnel, Tunnel: "t1", Event: "up"}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
 
 func TestShortDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "0s", 30 * time.Second: "30s", 5 * time.Minute: "5m",

@@ -52,6 +52,7 @@ var commands = []*command{
 	tunnelCmd,
 	reloadCmd,
 	bgpCmd,
+	eventsCmd,
 	diagnoseCmd,
 }
 

@@ -459,3 +459,16 @@ func (b *fakeBackend) EffectiveConfig(context.Context) (*control.ConfigDoc, erro
 	b.record("config")
 	return fixtureConfigDoc(), nil
 }
+
+// Events sends fixtureEvents and then holds the stream open until the
+// client leaves.
+func (b *fakeBackend) Events(ctx context.Context, send func(control.Event) error) error {
+	b.record("events")
+	for _, ev := range fixtureEvents() {
+		if err := send(ev); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return nil
+}

@@ -77,3 +77,8 @@ func plural(n uint64, noun string) string {
 	}
 	return strconv.FormatUint(n, 10) + " " + noun + "s"
 }
+
+// writeJSONLine prints v as one line of JSON (streams: one object a line).
+func writeJSONLine(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
