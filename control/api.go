@@ -175,9 +175,13 @@ type Traffic struct {
 
 // DPD is dead peer detection state.
 type DPD struct {
-	Interval time.Duration `json:"interval"`
-	Misses   int           `json:"misses"`
-	LastSeen time.Time     `json:"last_seen,omitzero"`
+	// Interval marshals as Go nanoseconds (kept for existing consumers);
+	// IntervalSeconds is the same in seconds, like every other duration
+	// of the API.
+	Interval        time.Duration `json:"interval"`
+	IntervalSeconds float64       `json:"interval_seconds"`
+	Misses          int           `json:"misses"`
+	LastSeen        time.Time     `json:"last_seen,omitzero"`
 }
 
 // BGP is the tunnel's BGP neighbor.
