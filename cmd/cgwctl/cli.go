@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cgwproject/cgw/control/client"
+	"github.com/cgwproject/cgw/internal/flaghelp"
 	"github.com/cgwproject/cgw/internal/version"
 )
 
@@ -229,9 +230,7 @@ func (f *flags) help(w io.Writer) {
 	f.VisitAll(func(*flag.Flag) { any = true })
 	if any {
 		fmt.Fprintln(w, "\nflags:")
-		f.SetOutput(w)
-		f.PrintDefaults()
-		f.SetOutput(io.Discard)
+		flaghelp.PrintDefaults(w, f.FlagSet)
 	}
 }
 

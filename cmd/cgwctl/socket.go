@@ -29,7 +29,7 @@ func defaultSocket() string {
 // socketFlag defines the per-verb --socket flag; an empty value means the
 // global one (cgwctl --socket PATH VERB), whose default is defaultSocket.
 func socketFlag(f *flags) *string {
-	return f.String("socket", "", "control socket of cgwd (default: the global --socket, $"+socketEnv+", else "+client.DefaultSocket+")")
+	return f.String("socket", "", "control socket `PATH` of cgwd (default: the global --socket, $"+socketEnv+", else "+client.DefaultSocket+")")
 }
 
 // daemon returns a client for the verb's socket.
