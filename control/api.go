@@ -65,7 +65,8 @@ type BGPRoute struct {
 	Installed bool `json:"installed"`
 	// Reason says why a received path is not installed: default_route,
 	// deny, not_allowed, prefix_limit (import policy), tunnel_down (no
-	// CHILD SA) or not_best (another path was preferred).
+	// CHILD SA), not_best (another path was preferred) or pending (the
+	// route sync has not installed it yet).
 	Reason string `json:"reason,omitempty"`
 }
 

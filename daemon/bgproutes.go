@@ -15,6 +15,7 @@ import (
 const (
 	notInstalledDown    = "tunnel_down" // the tunnel has no CHILD SA: its paths are ignored
 	notInstalledNotBest = "not_best"    // another path for the prefix was preferred
+	notInstalledPending = "pending"     // accepted, but the route sync has not installed the prefix yet
 )
 
 // bgpConnView is what `bgp routes` needs about one BGP connection, copied
@@ -123,6 +124,8 @@ func bgpRouteRows(table, only string, conns []bgpConnView, learned []bgp.Path, a
 							r.Reason = c.Filtered[p.Prefix]
 						case !t.Up:
 							r.Reason = notInstalledDown
+						case len(via[p.Prefix]) == 0:
+							r.Reason = notInstalledPending
 						default:
 							r.Reason = notInstalledNotBest
 						}

@@ -59,6 +59,13 @@ vpn-b t3 10.5.0.0/16 [64513] med=100 best=true inst=false tunnel_down
 		t.Errorf("received t2:\n%s\nwant:\n%s", got, want)
 	}
 
+	// Before the route sync has run, an accepted path is pending, not
+	// "not_best".
+	got = show(bgpRouteRows(control.TableReceived, "t1", conns, learned, nil, nil))
+	if !strings.Contains(got, "10.0.0.0/16 [64512] med=100 best=true inst=false pending") {
+		t.Errorf("received before the route sync:\n%s", got)
+	}
+
 	got = show(bgpRouteRows(control.TableInstalled, "", conns, learned, nil, installed))
 	if want := "vpn-a t1 10.0.0.0/16 [64512] med=100 best=true inst=true \n"; got != want {
 		t.Errorf("installed:\n%s\nwant:\n%s", got, want)

@@ -26,7 +26,8 @@ AS path, MED, whether it is BGP's best path, whether a kernel route goes
 through this tunnel for it, and if not why not: default_route (no
 bgp.import.accept_default), deny (bgp.import.deny), not_allowed (outside
 bgp.import.allow), prefix_limit (above bgp.prefix_limit), tunnel_down (no
-CHILD SA) or not_best (another path was preferred).
+CHILD SA), not_best (another path was preferred) or pending (accepted, not
+yet installed by the route sync).
 advertised lists the paths sent to each neighbor, after the prepends and
 MED of the tunnel's export policy.
 installed lists the kernel routes cgw installed from BGP, with the path

@@ -103,8 +103,8 @@ func TestCLIVerbs(t *testing.T) {
 			if err := d.CtlJSON(&recv, "bgp", "routes"); err != nil {
 				return err
 			}
-			if len(recv.Routes) != 2 {
-				return fmt.Errorf("want the VPC prefix from both tunnels: %+v", recv.Routes)
+			if len(recv.Routes) != 2 || !recv.Routes[0].Installed {
+				return fmt.Errorf("want the VPC prefix from both tunnels, one installed: %+v", recv.Routes)
 			}
 			return nil
 		})
