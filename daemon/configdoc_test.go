@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,16 +110,7 @@ func TestConfigDocRedactsAndRoundTrips(t *testing.T) {
 
 // reload --dry-run lists the changes and their effects and applies nothing.
 func TestReloadDryRun(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "cgw.yaml")
-	head := "version: 1\ncontrol:\n  socket: " + filepath.Join(dir, "cgw.sock") + "\nconnections:"
-	if err := os.WriteFile(path, []byte(head+reloadConn("1")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{ConfigPath: path, Stderr: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, path, head := reloadDaemon(t)
 	before := d.Config()
 	res, err := d.ReloadDryRun(context.Background())
 	if err != nil || len(res.Changes) != 0 || !res.DryRun {

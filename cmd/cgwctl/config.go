@@ -8,6 +8,7 @@ import (
 
 	"github.com/cgwproject/cgw/config"
 	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/control/client"
 )
 
 // defaultConfigPath is where cgwd reads its configuration by default.
@@ -89,30 +90,14 @@ func runConfigDefault(e *env, f *flags, args []string) error {
 }
 
 func runConfigShow(e *env, f *flags, args []string) error {
-	asJSON := f.Bool("json", false, "print the configuration as JSON (control API v1 format)")
-	sock := socketFlag(f)
-	pos, err := f.parse(e, args)
-	if err != nil {
+	return query(e, f, args, "configuration", (*client.Client).EffectiveConfig, func(doc *control.ConfigDoc) error {
+		out, err := renderConfigDoc(doc)
+		if err != nil {
+			return err
+		}
+		_, err = e.stdout.Write(out)
 		return err
-	}
-	if err := noArgs(pos); err != nil {
-		return err
-	}
-	ctx, cancel := requestContext(requestTimeout)
-	defer cancel()
-	doc, err := e.daemon(*sock).EffectiveConfig(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeJSON(e.stdout, doc)
-	}
-	out, err := renderConfigDoc(doc)
-	if err != nil {
-		return err
-	}
-	_, err = e.stdout.Write(out)
-	return err
+	})
 }
 
 // renderConfigDoc prints doc as a configuration file cgwd would read the

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/control/client"
 )
 
 var reloadCmd = &command{
@@ -24,31 +26,16 @@ restart_cgwd), applying nothing. --json prints the control API's v1 result.`,
 
 func runReload(e *env, f *flags, args []string) error {
 	dry := f.Bool("dry-run", false, "show what a reload would change; apply nothing")
-	asJSON := f.Bool("json", false, "print the result as JSON (control API v1 format)")
-	sock := socketFlag(f)
-	pos, err := f.parse(e, args)
-	if err != nil {
-		return err
+	fetch := func(c *client.Client, ctx context.Context) (*control.ReloadResult, error) {
+		if *dry {
+			return c.ReloadDryRun(ctx)
+		}
+		return c.Reload(ctx)
 	}
-	if err := noArgs(pos); err != nil {
-		return err
-	}
-	ctx, cancel := requestContext(requestTimeout)
-	defer cancel()
-	c := e.daemon(*sock)
-	do := c.Reload
-	if *dry {
-		do = c.ReloadDryRun
-	}
-	res, err := do(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeJSON(e.stdout, res)
-	}
-	renderReload(e.stdout, e.stderr, res)
-	return nil
+	return query(e, f, args, "result", fetch, func(res *control.ReloadResult) error {
+		renderReload(e.stdout, e.stderr, res)
+		return nil
+	})
 }
 
 // effects explains control.ReloadChange.Effect.

@@ -82,3 +82,29 @@ func plural(n uint64, noun string) string {
 func writeJSONLine(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
+
+// query runs a verb that takes no arguments and shows one document from
+// cgwd: it adds --json and --socket to f, parses args, fetches the document
+// and prints it as JSON or through render. Flags the verb defined before
+// are parsed too, so fetch may read them.
+func query[T any](e *env, f *flags, args []string, what string, fetch func(*client.Client, context.Context) (T, error), render func(T) error) error {
+	asJSON := f.Bool("json", false, "print the "+what+" as JSON (control API v1 format)")
+	sock := socketFlag(f)
+	pos, err := f.parse(e, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(requestTimeout)
+	defer cancel()
+	v, err := fetch(e.daemon(*sock), ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, v)
+	}
+	return render(v)
+}
