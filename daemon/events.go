@@ -95,29 +95,24 @@ func (d *Daemon) Events(ctx context.Context, send func(control.Event) error) err
 	return s.serve(ctx, send)
 }
 
-// ikeEvent names an IKE event for subscribers: its type and what happened.
+// ikeEvents names each IKE event for subscribers: its type and what
+// happened.
+var ikeEvents = map[ike.EventKind][2]string{
+	ike.EventIKEUp:             {control.EventIKE, "up"},
+	ike.EventIKEDown:           {control.EventIKE, "down"},
+	ike.EventIKERekeyed:        {control.EventIKE, "rekeyed"},
+	ike.EventPeerDead:          {control.EventIKE, "peer_dead"},
+	ike.EventNegotiationFailed: {control.EventIKE, "failed"},
+	ike.EventDPDMiss:           {control.EventIKE, "dpd_miss"},
+	ike.EventNATDetected:       {control.EventIKE, "nat_detected"},
+	ike.EventChildUp:           {control.EventChild, "up"},
+	ike.EventChildDown:         {control.EventChild, "down"},
+	ike.EventChildRekeyed:      {control.EventChild, "rekeyed"},
+}
+
 func ikeEvent(k ike.EventKind) (typ, what string) {
-	switch k {
-	case ike.EventIKEUp:
-		return control.EventIKE, "up"
-	case ike.EventIKEDown:
-		return control.EventIKE, "down"
-	case ike.EventIKERekeyed:
-		return control.EventIKE, "rekeyed"
-	case ike.EventPeerDead:
-		return control.EventIKE, "peer_dead"
-	case ike.EventNegotiationFailed:
-		return control.EventIKE, "failed"
-	case ike.EventDPDMiss:
-		return control.EventIKE, "dpd_miss"
-	case ike.EventNATDetected:
-		return control.EventIKE, "nat_detected"
-	case ike.EventChildUp:
-		return control.EventChild, "up"
-	case ike.EventChildDown:
-		return control.EventChild, "down"
-	case ike.EventChildRekeyed:
-		return control.EventChild, "rekeyed"
+	if n, ok := ikeEvents[k]; ok {
+		return n[0], n[1]
 	}
 	return control.EventIKE, "unknown"
 }
