@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -33,7 +34,7 @@ daemon. --json prints the control API's v1 document, durations in seconds.`,
 
 var configCheckCmd = &command{
 	name:    "check",
-	args:    "[-q] [FILE]",
+	args:    "[-q] [--json] [FILE]",
 	summary: "validate a configuration file (default " + defaultConfigPath + "); errors and warnings go to stderr",
 	run:     runConfigCheck,
 }
@@ -44,8 +45,19 @@ var configDefaultCmd = &command{
 	run:     runConfigDefault,
 }
 
+// checkResult is config check --json.
+type checkResult struct {
+	File        string   `json:"file"`
+	Valid       bool     `json:"valid"`
+	Connections int      `json:"connections"`
+	Tunnels     int      `json:"tunnels"`
+	Warnings    []string `json:"warnings"`
+	Errors      []string `json:"errors"` // one per problem, naming file, line and field
+}
+
 func runConfigCheck(e *env, f *flags, args []string) error {
 	quiet := f.Bool("q", false, "print nothing on success")
+	asJSON := f.Bool("json", false, "print the result as JSON on stdout (exit status as without it)")
 	pos, err := f.parse(e, args)
 	if err != nil {
 		return err
@@ -59,6 +71,27 @@ func runConfigCheck(e *env, f *flags, args []string) error {
 		return usagef("one file at a time; got %d", len(pos))
 	}
 	cfg, warns, err := config.Load(path)
+	if *asJSON {
+		r := checkResult{File: path, Valid: err == nil, Warnings: []string{}, Errors: []string{}}
+		for _, w := range warns {
+			r.Warnings = append(r.Warnings, w.String())
+		}
+		if err != nil {
+			r.Errors = strings.Split(strings.TrimSpace(err.Error()), "\n")
+		} else {
+			r.Connections = len(cfg.Connections)
+			for _, c := range cfg.Connections {
+				r.Tunnels += len(c.Tunnels)
+			}
+		}
+		if werr := writeJSON(e.stdout, r); werr != nil {
+			return werr
+		}
+		if err != nil {
+			return &statusError{code: exitError}
+		}
+		return nil
+	}
 	for _, w := range warns {
 		fmt.Fprintln(e.stderr, w.String())
 	}
