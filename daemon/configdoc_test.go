@@ -138,6 +138,9 @@ func TestReloadDryRun(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("dry run details:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	if len(res.Warnings) != 0 {
+		t.Errorf("static connections only: warnings %q, want none", res.Warnings)
+	}
 	if len(res.Changes) != len(res.Details) {
 		t.Errorf("%d changes, %d details", len(res.Changes), len(res.Details))
 	}

@@ -89,6 +89,7 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 	if ob, nb := bgpConfig(old), bgpConfig(next); (ob == nil) != (nb == nil) || (ob != nil && ob.ASN != nb.ASN) {
 		return nil, fmt.Errorf("reload: the BGP speaker's ASN or its presence changed; restart cgwd to apply it (nothing was changed)")
 	}
+	speakerRestart := false
 	for _, c := range changes {
 		res.Changes = append(res.Changes, c.String())
 		effect := effectInPlace
@@ -125,12 +126,30 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 				effect = effectRestart
 			}
 		}
+		if (effect == effectRestart || effect == effectStart || effect == effectStop) && (c.Section == "tunnel" || c.Section == "connection") &&
+			(bgpConn(old, c.Connection) || bgpConn(next, c.Connection)) {
+			speakerRestart = true
+		}
 		res.Details = append(res.Details, control.ReloadChange{
 			Kind: string(c.Kind), Section: c.Section, Connection: c.Connection, Tunnel: c.Tunnel,
 			Fields: c.Fields, Effect: effect,
 		})
 	}
+	if speakerRestart {
+		// The speaker's listen addresses follow the BGP tunnels' devices.
+		res.Warnings = append(res.Warnings, "a BGP tunnel starts, stops or restarts: the BGP speaker restarts, so every BGP session (on unchanged tunnels too) re-establishes")
+	}
 	return p, nil
+}
+
+// bgpConn reports whether cfg has a BGP connection named name.
+func bgpConn(cfg *config.Config, name string) bool {
+	for i := range cfg.Connections {
+		if cfg.Connections[i].Name == name {
+			return cfg.Connections[i].BGP != nil
+		}
+	}
+	return false
 }
 
 // ReloadDryRun implements control.Backend: it reads the file and reports

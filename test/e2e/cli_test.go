@@ -238,6 +238,10 @@ func TestCLIVerbs(t *testing.T) {
 		if !res.DryRun || strings.Join(got, "; ") != strings.Join(want, "; ") {
 			t.Errorf("dry run: %v (dry_run %v), want %v", got, res.DryRun, want)
 		}
+		// Restarting a BGP tunnel restarts the BGP speaker (all sessions).
+		if !strings.Contains(strings.Join(res.Warnings, "\n"), "the BGP speaker restarts") {
+			t.Errorf("dry run warnings %q do not say the BGP speaker restarts", res.Warnings)
+		}
 		// Nothing was applied: same SAs, the VPC prefix still installed.
 		time.Sleep(2 * time.Second)
 		if after := spisOf(t, mustStatus(t, d), t2); after != before {
