@@ -169,3 +169,50 @@ func TestStaleSocketReplaced(t *testing.T) {
 		t.Errorf("status without daemon: %v", err)
 	}
 }
+
+// Close ends event streams at once instead of waiting for Shutdown's
+// timeout, and the subscriber learns the stream ended.
+func TestCloseEndsEventStreams(t *testing.T) {
+	dir, err := os.MkdirTemp("", "cgwctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "cgw.sock")
+	srv, err := control.Listen(sock, &fakeBackend{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	got := make(chan control.Event, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- client.New(sock).Events(context.Background(), func(ev control.Event) error {
+			got <- ev
+			return nil
+		})
+	}()
+	select {
+	case ev := <-got:
+		if ev.Type != control.EventTunnel || ev.Tunnel != "t1" {
+			t.Errorf("event %+v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+	start := time.Now()
+	if err := srv.Close(); err != nil {
+		t.Errorf("Close with a subscriber: %v", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("Close took %v: it waited for the event stream", d)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "closed the event stream") {
+			t.Errorf("Events after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Events did not return after Close")
+	}
+}
