@@ -2,6 +2,7 @@ package bgp_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -109,7 +110,7 @@ func TestGoBGPSessionFacts(t *testing.T) {
 	defer srv.Stop()
 	local := netip.MustParseAddr("127.0.0.2")
 	if err := srv.SetNeighbors([]bgp.Neighbor{
-		{Name: "t1", PeerAddr: netip.MustParseAddr("127.0.0.1"), LocalAddr: local, PeerASN: 64512},
+		{Name: "t1", PeerAddr: netip.MustParseAddr("127.0.0.1"), LocalAddr: local, PeerASN: 64512, Prepend: 1, MED: 50},
 		{Name: "t2", PeerAddr: netip.MustParseAddr("127.0.0.3"), LocalAddr: local, PeerASN: 64512, HoldTime: 30 * time.Second},
 	}); err != nil {
 		t.Fatal(err)
@@ -143,6 +144,19 @@ func TestGoBGPSessionFacts(t *testing.T) {
 	wait("t1 and t2 Established", func() bool {
 		return neighbor("t1").State == "Established" && neighbor("t2").State == "Established"
 	})
+
+	// Advertised is the Adj-RIB-Out: our prefix with t1's prepend and MED
+	// applied, as AWS receives it.
+	if err := srv.SetAdvertised([]netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}); err != nil {
+		t.Fatal(err)
+	}
+	wait("192.168.0.0/16 in t1's Adj-RIB-Out", func() bool { return len(srv.Advertised("t1")) == 1 })
+	if got := fmt.Sprintf("%+v", srv.Advertised("t1")[0]); got != "{Prefix:192.168.0.0/16 Neighbor:t1 NextHop:127.0.0.2 ASPath:[65000 65000] MED:50 LocalPref:0 Best:true}" {
+		t.Errorf("Advertised(t1) = %s, want the prefix with one prepend and MED 50", got)
+	}
+	if got := srv.Advertised("nope"); got != nil {
+		t.Errorf("Advertised(unknown neighbor) = %v, want nil", got)
+	}
 
 	// Hold timer expiry: GoBGP logs "hold timer expired", then sends
 	// NOTIFICATION 4 (Hold Timer Expired); the session-down line says so.

@@ -177,3 +177,38 @@ func betterThan(a, b Path) bool {
 	}
 	return a.MED < b.MED
 }
+
+// Advertised returns the paths sent to the named neighbor (its Adj-RIB-Out,
+// after the export policy: prepends and MED applied), sorted by prefix. Nil
+// before Start, after Stop, or for an unknown name.
+func (s *Server) Advertised(name string) []Path {
+	s.ctl.Lock()
+	started, stopped := s.ctl.started, s.ctl.stopped
+	n, ok := s.ctl.neighbors[name]
+	s.ctl.Unlock()
+	if !started || stopped || !ok {
+		return nil
+	}
+	var out []Path
+	for _, fam := range []*api.Family{family(netip.IPv4Unspecified()), family(netip.IPv6Unspecified())} {
+		err := s.gobgp().ListPath(context.Background(), &api.ListPathRequest{
+			TableType: api.TableType_ADJ_OUT, Name: n.PeerAddr.String(), Family: fam,
+		}, func(d *api.Destination) {
+			for _, ap := range d.Paths {
+				if ap.IsWithdraw {
+					continue
+				}
+				if p, ok := decodePath(ap); ok {
+					p.Neighbor = name
+					p.Best = true
+					out = append(out, p)
+				}
+			}
+		})
+		if err != nil {
+			s.log.Debug("bgp: list advertised paths", "neighbor", name, "family", fam.Afi.String(), "err", err)
+		}
+	}
+	sortPaths(out)
+	return out
+}

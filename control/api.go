@@ -19,7 +19,55 @@ type Backend interface {
 	TunnelDown(ctx context.Context, name string) error
 	Rekey(ctx context.Context, name string, ike bool) error
 	Reload(ctx context.Context) (*ReloadResult, error)
+	// ReloadDryRun reports what Reload would change without applying it.
+	ReloadDryRun(ctx context.Context) (*ReloadResult, error)
+	// EffectiveConfig returns the running configuration, secrets redacted.
+	EffectiveConfig(ctx context.Context) (*ConfigDoc, error)
+	// Events calls send with every state change from now on, until ctx is
+	// done (nil) or send fails (its error). It must not block the daemon:
+	// a subscriber that falls behind loses events and gets an
+	// EventDropped saying how many.
+	Events(ctx context.Context, send func(Event) error) error
 	Diagnose(ctx context.Context, tunnel string) (*Diagnosis, error)
+	// BGPRoutes lists one table (RouteTables) of every BGP tunnel, or of
+	// the named one.
+	BGPRoutes(ctx context.Context, table, tunnel string) (*BGPRoutes, error)
+}
+
+// The tables of BGPRoutes.
+const (
+	TableReceived   = "received"   // paths learned from AWS, with what became of them
+	TableAdvertised = "advertised" // paths sent to AWS (after prepend and MED)
+	TableInstalled  = "installed"  // kernel routes from BGP, with the path behind each
+)
+
+// RouteTables lists the valid tables, the default first.
+var RouteTables = []string{TableReceived, TableAdvertised, TableInstalled}
+
+// BGPRoutes is one table of `cgwctl bgp routes`.
+type BGPRoutes struct {
+	Table  string     `json:"table"`
+	Routes []BGPRoute `json:"routes"`
+}
+
+// BGPRoute is one path on one tunnel's BGP session.
+type BGPRoute struct {
+	Connection string   `json:"connection"`
+	Tunnel     string   `json:"tunnel"` // the tunnel whose neighbor sent or gets the path
+	Prefix     string   `json:"prefix"`
+	NextHop    string   `json:"next_hop,omitempty"`
+	ASPath     []uint32 `json:"as_path"`
+	MED        uint32   `json:"med"`
+	LocalPref  uint32   `json:"local_pref,omitempty"`
+	// Best is BGP's best path for the prefix (received, installed).
+	Best bool `json:"best"`
+	// Installed: a kernel route for the prefix goes through this tunnel.
+	Installed bool `json:"installed"`
+	// Reason says why a received path is not installed: default_route,
+	// deny, not_allowed, prefix_limit (import policy), tunnel_down (no
+	// CHILD SA), not_best (another path was preferred) or pending (the
+	// route sync has not installed it yet).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Status is the whole daemon state at one instant.
@@ -128,9 +176,13 @@ type Traffic struct {
 
 // DPD is dead peer detection state.
 type DPD struct {
-	Interval time.Duration `json:"interval"`
-	Misses   int           `json:"misses"`
-	LastSeen time.Time     `json:"last_seen,omitzero"`
+	// Interval marshals as Go nanoseconds (kept for existing consumers);
+	// IntervalSeconds is the same in seconds, like every other duration
+	// of the API.
+	Interval        time.Duration `json:"interval"`
+	IntervalSeconds float64       `json:"interval_seconds"`
+	Misses          int           `json:"misses"`
+	LastSeen        time.Time     `json:"last_seen,omitzero"`
 }
 
 // BGP is the tunnel's BGP neighbor.
@@ -153,10 +205,29 @@ type Route struct {
 	Metric int      `json:"metric"`
 }
 
-// ReloadResult lists what a reload changed.
+// ReloadResult lists what a reload changed, or with DryRun what it would
+// change.
 type ReloadResult struct {
-	Changes  []string `json:"changes"`
+	DryRun   bool     `json:"dry_run,omitempty"`
+	Changes  []string `json:"changes"` // one line per change, as logged
 	Warnings []string `json:"warnings,omitempty"`
+	// Details is Changes in structured form, in the same order.
+	Details []ReloadChange `json:"details,omitempty"`
+}
+
+// ReloadChange is one difference between the running and the new
+// configuration, and what applying it does.
+type ReloadChange struct {
+	Kind       string   `json:"kind"`    // added | removed | changed
+	Section    string   `json:"section"` // log, control, metrics, routes, connection or tunnel
+	Connection string   `json:"connection,omitempty"`
+	Tunnel     string   `json:"tunnel,omitempty"`
+	Fields     []string `json:"fields,omitempty"` // the keys that differ (never their values)
+	// Effect: in_place (nothing renegotiated), start, stop, restart (the
+	// SAs are renegotiated and the BGP session restarts), routes_moved
+	// (routes and rules move to the new table, mark or metric) or
+	// restart_cgwd (takes effect only when cgwd restarts).
+	Effect string `json:"effect"`
 }
 
 // Severity of a diagnose finding.
@@ -187,4 +258,26 @@ type Diagnosis struct {
 // Error is the JSON body of a failed request.
 type Error struct {
 	Error string `json:"error"`
+}
+
+// Event types.
+const (
+	EventTunnel  = "tunnel"  // the tunnel's CHILD SA came up or went away: up, down
+	EventIKE     = "ike"     // up, down, rekeyed, peer_dead, failed, dpd_miss, nat_detected
+	EventChild   = "child"   // up, down, rekeyed
+	EventBGP     = "bgp"     // the neighbor's FSM state: idle, connect, active, opensent, openconfirm, established
+	EventRoute   = "route"   // a kernel route was added, changed (next hops) or removed
+	EventDropped = "dropped" // this subscriber fell behind and lost Dropped events
+)
+
+// Event is one state change, as streamed by GET /v1/events: one JSON
+// object per line.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+	Tunnel  string    `json:"tunnel,omitempty"`
+	Prefix  string    `json:"prefix,omitempty"` // route events
+	Event   string    `json:"event"`
+	Detail  string    `json:"detail,omitempty"` // why, in one sentence; next hops for routes
+	Dropped uint64    `json:"dropped,omitempty"`
 }

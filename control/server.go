@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -25,6 +27,10 @@ type Server struct {
 	ln      net.Listener
 	path    string
 	owner   int // uid allowed besides root: the socket's owner (cgwd's euid)
+	// stop ends long-lived requests (events) on Close, which would
+	// otherwise hold Shutdown until its timeout.
+	base context.Context
+	stop context.CancelFunc
 }
 
 // Listen creates the socket at path (replacing a stale socket file) in a
@@ -55,7 +61,9 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
 	}
 	s := &Server{backend: b, log: log, ln: ln, path: path, owner: os.Geteuid()}
-	s.http = &http.Server{Handler: s.authorize(s.Handler()), ReadHeaderTimeout: 5 * time.Second, ConnContext: withPeer}
+	s.base, s.stop = context.WithCancel(context.Background())
+	s.http = &http.Server{Handler: s.authorize(s.Handler()), ReadHeaderTimeout: 5 * time.Second, ConnContext: withPeer,
+		BaseContext: func(net.Listener) context.Context { return s.base }}
 	return s, nil
 }
 
@@ -111,6 +119,7 @@ func (s *Server) Serve() error {
 
 // Close stops the server and removes the socket.
 func (s *Server) Close() error {
+	s.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
@@ -146,11 +155,54 @@ func (s *Server) Handler() http.Handler {
 		reply(w, struct{}{}, err)
 	})
 	mux.HandleFunc("POST "+p+"/reload", func(w http.ResponseWriter, r *http.Request) {
-		res, err := s.backend.Reload(r.Context())
+		var res *ReloadResult
+		var err error
+		if r.URL.Query().Get("dry_run") == "true" {
+			res, err = s.backend.ReloadDryRun(r.Context())
+		} else {
+			res, err = s.backend.Reload(r.Context())
+		}
+		reply(w, res, err)
+	})
+	mux.HandleFunc("GET "+p+"/events", func(w http.ResponseWriter, r *http.Request) {
+		fl, ok := w.(http.Flusher)
+		if !ok {
+			writeErr(w, http.StatusInternalServerError, errors.New("events: streaming not supported"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+		fl.Flush()
+		enc := json.NewEncoder(w)
+		err := s.backend.Events(r.Context(), func(ev Event) error {
+			if err := enc.Encode(ev); err != nil {
+				return err
+			}
+			fl.Flush()
+			return nil
+		})
+		if err != nil && s.log != nil {
+			s.log.Debug("events subscriber gone", "err", err)
+		}
+	})
+	mux.HandleFunc("GET "+p+"/config", func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.backend.EffectiveConfig(r.Context())
 		reply(w, res, err)
 	})
 	mux.HandleFunc("GET "+p+"/diagnose", func(w http.ResponseWriter, r *http.Request) {
 		res, err := s.backend.Diagnose(r.Context(), r.URL.Query().Get("tunnel"))
+		reply(w, res, err)
+	})
+	mux.HandleFunc("GET "+p+"/bgp/routes", func(w http.ResponseWriter, r *http.Request) {
+		table := r.URL.Query().Get("table")
+		if table == "" {
+			table = RouteTables[0]
+		}
+		if !slices.Contains(RouteTables, table) {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("unknown table %q: use %s", table, strings.Join(RouteTables, ", ")))
+			return
+		}
+		res, err := s.backend.BGPRoutes(r.Context(), table, r.URL.Query().Get("tunnel"))
 		reply(w, res, err)
 	})
 	return mux

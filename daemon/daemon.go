@@ -80,6 +80,9 @@ type Daemon struct {
 	bgp      *bgp.Server
 	router   routeSetter
 
+	hub       eventHub          // cgwctl events subscribers
+	bgpStates map[string]string // neighbor FSM states last published; daemon loop only
+
 	wake     chan struct{} // events queued or routes to recompute
 	reloadCh chan chan reloadReply
 
@@ -366,10 +369,12 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-d.wake:
 			d.drainEvents()
 			d.syncRoutes()
+			d.observeBGP()
 		case <-tick.C:
 			// Reconcile periodically so a route removed by hand comes back,
 			// and pick up kernel routes to announce (bgp.advertise_kernel).
 			d.syncRoutes()
+			d.observeBGP()
 			d.syncAdvertised()
 		case reply := <-d.reloadCh:
 			res, err := d.reload()
@@ -462,11 +467,15 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 	bgpOn := d.bgp != nil && t.conn.cfg.BGP != nil
 	d.mu.Unlock()
 
+	typ, what := ikeEvent(ev.Kind)
+	d.hub.publish(control.Event{Time: now, Type: typ, Tunnel: name, Event: what, Detail: ev.Reason})
 	if wasChildUp != isChildUp {
 		if isChildUp {
 			d.log.Info("tunnel up: CHILD SA installed, traffic can flow", "tunnel", name, "reason", ev.Reason)
+			d.hub.publish(control.Event{Time: now, Type: control.EventTunnel, Tunnel: name, Event: "up", Detail: "CHILD SA installed, traffic can flow"})
 		} else {
 			d.log.Warn("tunnel down: no CHILD SA, routes through it withdrawn", "tunnel", name, "reason", ev.Reason)
+			d.hub.publish(control.Event{Time: now, Type: control.EventTunnel, Tunnel: name, Event: "down", Detail: "no CHILD SA, routes through it withdrawn"})
 		}
 		if bgpOn {
 			if err := d.bgp.SetPeerUp(name, isChildUp); err != nil {
@@ -542,8 +551,16 @@ func (d *Daemon) syncRoutes() {
 
 	d.mu.Lock()
 	changed := !sameRoutes(d.routes, want)
+	old := d.routes
 	d.routes = want
+	devs := map[string]string{}
+	for name, t := range d.tunnels {
+		devs[t.dev] = name
+	}
 	d.mu.Unlock()
+	if changed {
+		d.routeEvents(old, want, devs)
+	}
 	if err != nil {
 		d.log.Error("installing routes", "err", err)
 	}

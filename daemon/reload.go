@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -19,47 +20,14 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDaemonLimits(next); err != nil {
+	p, err := planReload(old, next, warns)
+	if err != nil {
 		return nil, err
 	}
-	res := &control.ReloadResult{}
-	for _, w := range warns {
-		res.Warnings = append(res.Warnings, w.String())
+	if len(p.res.Changes) == 0 {
+		return p.res, nil
 	}
-	changes := config.Diff(old, next)
-	if len(changes) == 0 {
-		res.Changes = nil
-		return res, nil
-	}
-	if ob, nb := bgpConfig(old), bgpConfig(next); (ob == nil) != (nb == nil) || (ob != nil && ob.ASN != nb.ASN) {
-		return nil, fmt.Errorf("reload: the BGP speaker's ASN or its presence changed; restart cgwd to apply it (nothing was changed)")
-	}
-
-	restartConn := map[string]bool{}
-	restartTunnel := map[string]bool{}
-	for _, c := range changes {
-		res.Changes = append(res.Changes, c.String())
-		switch c.Section {
-		case "log":
-			if slices.Contains(c.Fields, "format") {
-				res.Warnings = append(res.Warnings, "log.format takes effect when cgwd restarts")
-			}
-		case "control":
-			res.Warnings = append(res.Warnings, "control.socket takes effect when cgwd restarts")
-		case "metrics":
-			res.Warnings = append(res.Warnings, "metrics.listen takes effect when cgwd restarts")
-		case "connection":
-			if c.Kind == config.Modified && touchesTunnels(c.Fields) {
-				restartConn[c.Connection] = true
-			}
-		case "tunnel":
-			// The inner source check follows on the next route sync;
-			// it needs no renegotiation.
-			if c.Kind == config.Modified && slices.ContainsFunc(c.Fields, func(f string) bool { return f != "source_check" && f != "extra_sources" }) {
-				restartTunnel[c.Tunnel] = true
-			}
-		}
-	}
+	res, restartConn, restartTunnel := p.res, p.restartConn, p.restartTunnel
 
 	d.level.Set(next.Log.Level)
 	if next.Routes != old.Routes {
@@ -83,6 +51,121 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 		return res, fmt.Errorf("reload applied with errors: %v", errs)
 	}
 	return res, nil
+}
+
+// The effects of a reload change (control.ReloadChange.Effect).
+const (
+	effectInPlace  = "in_place"     // applied without renegotiating anything
+	effectStart    = "start"        // a new connection or tunnel comes up
+	effectStop     = "stop"         // SAs deleted, devices and routes removed
+	effectRestart  = "restart"      // SAs renegotiated, the BGP session restarts
+	effectRestartD = "restart_cgwd" // only takes effect when cgwd restarts
+	effectRoutes   = "routes_moved" // routes and rules move to the new table/mark/metric
+)
+
+// reloadPlan is what a reload of next over old does, computed before
+// anything is applied: the dry run shows it, reload applies it.
+type reloadPlan struct {
+	res                        *control.ReloadResult
+	restartConn, restartTunnel map[string]bool
+}
+
+// planReload checks next against the daemon's limits and lists its
+// changes with their effects. An error means the reload would change
+// nothing.
+func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, error) {
+	if err := checkDaemonLimits(next); err != nil {
+		return nil, err
+	}
+	p := &reloadPlan{res: &control.ReloadResult{}, restartConn: map[string]bool{}, restartTunnel: map[string]bool{}}
+	res := p.res
+	for _, w := range warns {
+		res.Warnings = append(res.Warnings, w.String())
+	}
+	changes := config.Diff(old, next)
+	if len(changes) == 0 {
+		return p, nil
+	}
+	if ob, nb := bgpConfig(old), bgpConfig(next); (ob == nil) != (nb == nil) || (ob != nil && ob.ASN != nb.ASN) {
+		return nil, fmt.Errorf("reload: the BGP speaker's ASN or its presence changed; restart cgwd to apply it (nothing was changed)")
+	}
+	speakerRestart := false
+	for _, c := range changes {
+		res.Changes = append(res.Changes, c.String())
+		effect := effectInPlace
+		switch c.Kind {
+		case config.Added:
+			effect = effectStart
+		case config.Removed:
+			effect = effectStop
+		}
+		switch c.Section {
+		case "log":
+			if slices.Contains(c.Fields, "format") {
+				res.Warnings = append(res.Warnings, "log.format takes effect when cgwd restarts")
+				effect = effectRestartD
+			}
+		case "control":
+			res.Warnings = append(res.Warnings, "control.socket takes effect when cgwd restarts")
+			effect = effectRestartD
+		case "metrics":
+			res.Warnings = append(res.Warnings, "metrics.listen takes effect when cgwd restarts")
+			effect = effectRestartD
+		case "routes":
+			effect = effectRoutes
+		case "connection":
+			if c.Kind == config.Modified && touchesTunnels(c.Fields) {
+				p.restartConn[c.Connection] = true
+				effect = effectRestart
+			}
+		case "tunnel":
+			// The inner source check follows on the next route sync;
+			// it needs no renegotiation.
+			if c.Kind == config.Modified && slices.ContainsFunc(c.Fields, func(f string) bool { return f != "source_check" && f != "extra_sources" }) {
+				p.restartTunnel[c.Tunnel] = true
+				effect = effectRestart
+			}
+		}
+		if (effect == effectRestart || effect == effectStart || effect == effectStop) && (c.Section == "tunnel" || c.Section == "connection") &&
+			(bgpConn(old, c.Connection) || bgpConn(next, c.Connection)) {
+			speakerRestart = true
+		}
+		res.Details = append(res.Details, control.ReloadChange{
+			Kind: string(c.Kind), Section: c.Section, Connection: c.Connection, Tunnel: c.Tunnel,
+			Fields: c.Fields, Effect: effect,
+		})
+	}
+	if speakerRestart {
+		// The speaker's listen addresses follow the BGP tunnels' devices.
+		res.Warnings = append(res.Warnings, "a BGP tunnel starts, stops or restarts: the BGP speaker restarts, so every BGP session (on unchanged tunnels too) re-establishes")
+	}
+	return p, nil
+}
+
+// bgpConn reports whether cfg has a BGP connection named name.
+func bgpConn(cfg *config.Config, name string) bool {
+	for i := range cfg.Connections {
+		if cfg.Connections[i].Name == name {
+			return cfg.Connections[i].BGP != nil
+		}
+	}
+	return false
+}
+
+// ReloadDryRun implements control.Backend: it reads the file and reports
+// what Reload would change, applying nothing.
+func (d *Daemon) ReloadDryRun(context.Context) (*control.ReloadResult, error) {
+	old := d.Config()
+	next, warns, err := config.Load(old.Source)
+	if err != nil {
+		return nil, err
+	}
+	p, err := planReload(old, next, warns)
+	if err != nil {
+		return nil, err
+	}
+	p.res.DryRun = true
+	return p.res, nil
 }
 
 // applyConns brings the running connections in line with next: new and

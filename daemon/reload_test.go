@@ -39,6 +39,24 @@ func reloadConn(n string) string {
 `
 }
 
+// reloadDaemon returns a daemon (not running) over a file in a temporary
+// directory holding reloadConn("1"), the file's path, and the head of the
+// file to write connections after.
+func reloadDaemon(t *testing.T) (d *Daemon, path, head string) {
+	t.Helper()
+	dir := t.TempDir()
+	path = filepath.Join(dir, "cgw.yaml")
+	head = "version: 1\ncontrol:\n  socket: " + filepath.Join(dir, "cgw.sock") + "\nconnections:"
+	if err := os.WriteFile(path, []byte(head+reloadConn("1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{ConfigPath: path, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, path, head
+}
+
 type dropSender struct{}
 
 func (dropSender) SendIKE(netip.AddrPort, netip.AddrPort, []byte) error { return nil }
@@ -47,16 +65,7 @@ func (dropSender) SendIKE(netip.AddrPort, netip.AddrPort, []byte) error { return
 // device (the slow step) and checks that Status still answers, showing the
 // running configuration; the reload then completes.
 func TestStatusAnswersDuringReload(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "cgw.yaml")
-	head := "version: 1\ncontrol:\n  socket: " + filepath.Join(dir, "cgw.sock") + "\nconnections:"
-	if err := os.WriteFile(path, []byte(head+reloadConn("1")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{ConfigPath: path, Stderr: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, path, head := reloadDaemon(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d.dp = dataplane.New(dataplane.Config{Logger: log})
 	defer d.dp.Close()

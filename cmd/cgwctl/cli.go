@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/cgwproject/cgw/control/client"
+	"github.com/cgwproject/cgw/internal/flaghelp"
 	"github.com/cgwproject/cgw/internal/version"
 )
 
@@ -51,6 +53,8 @@ var commands = []*command{
 	statusCmd,
 	tunnelCmd,
 	reloadCmd,
+	bgpCmd,
+	eventsCmd,
 	diagnoseCmd,
 }
 
@@ -95,8 +99,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if args[0] == "help" {
-		printUsage(stdout, nil, fs)
-		return exitOK
+		if len(args) == 1 {
+			printUsage(stdout, nil, fs)
+			return exitOK
+		}
+		// help VERB is VERB -h.
+		args = append(slices.Clone(args[1:]), "-h")
 	}
 
 	var path []*command
@@ -189,6 +197,8 @@ func printUsage(w io.Writer, path []*command, global *flag.FlagSet) {
 	walk(strings.TrimPrefix(prefix, "cgwctl"), list)
 	if global != nil {
 		fmt.Fprintf(w, "\nglobal flags:\n  --socket PATH   control socket of cgwd (default $%s, else %s)\n  --version       print cgwctl's version and exit\n", socketEnv, client.DefaultSocket)
+		fmt.Fprintf(w, "\ncgwctl help COMMAND and cgwctl COMMAND -h show a command's help and flags.\n")
+		fmt.Fprintf(w, "--json: every command that talks to cgwd prints JSON (durations in seconds).\n")
 		fmt.Fprintf(w, "\nexit status: 0 ok, 1 failure, 2 usage error, 3 diagnose found an error\n")
 	}
 }
@@ -220,9 +230,7 @@ func (f *flags) help(w io.Writer) {
 	f.VisitAll(func(*flag.Flag) { any = true })
 	if any {
 		fmt.Fprintln(w, "\nflags:")
-		f.SetOutput(w)
-		f.PrintDefaults()
-		f.SetOutput(io.Discard)
+		flaghelp.PrintDefaults(w, f.FlagSet)
 	}
 }
 

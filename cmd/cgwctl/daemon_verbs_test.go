@@ -49,7 +49,7 @@ func fixtureStatus() *control.Status {
 							TSLocal: []string{"0.0.0.0/0"}, TSRemote: []string{"0.0.0.0/0"}}},
 						Traffic: control.Traffic{BytesIn: 1_500_000, BytesOut: 2_000_000, PacketsIn: 15000, PacketsOut: 16000,
 							Drops: map[string]uint64{"auth": 0, "replay": 0, "no_sa": 0}, LastInbound: now.Add(-200 * time.Millisecond)},
-						DPD: control.DPD{Interval: 10 * time.Second, LastSeen: now.Add(-200 * time.Millisecond)},
+						DPD: control.DPD{Interval: 10 * time.Second, IntervalSeconds: 10, LastSeen: now.Add(-200 * time.Millisecond)},
 						BGP: &control.BGP{Neighbor: "169.254.15.193", PeerASN: 64512, State: "Established", Since: now.Add(-119 * time.Minute),
 							Received: 1, Accepted: 1, Advertised: 1},
 					},
@@ -58,7 +58,7 @@ func fixtureStatus() *control.Status {
 						Since: now.Add(-2 * time.Minute), Device: "cgw1", InsideLocal: "169.254.13.238", InsidePeer: "169.254.13.237",
 						Local: "203.0.113.10:500", Remote: "198.51.100.20:500", MTU: 1399,
 						Traffic:   control.Traffic{Drops: map[string]uint64{"no_sa": 4}},
-						DPD:       control.DPD{Interval: 10 * time.Second},
+						DPD:       control.DPD{Interval: 10 * time.Second, IntervalSeconds: 10},
 						BGP:       &control.BGP{Neighbor: "169.254.13.237", PeerASN: 64512, State: "Active", Advertised: 0, LastError: "hold timer expired"},
 						LastError: "ike: peer answered AUTHENTICATION_FAILED to our IKE_AUTH", LastErrorAt: now.Add(-15 * time.Second),
 					},
@@ -87,7 +87,7 @@ func fixtureStatus() *control.Status {
 					Traffic: control.Traffic{BytesIn: 1 << 30, BytesOut: 3 << 20, PacketsIn: 800000, PacketsOut: 1,
 						Drops: map[string]uint64{"auth": 3, "replay": 12, "mtu": 0}, LastInbound: now.Add(-2 * time.Second),
 						Fragmented: 42, TooBigSent: 7},
-					DPD: control.DPD{Interval: 10 * time.Second, Misses: 1, LastSeen: now.Add(-2 * time.Second)},
+					DPD: control.DPD{Interval: 10 * time.Second, IntervalSeconds: 10, Misses: 1, LastSeen: now.Add(-2 * time.Second)},
 				}},
 				Routes: []control.Route{{Prefix: "10.9.0.0/16", Via: []string{"t3"}, Source: "static", Metric: 100}},
 			},
@@ -312,6 +312,9 @@ func TestVerbsAgainstServer(t *testing.T) {
 		{"tunnel down", []string{"tunnel", "down", "--socket", sock, "t2"}, 0, []string{"t2: SAs deleted; it stays down until cgwctl tunnel up t2"}, "", "down t2"},
 		{"rekey child", []string{"--socket", sock, "tunnel", "rekey", "t1"}, 0, []string{"t1: CHILD SA rekey started"}, "", "rekey t1 ike=false"},
 		{"rekey ike, flag after name", []string{"--socket", sock, "tunnel", "rekey", "t1", "--ike"}, 0, []string{"t1: IKE SA rekey started"}, "", "rekey t1 ike=true"},
+		{"rekey ike json", []string{"--socket", sock, "tunnel", "rekey", "--json", "--ike", "t1"}, 0, []string{`"action": "rekey-ike"`, `"tunnel": "t1"`}, "", "rekey t1 ike=true"},
+		{"tunnel down json", []string{"--socket", sock, "tunnel", "down", "t2", "--json"}, 0, []string{`"action": "down"`, `"message": "SAs deleted; it stays down until cgwctl tunnel up t2"`}, "", "down t2"},
+		{"help verb", []string{"--socket", sock, "help", "tunnel", "rekey"}, 0, []string{"usage: cgwctl tunnel rekey [--ike] [--json]", "flags:"}, "", "down t2"},
 		{"unknown tunnel", []string{"--socket", sock, "tunnel", "up", "t9"}, 1, nil, `cgwctl tunnel up: tunnel "t9": not found (configured tunnels: [t1 t2 t3])`, "up t9"},
 		{"daemon error", []string{"--socket", sock, "tunnel", "down", "broken"}, 1, nil, "cgwctl tunnel down: ike: not running", "down broken"},
 		{"reload", []string{"--socket", sock, "reload"}, 0,
@@ -417,12 +420,14 @@ func TestDaemonVerbUsage(t *testing.T) {
 		{[]string{"tunnel", "up"}, 2, "", "name the tunnel"},
 		{[]string{"tunnel", "down", "t1", "t2"}, 2, "", "one tunnel at a time; got 2 names"},
 		{[]string{"tunnel", "up", "--ike", "t1"}, 2, "", "flag provided but not defined: -ike"},
-		{[]string{"tunnel", "rekey"}, 2, "", "usage: cgwctl tunnel rekey [--ike] [--socket PATH] NAME"},
+		{[]string{"tunnel", "rekey"}, 2, "", "usage: cgwctl tunnel rekey [--ike] [--json] [--socket PATH] NAME"},
+		{[]string{"help", "nope"}, 2, "", `unknown command "nope"`},
+		{[]string{"help", "bgp"}, 0, "bgp routes [received|advertised|installed]", ""},
 		{[]string{"reload", "now"}, 2, "", `unexpected argument "now"`},
 		{[]string{"diagnose", "t1", "t2"}, 2, "", "one tunnel at a time, or none for all"},
 		{[]string{"diagnose", "-h"}, 0, "Exit status: 0 no error found", ""},
 		{[]string{"status", "-h"}, 0, "swanctl --list-sas", ""},
-		{[]string{"help"}, 0, "tunnel rekey [--ike] [--socket PATH] NAME", ""},
+		{[]string{"help"}, 0, "tunnel rekey [--ike] [--json] [--socket PATH] NAME", ""},
 		{[]string{"-h"}, 0, "3 diagnose found an error", ""},
 	}
 	for _, tt := range tests {
@@ -431,4 +436,44 @@ func TestDaemonVerbUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", tt.args, r.code, r.stdout, r.stderr)
 		}
 	}
+}
+
+func (b *fakeBackend) BGPRoutes(_ context.Context, table, tunnel string) (*control.BGPRoutes, error) {
+	b.record("bgp routes " + table + " " + tunnel)
+	if tunnel != "" {
+		if err := b.tunnel(tunnel); err != nil {
+			return nil, err
+		}
+	}
+	all := fixtureBGPRoutes(table)
+	out := &control.BGPRoutes{Table: table, Routes: []control.BGPRoute{}}
+	for _, r := range all.Routes {
+		if tunnel == "" || r.Tunnel == tunnel {
+			out.Routes = append(out.Routes, r)
+		}
+	}
+	return out, nil
+}
+
+func (b *fakeBackend) ReloadDryRun(context.Context) (*control.ReloadResult, error) {
+	b.record("reload dry-run")
+	return fixtureDryRun(), nil
+}
+
+func (b *fakeBackend) EffectiveConfig(context.Context) (*control.ConfigDoc, error) {
+	b.record("config")
+	return fixtureConfigDoc(), nil
+}
+
+// Events sends fixtureEvents and then holds the stream open until the
+// client leaves.
+func (b *fakeBackend) Events(ctx context.Context, send func(control.Event) error) error {
+	b.record("events")
+	for _, ev := range fixtureEvents() {
+		if err := send(ev); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return nil
 }

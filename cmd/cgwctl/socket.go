@@ -29,7 +29,7 @@ func defaultSocket() string {
 // socketFlag defines the per-verb --socket flag; an empty value means the
 // global one (cgwctl --socket PATH VERB), whose default is defaultSocket.
 func socketFlag(f *flags) *string {
-	return f.String("socket", "", "control socket of cgwd (default: the global --socket, $"+socketEnv+", else "+client.DefaultSocket+")")
+	return f.String("socket", "", "control socket `PATH` of cgwd (default: the global --socket, $"+socketEnv+", else "+client.DefaultSocket+")")
 }
 
 // daemon returns a client for the verb's socket.
@@ -76,4 +76,35 @@ func plural(n uint64, noun string) string {
 		return "1 " + noun
 	}
 	return strconv.FormatUint(n, 10) + " " + noun + "s"
+}
+
+// writeJSONLine prints v as one line of JSON (streams: one object a line).
+func writeJSONLine(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
+// query runs a verb that takes no arguments and shows one document from
+// cgwd: it adds --json and --socket to f, parses args, fetches the document
+// and prints it as JSON or through render. Flags the verb defined before
+// are parsed too, so fetch may read them.
+func query[T any](e *env, f *flags, args []string, what string, fetch func(*client.Client, context.Context) (T, error), render func(T) error) error {
+	asJSON := f.Bool("json", false, "print the "+what+" as JSON (control API v1 format)")
+	sock := socketFlag(f)
+	pos, err := f.parse(e, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(requestTimeout)
+	defer cancel()
+	v, err := fetch(e.daemon(*sock), ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, v)
+	}
+	return render(v)
 }

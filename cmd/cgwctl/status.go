@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/control/client"
 )
 
 var statusCmd = &command{
@@ -26,26 +27,10 @@ installed. --json prints the control API's v1 status document instead.`,
 }
 
 func runStatus(e *env, f *flags, args []string) error {
-	asJSON := f.Bool("json", false, "print the status as JSON (control API v1 format)")
-	sock := socketFlag(f)
-	pos, err := f.parse(e, args)
-	if err != nil {
+	return query(e, f, args, "status", (*client.Client).Status, func(st *control.Status) error {
+		_, err := e.stdout.Write(renderStatus(st, time.Now()))
 		return err
-	}
-	if err := noArgs(pos); err != nil {
-		return err
-	}
-	ctx, cancel := requestContext(requestTimeout)
-	defer cancel()
-	st, err := e.daemon(*sock).Status(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeJSON(e.stdout, st)
-	}
-	_, err = e.stdout.Write(renderStatus(st, time.Now()))
-	return err
+	})
 }
 
 // renderStatus formats st for people, with times relative to now.

@@ -12,7 +12,7 @@ var tunnelCmd = &command{
 
 var tunnelUpCmd = &command{
 	name:    "up",
-	args:    "[--socket PATH] NAME",
+	args:    "[--json] [--socket PATH] NAME",
 	summary: "start IKE for the tunnel and keep it up (undoes tunnel down)",
 	run: func(e *env, f *flags, args []string) error {
 		return tunnelVerb(e, f, args, "up")
@@ -21,7 +21,7 @@ var tunnelUpCmd = &command{
 
 var tunnelDownCmd = &command{
 	name:    "down",
-	args:    "[--socket PATH] NAME",
+	args:    "[--json] [--socket PATH] NAME",
 	summary: "delete the tunnel's SAs and keep it down until tunnel up",
 	run: func(e *env, f *flags, args []string) error {
 		return tunnelVerb(e, f, args, "down")
@@ -30,7 +30,7 @@ var tunnelDownCmd = &command{
 
 var tunnelRekeyCmd = &command{
 	name:    "rekey",
-	args:    "[--ike] [--socket PATH] NAME",
+	args:    "[--ike] [--json] [--socket PATH] NAME",
 	summary: "rekey the tunnel's CHILD SA now (its IKE SA with --ike)",
 	run: func(e *env, f *flags, args []string) error {
 		return tunnelVerb(e, f, args, "rekey")
@@ -43,6 +43,7 @@ func tunnelVerb(e *env, f *flags, args []string, verb string) error {
 	if verb == "rekey" {
 		ike = f.Bool("ike", false, "rekey the IKE SA instead of the CHILD SA")
 	}
+	asJSON := f.Bool("json", false, "print the result as JSON: {\"tunnel\", \"action\", \"message\"}")
 	sock := socketFlag(f)
 	pos, err := f.parse(e, args)
 	if err != nil {
@@ -75,6 +76,20 @@ func tunnelVerb(e *env, f *flags, args []string, verb string) error {
 	if err != nil {
 		return err
 	}
+	if *asJSON {
+		action := verb
+		if verb == "rekey" && *ike {
+			action = "rekey-ike"
+		}
+		return writeJSON(e.stdout, tunnelResult{Tunnel: name, Action: action, Message: msg})
+	}
 	_, err = fmt.Fprintf(e.stdout, "%s: %s\n", name, msg)
 	return err
+}
+
+// tunnelResult is tunnel up/down/rekey --json: the request was accepted.
+type tunnelResult struct {
+	Tunnel  string `json:"tunnel"`
+	Action  string `json:"action"` // up, down, rekey or rekey-ike
+	Message string `json:"message"`
 }

@@ -14,11 +14,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/cgwproject/cgw/daemon"
+	"github.com/cgwproject/cgw/internal/flaghelp"
 	"github.com/cgwproject/cgw/internal/version"
 )
 
@@ -28,10 +30,22 @@ func main() {
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("cgwd", flag.ContinueOnError)
-	cfgPath := fs.String("config", "/etc/cgw/cgw.yaml", "configuration file")
+	fs.SetOutput(io.Discard)
+	cfgPath := fs.String("config", "/etc/cgw/cgw.yaml", "configuration `FILE`")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(os.Stdout, fs)
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "cgwd: %v\n", err)
+		usage(os.Stderr, fs)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "cgwd: unexpected argument %q (cgwd takes only flags; the configuration file is --config FILE)\n", fs.Arg(0))
+		usage(os.Stderr, fs)
 		return 2
 	}
 	if *showVersion {
@@ -77,4 +91,27 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// usage is cgwd -h: what it does, its flags, signals and exit status.
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `usage: cgwd [--config FILE] [--check] [--version]
+
+cgwd is the cgw daemon: a userspace IKEv2/IPsec customer gateway for AWS
+Site-to-Site VPN. It reads its configuration, brings up each connection's
+tunnels (TUN devices, IKE, ESP over UDP 4500), runs BGP with AWS over them
+and installs the learned routes. Operate it with cgwctl over its control
+socket (control.socket, default /run/cgw/cgw.sock); cgwctl config check
+validates a file, cgwctl config default prints every key.
+
+flags:
+`)
+	flaghelp.PrintDefaults(w, fs)
+	fmt.Fprint(w, `
+signals:
+  SIGHUP          re-read the configuration and apply only what changed (as cgwctl reload)
+  SIGINT, SIGTERM delete the SAs, remove the routes and devices, and exit
+
+exit status: 0 ok (or stopped by a signal), 1 failure (bad configuration, start-up error), 2 usage error
+`)
 }

@@ -3,6 +3,7 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ const DefaultSocket = "/run/cgw/cgw.sock"
 type Client struct {
 	socket string
 	hc     *http.Client
+	stream *http.Client // no overall timeout: the events stream lasts
 }
 
 // New returns a client for the socket at path.
@@ -33,7 +35,7 @@ func New(path string) *Client {
 			return d.DialContext(ctx, "unix", path)
 		},
 	}
-	return &Client{socket: path, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	return &Client{socket: path, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}, stream: &http.Client{Transport: tr}}
 }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
@@ -47,11 +49,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		var ne *net.OpError
-		if errors.As(err, &ne) {
-			return fmt.Errorf("cannot reach cgwd at %s: %v (is cgwd running, and is this the socket set in control.socket? use --socket)", c.socket, ne.Err)
-		}
-		return fmt.Errorf("cannot reach cgwd at %s: %w", c.socket, err)
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -59,16 +57,29 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e control.Error
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("cgwd answered %s", resp.Status)
+		return apiError(resp, body)
 	}
 	if out == nil {
 		return nil
 	}
 	return json.Unmarshal(body, out)
+}
+
+// unreachable explains a failed request: usually no cgwd on the socket.
+func (c *Client) unreachable(err error) error {
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return fmt.Errorf("cannot reach cgwd at %s: %v (is cgwd running, and is this the socket set in control.socket? use --socket)", c.socket, ne.Err)
+	}
+	return fmt.Errorf("cannot reach cgwd at %s: %w", c.socket, err)
+}
+
+func apiError(resp *http.Response, body []byte) error {
+	var e control.Error
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return errors.New(e.Error)
+	}
+	return fmt.Errorf("cgwd answered %s", resp.Status)
 }
 
 // Status returns the daemon's status.
@@ -110,4 +121,70 @@ func (c *Client) Diagnose(ctx context.Context, tunnel string) (*control.Diagnosi
 	}
 	var d control.Diagnosis
 	return &d, c.do(ctx, http.MethodGet, "/diagnose", q, &d)
+}
+
+// BGPRoutes returns one table (control.RouteTables; "" = received) of every
+// BGP tunnel, or of the named tunnel if not empty.
+func (c *Client) BGPRoutes(ctx context.Context, table, tunnel string) (*control.BGPRoutes, error) {
+	q := url.Values{}
+	if table != "" {
+		q.Set("table", table)
+	}
+	if tunnel != "" {
+		q.Set("tunnel", tunnel)
+	}
+	var r control.BGPRoutes
+	return &r, c.do(ctx, http.MethodGet, "/bgp/routes", q, &r)
+}
+
+// ReloadDryRun reports what Reload would change, applying nothing.
+func (c *Client) ReloadDryRun(ctx context.Context) (*control.ReloadResult, error) {
+	var r control.ReloadResult
+	return &r, c.do(ctx, http.MethodPost, "/reload", url.Values{"dry_run": {"true"}}, &r)
+}
+
+// EffectiveConfig returns the daemon's effective configuration, secrets redacted.
+func (c *Client) EffectiveConfig(ctx context.Context) (*control.ConfigDoc, error) {
+	var d control.ConfigDoc
+	return &d, c.do(ctx, http.MethodGet, "/config", nil, &d)
+}
+
+// Events streams the daemon's state changes to fn, one call per event, as
+// they happen, until ctx is done (it returns nil), fn fails (its error) or
+// cgwd closes the stream.
+func (c *Client) Events(ctx context.Context, fn func(control.Event) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://cgwd/"+control.APIVersion+"/events", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return c.unreachable(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return apiError(resp, body)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var ev control.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return fmt.Errorf("events: bad line from cgwd: %w", err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	return errors.New("cgwd closed the event stream (shutting down?)")
 }

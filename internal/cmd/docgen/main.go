@@ -197,7 +197,7 @@ func parseVerb(path, h string) (verb, error) {
 	return v, nil
 }
 
-var flagLineRE = regexp.MustCompile(`^  -([a-zA-Z0-9-]+)(?: (\S+))?(?:\s+(.*))?$`)
+var flagLineRE = regexp.MustCompile(`^  --?([a-zA-Z0-9][a-zA-Z0-9-]*)(?: (\S+))?(?:\s+(.*))?$`)
 
 // parseFlags reads Go's flag.PrintDefaults output.
 func parseFlags(s string) []flagDoc {

@@ -38,6 +38,15 @@ func TestParseVerb(t *testing.T) {
 	if !reflect.DeepEqual(v.flags, want) {
 		t.Errorf("flags %+v, want %+v", v.flags, want)
 	}
+	// The binaries spell long flags --name (internal/flaghelp).
+	v, err = parseVerb("status", "usage: cgwctl status [--json] [--socket PATH]\n\nshow\n\nflags:\n  --json\n    \tprint JSON\n  --socket PATH\n    \tcontrol socket\n  -q\tquiet\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []flagDoc{{"json", "", "print JSON"}, {"socket", "PATH", "control socket"}, {"q", "", "quiet"}}
+	if !reflect.DeepEqual(v.flags, want) {
+		t.Errorf("--flags: %+v, want %+v", v.flags, want)
+	}
 	if _, err := parseVerb("status", "something else\n"); err == nil {
 		t.Error("a help text without the usage line parsed")
 	}
