@@ -1,12 +1,16 @@
 package bgp_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,8 +46,9 @@ func listenChild(t *testing.T) {
 		}
 	}
 	a1, a2 := netip.MustParseAddr("169.254.15.194"), netip.MustParseAddr("169.254.13.238")
+	var logs lockedBuffer
 	s, err := bgp.New(bgp.Config{ASN: 65000, RouterID: a1, ListenAddresses: []netip.Addr{a1},
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, &logs), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +85,55 @@ func listenChild(t *testing.T) {
 	if got := s.Status(); len(got) != 1 || got[0].Name != "t1" {
 		t.Errorf("neighbors after the restart: %+v", got)
 	}
-	// Unchanged: no restart.
+	// Unchanged, in another order: no restart.
+	restarts := strings.Count(logs.String(), "restarting the speaker")
 	if err := s.SetListenAddresses([]netip.Addr{a1, a2}); err != nil {
 		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "restarting the speaker"); n != restarts {
+		t.Errorf("the same listen addresses in another order restarted the speaker")
 	}
 	// The first tunnel goes away.
 	if err := s.SetListenAddresses([]netip.Addr{a2}); err != nil {
 		t.Fatal(err)
 	}
 	check(map[string]bool{"169.254.15.194": false, "169.254.13.238": true})
+
+	// The daemon configures the addresses in the tunnels' order, which
+	// need not be sorted; a reload that gives the same set must not
+	// restart the speaker.
+	var logs2 lockedBuffer
+	s2, err := bgp.New(bgp.Config{ASN: 65000, RouterID: a1, ListenPort: 1179, ListenAddresses: []netip.Addr{a1, a2},
+		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, &logs2), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Stop()
+	if err := s2.SetListenAddresses([]netip.Addr{a2, a1}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs2.String(), "restarting the speaker") {
+		t.Errorf("the configured listen addresses in another order restarted the speaker")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the logger's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -277,7 +277,11 @@ func (s *Server) SetListenAddresses(addrs []netip.Addr) error {
 	if s.ctl.stopped {
 		return errStopped
 	}
-	if slices.Equal(addrs, s.cfg.ListenAddresses) {
+	// The configured list may be in the tunnels' order: compare as sets,
+	// or a reload that changes nothing here would restart the speaker.
+	cur := slices.Clone(s.cfg.ListenAddresses)
+	slices.SortFunc(cur, netip.Addr.Compare)
+	if slices.Equal(addrs, slices.Compact(cur)) {
 		return nil
 	}
 	s.cfg.ListenAddresses = addrs
