@@ -6,6 +6,7 @@ package control
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -176,13 +177,16 @@ type Traffic struct {
 
 // DPD is dead peer detection state.
 type DPD struct {
-	// Interval marshals as Go nanoseconds (kept for existing consumers);
-	// IntervalSeconds is the same in seconds, like every other duration
-	// of the API.
-	Interval        time.Duration `json:"interval"`
-	IntervalSeconds float64       `json:"interval_seconds"`
-	Misses          int           `json:"misses"`
-	LastSeen        time.Time     `json:"last_seen,omitzero"`
+	// IntervalSeconds is the probe interval in seconds, like every other
+	// duration of the API (never Go nanoseconds).
+	IntervalSeconds float64   `json:"interval_seconds"`
+	Misses          int       `json:"misses"`
+	LastSeen        time.Time `json:"last_seen,omitzero"`
+}
+
+// Interval is IntervalSeconds as a time.Duration.
+func (d DPD) Interval() time.Duration {
+	return time.Duration(math.Round(d.IntervalSeconds * float64(time.Second)))
 }
 
 // BGP is the tunnel's BGP neighbor.

@@ -83,7 +83,7 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 		NAT:         p.NATDetected,
 		Encap:       p.Encap,
 		MTU:         t.mtu,
-		DPD:         control.DPD{Interval: tc.DPD.Interval, IntervalSeconds: tc.DPD.Interval.Seconds(), Misses: p.DPDMisses},
+		DPD:         control.DPD{IntervalSeconds: tc.DPD.Interval.Seconds(), Misses: p.DPDMisses},
 		LastError:   p.LastFailure,
 		LastErrorAt: p.LastFailureAt,
 	}

@@ -192,8 +192,8 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 			misses = "1 miss"
 		}
 		dpd := misses + ", last seen " + ago(t.DPD.LastSeen)
-		if t.DPD.Interval > 0 {
-			dpd = "every " + human.Duration(t.DPD.Interval) + ", " + dpd
+		if t.DPD.Interval() > 0 {
+			dpd = "every " + human.Duration(t.DPD.Interval()) + ", " + dpd
 		} else {
 			dpd = "off, " + dpd
 		}

@@ -69,7 +69,7 @@ func healthyInput(t *testing.T) Input {
 			TSLocal: []string{"0.0.0.0/0"}, TSRemote: []string{"0.0.0.0/0"}}},
 		Traffic: control.Traffic{BytesIn: 1_500_000, BytesOut: 2_000_000, PacketsIn: 15000, PacketsOut: 16000,
 			Drops: map[string]uint64{"auth": 0, "replay": 2, "no_sa": 0}, LastInbound: now.Add(-200 * time.Millisecond)},
-		DPD: control.DPD{Interval: 10 * time.Second, LastSeen: now.Add(-200 * time.Millisecond)},
+		DPD: control.DPD{IntervalSeconds: 10, LastSeen: now.Add(-200 * time.Millisecond)},
 		BGP: &control.BGP{Neighbor: "169.254.15.193", PeerASN: 64512, State: "Established", Since: now.Add(-119 * time.Minute),
 			Received: 1, Accepted: 1, Advertised: 1},
 	}

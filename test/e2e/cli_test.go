@@ -178,8 +178,8 @@ func TestCLIVerbs(t *testing.T) {
 		if strings.Count(out, "psk: "+control.Redacted) != 2 || !strings.Contains(out, "name: "+t2) {
 			t.Errorf("config show: want both tunnels with redacted PSKs:\n%s", out)
 		}
-		if tn := findTunnel(mustStatus(t, d), t1); tn.DPD.IntervalSeconds != 10 || tn.DPD.Interval != 10*time.Second {
-			t.Errorf("status dpd: interval_seconds %v, interval %v; want 10 and 10s", tn.DPD.IntervalSeconds, tn.DPD.Interval)
+		if tn := findTunnel(mustStatus(t, d), t1); tn.DPD.IntervalSeconds != 10 || tn.DPD.Interval() != 10*time.Second {
+			t.Errorf("status dpd: interval_seconds %v, interval %v; want 10 and 10s", tn.DPD.IntervalSeconds, tn.DPD.Interval())
 		}
 		var doc control.ConfigDoc
 		if err := json.Unmarshal([]byte(js), &doc); err != nil {

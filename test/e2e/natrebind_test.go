@@ -237,7 +237,7 @@ func TestNATRebindStrongSwan(t *testing.T) {
 		t.Fatalf("strongSwan sees the customer at port %d, want %d-%d", sa0.RemotePort, lo, hi)
 	}
 	tn := d.mustTunnel(t, 1)
-	dpd := tn.DPD.Interval
+	dpd := tn.DPD.Interval()
 	ikeSPIs := tn.IKE.SPIi + "/" + tn.IKE.SPIr
 
 	pg := rebindPing(t, s, 180*time.Second)

@@ -352,7 +352,7 @@ func TestOpsStatusAndTunnelControl(t *testing.T) {
 			if tn.InsideLocal != e.CustInside.String() || tn.InsidePeer != e.AWSInside.String() {
 				t.Errorf("%s: inside %s -> %s", tn.Name, tn.InsideLocal, tn.InsidePeer)
 			}
-			if tn.DPD.Interval != 10*time.Second || tn.DPD.LastSeen.IsZero() {
+			if tn.DPD.Interval() != 10*time.Second || tn.DPD.LastSeen.IsZero() {
 				t.Errorf("%s: DPD %+v: want interval 10s and a last-seen time", tn.Name, tn.DPD)
 			}
 			if tn.Traffic.PacketsIn == 0 || tn.Traffic.PacketsOut == 0 || tn.Traffic.Drops == nil {
@@ -655,7 +655,7 @@ func TestOpsReload(t *testing.T) {
 		t.Helper()
 		st := d.waitStatus(t, 20*time.Second, func(st *control.Status) error {
 			tn := findTunnel(st, t2)
-			if tn == nil || tn.DPD.Interval != interval || tn.ChildState != "Established" || tn.IKE == nil || tn.IKE.SPIi == old.IKEi {
+			if tn == nil || tn.DPD.Interval() != interval || tn.ChildState != "Established" || tn.IKE == nil || tn.IKE.SPIi == old.IKEi {
 				return fmt.Errorf("%s not renegotiated with dpd %v yet: %+v", t2, interval, tn)
 			}
 			return childrenUp(st)
@@ -663,8 +663,8 @@ func TestOpsReload(t *testing.T) {
 		if got := spisOf(t, st, t1); got != keep {
 			t.Errorf("reload disturbed %s, whose config did not change: SPIs %+v -> %+v", t1, keep, got)
 		}
-		if tn := findTunnel(st, t1); tn.DPD.Interval != 10*time.Second {
-			t.Errorf("%s dpd interval %v, want 10s", t1, tn.DPD.Interval)
+		if tn := findTunnel(st, t1); tn.DPD.Interval() != 10*time.Second {
+			t.Errorf("%s dpd interval %v, want 10s", t1, tn.DPD.Interval())
 		}
 		if err := swanUp(s, 2); err != nil {
 			t.Error(err)
@@ -739,8 +739,8 @@ func TestOpsReload(t *testing.T) {
 		if got := spisOf(t, st, t2); got != t2spi {
 			t.Errorf("invalid reload changed %s: %+v -> %+v", t2, t2spi, got)
 		}
-		if tn := findTunnel(st, t2); tn.DPD.Interval != 20*time.Second {
-			t.Errorf("invalid reload changed %s's dpd interval to %v", t2, tn.DPD.Interval)
+		if tn := findTunnel(st, t2); tn.DPD.Interval() != 20*time.Second {
+			t.Errorf("invalid reload changed %s's dpd interval to %v", t2, tn.DPD.Interval())
 		}
 		assertAlive(t, d)
 		// Restore the good file: a reload now finds nothing to do.
