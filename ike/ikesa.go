@@ -277,6 +277,10 @@ type childSA struct {
 	replaces *childSA
 	// pendingOut is the outbound half not yet installed (see replaces).
 	pendingOut *ipsec.SAParams
+	// switchedFrom is the SA this one replaced when the peer sent on it
+	// before deleting the old one (watchNewInbound): if that DELETE never
+	// comes, we delete the old SA ourselves.
+	switchedFrom *childSA
 }
 
 func (c *childSA) stopTimers() {

@@ -578,3 +578,53 @@ func TestChildRekeyFallsBackToConfiguredProposals(t *testing.T) {
 	}
 	checkChildPair(t, p.cgw, p.aws)
 }
+
+// TestChildRekeyResponderSwitchesOnNewInbound: when the peer rekeys a CHILD
+// SA and its DELETE of the old SA is lost, cgw switches to the new outbound
+// SA as soon as ESP arrives on the new inbound SA, rather than sending on
+// the old SA (which the peer may drop at its hard lifetime) until the
+// DELETE gets through; if that DELETE never comes, cgw deletes the old SA
+// itself.
+func TestChildRekeyResponderSwitchesOnNewInbound(t *testing.T) {
+	p := established(t, nil)
+	old := status(t, p.cgw).Children[0]
+	dropDeletes := true
+	p.net.Drop = func(from *iketest.Node, pk iketest.Packet) bool {
+		if from != p.aws || !dropDeletes {
+			return false
+		}
+		ex := exchangesOf(t, []iketest.Packet{pk})
+		return len(ex) == 1 && ex[0] == "INFORMATIONAL req"
+	}
+	must(t, p.aws.Manager.Rekey(status(t, p.aws).Name, false))
+	p.net.Advance(time.Second, 100*time.Millisecond)
+	if got := p.cgw.Installer.ActiveOutbound(); got != old.OutSPI {
+		t.Fatalf("no packet on the new SA yet: active outbound %s, want the old %s", got, old.OutSPI)
+	}
+	aw := status(t, p.aws).Children[0]
+	if aw.OutSPI == old.InSPI {
+		t.Fatalf("the peer did not rekey")
+	}
+	// The peer sends on its new outbound SA: cgw's new inbound SA.
+	p.cgw.Installer.Touch(aw.OutSPI, p.net.Clock.Now())
+	p.net.Advance(time.Second, 100*time.Millisecond)
+	if got := p.cgw.Installer.ActiveOutbound(); got != aw.InSPI {
+		t.Fatalf("after ESP on the new inbound SA: active outbound %s, want the new %s", got, aw.InSPI)
+	}
+	if _, ok := p.cgw.Installer.Installed(ipsec.Outbound, old.OutSPI); ok {
+		t.Errorf("the old outbound SA %s is still installed", old.OutSPI)
+	}
+	// The DELETE never arrives: cgw deletes the old SA itself.
+	p.net.Advance(35*time.Second, time.Second)
+	dropDeletes = false
+	p.net.Advance(60*time.Second, time.Second)
+	checkChildPair(t, p.cgw, p.aws)
+	if _, ok := p.cgw.Installer.Installed(ipsec.Inbound, old.InSPI); ok {
+		t.Errorf("the old inbound SA %s is still installed", old.InSPI)
+	}
+	for _, n := range []*iketest.Node{p.cgw, p.aws} {
+		if n.Listener.Has(ike.EventChildDown) || n.Listener.Has(ike.EventNegotiationFailed) {
+			t.Errorf("%s: events %v, want no CHILD SA down and no failure", n.Addr, n.Listener.Kinds())
+		}
+	}
+}

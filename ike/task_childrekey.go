@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/cgwproject/cgw/ike/message"
 	"github.com/cgwproject/cgw/ipsec"
@@ -417,19 +418,59 @@ func (t *childRekey) buildResponse(m *message.Message) error {
 	} else {
 		old.state = childRekeyed
 		old.stopTimers()
-		p.log.Info("CHILD SA rekey answered; the new outbound SA takes over when the peer deletes the old one",
+		p.log.Info("CHILD SA rekey answered; the new outbound SA takes over when the peer sends on the new SA or deletes the old one",
 			"old_in_spi", old.inSPI.String(), "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String())
+		p.watchNewInbound(old, c)
 	}
 	p.after(halfOpenTimeout, func() {
-		if c.replaces != old || c.state != childInstalled {
+		if c.state != childInstalled {
 			return
 		}
-		p.log.Warn("peer did not delete the CHILD SA it rekeyed; switching to the new SA and deleting the old one ourselves",
-			"old_in_spi", old.inSPI.String(), "in_spi", c.inSPI.String(), "after", halfOpenTimeout.String())
-		p.concludeChildRekey(old, c, "rekeyed by the peer, which did not delete the old SA")
+		switch {
+		case c.replaces == old:
+			p.log.Warn("peer did not delete the CHILD SA it rekeyed; switching to the new SA and deleting the old one ourselves",
+				"old_in_spi", old.inSPI.String(), "in_spi", c.inSPI.String(), "after", halfOpenTimeout.String())
+			p.concludeChildRekey(old, c, "rekeyed by the peer, which did not delete the old SA")
+		case c.switchedFrom == old:
+			// Switched early (watchNewInbound); the DELETE never came.
+			p.log.Warn("peer did not delete the CHILD SA it rekeyed; deleting the old one ourselves",
+				"old_in_spi", old.inSPI.String(), "in_spi", c.inSPI.String(), "after", halfOpenTimeout.String())
+		default:
+			return
+		}
 		if old.state != childDestroyed && old.sa.alive() {
 			old.sa.tm.queue(newChildDelete(old.sa, old, "rekeyed; the peer did not delete it"))
 		}
 	})
 	return nil
+}
+
+// newInboundPoll is how often a rekey responder looks for the peer's first
+// packet on the new CHILD SA.
+const newInboundPoll = 250 * time.Millisecond
+
+// watchNewInbound puts the peer's new CHILD SA c in service as soon as
+// authentic ESP arrives on its inbound half, without waiting for the
+// peer's DELETE of old: the initiator sends on the new SA only after it
+// installed both halves, so it can receive on it too. Waiting for the
+// DELETE alone keeps us sending on old, which the peer may drop at its hard
+// lifetime, for as long as that DELETE is lost and retransmitted (seconds
+// on a lossy path). The inbound counter is the dataplane's, which counts
+// only packets that passed the ICV and the replay window.
+func (p *peer) watchNewInbound(old, c *childSA) {
+	var poll func()
+	poll = func() {
+		if c.replaces != old || c.state != childInstalled || c.outInstalled {
+			return
+		}
+		if st, err := p.m.cfg.Installer.QuerySA(p.cfg.Name, ipsec.Inbound, c.inSPI); err == nil && !st.LastUsed.IsZero() {
+			p.log.Info("peer sends on the new CHILD SA; it takes over sending before the peer's DELETE of the old one",
+				"old_in_spi", old.inSPI.String(), "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String())
+			c.switchedFrom = old
+			p.concludeChildRekey(old, c, "rekeyed by the peer, which sends on the new SA")
+			return
+		}
+		p.after(newInboundPoll, poll)
+	}
+	p.after(newInboundPoll, poll)
 }
