@@ -361,6 +361,7 @@ func TestJSONAgainstServer(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("status --json does not round-trip:\n%s\nwant\n%s", got, want)
 	}
+	golden(t, "status.json.golden", []byte(r.stdout))
 
 	r = cgwctl(t, "", "--socket", sock, "diagnose", "--json", "t2")
 	if r.code != exitFindings {
@@ -370,6 +371,7 @@ func TestJSONAgainstServer(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || len(d.Findings) != 3 || d.Findings[1].Check != "ike-failure" {
 		t.Errorf("diagnose --json: %v %+v", err, d)
 	}
+	golden(t, "diagnose.json.golden", []byte(r.stdout))
 }
 
 func TestSocketFromEnvironment(t *testing.T) {
