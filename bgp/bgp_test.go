@@ -468,3 +468,64 @@ func TestBeforeStart(t *testing.T) {
 		t.Fatalf("Start after Stop: %v", err)
 	}
 }
+
+// TestReconcileAdmin: when GoBGP's admin state of a neighbor differs from
+// the one cgw asked for (GoBGP drops an Enable/DisablePeer while another is
+// queued), ReconcileAdmin applies cgw's again, both ways.
+func TestReconcileAdmin(t *testing.T) {
+	s, err := New(Config{ASN: 65000, RouterID: addr("192.0.2.2"), ListenPort: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if err := s.SetNeighbors([]Neighbor{{Name: "t1", PeerAddr: addr("192.0.2.1"), PeerASN: 64512}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPeerUp("t1", false); err != nil {
+		t.Fatal(err)
+	}
+	adminState := func() api.PeerState_AdminState {
+		t.Helper()
+		var st api.PeerState_AdminState = -1
+		err := s.gobgp().ListPeer(context.Background(), &api.ListPeerRequest{Address: "192.0.2.1"}, func(p *api.Peer) { st = p.State.AdminState })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	waitAdmin := func(want api.PeerState_AdminState) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if adminState() == want {
+				return
+			}
+		}
+		t.Fatalf("GoBGP admin state %v, want %v", adminState(), want)
+	}
+	waitAdmin(api.PeerState_DOWN)
+	// cgw wants it down; GoBGP has it up (as if the disable was lost).
+	if err := s.gobgp().EnablePeer(context.Background(), &api.EnablePeerRequest{Address: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitAdmin(api.PeerState_UP)
+	if err := s.ReconcileAdmin(); err != nil {
+		t.Fatal(err)
+	}
+	waitAdmin(api.PeerState_DOWN)
+	// cgw wants it up; GoBGP has it down (the enable was lost).
+	if err := s.SetPeerUp("t1", true); err != nil {
+		t.Fatal(err)
+	}
+	waitAdmin(api.PeerState_UP)
+	if err := s.gobgp().DisablePeer(context.Background(), &api.DisablePeerRequest{Address: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitAdmin(api.PeerState_DOWN)
+	if err := s.ReconcileAdmin(); err != nil {
+		t.Fatal(err)
+	}
+	waitAdmin(api.PeerState_UP)
+}

@@ -382,3 +382,55 @@ func comparePrefix(a, b netip.Prefix) int {
 	}
 	return a.Bits() - b.Bits()
 }
+
+// ReconcileAdmin re-applies each neighbor's wanted admin state where
+// GoBGP's differs. GoBGP's EnablePeer and DisablePeer drop a request
+// (returning no error, logging "previous setting admin state request is
+// still remaining") while an earlier one is still queued for the peer's
+// FSM, as happens when a tunnel comes up right after the neighbor was
+// added: the neighbor would then stay disabled, and BGP Idle, until the
+// tunnel next went down and up. The daemon calls this periodically.
+func (s *Server) ReconcileAdmin() error {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	if s.ctl.stopped || !s.ctl.started {
+		return nil
+	}
+	type fix struct {
+		name, addr string
+		up         bool
+	}
+	var fixes []fix
+	err := s.gobgp().ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.State == nil {
+			return
+		}
+		name, ok := s.neighborByAddr(p.State.NeighborAddress)
+		if !ok {
+			return
+		}
+		want := s.adminUpLocked(name)
+		switch {
+		case want && p.State.AdminState == api.PeerState_DOWN:
+			fixes = append(fixes, fix{name, p.State.NeighborAddress, true})
+		case !want && p.State.AdminState == api.PeerState_UP:
+			fixes = append(fixes, fix{name, p.State.NeighborAddress, false})
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("bgp: list peers: %w", err)
+	}
+	var errs []error
+	for _, f := range fixes {
+		s.log.Warn("bgp: neighbor admin state differs from the tunnel's; applying it again", "neighbor", f.name, "peer", f.addr, "up", f.up)
+		if f.up {
+			err = s.gobgp().EnablePeer(context.Background(), &api.EnablePeerRequest{Address: f.addr})
+		} else {
+			err = s.gobgp().DisablePeer(context.Background(), &api.DisablePeerRequest{Address: f.addr, Communication: tunnelDownComm})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("bgp: neighbor %s admin up=%v: %w", f.name, f.up, err))
+		}
+	}
+	return errors.Join(errs...)
+}

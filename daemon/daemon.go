@@ -374,6 +374,11 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.syncRoutes()
 			d.observeBGP()
 			d.syncAdvertised()
+			if d.bgp != nil {
+				if err := d.bgp.ReconcileAdmin(); err != nil {
+					d.log.Warn("reconciling BGP neighbor admin states", "err", err)
+				}
+			}
 		case reply := <-d.reloadCh:
 			res, err := d.reload()
 			reply <- reloadReply{res, err}
