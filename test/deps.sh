@@ -18,7 +18,7 @@
 # the packages enable is stopped and disabled again.
 set -eu
 
-PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps lintian podman buildah runc libcap2-bin util-linux"
+PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps lintian podman buildah runc libcap2-bin util-linux man-db groff-base"
 command -v systemd-analyze >/dev/null 2>&1 || PKGS="$PKGS systemd"
 
 if [ "$(id -u)" != 0 ]; then
