@@ -1,7 +1,6 @@
 package bgp_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +44,7 @@ func listenChild(t *testing.T) {
 		}
 	}
 	a1, a2 := netip.MustParseAddr("169.254.15.194"), netip.MustParseAddr("169.254.13.238")
-	var logs lockedBuffer
+	var logs syncBuffer
 	s, err := bgp.New(bgp.Config{ASN: 65000, RouterID: a1, ListenAddresses: []netip.Addr{a1},
 		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, &logs), nil))})
 	if err != nil {
@@ -102,7 +100,7 @@ func listenChild(t *testing.T) {
 	// The daemon configures the addresses in the tunnels' order, which
 	// need not be sorted; a reload that gives the same set must not
 	// restart the speaker.
-	var logs2 lockedBuffer
+	var logs2 syncBuffer
 	s2, err := bgp.New(bgp.Config{ASN: 65000, RouterID: a1, ListenPort: 1179, ListenAddresses: []netip.Addr{a1, a2},
 		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, &logs2), nil))})
 	if err != nil {
@@ -118,22 +116,4 @@ func listenChild(t *testing.T) {
 	if strings.Contains(logs2.String(), "restarting the speaker") {
 		t.Errorf("the configured listen addresses in another order restarted the speaker")
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the logger's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

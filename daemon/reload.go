@@ -15,12 +15,7 @@ import (
 // tunnels whose settings did not change keep their SAs, devices and BGP
 // sessions. Runs on the daemon loop. A file with errors changes nothing.
 func (d *Daemon) reload() (*control.ReloadResult, error) {
-	old := d.Config()
-	next, warns, err := config.Load(old.Source)
-	if err != nil {
-		return nil, err
-	}
-	p, err := planReload(old, next, warns)
+	old, next, p, err := d.loadReloadPlan()
 	if err != nil {
 		return nil, err
 	}
@@ -155,17 +150,28 @@ func bgpConn(cfg *config.Config, name string) bool {
 // ReloadDryRun implements control.Backend: it reads the file and reports
 // what Reload would change, applying nothing.
 func (d *Daemon) ReloadDryRun(context.Context) (*control.ReloadResult, error) {
-	old := d.Config()
-	next, warns, err := config.Load(old.Source)
-	if err != nil {
-		return nil, err
-	}
-	p, err := planReload(old, next, warns)
+	_, _, p, err := d.loadReloadPlan()
 	if err != nil {
 		return nil, err
 	}
 	p.res.DryRun = true
 	return p.res, nil
+}
+
+// loadReloadPlan re-reads the running configuration's file and plans the
+// reload over it: the one step Reload and ReloadDryRun share, so the
+// preview cannot drift from what a reload does.
+func (d *Daemon) loadReloadPlan() (old, next *config.Config, p *reloadPlan, err error) {
+	old = d.Config()
+	next, warns, err := config.Load(old.Source)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, err = planReload(old, next, warns)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return old, next, p, nil
 }
 
 // applyConns brings the running connections in line with next: new and
