@@ -26,13 +26,11 @@ func lcSoak(t *testing.T, d time.Duration, ike, child, margin time.Duration, min
 	l := startLifecycle(t, sim.Options{Endpoint: [2]sim.EndpointOptions{eo, eo}}, extra)
 	sp := l.sampleSAs()
 	start := time.Now()
+	awsDrops := l.kernelDrops(false)
 	tr := l.startTraffic(d, true)
 	lost := tr.finish(t)
-	l.logKernelDrops()
 	t.Logf("e2e: soak ran %v: %d packets (pings, UDP datagrams) lost in all", time.Since(start).Round(time.Second), lost)
-	if lost > 0 {
-		t.Errorf("%d packets lost during rekeys", lost)
-	}
+	l.checkLoss(lost, awsDrops, "during rekeys")
 	l.settle(20 * time.Second)
 	cgw, swan := sp.finish()
 	metrics, err := l.metricRekeys()
@@ -79,12 +77,10 @@ func TestLifecycleAWSRekeysFirst(t *testing.T) {
 	sp := l.sampleSAs()
 	// AWS's IKE rekey comes 40-50 s after the IKE SA (set up a few seconds
 	// before) was established.
+	awsDrops := l.kernelDrops(false)
 	tr := l.startTraffic(50*time.Second, true)
 	lost := tr.finish(t)
-	l.logKernelDrops()
-	if lost > 0 {
-		t.Errorf("%d packets lost while AWS rekeyed", lost)
-	}
+	l.checkLoss(lost, awsDrops, "while AWS rekeyed")
 	l.settle(20 * time.Second)
 	cgw, swan := sp.finish()
 	metrics, err := l.metricRekeys()
@@ -119,19 +115,25 @@ func TestLifecycleAWSRekeysFirst(t *testing.T) {
 // instant. Every tunnel must end with exactly one CHILD SA pair on both
 // sides, and traffic must still flow.
 func TestLifecycleRekeyCollisions(t *testing.T) {
-	// CHILD rekeys at 15 s, 30 s, 45 s; the IKE rekey at 40 s.
-	eo, extra := lcLifetimes(45*time.Second, 20*time.Second, 5*time.Second, -1)
+	// CHILD rekeys at 15 s, 30 s, 45 s; the IKE rekey at 40 s. The margin
+	// (time from rekey to hard expiry) is longer than the AWS profile's
+	// 10 s retransmission timeout, as AWS's 270 s margin is: a message
+	// lost in a collision must be recoverable before the old SA expires.
+	// charon drops a response that arrives while it processes a request
+	// with the same message ID (ike_sa_manager keys "already processing" on
+	// the ID alone), which happens when both sides send ID 0 on a fresh IKE
+	// SA; with a 5 s margin its retransmission came 5 s after the old SA
+	// died, and both tunnels lost ~5 s of traffic.
+	eo, extra := lcLifetimes(55*time.Second, 30*time.Second, 15*time.Second, -1)
 	l := startLifecycle(t, sim.Options{Endpoint: [2]sim.EndpointOptions{eo, eo}}, extra)
 	sp := l.sampleSAs()
 
 	// Phase 1: lifetimes expire on both sides at once.
+	awsDrops := l.kernelDrops(false)
 	tr := l.startTraffic(45*time.Second, true)
 	lost := tr.finish(t)
-	l.logKernelDrops()
 	t.Logf("e2e: collisions by equal lifetimes: %d packets lost, %d collision lines in cgwd's log", lost, l.collisionLines(1)+l.collisionLines(2))
-	if lost > 0 {
-		t.Errorf("%d packets lost during colliding lifetime rekeys", lost)
-	}
+	l.checkLoss(lost, awsDrops, "during colliding lifetime rekeys")
 
 	// Phase 2: both sides rekey on command at the same instant.
 	type round struct {
