@@ -95,6 +95,7 @@ type Server struct {
 		advWant          []netip.Prefix      // desired, masked, sorted, deduplicated
 		advUUID          map[netip.Prefix][]byte
 		exportKey        map[string]string // by peer address: applied export policy fingerprint
+		lan              lanState
 		cancel           context.CancelFunc
 	}
 
@@ -191,6 +192,9 @@ func (s *Server) Start(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if err := s.applyAdvertisedLocked(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.applyLANLocked(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	s.log.Info("bgp: started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "listen", s.listenString(), "neighbors", len(s.ctl.neighbors), "advertised", len(s.ctl.advWant))
@@ -299,11 +303,12 @@ func (s *Server) SetListenAddresses(addrs []netip.Addr) error {
 	go ns.Serve()
 	clear(s.ctl.exportKey)
 	clear(s.ctl.advUUID)
+	clear(s.ctl.lan.added)
 	ctx := context.Background()
 	if err := s.startLocked(ctx); err != nil {
 		return fmt.Errorf("%w (the speaker is stopped; fix the addresses and reload)", err)
 	}
-	return errors.Join(s.applyNeighborsLocked(ctx, nil), s.applyAdvertisedLocked(ctx))
+	return errors.Join(s.applyNeighborsLocked(ctx, nil), s.applyAdvertisedLocked(ctx), s.applyLANLocked(ctx))
 }
 
 // Stop closes every session (Cease / Peer De-configured), the listeners and

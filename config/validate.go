@@ -132,6 +132,7 @@ func (c *checker) config(r *rawFile) *Config {
 		}
 		cfg.Connections = append(cfg.Connections, conn)
 	}
+	c.lan(r.BGP, cfg)
 	return cfg
 }
 
