@@ -219,6 +219,7 @@ func lanChild(t *testing.T) {
 	if out := birdc(t, "show", "route", "10.1.0.0/24", "all"); strings.Contains(out, "BGP.large_community") {
 		t.Errorf("cgw's internal tags leaked to AWS:\n%s", out)
 	}
+	waitFor(t, 10*time.Second, "all 5 router prefixes received", func() bool { return srv.LANStatus()[0].Received == 5 })
 	st := srv.LANStatus()
 	if len(st) != 1 || st[0].State != "Established" || st[0].Received != 5 || st[0].Accepted != 2 || st[0].Advertised != 1 {
 		t.Errorf("LANStatus = %+v; want Established, 5 received, 2 accepted, 1 advertised", st)
