@@ -99,3 +99,31 @@ func (s *Server) lanRoutes(mux *http.ServeMux, p string) {
 		reply(w, res, err)
 	})
 }
+
+// ConfigGlobalBGP is the top-level bgp section of config show.
+type ConfigGlobalBGP struct {
+	LANNeighbors []ConfigLANNeighbor `json:"lan_neighbors" yaml:"lan_neighbors"`
+}
+
+// ConfigLANNeighbor is one bgp.lan_neighbors entry.
+type ConfigLANNeighbor struct {
+	Name         string          `json:"name" yaml:"name"`
+	Address      string          `json:"address" yaml:"address"`
+	ASN          uint32          `json:"asn" yaml:"asn"`
+	LocalAddress string          `json:"local_address,omitempty" yaml:"local_address,omitempty"`
+	HoldTime     Seconds         `json:"hold_time" yaml:"hold_time"`
+	Keepalive    Seconds         `json:"keepalive" yaml:"keepalive"`
+	Password     string          `json:"password,omitempty" yaml:"password,omitempty"` // Redacted when set
+	Import       ConfigLANImport `json:"import" yaml:"import"`
+	Export       ConfigLANExport `json:"export" yaml:"export"`
+}
+
+type ConfigLANImport struct {
+	Allow         []string `json:"allow,omitempty" yaml:"allow,omitempty"`
+	AcceptDefault bool     `json:"accept_default" yaml:"accept_default"`
+}
+
+type ConfigLANExport struct {
+	MED       uint32 `json:"med" yaml:"med"`
+	LocalPref uint32 `json:"local_pref,omitempty" yaml:"local_pref,omitempty"` // iBGP only
+}

@@ -196,3 +196,36 @@ func (d *Daemon) lanStatus() *control.LAN {
 	}
 	return out
 }
+
+// lanConfigDoc is config show's top-level bgp section; nil without LAN
+// neighbors. The password is redacted; local_pref is written for iBGP
+// neighbors only (it is refused for eBGP ones).
+func lanConfigDoc(c *config.Config) *control.ConfigGlobalBGP {
+	if len(c.BGP.LANNeighbors) == 0 {
+		return nil
+	}
+	var asn uint32
+	if bc := bgpConfig(c); bc != nil {
+		asn = bc.ASN
+	}
+	out := &control.ConfigGlobalBGP{}
+	for _, n := range c.BGP.LANNeighbors {
+		d := control.ConfigLANNeighbor{
+			Name: n.Name, Address: n.Address.String(), ASN: n.ASN, LocalAddress: addrString(n.LocalAddress),
+			HoldTime: control.SecondsOf(n.HoldTime), Keepalive: control.SecondsOf(n.Keepalive),
+			Import: control.ConfigLANImport{AcceptDefault: n.Import.AcceptDefault},
+			Export: control.ConfigLANExport{MED: n.Export.MED},
+		}
+		if len(n.Import.Allow) > 0 {
+			d.Import.Allow = prefixStrings(n.Import.Allow)
+		}
+		if n.IBGP(asn) {
+			d.Export.LocalPref = n.Export.LocalPref
+		}
+		if len(n.Password) > 0 {
+			d.Password = control.Redacted
+		}
+		out.LANNeighbors = append(out.LANNeighbors, d)
+	}
+	return out
+}
