@@ -229,3 +229,52 @@ func lanConfigDoc(c *config.Config) *control.ConfigGlobalBGP {
 	}
 	return out
 }
+
+// lanRouteSide is the Connection of `bgp routes` rows of LAN neighbors;
+// their Tunnel is the neighbor's name.
+const (
+	lanRouteSide = "lan"
+	// notInstalledLAN: cgw installs no route learned from the LAN (the
+	// host reaches the on-premises prefixes through its own routes); it
+	// announces them to AWS.
+	notInstalledLAN = "from_lan"
+)
+
+func (d *Daemon) isLANNeighbor(name string) bool {
+	for _, n := range d.Config().BGP.LANNeighbors {
+		if n.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// lanRouteRows is the LAN neighbors' part of `bgp routes`: what each sent
+// (received) or was sent (advertised), or only the named neighbor's.
+func (d *Daemon) lanRouteRows(table, only string, learned []bgp.Path) []control.BGPRoute {
+	if d.bgp == nil || table == control.TableInstalled {
+		return nil
+	}
+	var out []control.BGPRoute
+	for _, n := range d.Config().BGP.LANNeighbors {
+		if only != "" && n.Name != only {
+			continue
+		}
+		if table == control.TableAdvertised {
+			for _, p := range d.bgp.Advertised(n.Name) {
+				r := routeRow(lanRouteSide, p)
+				r.Best = false
+				out = append(out, r)
+			}
+			continue
+		}
+		for _, p := range learned {
+			if p.Neighbor == n.Name {
+				r := routeRow(lanRouteSide, p)
+				r.Reason = notInstalledLAN
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}

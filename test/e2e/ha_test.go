@@ -129,6 +129,17 @@ func TestHAGateways(t *testing.T) {
 			t.Errorf("LAN neighbor %+v: want Established, 3 received, 1 accepted (the LAN prefix), 1 advertised (the VPC)", n)
 		}
 		t.Logf("e2e: gateway A's LAN neighbor: %+v", n)
+		// bgp routes: what the router sent (only the LAN prefix was
+		// accepted) and what it was sent (the VPC, next hop self).
+		recv, err := a.Ctl("bgp", "routes", "received", "lan:router")
+		if err != nil || !strings.Contains(recv, "lan:router") || !strings.Contains(recv, lan.String()) || !strings.Contains(recv, "from_lan") || strings.Contains(recv, "0.0.0.0/0") {
+			t.Errorf("bgp routes received lan:router: %v\n%s", err, recv)
+		}
+		adv, err := a.Ctl("bgp", "routes", "advertised")
+		if err != nil || !strings.Contains(adv, "lan:router") || !strings.Contains(adv, vpc.String()) || !strings.Contains(adv, sim.Gateways()[0].LANAddr.String()) {
+			t.Errorf("bgp routes advertised: %v\n%s", err, adv)
+		}
+		t.Logf("e2e: cgwctl bgp routes advertised on gateway A:\n%s", adv)
 		if err := h.WaitPing(sim.LAN, sim.VPCHostAddr, 20*time.Second); err != nil {
 			t.Fatal(err)
 		}
