@@ -1,13 +1,11 @@
 package bgp_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,35 +74,7 @@ func TestNetnsLAN(t *testing.T) {
 		lanChild(t)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, bin := range []string{"ip", "/usr/sbin/bird", "birdc"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s", bin)
-		}
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	delNS := func() {
-		for _, ns := range []string{lanNSA, lanNSB, lanNSC} {
-			exec.Command("ip", "netns", "del", ns).Run()
-		}
-	}
-	delNS()
-	t.Cleanup(delNS)
-	for _, ns := range []string{lanNSA, lanNSB, lanNSC} {
-		run("ip", "netns", "add", ns)
-		run("ip", "-n", ns, "link", "set", "lo", "up")
-	}
+	run := netnsSetup(t, lanNSA, lanNSB, lanNSC)
 	run("ip", "-n", lanNSA, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", lanNSB)
 	run("ip", "-n", lanNSA, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", lanNSC)
 	run("ip", "-n", lanNSA, "addr", "add", ourAddr+"/30", "dev", "va")
@@ -115,50 +85,9 @@ func TestNetnsLAN(t *testing.T) {
 	run("ip", "-n", lanNSA, "link", "set", "lan0", "up")
 	run("ip", "-n", lanNSB, "link", "set", "vb", "up")
 	run("ip", "-n", lanNSC, "link", "set", "eth0", "up")
-
-	dir := t.TempDir()
-	var socks []string
-	for _, b := range []struct{ ns, conf string }{{lanNSB, lanAWSBird}, {lanNSC, lanRouterBird}} {
-		conf := filepath.Join(dir, b.ns+".conf")
-		sock := filepath.Join(dir, b.ns+".ctl")
-		if err := os.WriteFile(conf, []byte(b.conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var birdLog syncBuffer
-		bird := exec.Command("ip", "netns", "exec", b.ns, "/usr/sbin/bird", "-f", "-c", conf, "-s", sock, "-P", filepath.Join(dir, b.ns+".pid"))
-		bird.Stdout, bird.Stderr = &birdLog, &birdLog
-		if err := bird.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			bird.Process.Kill()
-			bird.Wait()
-			if t.Failed() {
-				t.Logf("BIRD %s log:\n%s", b.ns, birdLog.String())
-			}
-		})
-		deadline := time.Now().Add(5 * time.Second)
-		for exec.Command("birdc", "-s", sock, "show", "status").Run() != nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("BIRD in %s did not come up:\n%s", b.ns, birdLog.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		socks = append(socks, sock)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	child := exec.CommandContext(ctx, "ip", "netns", "exec", lanNSA, exe, "-test.run=^TestNetnsLAN$", "-test.v", "-test.count=1")
-	child.Env = append(os.Environ(), lanChildEnv+"=1", sockEnv+"="+socks[0], lanSockEnv+"="+socks[1])
-	out, err := child.CombinedOutput()
-	t.Logf("child in %s:\n%s", lanNSA, out)
-	if err != nil {
-		t.Fatalf("child failed: %v", err)
-	}
-	if !bytes.Contains(out, []byte("--- PASS: TestNetnsLAN")) {
-		t.Fatal("child did not pass")
-	}
+	awsSock := startNetnsBird(t, lanNSB, lanAWSBird)
+	routerSock := startNetnsBird(t, lanNSC, lanRouterBird)
+	runNetnsChild(t, lanNSA, "TestNetnsLAN", lanChildEnv+"=1", sockEnv+"="+awsSock, lanSockEnv+"="+routerSock)
 }
 
 // routerRoutes is what the LAN router's BIRD learned from cgw.

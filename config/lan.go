@@ -190,17 +190,7 @@ func (c *checker) lanNeighbor(path string, r *rawLANNeighbor, ours uint32, aws m
 	if n.Keepalive < time.Second || n.Keepalive >= n.HoldTime || n.Keepalive%time.Second != 0 {
 		c.errorf(path+".keepalive", "use whole seconds, at least 1s and below hold_time (a third of it)", "invalid keepalive %v for hold time %v", n.Keepalive, n.HoldTime)
 	}
-	switch {
-	case r.Password != nil && r.PasswordFile != nil:
-		c.errorf(path+".password_file", "keep password or password_file, not both", "both password and password_file are set")
-	case r.Password != nil:
-		c.inline = append(c.inline, path+".password")
-		n.Password = c.md5Password(path+".password", []byte(*r.Password))
-	case r.PasswordFile != nil:
-		if key, _, ok := c.secretFile(path+".password_file", *r.PasswordFile); ok {
-			n.Password = c.md5Password(path+".password_file", key)
-		}
-	}
+	n.Password = c.password(path, r.Password, r.PasswordFile)
 	if r.Import != nil {
 		n.Import.Allow = c.prefixList(path+".import.allow", r.Import.Allow, nil,
 			"list the on-premises prefixes this router may announce (a received prefix must lie inside one)")

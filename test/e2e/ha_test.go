@@ -70,6 +70,20 @@ func carries(t testing.TB, h *sim.HA, via, other *Cgwd, n int) {
 	}
 }
 
+// lanPinger starts a 10/s ping from the LAN host to the VPC host and
+// waits for its first answer.
+func lanPinger(t *testing.T, h *sim.HA) *pinger {
+	t.Helper()
+	pg := startPinger(t, h.Sim, sim.LAN, sim.VPCHostAddr, 100*time.Millisecond, 60*time.Second)
+	Eventually(t, 5*time.Second, func() error {
+		if !pg.answeredAfter(0) {
+			return fmt.Errorf("no ping answered yet")
+		}
+		return nil
+	})
+	return pg
+}
+
 func TestHAGateways(t *testing.T) {
 	NeedRoot(t)
 	h, err := sim.NewHA(sim.HAOptions{Logf: t.Logf, KeepDir: os.Getenv("CGW_E2E_KEEP") != ""})
@@ -153,13 +167,7 @@ func TestHAGateways(t *testing.T) {
 		if _, err := a.Ctl("health"); err != nil {
 			t.Errorf("health of gateway A before the drain: %v", err)
 		}
-		pg := startPinger(t, h.Sim, sim.LAN, sim.VPCHostAddr, 100*time.Millisecond, 60*time.Second)
-		Eventually(t, 5*time.Second, func() error {
-			if !pg.answeredAfter(0) {
-				return fmt.Errorf("no ping answered yet")
-			}
-			return nil
-		})
+		pg := lanPinger(t, h)
 		first := pg.lastSeq()
 		start := time.Now()
 		var res control.DrainResult
@@ -208,13 +216,7 @@ func TestHAGateways(t *testing.T) {
 	carries(t, h, a, b, 10)
 
 	t.Run("KillPreferred", func(t *testing.T) {
-		pg := startPinger(t, h.Sim, sim.LAN, sim.VPCHostAddr, 100*time.Millisecond, 60*time.Second)
-		Eventually(t, 5*time.Second, func() error {
-			if !pg.answeredAfter(0) {
-				return fmt.Errorf("no ping answered yet")
-			}
-			return nil
-		})
+		pg := lanPinger(t, h)
 		killed := pg.lastSeq()
 		if err := a.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
