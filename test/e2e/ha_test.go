@@ -170,8 +170,10 @@ func TestHAGateways(t *testing.T) {
 		pg := lanPinger(t, h)
 		first := pg.lastSeq()
 		start := time.Now()
+		// The simulator's BGP keepalives (every 2 s on both tunnels, with
+		// their ACKs) make about 5 packets/s; the ping alone 20 (in + out).
 		var res control.DrainResult
-		if err := a.CtlJSON(&res, "drain", "--idle-rate", "8", "--wait", "40s"); err != nil {
+		if err := a.CtlJSON(&res, "drain", "--idle-rate", "12", "--wait", "40s"); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("e2e: drain of gateway A: %+v after %v", res, time.Since(start).Round(time.Millisecond))
