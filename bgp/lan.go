@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 
@@ -120,6 +121,8 @@ func (n LANNeighbor) sessionKey() string {
 // a whole first: on a validation error nothing changes. It may be called
 // before Start.
 func (s *Server) SetLAN(c LANConfig) error {
+	c.Neighbors = slices.Clone(c.Neighbors)
+	c.Backup = slices.Clone(c.Backup)
 	byNm := make(map[string]LANNeighbor, len(c.Neighbors))
 	for i, n := range c.Neighbors {
 		n, err := n.normalize(s.cfg.ASN)
@@ -132,8 +135,6 @@ func (s *Server) SetLAN(c LANConfig) error {
 		c.Neighbors[i] = n
 		byNm[n.Name] = n
 	}
-	c.Neighbors = slices.Clone(c.Neighbors)
-	c.Backup = slices.Clone(c.Backup)
 
 	s.ctl.Lock()
 	defer s.ctl.Unlock()
@@ -146,6 +147,9 @@ func (s *Server) SetLAN(c LANConfig) error {
 				return fmt.Errorf("bgp: LAN neighbor %q has the address of tunnel neighbor %q", n.Name, a.Name)
 			}
 		}
+	}
+	if s.ctl.started && reflect.DeepEqual(c, s.ctl.lan.cfg) && len(s.ctl.lan.added) == len(c.Neighbors) {
+		return nil // nothing to apply: keep every session's routes as they are
 	}
 	wasDrained := s.ctl.lan.cfg.Drained
 	s.ctl.lan.cfg, s.ctl.lan.byNm = c, byNm
