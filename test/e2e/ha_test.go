@@ -215,7 +215,7 @@ func TestHAGateways(t *testing.T) {
 		}
 		return nil
 	})
-	carries(t, h, a, b, 10)
+	carries(t, h, a, b, 20)
 
 	t.Run("KillPreferred", func(t *testing.T) {
 		pg := lanPinger(t, h)
