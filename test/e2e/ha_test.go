@@ -163,6 +163,43 @@ func TestHAGateways(t *testing.T) {
 		return
 	}
 
+	// The LAN's preference follows A's tunnels: without its preferred
+	// tunnel A announces the VPC with MED 0+100, worse than B's 50; without
+	// any tunnel it withdraws it.
+	t.Run("TunnelState", func(t *testing.T) {
+		wantBest := func(want string, paths int) {
+			t.Helper()
+			Eventually(t, 10*time.Second, func() error {
+				best, all, err := routerBest(h, vpc)
+				if err != nil || best != want || len(all) != paths {
+					return fmt.Errorf("router's paths to %s: best %q of %v (%v); want %s of %d paths", vpc, best, all, err, want, paths)
+				}
+				return nil
+			})
+		}
+		if _, err := a.Ctl("tunnel", "down", "vpn-a-t1"); err != nil {
+			t.Fatal(err)
+		}
+		wantBest("gw_b", 2)
+		if out, _ := h.Birdc(sim.Router, "show", "route", "for", vpc.String(), "protocol", "gw_a", "all"); !strings.Contains(out, "BGP.med: 100") {
+			t.Errorf("gateway A without its preferred tunnel: want MED 100 at the router:\n%s", out)
+		}
+		if _, err := a.Ctl("tunnel", "down", "vpn-a-t2"); err != nil {
+			t.Fatal(err)
+		}
+		wantBest("gw_b", 1)
+		for _, tn := range []string{"vpn-a-t1", "vpn-a-t2"} {
+			if _, err := a.Ctl("tunnel", "up", tn); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a.waitStatus(t, 60*time.Second, tunnelsUp)
+		wantBest("gw_a", 2)
+	})
+	if t.Failed() {
+		return
+	}
+
 	t.Run("DrainThenStop", func(t *testing.T) {
 		if _, err := a.Ctl("health"); err != nil {
 			t.Errorf("health of gateway A before the drain: %v", err)
