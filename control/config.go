@@ -17,14 +17,16 @@ const Redacted = "<redacted>"
 // (same keys, every default filled in), as running. Secrets are Redacted;
 // a key given by file shows the file name next to it.
 type ConfigDoc struct {
-	File        string           `json:"file" yaml:"-"`
-	Version     int              `json:"version" yaml:"version"`
-	Log         ConfigLog        `json:"log" yaml:"log"`
-	Control     ConfigCtl        `json:"control" yaml:"control"`
-	Metrics     ConfigMetric     `json:"metrics" yaml:"metrics"`
-	Routes      ConfigRoutes     `json:"routes" yaml:"routes"`
-	Connections []ConfigConn     `json:"connections" yaml:"connections"`
-	BGP         *ConfigGlobalBGP `json:"bgp,omitempty" yaml:"bgp,omitempty"`
+	File        string       `json:"file" yaml:"-"`
+	Version     int          `json:"version" yaml:"version"`
+	Log         ConfigLog    `json:"log" yaml:"log"`
+	Control     ConfigCtl    `json:"control" yaml:"control"`
+	Metrics     ConfigMetric `json:"metrics" yaml:"metrics"`
+	Routes      ConfigRoutes `json:"routes" yaml:"routes"`
+	Connections []ConfigConn `json:"connections" yaml:"connections"`
+
+	// BGP is the top-level bgp section (LAN neighbors); nil without one.
+	BGP *ConfigGlobalBGP `json:"bgp,omitempty" yaml:"bgp,omitempty"`
 }
 
 type ConfigLog struct {
