@@ -14,6 +14,10 @@
 //     learned from one tunnel are never re-advertised to the other. Export is
 //     per neighbor: AS-path prepend (Neighbor.Prepend) and MED
 //     (Neighbor.MED) implement active/passive tunnel preference.
+//   - LAN neighbors (SetLAN, lan.go) are the exception: they are sent the
+//     paths learned from AWS (next hop self, MED or LOCAL_PREF by tunnel
+//     rank), and what they send passes an import policy and goes to every
+//     AWS neighbor with that neighbor's prepend and MED.
 //   - Imported paths keep the peer's next hop; paths whose AS path contains
 //     our ASN are dropped (GoBGP's default loop check, RFC 4271 Section 9.1.2).
 //   - SetPeerUp(name, false) tears the session down at once with a Cease /
