@@ -425,3 +425,23 @@ func (s *Server) LANDrained() bool {
 	defer s.ctl.Unlock()
 	return s.ctl.lan.cfg.Drained
 }
+
+// LANSessions returns each LAN neighbor's FSM state and last error as the
+// Server's event watcher last saw them: cheaper than LANStatus (no RIB
+// walk), for change notifications.
+func (s *Server) LANSessions() []NeighborStatus {
+	s.ctl.Lock()
+	out := make([]NeighborStatus, 0, len(s.ctl.lan.cfg.Neighbors))
+	for _, n := range s.ctl.lan.cfg.Neighbors {
+		out = append(out, NeighborStatus{Name: n.Name, PeerAddr: n.PeerAddr, PeerASN: n.PeerASN, State: "Idle"})
+	}
+	s.ctl.Unlock()
+	s.rt.Lock()
+	defer s.rt.Unlock()
+	for i := range out {
+		if p, ok := s.rt.peers[out[i].PeerAddr.String()]; ok {
+			out[i].State, out[i].LastError = p.state, p.lastError
+		}
+	}
+	return out
+}

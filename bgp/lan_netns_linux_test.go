@@ -153,6 +153,9 @@ func lanChild(t *testing.T) {
 	if len(st) != 1 || st[0].State != "Established" || st[0].Received != 5 || st[0].Accepted != 2 || st[0].Advertised != 1 {
 		t.Errorf("LANStatus = %+v; want Established, 5 received, 2 accepted, 1 advertised", st)
 	}
+	if ls := srv.LANSessions(); len(ls) != 1 || ls[0].Name != "core" || ls[0].State != "Established" {
+		t.Errorf("LANSessions = %+v; want core Established", ls)
+	}
 	if adv := srv.Advertised("core"); len(adv) != 1 || adv[0].Prefix != netip.MustParsePrefix("10.0.0.0/16") {
 		t.Errorf("Advertised(core) = %+v", adv)
 	}

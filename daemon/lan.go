@@ -278,3 +278,13 @@ func (d *Daemon) lanRouteRows(table, only string, learned []bgp.Path) []control.
 	}
 	return out
 }
+
+// lanSessions are the LAN neighbors' sessions for `cgwctl events`, named
+// lan:NAME as in `cgwctl bgp routes`.
+func lanSessions(s *bgp.Server) []bgp.NeighborStatus {
+	ns := s.LANSessions()
+	for i := range ns {
+		ns[i].Name = lanRouteSide + ":" + ns[i].Name
+	}
+	return ns
+}
