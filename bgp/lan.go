@@ -397,12 +397,7 @@ func (s *Server) assignImportLocked(ctx context.Context) error {
 
 // LANStatus returns one entry per LAN neighbor, in SetLAN order.
 func (s *Server) LANStatus() []NeighborStatus {
-	s.ctl.Lock()
-	out := make([]NeighborStatus, 0, len(s.ctl.lan.cfg.Neighbors))
-	for _, n := range s.ctl.lan.cfg.Neighbors {
-		out = append(out, NeighborStatus{Name: n.Name, PeerAddr: n.PeerAddr, PeerASN: n.PeerASN, State: "Idle"})
-	}
-	s.ctl.Unlock()
+	out := s.LANSessions()
 	s.fillStatus(out)
 	// GoBGP counts paths its import policy rejected as accepted too;
 	// count what is in the RIB instead.
