@@ -158,6 +158,14 @@ func (s *Server) syncRuntimeLocked() {
 		}
 		p.name = n.Name
 	}
+	for _, n := range s.ctl.lan.cfg.Neighbors {
+		a := n.PeerAddr.String()
+		keep[a] = true
+		if _, ok := s.rt.peers[a]; !ok {
+			s.rt.peers[a] = &peerRuntime{state: "Idle"}
+		}
+		s.rt.peers[a].name = n.Name
+	}
 	for a := range s.rt.peers {
 		if !keep[a] {
 			delete(s.rt.peers, a)
@@ -281,13 +289,7 @@ func (s *Server) applyExportPolicyLocked(ctx context.Context) error {
 			Name:        set,
 			List:        []string{netip.PrefixFrom(n.PeerAddr, n.PeerAddr.BitLen()).String()},
 		})
-		act := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
-		if n.Prepend > 0 {
-			act.AsPrepend = &api.AsPrependAction{Asn: s.cfg.ASN, Repeat: uint32(n.Prepend)}
-		}
-		if n.MED > 0 {
-			act.Med = &api.MedAction{Type: api.MedAction_REPLACE, Value: int64(n.MED)}
-		}
+		act := s.exportActions(n)
 		stmts = append(stmts, &api.Statement{
 			Name: "cgw-export-" + strconv.Itoa(len(stmts)),
 			Conditions: &api.Conditions{
@@ -297,8 +299,10 @@ func (s *Server) applyExportPolicyLocked(ctx context.Context) error {
 			Actions: act,
 		})
 	}
+	lanSets, lanStmts, imp := s.lanPolicyLocked(s.exportActions)
+	sets, stmts = append(sets, lanSets...), append(stmts, lanStmts...)
 	pol := &api.Policy{Name: exportPolicyName, Statements: stmts}
-	if err := s.gobgp().SetPolicies(ctx, &api.SetPoliciesRequest{DefinedSets: sets, Policies: []*api.Policy{pol}}); err != nil {
+	if err := s.gobgp().SetPolicies(ctx, &api.SetPoliciesRequest{DefinedSets: sets, Policies: []*api.Policy{pol, imp}}); err != nil {
 		return fmt.Errorf("bgp: install export policy: %w", err)
 	}
 	err := s.gobgp().SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
@@ -310,7 +314,20 @@ func (s *Server) applyExportPolicyLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bgp: assign export policy: %w", err)
 	}
-	return nil
+	return s.assignImportLocked(ctx)
+}
+
+// exportActions accepts a route toward AWS neighbor n with its prepend and
+// MED.
+func (s *Server) exportActions(n Neighbor) *api.Actions {
+	act := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
+	if n.Prepend > 0 {
+		act.AsPrepend = &api.AsPrependAction{Asn: s.cfg.ASN, Repeat: uint32(n.Prepend)}
+	}
+	if n.MED > 0 {
+		act.Med = &api.MedAction{Type: api.MedAction_REPLACE, Value: int64(n.MED)}
+	}
+	return act
 }
 
 // SetPeerUp administratively enables or disables the named neighbor. Down

@@ -74,6 +74,21 @@ func TestNetnsBIRD(t *testing.T) {
 		netnsChild(t)
 		return
 	}
+	run := netnsSetup(t, nsA, nsB)
+	run("ip", "-n", nsA, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", nsB)
+	run("ip", "-n", nsA, "addr", "add", ourAddr+"/30", "dev", "va")
+	run("ip", "-n", nsB, "addr", "add", awsAddr+"/30", "dev", "vb")
+	run("ip", "-n", nsA, "link", "set", "va", "up")
+	run("ip", "-n", nsB, "link", "set", "vb", "up")
+	sock := startNetnsBird(t, nsB, birdConf)
+	runNetnsChild(t, nsA, "TestNetnsBIRD", childEnv+"=1", sockEnv+"="+sock)
+}
+
+// netnsSetup skips t unless it runs as root with ip and BIRD, creates the
+// namespaces (deleted at cleanup, leftovers of a killed run first) with
+// loopback up, and returns a runner that fails t on error.
+func netnsSetup(t *testing.T, nss ...string) func(args ...string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
@@ -82,10 +97,6 @@ func TestNetnsBIRD(t *testing.T) {
 			t.Skipf("needs %s", bin)
 		}
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
@@ -93,64 +104,73 @@ func TestNetnsBIRD(t *testing.T) {
 		}
 	}
 	delNS := func() {
-		exec.Command("ip", "netns", "del", nsA).Run()
-		exec.Command("ip", "netns", "del", nsB).Run()
+		for _, ns := range nss {
+			exec.Command("ip", "netns", "del", ns).Run()
+		}
 	}
-	delNS() // leftovers from a killed run
+	delNS()
 	t.Cleanup(delNS)
-	run("ip", "netns", "add", nsA)
-	run("ip", "netns", "add", nsB)
-	run("ip", "-n", nsA, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", nsB)
-	run("ip", "-n", nsA, "addr", "add", ourAddr+"/30", "dev", "va")
-	run("ip", "-n", nsB, "addr", "add", awsAddr+"/30", "dev", "vb")
-	for _, ns := range []string{nsA, nsB} {
+	for _, ns := range nss {
+		run("ip", "netns", "add", ns)
 		run("ip", "-n", ns, "link", "set", "lo", "up")
 	}
-	run("ip", "-n", nsA, "link", "set", "va", "up")
-	run("ip", "-n", nsB, "link", "set", "vb", "up")
+	return run
+}
 
+// startNetnsBird runs BIRD with conf in ns until the test ends and returns
+// its control socket.
+func startNetnsBird(t *testing.T, ns, conf string) string {
+	t.Helper()
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "bird.conf")
+	cf := filepath.Join(dir, "bird.conf")
 	sock := filepath.Join(dir, "bird.ctl")
-	if err := os.WriteFile(conf, []byte(birdConf), 0o600); err != nil {
+	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var birdLog syncBuffer
-	bird := exec.Command("ip", "netns", "exec", nsB, "/usr/sbin/bird", "-f", "-c", conf, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
+	bird := exec.Command("ip", "netns", "exec", ns, "/usr/sbin/bird", "-f", "-c", cf, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
 	bird.Stdout, bird.Stderr = &birdLog, &birdLog
 	if err := bird.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Registered after delNS, so it runs first: BIRD stops before its
-	// namespace goes away.
+	// Registered after the namespaces' cleanup, so it runs first: BIRD
+	// stops before its namespace goes away.
 	t.Cleanup(func() {
 		bird.Process.Kill()
 		bird.Wait()
 		if t.Failed() {
-			t.Logf("BIRD log:\n%s", birdLog.String())
+			t.Logf("BIRD log (%s):\n%s", ns, birdLog.String())
 		}
 	})
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if err := exec.Command("birdc", "-s", sock, "show", "status").Run(); err == nil {
-			break
-		}
+	for exec.Command("birdc", "-s", sock, "show", "status").Run() != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("BIRD did not come up:\n%s", birdLog.String())
+			t.Fatalf("BIRD in %s did not come up:\n%s", ns, birdLog.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return sock
+}
 
+// runNetnsChild re-runs the test binary's test name inside ns with env
+// added (the Server must run with all of its threads there) and fails t
+// unless the child passes.
+func runNetnsChild(t *testing.T, ns, name string, env ...string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	child := exec.CommandContext(ctx, "ip", "netns", "exec", nsA, exe, "-test.run=^TestNetnsBIRD$", "-test.v", "-test.count=1")
-	child.Env = append(os.Environ(), childEnv+"=1", sockEnv+"="+sock)
+	child := exec.CommandContext(ctx, "ip", "netns", "exec", ns, exe, "-test.run=^"+name+"$", "-test.v", "-test.count=1")
+	child.Env = append(os.Environ(), env...)
 	out, err := child.CombinedOutput()
-	t.Logf("child in %s:\n%s", nsA, out)
+	t.Logf("child in %s:\n%s", ns, out)
 	if err != nil {
 		t.Fatalf("child failed: %v", err)
 	}
-	if !bytes.Contains(out, []byte("--- PASS: TestNetnsBIRD")) {
+	if !bytes.Contains(out, []byte("--- PASS: "+name)) {
 		t.Fatal("child did not pass")
 	}
 }

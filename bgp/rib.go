@@ -185,6 +185,9 @@ func (s *Server) Advertised(name string) []Path {
 	s.ctl.Lock()
 	started, stopped := s.ctl.started, s.ctl.stopped
 	n, ok := s.ctl.neighbors[name]
+	if l, lan := s.ctl.lan.byNm[name]; lan && !ok {
+		n.PeerAddr, ok = l.PeerAddr, true
+	}
 	s.ctl.Unlock()
 	if !started || stopped || !ok {
 		return nil

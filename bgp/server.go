@@ -14,6 +14,10 @@
 //     learned from one tunnel are never re-advertised to the other. Export is
 //     per neighbor: AS-path prepend (Neighbor.Prepend) and MED
 //     (Neighbor.MED) implement active/passive tunnel preference.
+//   - LAN neighbors (SetLAN, lan.go) are the exception: they are sent the
+//     paths learned from AWS (next hop self, MED or LOCAL_PREF by tunnel
+//     rank), and what they send passes an import policy and goes to every
+//     AWS neighbor with that neighbor's prepend and MED.
 //   - Imported paths keep the peer's next hop; paths whose AS path contains
 //     our ASN are dropped (GoBGP's default loop check, RFC 4271 Section 9.1.2).
 //   - SetPeerUp(name, false) tears the session down at once with a Cease /
@@ -95,6 +99,7 @@ type Server struct {
 		advWant          []netip.Prefix      // desired, masked, sorted, deduplicated
 		advUUID          map[netip.Prefix][]byte
 		exportKey        map[string]string // by peer address: applied export policy fingerprint
+		lan              lanState
 		cancel           context.CancelFunc
 	}
 
@@ -191,6 +196,9 @@ func (s *Server) Start(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if err := s.applyAdvertisedLocked(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.applyLANLocked(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	s.log.Info("bgp: started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "listen", s.listenString(), "neighbors", len(s.ctl.neighbors), "advertised", len(s.ctl.advWant))
@@ -299,11 +307,12 @@ func (s *Server) SetListenAddresses(addrs []netip.Addr) error {
 	go ns.Serve()
 	clear(s.ctl.exportKey)
 	clear(s.ctl.advUUID)
+	clear(s.ctl.lan.added)
 	ctx := context.Background()
 	if err := s.startLocked(ctx); err != nil {
 		return fmt.Errorf("%w (the speaker is stopped; fix the addresses and reload)", err)
 	}
-	return errors.Join(s.applyNeighborsLocked(ctx, nil), s.applyAdvertisedLocked(ctx))
+	return errors.Join(s.applyNeighborsLocked(ctx, nil), s.applyAdvertisedLocked(ctx), s.applyLANLocked(ctx))
 }
 
 // Stop closes every session (Cease / Peer De-configured), the listeners and

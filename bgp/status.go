@@ -32,12 +32,9 @@ type NeighborStatus struct {
 // Status returns one entry per configured neighbor, in SetNeighbors order.
 func (s *Server) Status() []NeighborStatus {
 	s.ctl.Lock()
-	started, stopped := s.ctl.started, s.ctl.stopped
 	out := make([]NeighborStatus, 0, len(s.ctl.order))
-	idx := make(map[string]int, len(s.ctl.order))
 	for _, name := range s.ctl.order {
 		n := s.ctl.neighbors[name]
-		idx[n.PeerAddr.String()] = len(out)
 		out = append(out, NeighborStatus{
 			Name:      name,
 			PeerAddr:  n.PeerAddr,
@@ -47,7 +44,20 @@ func (s *Server) Status() []NeighborStatus {
 		})
 	}
 	s.ctl.Unlock()
+	s.fillStatus(out)
+	return out
+}
 
+// fillStatus completes out (Name, PeerAddr, PeerASN, State and AdminDown
+// set) with the runtime state and GoBGP's view of each peer.
+func (s *Server) fillStatus(out []NeighborStatus) {
+	s.ctl.Lock()
+	started, stopped := s.ctl.started, s.ctl.stopped
+	s.ctl.Unlock()
+	idx := make(map[string]int, len(out))
+	for i, st := range out {
+		idx[st.PeerAddr.String()] = i
+	}
 	s.rt.Lock()
 	for a, i := range idx {
 		if p, ok := s.rt.peers[a]; ok {
@@ -57,7 +67,7 @@ func (s *Server) Status() []NeighborStatus {
 	}
 	s.rt.Unlock()
 	if !started || stopped {
-		return out
+		return
 	}
 
 	now := time.Now()
@@ -106,5 +116,4 @@ func (s *Server) Status() []NeighborStatus {
 			s.log.Debug("bgp: list advertised", "peer", a, "err", err)
 		}
 	}
-	return out
 }

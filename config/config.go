@@ -41,6 +41,7 @@ type Config struct {
 	Metrics     Metrics
 	Routes      Routes
 	Connections []Connection
+	BGP         GlobalBGP // the top-level bgp section (LAN neighbors)
 	// Source is the file name given to Load or Parse.
 	Source string
 }

@@ -85,6 +85,8 @@ func Diff(old, new *Config) []Change {
 	f.cmp("fwmark", old.Routes.FwMark, new.Routes.FwMark)
 	f.cmp("rule_priority", old.Routes.RulePriority, new.Routes.RulePriority)
 	global("routes", f.take())
+	f.cmp("lan_neighbors", old.BGP.LANNeighbors, new.BGP.LANNeighbors)
+	global("bgp", f.take())
 
 	for i := range old.Connections {
 		if findConn(new, old.Connections[i].Name) == nil {

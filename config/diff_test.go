@@ -121,6 +121,8 @@ func TestDiffCoversEveryField(t *testing.T) {
 			*x = netip.MustParsePrefix("192.0.2.0/24")
 		case *[]netip.Prefix:
 			*x = append(*x, netip.MustParsePrefix("192.0.2.0/24"))
+		case *[]LANNeighbor:
+			*x = append(*x, LANNeighbor{Name: "lan-extra"})
 		case *[]ipsec.Proposal:
 			*x = (*x)[1:]
 		case *Secret:

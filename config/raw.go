@@ -13,6 +13,7 @@ type rawFile struct {
 	Metrics     *rawMetrics     `yaml:"metrics"`
 	Routes      *rawRoutes      `yaml:"routes"`
 	Connections []rawConnection `yaml:"connections"`
+	BGP         *rawGlobalBGP   `yaml:"bgp"`
 }
 
 type rawLog struct {

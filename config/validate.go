@@ -132,6 +132,7 @@ func (c *checker) config(r *rawFile) *Config {
 		}
 		cfg.Connections = append(cfg.Connections, conn)
 	}
+	c.lan(r.BGP, cfg)
 	return cfg
 }
 
@@ -319,18 +320,25 @@ func (c *checker) bgp(path string, r *rawBGP) *BGP {
 		b.AdvertiseKernel = c.prefixList(path+".advertise_kernel", r.AdvertiseKernel, nil,
 			"list prefixes; kernel routes inside them (other than cgw's own) are announced to AWS")
 	}
+	b.Password = c.password(path, r.Password, r.PasswordFile)
+	return b
+}
+
+// password reads the optional TCP MD5 key of a BGP section at path, given
+// inline (password) or in a file (password_file).
+func (c *checker) password(path string, inline, file *string) Secret {
 	switch {
-	case r.Password != nil && r.PasswordFile != nil:
+	case inline != nil && file != nil:
 		c.errorf(path+".password_file", "keep password or password_file, not both", "both password and password_file are set")
-	case r.Password != nil:
+	case inline != nil:
 		c.inline = append(c.inline, path+".password")
-		b.Password = c.md5Password(path+".password", []byte(*r.Password))
-	case r.PasswordFile != nil:
-		if key, _, ok := c.secretFile(path+".password_file", *r.PasswordFile); ok {
-			b.Password = c.md5Password(path+".password_file", key)
+		return c.md5Password(path+".password", []byte(*inline))
+	case file != nil:
+		if key, _, ok := c.secretFile(path+".password_file", *file); ok {
+			return c.md5Password(path+".password_file", key)
 		}
 	}
-	return b
+	return nil
 }
 
 // md5Password checks a TCP MD5 (RFC 2385) key: Linux accepts 1-80 bytes.

@@ -86,6 +86,8 @@ type Status struct {
 	// init_failed (an IKE SA the peer started failed before
 	// authenticating). Only reasons that occurred are listed.
 	IKEDrops map[string]uint64 `json:"ike_drops,omitempty"`
+	// LAN is present when bgp.lan_neighbors are configured.
+	LAN *LAN `json:"lan,omitempty"`
 }
 
 // Connection is one AWS VPN connection (two tunnels).

@@ -24,6 +24,9 @@ type ConfigDoc struct {
 	Metrics     ConfigMetric `json:"metrics" yaml:"metrics"`
 	Routes      ConfigRoutes `json:"routes" yaml:"routes"`
 	Connections []ConfigConn `json:"connections" yaml:"connections"`
+
+	// BGP is the top-level bgp section (LAN neighbors); nil without one.
+	BGP *ConfigGlobalBGP `json:"bgp,omitempty" yaml:"bgp,omitempty"`
 }
 
 type ConfigLog struct {

@@ -205,6 +205,7 @@ func (s *Server) Handler() http.Handler {
 		res, err := s.backend.BGPRoutes(r.Context(), table, r.URL.Query().Get("tunnel"))
 		reply(w, res, err)
 	})
+	s.lanRoutes(mux, p)
 	return mux
 }
 

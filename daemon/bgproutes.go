@@ -28,7 +28,7 @@ type bgpConnView struct {
 
 // BGPRoutes implements control.Backend.
 func (d *Daemon) BGPRoutes(_ context.Context, table, tunnel string) (*control.BGPRoutes, error) {
-	if tunnel != "" {
+	if tunnel != "" && !d.isLANNeighbor(tunnel) {
 		t, err := d.tunnelByName(tunnel)
 		if err != nil {
 			return nil, err
@@ -68,7 +68,7 @@ func (d *Daemon) BGPRoutes(_ context.Context, table, tunnel string) (*control.BG
 			learned = d.bgp.Learned()
 		}
 	}
-	rows := bgpRouteRows(table, tunnel, conns, learned, advertised, installed)
+	rows := append(bgpRouteRows(table, tunnel, conns, learned, advertised, installed), d.lanRouteRows(table, tunnel, learned)...)
 	if rows == nil {
 		rows = []control.BGPRoute{} // "routes": [] rather than null
 	}

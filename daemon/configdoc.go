@@ -62,6 +62,7 @@ func configDoc(c *config.Config) *control.ConfigDoc {
 		}
 		doc.Connections = append(doc.Connections, out)
 	}
+	doc.BGP = lanConfigDoc(c)
 	return doc
 }
 

@@ -52,6 +52,17 @@ connections:
         peer_address: 198.51.100.3
         psk_file: PSKFILE
         inside_cidr: 169.254.12.0/30
+bgp:
+  lan_neighbors:
+    - address: 10.1.0.254
+      asn: 65100
+      import: {allow: [10.1.0.0/16]}
+      export: {med: 50}
+    - name: core
+      address: 10.1.0.253
+      asn: 65000
+      password: ` + docPassword + `
+      export: {local_pref: 300}
 `
 
 // config show: no secret leaves the daemon, and the YAML is the file's
@@ -83,8 +94,8 @@ func TestConfigDocRedactsAndRoundTrips(t *testing.T) {
 			}
 		}
 	}
-	if n := strings.Count(string(ym), control.Redacted); n != 3 {
-		t.Errorf("%d redacted secrets in the YAML, want 3 (two PSKs, one password):\n%s", n, ym)
+	if n := strings.Count(string(ym), control.Redacted); n != 4 {
+		t.Errorf("%d redacted secrets in the YAML, want 4 (two PSKs, two passwords):\n%s", n, ym)
 	}
 	for _, want := range []string{`"ike_lifetime":5400`, `"hold_time":30`, `"psk_file":"` + pskFile + `"`} {
 		if !strings.Contains(string(js), want) {
@@ -96,7 +107,7 @@ func TestConfigDocRedactsAndRoundTrips(t *testing.T) {
 	}
 
 	back := string(ym)
-	back = strings.Replace(back, "password: "+control.Redacted, "password: "+docPassword, 1)
+	back = strings.ReplaceAll(back, "password: "+control.Redacted, "password: "+docPassword)
 	back = strings.Replace(back, "psk: "+control.Redacted, "psk: "+docPSK1, 1)
 	back = strings.Replace(back, "psk: "+control.Redacted, "psk: "+docPSK2, 1)
 	again, _, err := config.Parse([]byte(back), "cgw.yaml")

@@ -80,6 +80,7 @@ type Daemon struct {
 
 	hub       eventHub          // cgwctl events subscribers
 	bgpStates map[string]string // neighbor FSM states last published; daemon loop only
+	lan       lanRT             // guarded by mu
 
 	wake     chan struct{} // events queued or routes to recompute
 	reloadCh chan chan reloadReply

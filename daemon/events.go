@@ -124,7 +124,7 @@ func (d *Daemon) observeBGP() {
 		return
 	}
 	now := map[string]string{}
-	for _, n := range d.bgp.Status() {
+	for _, n := range append(d.bgp.Status(), lanSessions(d.bgp)...) {
 		now[n.Name] = strings.ToLower(n.State)
 		if prev, ok := d.bgpStates[n.Name]; (ok || now[n.Name] != "idle") && prev != now[n.Name] {
 			d.hub.publish(bgpEvent(n))

@@ -166,7 +166,7 @@ var metricsTimeouts = struct{ readHeader, read, write, idle time.Duration }{
 // listener so Run can close it.
 func (d *Daemon) serveMetrics(addr string) (net.Listener, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(d), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newMetricsCollector(d), newLANCollector(d), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err

@@ -32,9 +32,11 @@ func (d *Daemon) snapshot() *control.Status {
 		}
 	}
 
+	lan := d.lanStatus()
+
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := &control.Status{Version: d.opts.Version, Started: d.started, ConfigFile: d.cfg.Source, IKEDrops: ikeDrops}
+	st := &control.Status{Version: d.opts.Version, Started: d.started, ConfigFile: d.cfg.Source, IKEDrops: ikeDrops, LAN: lan}
 	for _, c := range d.conns {
 		cs := &control.Connection{Name: c.cfg.Name, Routing: string(c.cfg.Routing)}
 		if c.cfg.BGP != nil {

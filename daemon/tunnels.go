@@ -285,6 +285,7 @@ func (d *Daemon) syncBGP() error {
 				n.Prepend = b.SecondaryPrepend
 				n.MED = b.SecondaryMED
 			}
+			n.Prepend = d.drainedPrependLocked(n.Prepend)
 			ns = append(ns, n)
 			up[t.cfg.Name] = t.childUp()
 		}
@@ -300,6 +301,9 @@ func (d *Daemon) syncBGP() error {
 		}
 	}
 	if err := d.syncAdvertised(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.syncLAN(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

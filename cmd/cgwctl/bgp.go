@@ -20,7 +20,7 @@ var bgpCmd = &command{
 var bgpRoutesCmd = &command{
 	name:    "routes",
 	args:    "[received|advertised|installed] [TUNNEL] [--json] [--socket PATH]",
-	summary: "show the routes learned from, sent to or installed for AWS",
+	summary: "show the routes learned from, sent to or installed for AWS (and the LAN neighbors)",
 	help: `received (the default) lists the paths each tunnel's neighbor sent: prefix,
 AS path, MED, whether it is BGP's best path, whether a kernel route goes
 through this tunnel for it, and if not why not: default_route (no
@@ -32,8 +32,12 @@ advertised lists the paths sent to each neighbor, after the prepends and
 MED of the tunnel's export policy.
 installed lists the kernel routes cgw installed from BGP, with the path
 behind each next hop.
-TUNNEL limits the table to that tunnel. --json prints the control API's v1
-document instead.`,
+LAN neighbors (bgp.lan_neighbors) follow as lan:NAME in received (what the
+router sent and cgw accepted for AWS; never installed: from_lan) and
+advertised (the AWS prefixes sent to it, next hop self, MED or local
+preference by tunnel state).
+TUNNEL limits the table to that tunnel or LAN neighbor. --json prints the
+control API's v1 document instead (LAN rows have connection "lan").`,
 	run: runBGPRoutes,
 }
 
@@ -49,7 +53,7 @@ func runBGPRoutes(e *env, f *flags, args []string) error {
 		table, pos = pos[0], pos[1:]
 	}
 	if len(pos) > 0 {
-		tunnel, pos = pos[0], pos[1:]
+		tunnel, pos = strings.TrimPrefix(pos[0], "lan:"), pos[1:]
 	}
 	if err := noArgs(pos); err != nil {
 		return err
@@ -79,7 +83,7 @@ func renderBGPRoutes(r *control.BGPRoutes) []byte {
 	case control.TableAdvertised:
 		fmt.Fprintln(tw, "TUNNEL\tPREFIX\tNEXT HOP\tAS PATH\tMED")
 		for _, rt := range r.Routes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", rt.Tunnel, rt.Prefix, dash(rt.NextHop), asPath(rt.ASPath), rt.MED)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", routeSide(rt), rt.Prefix, dash(rt.NextHop), asPath(rt.ASPath), rt.MED)
 		}
 	default:
 		fmt.Fprintln(tw, "TUNNEL\tPREFIX\tNEXT HOP\tAS PATH\tMED\tBEST\tINSTALLED")
@@ -91,11 +95,19 @@ func renderBGPRoutes(r *control.BGPRoutes) []byte {
 					inst += " (" + rt.Reason + ")"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", rt.Tunnel, rt.Prefix, dash(rt.NextHop), asPath(rt.ASPath), rt.MED, yesNo(rt.Best), inst)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", routeSide(rt), rt.Prefix, dash(rt.NextHop), asPath(rt.ASPath), rt.MED, yesNo(rt.Best), inst)
 		}
 	}
 	tw.Flush()
 	return b.Bytes()
+}
+
+// routeSide names the session of a row: the tunnel, or lan:NAME.
+func routeSide(rt control.BGPRoute) string {
+	if rt.Connection == "lan" {
+		return "lan:" + rt.Tunnel
+	}
+	return rt.Tunnel
 }
 
 func asPath(as []uint32) string {

@@ -56,6 +56,9 @@ var commands = []*command{
 	bgpCmd,
 	eventsCmd,
 	diagnoseCmd,
+	drainCmd,
+	undrainCmd,
+	healthCmd,
 }
 
 type usageError struct{ msg string }

@@ -59,6 +59,7 @@ func renderStatus(st *control.Status, now time.Time) []byte {
 		b.WriteString("\n")
 		renderConnection(&b, c, now)
 	}
+	renderLAN(&b, st.LAN)
 	return b.Bytes()
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/cgwproject/cgw/control"
@@ -187,4 +188,20 @@ func (c *Client) Events(ctx context.Context, fn func(control.Event) error) error
 		return fmt.Errorf("events: %w", err)
 	}
 	return errors.New("cgwd closed the event stream (shutting down?)")
+}
+
+// Drain drains this gateway (undrain with req.Undrain) and reports when
+// the traffic moved; the wait is bounded by req.WaitSeconds on the daemon.
+func (c *Client) Drain(ctx context.Context, req control.DrainRequest) (*control.DrainResult, error) {
+	q := url.Values{}
+	if req.Undrain {
+		q.Set("undrain", "true")
+	}
+	for k, v := range map[string]float64{"wait": req.WaitSeconds, "idle": req.IdleSeconds, "idle_rate": req.IdleRate} {
+		if v > 0 {
+			q.Set(k, strconv.FormatFloat(v, 'f', -1, 64))
+		}
+	}
+	var r control.DrainResult
+	return &r, c.do(ctx, http.MethodPost, "/drain", q, &r)
 }

@@ -115,7 +115,7 @@ func (s *Sim) StartProcessEnv(role Role, name string, env []string, args ...stri
 }
 
 func (s *Sim) nsOf(r Role) string {
-	for _, x := range Roles {
+	for _, x := range append(Roles[:len(Roles):len(Roles)], HARoles...) {
 		if r == x {
 			return s.NS(r)
 		}
@@ -227,7 +227,7 @@ func run(args ...string) (string, error) {
 // and what `simctl down` uses for a simulation started by another process.
 func Teardown(id string) error {
 	var errs []error
-	for _, r := range Roles {
+	for _, r := range append(Roles[:len(Roles):len(Roles)], HARoles...) {
 		ns := NSName(id, r)
 		if _, err := os.Stat(filepath.Join("/run/netns", ns)); err != nil {
 			continue

@@ -12,22 +12,7 @@ import (
 // with NAT, the source NAT).
 func (s *Sim) buildTopology() error {
 	for _, r := range Roles {
-		ns := s.NS(r)
-		if out, err := run("ip", "netns", "add", ns); err != nil {
-			return fmt.Errorf("sim: %v: %s", err, out)
-		}
-		if _, err := s.Exec(r, "sysctl", "-q", "-w",
-			"net.ipv4.ip_forward=1",
-			"net.ipv4.conf.all.rp_filter=0",
-			"net.ipv4.conf.default.rp_filter=0",
-			"net.ipv4.conf.all.send_redirects=0",
-			"net.ipv4.conf.default.send_redirects=0",
-			"net.ipv6.conf.all.disable_ipv6=1",
-			"net.ipv6.conf.default.disable_ipv6=1",
-		); err != nil {
-			return err
-		}
-		if err := s.ip(r, "link", "set", "lo", "up"); err != nil {
+		if err := s.addNamespace(r); err != nil {
 			return err
 		}
 	}
@@ -107,6 +92,26 @@ func (s *Sim) buildTopology() error {
 	}
 	s.logf("topology up (nat=%v)", s.opts.NAT)
 	return nil
+}
+
+// addNamespace creates role's namespace: a router (forwarding on, no
+// reverse-path filter or redirects), IPv4 only, loopback up.
+func (s *Sim) addNamespace(r Role) error {
+	if out, err := run("ip", "netns", "add", s.NS(r)); err != nil {
+		return fmt.Errorf("sim: %v: %s", err, out)
+	}
+	if _, err := s.Exec(r, "sysctl", "-q", "-w",
+		"net.ipv4.ip_forward=1",
+		"net.ipv4.conf.all.rp_filter=0",
+		"net.ipv4.conf.default.rp_filter=0",
+		"net.ipv4.conf.all.send_redirects=0",
+		"net.ipv4.conf.default.send_redirects=0",
+		"net.ipv6.conf.all.disable_ipv6=1",
+		"net.ipv6.conf.default.disable_ipv6=1",
+	); err != nil {
+		return err
+	}
+	return s.ip(r, "link", "set", "lo", "up")
 }
 
 // inetRuleset is the nftables table of the inet namespace. Chains block1 and
