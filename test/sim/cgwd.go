@@ -89,8 +89,10 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 	b.WriteString("routes: {table: 199, protocol: 199, metric: 100, fwmark: 0xc7}\nconnections:\n")
 	fmt.Fprintf(&b, "  - name: %s\n", o.Name)
 	if o.AWSSide {
-		e := Endpoints[o.Endpoints[0]-1]
-		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", e.Outside, e.Outside)
+		out := s.AWSOutside(o.Endpoints[0])
+		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", out, out)
+	} else if s.opts.IPv6Outside {
+		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", s.CustPublic(), s.CustPublic())
 	} else {
 		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", s.CustOutsideAddr(), CustPublicAddr)
 	}
@@ -110,9 +112,9 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 			return "", fmt.Errorf("sim: CgwdConfig: endpoint %d, want 1 or 2", i)
 		}
 		e, eo := Endpoints[i-1], s.opts.Endpoint[i-1]
-		peer, peerID := e.Outside, e.Outside
+		peer, peerID := s.AWSOutside(i), s.AWSOutside(i)
 		if o.AWSSide {
-			peer, peerID = CustPublicAddr, CustPublicAddr
+			peer, peerID = s.CustPublic(), s.CustPublic()
 		}
 		fmt.Fprintf(&b, "      - name: %s-t%d\n        peer_address: %s\n        peer_id: %s\n", o.Name, i, peer, peerID)
 		fmt.Fprintf(&b, "        psk: \"%s\"\n        inside_cidr: %s\n", eo.PSK, e.Inside)
