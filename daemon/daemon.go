@@ -86,6 +86,8 @@ type Daemon struct {
 
 	// createTUN creates a tunnel's device (dptun.Create; tests replace it).
 	createTUN func(name string, mtu int, addr netip.Prefix) (dptun.Device, error)
+	// addTUNAddr adds an IPv6-inside tunnel's /126 (dptun.AddAddress).
+	addTUNAddr func(name string, addr netip.Prefix) error
 }
 
 type routeSetter interface {
@@ -160,6 +162,7 @@ func New(opts Options) (*Daemon, error) {
 		reloadCh:  make(chan chan reloadReply),
 		createTUN: dptun.Create,
 	}
+	d.addTUNAddr = dptun.AddAddress
 	d.level.Set(cfg.Log.Level)
 	d.log = newLogger(opts.Stderr, cfg.Log.Format, d.level)
 	for _, w := range warns {

@@ -10,7 +10,9 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +130,84 @@ func TestIPv6Outside(t *testing.T) {
 		checkCarried(t, s, d, tool, 2, sim.LAN, sim.VPCHost, netip.AddrPortFrom(sim.VPCHostAddr, 5603), 2_000_000, "ipv6-outside-t2")
 		if err := s.UnblockEndpoint(1); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestIPv6Inside: an IPv6-inside connection (AWS TunnelInsideIpVersion=
+// ipv6) over IPv6 outside addresses: BGP over the /126 inside addresses
+// with the ipv6 unicast family, IPv6 prefixes advertised and learned as
+// BIRD sees them, ping6 both ways, a checksummed TCP transfer, Packet Too
+// Big with the tunnel MTU for a 1500-byte ping and the IPv6 MSS clamp.
+func TestIPv6Inside(t *testing.T) {
+	s := NewSim(t, sim.Options{IPv6Outside: true, IPv6Inside: true})
+	tool := tcpcheckBin(t)
+	d := StartCgwd(t, s, sim.CgwdOptions{ESPProposals: []string{"aes256gcm16-ecp384"}, Extra: "        mss_clamp: 1406\n"})
+	st := d.waitStatus(t, 90*time.Second, tunnelsUp)
+	t1 := tunnelOf(st, 1)
+
+	t.Run("BGP", func(t *testing.T) {
+		for i := 1; i <= 2; i++ {
+			b, err := s.WaitBGPRoutes(i, 1, 30*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Neighbor != sim.CustInside6(i).String() || b.NeighborAS != 65000 {
+				t.Errorf("AWS endpoint %d: BGP neighbor %s AS %d, want %s AS 65000", i, b.Neighbor, b.NeighborAS, sim.CustInside6(i))
+			}
+			out, err := s.Birdc(sim.Endpoints[i-1].Role, "show", "route", "protocol", "cgw")
+			if err != nil || !strings.Contains(out, sim.LANPrefix6.String()) {
+				t.Errorf("AWS endpoint %d did not learn %s from cgwd: %q %v", i, sim.LANPrefix6, out, err)
+			}
+			t.Logf("e2e: AWS endpoint %d: BGP %s with %s (AS %d), %d IPv6 prefix(es) imported, %d exported", i, b.BGPState, b.Neighbor, b.NeighborAS, b.Imported, b.Exported)
+			if tn := d.mustTunnel(t, i); tn.InsideLocal != sim.CustInside6(i).String() || tn.InsidePeer != sim.AWSInside6(i).String() {
+				t.Errorf("status tunnel %d inside %s -> %s, want %s -> %s", i, tn.InsideLocal, tn.InsidePeer, sim.CustInside6(i), sim.AWSInside6(i))
+			}
+		}
+		Eventually(t, 15*time.Second, func() error {
+			out, err := s.Exec(sim.Cust, "ip", "-6", "route", "show", "table", "199", sim.VPCPrefix6.String())
+			if err != nil || !strings.Contains(out, "dev "+t1.Device) {
+				return fmt.Errorf("cgw's IPv6 route to %s: %q %v, want dev %s", sim.VPCPrefix6, out, err, t1.Device)
+			}
+			return nil
+		})
+	})
+
+	t.Run("Traffic", func(t *testing.T) {
+		if err := s.WaitPing(sim.LAN, sim.VPCHostAddr6, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		pingAll(t, s, sim.LAN, sim.VPCHostAddr6, 5)
+		pingAll(t, s, sim.VPCHost, sim.LANHostAddr6, 5)
+		checkCarried(t, s, d, tool, 1, sim.LAN, sim.VPCHost, netip.AddrPortFrom(sim.VPCHostAddr6, 5611), 5_000_000, "ipv6-inside-t1")
+	})
+
+	t.Run("PacketTooBig", func(t *testing.T) {
+		// A 1500-byte IPv6 packet: 1452 bytes of ICMPv6 payload.
+		out, _ := s.Exec(sim.LAN, "ping", "-n", "-c", "3", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1452", sim.VPCHostAddr6.String())
+		m := regexp.MustCompile(`(?i)(?:too big: mtu=|message too long, mtu=)(\d+)`).FindStringSubmatch(out)
+		if m == nil || m[1] != "1418" {
+			t.Fatalf("1500-byte ping6: want Packet Too Big with mtu 1418 (AES-GCM in UDP over IPv6), got %q", out)
+		}
+		// A packet of exactly the tunnel MTU passes.
+		pingOut, err := s.Exec(sim.LAN, "ping", "-n", "-c", "3", "-i", "0.3", "-W", "2", "-M", "do", "-s", strconv.Itoa(1418-48), sim.VPCHostAddr6.String())
+		if err != nil {
+			t.Errorf("a 1418-byte ping6 did not pass: %v\n%s", err, pingOut)
+		}
+		t.Logf("e2e: 1500-byte ping6: Packet Too Big, mtu=%s; 1418-byte ping6 answered", m[1])
+	})
+
+	t.Run("MSSClamp", func(t *testing.T) {
+		c := startCapture(t, s, sim.VPCHost, "eth0", 1, "ip6 and tcp port 5612 and ip6[40+13] & 0x12 == 0x02")
+		if _, err := transfer(s, tool, sim.LAN, sim.VPCHost, netip.AddrPortFrom(sim.VPCHostAddr6, 5612), 100_000, "mss6"); err != nil {
+			t.Fatal(err)
+		}
+		rows := c.fields(t, 5*time.Second, "tcp.options.mss_val")
+		if len(rows) == 0 || len(rows[0]) == 0 {
+			t.Fatalf("no IPv6 SYN captured at the VPC host")
+		}
+		if mss, _ := strconv.Atoi(rows[0][0]); mss != 1358 {
+			t.Errorf("IPv6 SYN MSS at the VPC host %d, want 1358 (tunnel MTU 1418 - 60)", mss)
 		}
 	})
 }

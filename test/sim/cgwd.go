@@ -101,8 +101,12 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 	case o.AWSSide:
 		fmt.Fprintf(&b, "    static:\n      remote_prefixes: [%s]\n", s.opts.LANPrefix)
 	case o.Routing == RoutingBGP:
+		adv := s.opts.LANPrefix
+		if s.opts.IPv6Inside {
+			adv = LANPrefix6
+		}
 		fmt.Fprintf(&b, "    bgp:\n      asn: %d\n      peer_asn: %d\n      hold_time: 30s\n      keepalive: 10s\n      advertise: [%s]\n      mode: %s\n",
-			s.opts.CustomerASN, s.opts.AWSASN, s.opts.LANPrefix, o.BGPMode)
+			s.opts.CustomerASN, s.opts.AWSASN, adv, o.BGPMode)
 	default:
 		fmt.Fprintf(&b, "    static:\n      remote_prefixes: [%s]\n", s.opts.VPCPrefix)
 	}
@@ -118,6 +122,9 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 		}
 		fmt.Fprintf(&b, "      - name: %s-t%d\n        peer_address: %s\n        peer_id: %s\n", o.Name, i, peer, peerID)
 		fmt.Fprintf(&b, "        psk: \"%s\"\n        inside_cidr: %s\n", eo.PSK, e.Inside)
+		if s.opts.IPv6Inside {
+			fmt.Fprintf(&b, "        inside_ipv6_cidr: %s\n", EndpointInside6[i-1])
+		}
 		if len(o.IKEProposals) > 0 {
 			fmt.Fprintf(&b, "        ike_proposals: [%s]\n", strings.Join(o.IKEProposals, ", "))
 		}

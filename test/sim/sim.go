@@ -189,6 +189,9 @@ type Options struct {
 	// IPv6Outside puts both tunnels on IPv6 outside addresses
 	// (2001:db8::/32, see ipv6.go): AWS's OutsideIpAddressType=Ipv6.
 	IPv6Outside bool
+	// IPv6Inside makes the connection IPv6-inside (see ipv6inside.go):
+	// AWS's TunnelInsideIpVersion=ipv6. BGP routing, cgwd customer.
+	IPv6Inside bool
 
 	CustomerASN uint32 // default 65000
 	// CustomerIKEProposals/CustomerESPProposals are the strongSwan
@@ -239,6 +242,9 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("sim: ID %q: at most 12 characters", o.ID)
 	}
 	if err := o.checkIPv6(); err != nil {
+		return err
+	}
+	if err := o.checkIPv6Inside(); err != nil {
 		return err
 	}
 	if o.Tunnels == 0 {

@@ -91,7 +91,11 @@ func (s *Sim) awsSwanctlConf(i int) string {
 	fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n", out)
 	fmt.Fprintf(&b, "    remote {\n      auth = psk\n      id = %s\n    }\n", cust)
 	b.WriteString("    children {\n")
-	fmt.Fprintf(&b, "      %s {\n        mode = tunnel\n        local_ts = 0.0.0.0/0\n        remote_ts = 0.0.0.0/0\n", name)
+	ts := "0.0.0.0/0"
+	if s.opts.IPv6Inside {
+		ts = "::/0" // AWS's default for IPv6-inside connections
+	}
+	fmt.Fprintf(&b, "      %s {\n        mode = tunnel\n        local_ts = %s\n        remote_ts = %s\n", name, ts, ts)
 	fmt.Fprintf(&b, "        esp_proposals = %s\n", strings.Join(o.ESPProposals, ","))
 	fmt.Fprintf(&b, "        life_time = %s\n        rekey_time = %s\n        rand_time = %s\n",
 		secs(o.ChildLifetime), secs(o.ChildLifetime-m), secs(rand))
@@ -201,6 +205,13 @@ func (s *Sim) startCharon(role Role, dir string, aws bool) (*Process, error) {
 			break
 		}
 	}
+	if s.opts.IPv6Outside || s.opts.IPv6Inside {
+		for range 5 { // the same for IPv6 (::/0 selectors)
+			if err := s.ip(role, "-6", "rule", "del", "table", charonTable); err != nil {
+				break
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -275,6 +286,11 @@ func (s *Sim) startEndpoint(i int) error {
 	}
 	if err := s.ip(e.Role, "route", "replace", s.opts.LANPrefix.String(), "dev", "ipsec0"); err != nil {
 		return err
+	}
+	if s.opts.IPv6Inside {
+		if err := s.ipsec0IPv6Inside(i); err != nil {
+			return err
+		}
 	}
 	if err := s.loadSwanctl(e.Role); err != nil {
 		return err

@@ -110,6 +110,11 @@ func (s *Sim) buildTopology() error {
 			return err
 		}
 	}
+	if s.opts.IPv6Inside {
+		if err := s.buildIPv6Inside(); err != nil {
+			return err
+		}
+	}
 	s.logf("topology up (nat=%v)", s.opts.NAT)
 	return nil
 }
