@@ -197,6 +197,43 @@ func TestIPv6Inside(t *testing.T) {
 		t.Logf("e2e: 1500-byte ping6: Packet Too Big, mtu=%s; 1418-byte ping6 answered", m[1])
 	})
 
+	t.Run("RekeyUnderTraffic", func(t *testing.T) {
+		// AWS rekeys tunnel 1's CHILD SA while IPv6 pings flow through it
+		// every 50 ms: make-before-break, no request may go unanswered.
+		const interval = 50 * time.Millisecond
+		pg := startPinger(t, s, sim.LAN, sim.VPCHostAddr6, interval, 60*time.Second)
+		Eventually(t, 10*time.Second, func() error {
+			if !pg.answeredAfter(3) {
+				return fmt.Errorf("ping6 not answered yet")
+			}
+			return nil
+		})
+		before := d.mustTunnel(t, 1)
+		if len(before.Children) == 0 {
+			t.Fatal("tunnel 1 has no CHILD SA")
+		}
+		oldSPI := before.Children[0].InSPI
+		from := pg.lastSeq() + 1
+		if err := s.RekeyChild(1); err != nil {
+			t.Fatal(err)
+		}
+		Eventually(t, 30*time.Second, func() error {
+			tn := d.mustTunnel(t, 1)
+			if len(tn.Children) != 1 || tn.Children[0].InSPI == oldSPI {
+				return fmt.Errorf("CHILD SAs of tunnel 1: %+v (old inbound SPI %s)", tn.Children, oldSPI)
+			}
+			return nil
+		})
+		time.Sleep(2 * time.Second)
+		to := pg.lastSeq() - 20 // answers to the last second may still be on their way
+		longest, lost := pg.gap(from, to)
+		t.Logf("e2e: CHILD rekey under ping6 every %v: requests %d-%d, %d lost (longest run %d), new inbound SPI %s", interval, from, to, lost, longest, d.mustTunnel(t, 1).Children[0].InSPI)
+		if lost > 0 {
+			t.Errorf("%d IPv6 pings lost across the CHILD rekey", lost)
+		}
+		pg.p.Stop()
+	})
+
 	t.Run("MSSClamp", func(t *testing.T) {
 		c := startCapture(t, s, sim.VPCHost, "eth0", 1, "ip6 and tcp port 5612 and ip6[40+13] & 0x12 == 0x02")
 		if _, err := transfer(s, tool, sim.LAN, sim.VPCHost, netip.AddrPortFrom(sim.VPCHostAddr6, 5612), 100_000, "mss6"); err != nil {
