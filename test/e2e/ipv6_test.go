@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgwproject/cgw/control"
 	"github.com/cgwproject/cgw/test/sim"
 )
 
@@ -195,6 +196,21 @@ func TestIPv6Inside(t *testing.T) {
 			t.Errorf("a 1418-byte ping6 did not pass: %v\n%s", err, pingOut)
 		}
 		t.Logf("e2e: 1500-byte ping6: Packet Too Big, mtu=%s; 1418-byte ping6 answered", m[1])
+	})
+
+	t.Run("DiagnoseMTUProbe", func(t *testing.T) {
+		// cgwctl diagnose probes with ICMPv6 echo to AWS's /126 address.
+		name := tunnelOf(st, 1).Name
+		dg, _, js := d.diagnose(t, name)
+		f := finding(dg, name, "mtu")
+		if f == nil {
+			t.Fatalf("no mtu finding: %s", js)
+		}
+		ev := strings.Join(f.Evidence, "; ")
+		if f.Severity != control.SeverityOK || !strings.Contains(ev, "probe to "+sim.AWSInside6(1).String()) || !strings.Contains(ev, "largest answered: 1418") {
+			t.Errorf("mtu finding %s %q, evidence %q: want ok, a probe to %s answered up to 1418 bytes", f.Severity, f.Summary, ev, sim.AWSInside6(1))
+		}
+		t.Logf("e2e: diagnose mtu over IPv6: %s; %s", f.Summary, ev)
 	})
 
 	t.Run("RekeyUnderTraffic", func(t *testing.T) {
