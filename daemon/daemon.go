@@ -277,6 +277,11 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 
 	d.startIKE()
 	closers = append(closers, func() { d.ikm.Close() })
+	if w, err := startRawESPWatch(d.log.With("component", "dataplane"), d.peerTunnel); err != nil {
+		d.log.Info("not watching for raw ESP (IP protocol 50) from peers; it needs CAP_NET_RAW", "err", err)
+	} else {
+		closers = append(closers, w.close)
+	}
 
 	// BGP stops after the tunnels are removed (closers run in reverse),
 	// as before; it starts after they exist, since it listens on their
