@@ -143,9 +143,18 @@ func TestIPv6Outside(t *testing.T) {
 func TestIPv6Inside(t *testing.T) {
 	s := NewSim(t, sim.Options{IPv6Outside: true, IPv6Inside: true})
 	tool := tcpcheckBin(t)
-	d := StartCgwd(t, s, sim.CgwdOptions{ESPProposals: []string{"aes256gcm16-ecp384"}, Extra: "        mss_clamp: 1406\n"})
+	d := StartCgwd(t, s, sim.CgwdOptions{ESPProposals: []string{"aes256gcm16-ecp384"}, Extra: fastDPD + "        mss_clamp: 1406\n"})
 	st := d.waitStatus(t, 90*time.Second, tunnelsUp)
-	t1 := tunnelOf(st, 1)
+	t1, t2 := tunnelOf(st, 1), tunnelOf(st, 2)
+	route6Via := func(dev string) func() error {
+		return func() error {
+			out, err := s.Exec(sim.Cust, "ip", "-6", "route", "show", "table", "199", sim.VPCPrefix6.String())
+			if err != nil || !strings.Contains(out, "dev "+dev+" ") {
+				return fmt.Errorf("cgw's IPv6 route to %s: %q %v, want dev %s", sim.VPCPrefix6, out, err, dev)
+			}
+			return nil
+		}
+	}
 
 	t.Run("BGP", func(t *testing.T) {
 		for i := 1; i <= 2; i++ {
@@ -165,13 +174,14 @@ func TestIPv6Inside(t *testing.T) {
 				t.Errorf("status tunnel %d inside %s -> %s, want %s -> %s", i, tn.InsideLocal, tn.InsidePeer, sim.CustInside6(i), sim.AWSInside6(i))
 			}
 		}
-		Eventually(t, 15*time.Second, func() error {
-			out, err := s.Exec(sim.Cust, "ip", "-6", "route", "show", "table", "199", sim.VPCPrefix6.String())
-			if err != nil || !strings.Contains(out, "dev "+t1.Device) {
-				return fmt.Errorf("cgw's IPv6 route to %s: %q %v, want dev %s", sim.VPCPrefix6, out, err, t1.Device)
-			}
-			return nil
-		})
+		Eventually(t, 15*time.Second, route6Via(t1.Device))
+		// Active/passive as for IPv4: tunnel 2's path is prepended.
+		p1, err1 := birdASPath(s, 1, sim.LANPrefix6)
+		p2, err2 := birdASPath(s, 2, sim.LANPrefix6)
+		if err1 != nil || err2 != nil || p1 != "65000" || len(strings.Fields(p2)) < 2 {
+			t.Errorf("AWS sees %s with AS path [%s] on tunnel 1 and [%s] on tunnel 2 (%v, %v): want 65000 and 65000 prepended", sim.LANPrefix6, p1, p2, err1, err2)
+		}
+		t.Logf("e2e: AWS sees %s with AS path [%s] on tunnel 1, [%s] on tunnel 2", sim.LANPrefix6, p1, p2)
 	})
 
 	t.Run("Traffic", func(t *testing.T) {
@@ -261,6 +271,35 @@ func TestIPv6Inside(t *testing.T) {
 		}
 		if mss, _ := strconv.Atoi(rows[0][0]); mss != 1358 {
 			t.Errorf("IPv6 SYN MSS at the VPC host %d, want 1358 (tunnel MTU 1418 - 60)", mss)
+		}
+	})
+
+	t.Run("Failover", func(t *testing.T) {
+		const interval = 100 * time.Millisecond
+		pg := startPinger(t, s, sim.LAN, sim.VPCHostAddr6, interval, 120*time.Second)
+		Eventually(t, 10*time.Second, func() error {
+			if !pg.answeredAfter(3) {
+				return fmt.Errorf("ping6 not answered yet")
+			}
+			return nil
+		})
+		blocked := time.Now()
+		if err := s.BlockEndpoint(1); err != nil {
+			t.Fatal(err)
+		}
+		Eventually(t, 30*time.Second, route6Via(t2.Device))
+		switchSeq := pg.lastSeq()
+		Eventually(t, 60*time.Second, func() error {
+			if !pg.resumedAfter(switchSeq, 10) {
+				return fmt.Errorf("ping6 has not resumed through tunnel 2")
+			}
+			return nil
+		})
+		t.Logf("e2e: IPv6 inside failover: ping6 through tunnel 2 %v after blocking endpoint 1", time.Since(blocked).Round(100*time.Millisecond))
+		pg.p.Stop()
+		checkCarried(t, s, d, tool, 2, sim.LAN, sim.VPCHost, netip.AddrPortFrom(sim.VPCHostAddr6, 5613), 2_000_000, "ipv6-inside-t2")
+		if err := s.UnblockEndpoint(1); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
