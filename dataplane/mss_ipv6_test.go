@@ -8,25 +8,20 @@ import (
 	"github.com/cgwproject/cgw/dataplane/packet"
 )
 
-// tcpSYN6 is an IPv6 TCP SYN carrying an MSS option (checksum not set:
-// ClampMSS updates it incrementally and the test reads only the option).
+// tcpSYN6 is tcpSYN's TCP segment (MSS option, checksum left unset) in an
+// IPv6 packet: ClampMSS updates the checksum incrementally and the test
+// reads only the option.
 func tcpSYN6(src, dst netip.Addr, mss uint16) []byte {
-	p := make([]byte, 40+24)
+	tcp := tcpSYN(netip.IPv4Unspecified(), netip.IPv4Unspecified(), mss)[20:]
+	p := make([]byte, 40, 40+len(tcp))
 	p[0] = 0x60
-	binary.BigEndian.PutUint16(p[4:], 24)
+	binary.BigEndian.PutUint16(p[4:], uint16(len(tcp)))
 	p[6] = 6
 	p[7] = 64
 	s, d := src.As16(), dst.As16()
 	copy(p[8:], s[:])
 	copy(p[24:], d[:])
-	tcp := p[40:]
-	binary.BigEndian.PutUint16(tcp[0:], 40000)
-	binary.BigEndian.PutUint16(tcp[2:], 22)
-	tcp[12] = 6 << 4
-	tcp[13] = 0x02
-	tcp[20], tcp[21] = 2, 4
-	binary.BigEndian.PutUint16(tcp[22:], mss)
-	return p
+	return append(p, tcp...)
 }
 
 // TestMSSClampPerFamily: the effective clamp the tunnel derives from its

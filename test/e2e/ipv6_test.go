@@ -103,35 +103,7 @@ func TestIPv6Outside(t *testing.T) {
 	})
 
 	t.Run("Failover", func(t *testing.T) {
-		const interval = 100 * time.Millisecond
-		pg := startPinger(t, s, sim.LAN, sim.VPCHostAddr, interval, 120*time.Second)
-		Eventually(t, 10*time.Second, func() error {
-			if !pg.answeredAfter(3) {
-				return fmt.Errorf("continuous ping not answered yet")
-			}
-			return nil
-		})
-		blocked := time.Now()
-		if err := s.BlockEndpoint(1); err != nil {
-			t.Fatal(err)
-		}
-		Eventually(t, 30*time.Second, routeVia(s, sim.Cust, sim.DefaultVPC, t2.Device))
-		switchSeq := pg.lastSeq()
-		Eventually(t, 60*time.Second, func() error {
-			if !pg.resumedAfter(switchSeq, 10) {
-				return fmt.Errorf("traffic has not resumed through tunnel 2")
-			}
-			return nil
-		})
-		t.Logf("e2e: IPv6 outside failover: traffic through tunnel 2 %v after blocking endpoint 1", time.Since(blocked).Round(100*time.Millisecond))
-		pg.p.Stop()
-		if tn := d.mustTunnel(t, 1); tn.State == "up" {
-			t.Errorf("tunnel 1 still up while its IPv6 endpoint is blocked")
-		}
-		checkCarried(t, s, d, tool, 2, sim.LAN, sim.VPCHost, netip.AddrPortFrom(sim.VPCHostAddr, 5603), 2_000_000, "ipv6-outside-t2")
-		if err := s.UnblockEndpoint(1); err != nil {
-			t.Fatal(err)
-		}
+		failover6(t, s, d, tool, "IPv6 outside", routeVia(s, sim.Cust, sim.DefaultVPC, t2.Device), netip.AddrPortFrom(sim.VPCHostAddr, 5603))
 	})
 }
 
@@ -275,31 +247,43 @@ func TestIPv6Inside(t *testing.T) {
 	})
 
 	t.Run("Failover", func(t *testing.T) {
-		const interval = 100 * time.Millisecond
-		pg := startPinger(t, s, sim.LAN, sim.VPCHostAddr6, interval, 120*time.Second)
-		Eventually(t, 10*time.Second, func() error {
-			if !pg.answeredAfter(3) {
-				return fmt.Errorf("ping6 not answered yet")
-			}
-			return nil
-		})
-		blocked := time.Now()
-		if err := s.BlockEndpoint(1); err != nil {
-			t.Fatal(err)
-		}
-		Eventually(t, 30*time.Second, route6Via(t2.Device))
-		switchSeq := pg.lastSeq()
-		Eventually(t, 60*time.Second, func() error {
-			if !pg.resumedAfter(switchSeq, 10) {
-				return fmt.Errorf("ping6 has not resumed through tunnel 2")
-			}
-			return nil
-		})
-		t.Logf("e2e: IPv6 inside failover: ping6 through tunnel 2 %v after blocking endpoint 1", time.Since(blocked).Round(100*time.Millisecond))
-		pg.p.Stop()
-		checkCarried(t, s, d, tool, 2, sim.LAN, sim.VPCHost, netip.AddrPortFrom(sim.VPCHostAddr6, 5613), 2_000_000, "ipv6-inside-t2")
-		if err := s.UnblockEndpoint(1); err != nil {
-			t.Fatal(err)
-		}
+		failover6(t, s, d, tool, "IPv6 inside", route6Via(t2.Device), netip.AddrPortFrom(sim.VPCHostAddr6, 5613))
 	})
+}
+
+// failover6 blocks IKE and NAT-T to AWS endpoint 1 (over IPv6 outside
+// addresses in both tests) while the LAN pings server's address every
+// 100 ms, and checks that moved (cgw's route to the VPC on tunnel 2)
+// becomes true, the pings resume, tunnel 1 is no longer up and a
+// checksummed transfer to server goes through tunnel 2; then unblocks.
+func failover6(t *testing.T, s *sim.Sim, d *Cgwd, tool, what string, moved func() error, server netip.AddrPort) {
+	const interval = 100 * time.Millisecond
+	pg := startPinger(t, s, sim.LAN, server.Addr(), interval, 120*time.Second)
+	Eventually(t, 10*time.Second, func() error {
+		if !pg.answeredAfter(3) {
+			return fmt.Errorf("continuous ping not answered yet")
+		}
+		return nil
+	})
+	blocked := time.Now()
+	if err := s.BlockEndpoint(1); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 30*time.Second, moved)
+	switchSeq := pg.lastSeq()
+	Eventually(t, 60*time.Second, func() error {
+		if !pg.resumedAfter(switchSeq, 10) {
+			return fmt.Errorf("traffic has not resumed through tunnel 2")
+		}
+		return nil
+	})
+	t.Logf("e2e: %s failover: traffic through tunnel 2 %v after blocking endpoint 1", what, time.Since(blocked).Round(100*time.Millisecond))
+	pg.p.Stop()
+	if tn := d.mustTunnel(t, 1); tn.State == "up" {
+		t.Errorf("tunnel 1 still up while its IPv6 endpoint is blocked")
+	}
+	checkCarried(t, s, d, tool, 2, sim.LAN, sim.VPCHost, server, 2_000_000, strings.ReplaceAll(what, " ", "-")+"-t2")
+	if err := s.UnblockEndpoint(1); err != nil {
+		t.Fatal(err)
+	}
 }

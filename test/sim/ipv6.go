@@ -57,25 +57,8 @@ func (o *Options) checkIPv6() error {
 // fills in IPv6 mode. Addresses skip duplicate address detection so they
 // are usable at once.
 func (s *Sim) buildIPv6Outside() error {
-	for _, r := range ipv6Roles {
-		if _, err := s.Exec(r, "sysctl", "-q", "-w",
-			"net.ipv6.conf.all.disable_ipv6=0",
-			"net.ipv6.conf.default.disable_ipv6=0",
-			"net.ipv6.conf.all.forwarding=1",
-			"net.ipv6.conf.all.accept_dad=0",
-			"net.ipv6.conf.default.accept_dad=0",
-		); err != nil {
-			return err
-		}
-		// Interfaces created before the sysctl keep their own setting.
-		for _, dev := range []string{"lo", "wan0", "cust0", "br0", "aws1", "aws2"} {
-			if _, err := s.Exec(r, "ip", "link", "show", dev); err != nil {
-				continue
-			}
-			if _, err := s.Exec(r, "sysctl", "-q", "-w", "net.ipv6.conf."+dev+".disable_ipv6=0"); err != nil {
-				return err
-			}
-		}
+	if err := s.enableIPv6(ipv6Roles); err != nil {
+		return err
 	}
 	addrs := []struct {
 		r    Role
