@@ -89,15 +89,7 @@ func TestIPv6Outside(t *testing.T) {
 	t.Run("MSSClamp", func(t *testing.T) {
 		// A LAN host's SYN (MSS 1460) reaches the VPC with MSS 1378 =
 		// 1418 - 40: the IPv6 outer header taken into account.
-		c := startCapture(t, s, sim.VPCHost, "eth0", 1, "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0 and port 5602")
-		if _, err := transfer(s, tool, sim.LAN, sim.VPCHost, netip.AddrPortFrom(sim.VPCHostAddr, 5602), 100_000, "mss"); err != nil {
-			t.Fatal(err)
-		}
-		rows := c.fields(t, 5*time.Second, "tcp.options.mss_val")
-		if len(rows) == 0 || len(rows[0]) == 0 {
-			t.Fatalf("no SYN captured at the VPC host")
-		}
-		if mss, _ := strconv.Atoi(rows[0][0]); mss != 1378 {
+		if mss := synMSSAtVPC(t, s, tool, "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0 and port 5602", netip.AddrPortFrom(sim.VPCHostAddr, 5602)); mss != 1378 {
 			t.Errorf("SYN MSS at the VPC host %d, want 1378 (tunnel MTU 1418 over IPv6 - 40)", mss)
 		}
 	})
@@ -233,15 +225,7 @@ func TestIPv6Inside(t *testing.T) {
 	})
 
 	t.Run("MSSClamp", func(t *testing.T) {
-		c := startCapture(t, s, sim.VPCHost, "eth0", 1, "ip6 and tcp port 5612 and ip6[40+13] & 0x12 == 0x02")
-		if _, err := transfer(s, tool, sim.LAN, sim.VPCHost, netip.AddrPortFrom(sim.VPCHostAddr6, 5612), 100_000, "mss6"); err != nil {
-			t.Fatal(err)
-		}
-		rows := c.fields(t, 5*time.Second, "tcp.options.mss_val")
-		if len(rows) == 0 || len(rows[0]) == 0 {
-			t.Fatalf("no IPv6 SYN captured at the VPC host")
-		}
-		if mss, _ := strconv.Atoi(rows[0][0]); mss != 1358 {
+		if mss := synMSSAtVPC(t, s, tool, "ip6 and tcp port 5612 and ip6[40+13] & 0x12 == 0x02", netip.AddrPortFrom(sim.VPCHostAddr6, 5612)); mss != 1358 {
 			t.Errorf("IPv6 SYN MSS at the VPC host %d, want 1358 (tunnel MTU 1418 - 60)", mss)
 		}
 	})
@@ -286,4 +270,20 @@ func failover6(t *testing.T, s *sim.Sim, d *Cgwd, tool, what string, moved func(
 	if err := s.UnblockEndpoint(1); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// synMSSAtVPC captures, on the VPC host, the first SYN matching filter of
+// a short transfer from the LAN to server and returns its MSS option.
+func synMSSAtVPC(t *testing.T, s *sim.Sim, tool, filter string, server netip.AddrPort) int {
+	t.Helper()
+	c := startCapture(t, s, sim.VPCHost, "eth0", 1, filter)
+	if _, err := transfer(s, tool, sim.LAN, sim.VPCHost, server, 100_000, "mss"); err != nil {
+		t.Fatal(err)
+	}
+	rows := c.fields(t, 5*time.Second, "tcp.options.mss_val")
+	if len(rows) == 0 || len(rows[0]) == 0 {
+		t.Fatalf("no SYN to %s captured at the VPC host", server)
+	}
+	mss, _ := strconv.Atoi(rows[0][0])
+	return mss
 }
