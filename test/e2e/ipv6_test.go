@@ -107,7 +107,17 @@ func TestIPv6Outside(t *testing.T) {
 func TestIPv6Inside(t *testing.T) {
 	s := NewSim(t, sim.Options{IPv6Outside: true, IPv6Inside: true})
 	tool := tcpcheckBin(t)
-	d := StartCgwd(t, s, sim.CgwdOptions{ESPProposals: []string{"aes256gcm16-ecp384"}, Extra: fastDPD + "        mss_clamp: 1406\n"})
+	// The configuration comes from the simulator's AWS XML (IPv6 outside
+	// addresses, tunnel_inside_ipv6_address) through cgwctl import-aws.
+	yml := importedYAML(t, s, func(doc map[string]any) {
+		for _, tn := range doc["connections"].([]any)[0].(map[string]any)["tunnels"].([]any) {
+			m := tn.(map[string]any)
+			m["esp_proposals"] = []string{"aes256gcm16-ecp384"}
+			m["mss_clamp"] = 1406
+			m["dpd"] = map[string]any{"interval": "2s", "retries": 3, "action": "restart"}
+		}
+	})
+	d := StartCgwdYAML(t, s, sim.Cust, yml)
 	st := d.waitStatus(t, 90*time.Second, tunnelsUp)
 	t1, t2 := tunnelOf(st, 1), tunnelOf(st, 2)
 	route6Via := func(dev string) func() error {
