@@ -215,7 +215,7 @@ func TestWarnings(t *testing.T) {
 		{"peer asn", bgpKeys("peer_asn: 65001"), "", 0, ""}, // inside the private range: no warning
 		{"peer asn odd", bgpKeys("peer_asn: 100"), "connections[0].bgp.peer_asn", 8, "outside the Amazon-side ranges"},
 		{"aws asn", replaceLine(6, "      asn: 7224"), "connections[0].bgp.asn", 6, "Amazon-side ASN"},
-		{"advertise family", t1("inside_ipv6_cidr: fd00::/126"), "connections[0].bgp.advertise[0]", 7, "10.1.0.0/16 is IPv4 but the tunnels carry IPv6"},
+		{"advertise family", strings.Replace(t1("inside_ipv6_cidr: fd00::/126"), "inside_cidr: 169.254.13.236/30", "inside_cidr: 169.254.13.236/30\n        inside_ipv6_cidr: fd00:2::/126", 1), "connections[0].bgp.advertise[0]", 7, "10.1.0.0/16 is IPv4 but the tunnels carry IPv6"},
 		{"slow dpd", t1("dpd: {interval: 60s, retries: 5}"), "connections[0].tunnels[0].dpd", 12, "about 6m0s"},
 		{"short ike lifetime", t1("ike_lifetime: 800s", "child_lifetime: 700s", "rekey_margin: 60s"), "connections[0].tunnels[0].ike_lifetime", 12, "below AWS's minimum Phase 1 lifetime"},
 		{"short child lifetime", t1("ike_lifetime: 90s", "child_lifetime: 30s", "rekey_margin: 10s"), "connections[0].tunnels[0].child_lifetime", 13, "below AWS's minimum Phase 2 lifetime"},

@@ -210,6 +210,7 @@ func (c *checker) connection(path string, r *rawConnection) Connection {
 		}
 	}
 	c.prefixFamilies(path, &conn)
+	c.connectionFamilies(path, &conn)
 	return conn
 }
 

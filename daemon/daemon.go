@@ -87,6 +87,8 @@ type Daemon struct {
 
 	// createTUN creates a tunnel's device (dptun.Create; tests replace it).
 	createTUN func(name string, mtu int, addr netip.Prefix) (dptun.Device, error)
+	// addTUNAddr adds an IPv6-inside tunnel's /126 (dptun.AddAddress).
+	addTUNAddr func(name string, addr netip.Prefix) error
 }
 
 type routeSetter interface {
@@ -161,6 +163,7 @@ func New(opts Options) (*Daemon, error) {
 		reloadCh:  make(chan chan reloadReply),
 		createTUN: dptun.Create,
 	}
+	d.addTUNAddr = dptun.AddAddress
 	d.level.Set(cfg.Log.Level)
 	d.log = newLogger(opts.Stderr, cfg.Log.Format, d.level)
 	for _, w := range warns {
@@ -275,6 +278,11 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 
 	d.startIKE()
 	closers = append(closers, func() { d.ikm.Close() })
+	if w, err := startRawESPWatch(d.log.With("component", "dataplane"), d.peerTunnel); err != nil {
+		d.log.Info("not watching for raw ESP (IP protocol 50) from peers; it needs CAP_NET_RAW", "err", err)
+	} else {
+		closers = append(closers, w.close)
+	}
 
 	// BGP stops after the tunnels are removed (closers run in reverse),
 	// as before; it starts after they exist, since it listens on their

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 
 	"github.com/cgwproject/cgw/control"
 	"github.com/cgwproject/cgw/daemon/diagnose"
@@ -41,7 +40,8 @@ func (d *Daemon) diagnose(ctx context.Context, only string) (*control.Diagnosis,
 	var targets []probeTarget
 	for _, t := range d.tunnels {
 		if (only == "" || only == t.cfg.Name) && t.childUp() {
-			targets = append(targets, probeTarget{t.cfg.Name, t.dev, t.cfg.InsideLocal(), t.cfg.InsidePeer(), t.mtu})
+			local, peer := insideAddrs(t.cfg) // IPv6-inside tunnels: ICMPv6 to AWS's /126 address
+			targets = append(targets, probeTarget{t.cfg.Name, t.dev, local, peer, t.mtu})
 		}
 	}
 	d.mu.Unlock()
@@ -92,7 +92,8 @@ func (d *Daemon) diagnose(ctx context.Context, only string) (*control.Diagnosis,
 // MTU, each answered within a second or counted as lost.
 func probeMTU(ctx context.Context, src, dst netip.Addr, mtu int) *diagnose.MTUProbeResult {
 	res := &diagnose.MTUProbeResult{}
-	c, err := net.ListenIP("ip4:icmp", &net.IPAddr{IP: src.AsSlice()})
+	f := probeFamilyOf(dst)
+	c, err := net.ListenIP(f.network, &net.IPAddr{IP: src.AsSlice()})
 	if err != nil {
 		res.Err = err.Error()
 		return res
@@ -100,7 +101,7 @@ func probeMTU(ctx context.Context, src, dst netip.Addr, mtu int) *diagnose.MTUPr
 	defer c.Close()
 	if rc, err := c.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) {
-			syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_MTU_DISCOVER, syscall.IP_PMTUDISC_PROBE)
+			syscall.SetsockoptInt(int(fd), f.level, f.opt, f.probe)
 		})
 	}
 	id := (os.Getpid() + 7) & 0xffff
@@ -108,8 +109,8 @@ func probeMTU(ctx context.Context, src, dst netip.Addr, mtu int) *diagnose.MTUPr
 	try := func(size int) bool {
 		seq++
 		res.Tried = append(res.Tried, size)
-		payload := make([]byte, size-20-8)
-		m := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}
+		payload := make([]byte, size-f.headers)
+		m := icmp.Message{Type: f.echo, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}
 		b, _ := m.Marshal(nil)
 		if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
 			return false
@@ -122,8 +123,8 @@ func probeMTU(ctx context.Context, src, dst netip.Addr, mtu int) *diagnose.MTUPr
 			if err != nil {
 				return false
 			}
-			r, err := icmp.ParseMessage(1, buf[:n])
-			if err != nil || r.Type != ipv4.ICMPTypeEchoReply {
+			r, err := icmp.ParseMessage(f.proto, buf[:n])
+			if err != nil || r.Type != f.reply {
 				continue
 			}
 			if e, ok := r.Body.(*icmp.Echo); ok && e.ID == id && e.Seq == seq {
@@ -132,7 +133,7 @@ func probeMTU(ctx context.Context, src, dst netip.Addr, mtu int) *diagnose.MTUPr
 		}
 		return false
 	}
-	lo, hi := 576, mtu
+	lo, hi := f.min, mtu
 	if !try(lo) {
 		res.Err = fmt.Sprintf("no echo reply from %s even for %d-byte packets", dst, lo)
 		return res

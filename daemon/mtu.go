@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"net/netip"
+
 	"github.com/cgwproject/cgw/config"
 	"github.com/cgwproject/cgw/esp"
 	"github.com/cgwproject/cgw/ipsec"
@@ -10,14 +12,16 @@ import (
 //
 // cgw carries ESP in UDP (RFC 3948) through the host's outside interface,
 // assumed to have the Internet's usual 1500-octet MTU. The outer IPv4 and
-// UDP headers take 28 octets; the tunnel MTU is then the largest inner
+// UDP headers take 28 octets (IPv6 and UDP 48, for a tunnel whose outside
+// addresses are IPv6); the tunnel MTU is then the largest inner
 // packet that ESP fits in the rest: ESP header 8 + IV (16 for AES-CBC, 8
 // for GCM and ChaCha20) + the payload and its 2 trailer octets padded to
 // the cipher's alignment (16 for CBC, 4 for AEAD) + ICV (12/16/24/32 for
 // HMAC-SHA1-96/SHA2-256/384/512, 16 for AEAD). That gives AWS's own table:
 // 1438 for AES-GCM, 1422 for AES-CBC with SHA1, SHA2-256 or SHA2-384, 1406
 // with SHA2-512. AWS documents 1446 as the largest MTU it supports, so the
-// result is capped there.
+// result is capped there. Over an IPv6 outer header the same algorithms
+// give 1418, 1406, 1390 and 1390 (docs/ipv6.md).
 //
 // Until the first CHILD SA is up the tunnel MTU is the worst case of the
 // configured ESP proposals; when it comes up the dataplane is given the
@@ -29,11 +33,22 @@ const (
 	outsideMTU = 1500
 	awsMaxMTU  = 1446
 	udpIPv4    = 20 + 8
+	udpIPv6    = 40 + 8
 )
 
-// mtuFor returns the tunnel MTU for a, or 0 when esp does not support it.
-func mtuFor(a ipsec.Algorithms) int {
-	n, err := esp.MaxInnerFor(a, outsideMTU-udpIPv4)
+// outerOverhead is the outer IP and UDP header length on the way to peer:
+// an IPv6 header is 20 octets longer than an IPv4 one.
+func outerOverhead(peer netip.Addr) int {
+	if peer.Is6() && !peer.Is4In6() {
+		return udpIPv6
+	}
+	return udpIPv4
+}
+
+// mtuFor returns the tunnel MTU for a with an outer header of overhead
+// octets (outerOverhead), or 0 when esp does not support a.
+func mtuFor(a ipsec.Algorithms, overhead int) int {
+	n, err := esp.MaxInnerFor(a, outsideMTU-overhead)
 	if err != nil {
 		return 0
 	}
@@ -54,14 +69,14 @@ func configuredMTU(t *config.Tunnel) int {
 				integs = []ipsec.IntegID{ipsec.IntegNone}
 			}
 			for _, i := range integs {
-				if m := mtuFor(ipsec.Algorithms{Encr: e.ID, KeyBits: e.KeyBits, Integ: i}); m > 0 && (worst == 0 || m < worst) {
+				if m := mtuFor(ipsec.Algorithms{Encr: e.ID, KeyBits: e.KeyBits, Integ: i}, outerOverhead(t.PeerAddress)); m > 0 && (worst == 0 || m < worst) {
 					worst = m
 				}
 			}
 		}
 	}
 	if worst == 0 {
-		worst = mtuFor(ipsec.Algorithms{Encr: ipsec.EncrAESCBC, KeyBits: 256, Integ: ipsec.IntegHMACSHA2_512_256})
+		worst = mtuFor(ipsec.Algorithms{Encr: ipsec.EncrAESCBC, KeyBits: 256, Integ: ipsec.IntegHMACSHA2_512_256}, outerOverhead(t.PeerAddress))
 	}
 	return worst
 }
@@ -71,7 +86,7 @@ func negotiatedMTU(t *config.Tunnel, a ipsec.Algorithms) int {
 	if t.MTU > 0 {
 		return t.MTU
 	}
-	if m := mtuFor(a); m > 0 {
+	if m := mtuFor(a, outerOverhead(t.PeerAddress)); m > 0 {
 		return m
 	}
 	return configuredMTU(t)

@@ -73,14 +73,15 @@ func (d *Daemon) snapshot() *control.Status {
 
 func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map[string]bgp.NeighborStatus) *control.Tunnel {
 	tc := t.cfg
+	inLocal, inPeer := insideAddrs(tc)
 	ts := &control.Tunnel{
 		Name:        tc.Name,
 		IKEState:    p.State.String(),
 		ChildState:  p.ChildState.String(),
 		Since:       t.changed,
 		Device:      t.dev,
-		InsideLocal: tc.InsideLocal().String(),
-		InsidePeer:  tc.InsidePeer().String(),
+		InsideLocal: inLocal.String(),
+		InsidePeer:  inPeer.String(),
 		Remote:      tc.PeerAddress.String(),
 		NAT:         p.NATDetected,
 		Encap:       p.Encap,

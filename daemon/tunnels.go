@@ -55,6 +55,12 @@ func (d *Daemon) startTunnel(t *tunnelRT) error {
 		return fmt.Errorf("tunnel %s: create TUN device %s: %w (cgwd needs CAP_NET_ADMIN and /dev/net/tun)", tc.Name, t.dev, err)
 	}
 	t.tun = dev
+	if a6 := insideAddr6(tc); a6.IsValid() {
+		if err := d.addTUNAddr(t.dev, a6); err != nil {
+			dev.Close()
+			return fmt.Errorf("tunnel %s: %w", tc.Name, err)
+		}
+	}
 	oversize := dataplane.OversizeFragment
 	if tc.Oversize == config.OversizeICMP {
 		oversize = dataplane.OversizeICMP
@@ -249,7 +255,8 @@ func bgpListen(cfg *config.Config) []netip.Addr {
 			continue
 		}
 		for i := range c.Tunnels {
-			out = append(out, c.Tunnels[i].InsideLocal())
+			local, _ := insideAddrs(&c.Tunnels[i])
+			out = append(out, local)
 		}
 	}
 	return out
@@ -271,10 +278,11 @@ func (d *Daemon) syncBGP() error {
 			continue
 		}
 		for _, t := range c.tunnels {
+			local, peer := insideAddrs(t.cfg)
 			n := bgp.Neighbor{
 				Name:            t.cfg.Name,
-				PeerAddr:        t.cfg.InsidePeer(),
-				LocalAddr:       t.cfg.InsideLocal(),
+				PeerAddr:        peer,
+				LocalAddr:       local,
 				PeerASN:         b.PeerASN,
 				HoldTime:        b.HoldTime,
 				Keepalive:       b.Keepalive,

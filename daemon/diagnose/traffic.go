@@ -73,7 +73,11 @@ func (d *diagnoser) bgp() {
 			"AWS closed the BGP session (a NOTIFICATION Cease came from AWS); the tunnel itself is up.", ev,
 			"AWS shuts sessions for administrative reasons (maintenance, a configuration change of the VPN connection, an endpoint replacement) or a prefix limit; cgw reconnects by itself. If it persists, check the VPN connection's tunnel details and AWS's BGP log.")
 	case b.State == "Connect" || b.State == "Active":
-		ev = append(ev, fmt.Sprintf("our inside address %s, AWS's %s (inside_cidr %s)", tc.InsideLocal(), tc.InsidePeer(), tc.InsideCIDR))
+		if tc.InsideIPv6CIDR.IsValid() {
+			ev = append(ev, fmt.Sprintf("our inside address %s, AWS's %s (inside_ipv6_cidr %s; BGP runs over IPv6)", tc.InsideLocal6(), tc.InsidePeer6(), tc.InsideIPv6CIDR))
+		} else {
+			ev = append(ev, fmt.Sprintf("our inside address %s, AWS's %s (inside_cidr %s)", tc.InsideLocal(), tc.InsidePeer(), tc.InsideCIDR))
+		}
 		d.add(checkBGP, control.SeverityError,
 			fmt.Sprintf("BGP is stuck in %s: no TCP connection on port 179 through the tunnel.", b.State), ev,
 			"Check that inside_cidr is the tunnel's Inside IPv4 CIDR in AWS (AWS uses the first address, cgw the second), that no host firewall blocks TCP 179 on the tunnel interface, and see the direction finding: traffic must cross the tunnel both ways.")
@@ -350,8 +354,12 @@ func (d *diagnoser) mtu() {
 	for i, s := range p.Tried {
 		tried[i] = strconv.Itoa(s)
 	}
+	peer := tc.InsidePeer()
+	if tc.InsideIPv6CIDR.IsValid() {
+		peer = tc.InsidePeer6() // IPv6-inside: ICMPv6 to AWS's /126 address
+	}
 	ev := []string{
-		fmt.Sprintf("probe to %s with DF set, sizes tried: %s; largest answered: %d", tc.InsidePeer(), strings.Join(tried, ", "), p.Largest),
+		fmt.Sprintf("probe to %s with DF set, sizes tried: %s; largest answered: %d", peer, strings.Join(tried, ", "), p.Largest),
 		fmt.Sprintf("tunnel MTU: %d", mtu), clamp,
 	}
 	if p.Err != "" {
@@ -362,7 +370,7 @@ func (d *diagnoser) mtu() {
 		d.add(checkMTU, control.SeverityWarn, "The MTU probe could not run.", ev, "cgwd needs CAP_NET_RAW to send ICMP echo through the tunnel.")
 	case p.Largest == 0:
 		d.add(checkMTU, control.SeverityError,
-			fmt.Sprintf("No echo reply through the tunnel from AWS's inside address %s, even for small packets.", tc.InsidePeer()), ev,
+			fmt.Sprintf("No echo reply through the tunnel from AWS's inside address %s, even for small packets.", peer), ev,
 			"The tunnel does not carry traffic both ways: see the direction and drops findings.")
 	case mtu > 0 && p.Largest < mtu:
 		sev := control.SeverityWarn

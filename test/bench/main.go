@@ -7,6 +7,7 @@
 //	wireguard             wireguard-go <-> wireguard-go (current upstream, built on demand)
 //	cgwd-strongswan       cgwd in cust <-> strongSwan in aws1
 //	cgwd-cgwd             cgwd in cust <-> cgwd in aws1 (startup_action respond)
+//	cgwd-cgwd-ipv6        the same over IPv6 outside addresses (ipv6.go)
 //
 // Each mode runs iperf3 TCP with 1 and 4 streams and UDP at a high offered
 // rate with 1400-byte datagrams, every run bounded by -seconds, only between
@@ -49,7 +50,7 @@ import (
 const wireguardVersion = "golang.zx2c4.com/wireguard@v0.0.0-20250521234502-f333402bd9cb"
 
 var (
-	flagModes   = flag.String("modes", "plain,strongswan,wireguard,cgwd-strongswan,cgwd-cgwd", "comma-separated modes to run")
+	flagModes   = flag.String("modes", "plain,strongswan,wireguard,cgwd-strongswan,cgwd-cgwd,cgwd-cgwd-ipv6", "comma-separated modes to run")
 	flagSeconds = flag.Int("seconds", 10, "length of each iperf3 run")
 	flagCgwd    = flag.String("cgwd", defaultCgwd(), "path of the cgwd binary (modes cgwd-*); default $CGW_BIN/cgwd (set by make) or bin/cgwd")
 	flagWG      = flag.String("wireguard-go", "", "wireguard-go binary; default: built with `go install "+wireguardVersion+"` into the user cache")
@@ -111,6 +112,7 @@ func run() error {
 		"wireguard":       {"wireguard", setupWireGuard},
 		"cgwd-strongswan": {"cgwd-strongswan", setupCgwdStrongSwan},
 		"cgwd-cgwd":       {"cgwd-cgwd", setupCgwdCgwd},
+		"cgwd-cgwd-ipv6":  {"cgwd-cgwd-ipv6", setupCgwdCgwd6},
 	}
 	var modes []mode
 	for _, n := range strings.Split(*flagModes, ",") {
@@ -479,11 +481,16 @@ func setupCgwdStrongSwan(ctx context.Context) (*setup, error) {
 }
 
 func setupCgwdCgwd(ctx context.Context) (*setup, error) {
+	return setupCgwdPair(sim.Options{AWS: sim.AWSNone, Tunnels: 1, Routing: sim.RoutingStatic})
+}
+
+// setupCgwdPair runs cgwd in cust and in aws1 on the simulation o.
+func setupCgwdPair(o sim.Options) (*setup, error) {
 	bin, err := cgwdBinary()
 	if err != nil {
 		return nil, err
 	}
-	s, err := newSim(sim.Options{AWS: sim.AWSNone, Tunnels: 1, Routing: sim.RoutingStatic})
+	s, err := newSim(o)
 	if err != nil {
 		return nil, err
 	}

@@ -26,8 +26,12 @@ func importedYAML(t testing.TB, s *sim.Sim, edit func(doc map[string]any)) strin
 	if err := os.WriteFile(xmlPath, s.AWSXML(), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	adv := sim.DefaultLAN
+	if s.Options().IPv6Inside {
+		adv = sim.LANPrefix6
+	}
 	cmd := exec.Command(filepath.Join(Binaries(t), "cgwctl"), "import-aws", "--xml", xmlPath,
-		"--advertise", sim.DefaultLAN.String(), "--local-address", sim.CustPublicAddr.String())
+		"--advertise", adv.String(), "--local-address", s.CustPublic().String())
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

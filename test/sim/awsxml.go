@@ -37,7 +37,15 @@ type xmlGatewaySide struct {
 		Mask string `xml:"network_mask"`
 		CIDR int    `xml:"network_cidr"`
 	} `xml:"tunnel_inside_address"`
-	BGP *xmlBGP `xml:"bgp,omitempty"`
+	Inside6 *xmlInside6 `xml:"tunnel_inside_ipv6_address,omitempty"`
+	BGP     *xmlBGP     `xml:"bgp,omitempty"`
+}
+
+// xmlInside6 is an IPv6-inside tunnel's address in its /126 (aws-vpn-facts
+// §5.1, tunnel_inside_ipv6_address).
+type xmlInside6 struct {
+	IP  string `xml:"ip_address"`
+	Len int    `xml:"prefix_length"`
 }
 
 type xmlBGP struct {
@@ -106,8 +114,12 @@ func (s *Sim) AWSXML() []byte {
 				g.BGP = &xmlBGP{ASN: asn, HoldTime: 30}
 			}
 		}
-		side(&t.CustomerGateway, CustPublicAddr, e.CustInside, o.CustomerASN)
-		side(&t.VPNGateway, e.Outside, e.AWSInside, s.opts.AWSASN)
+		side(&t.CustomerGateway, s.CustPublic(), e.CustInside, o.CustomerASN)
+		side(&t.VPNGateway, s.AWSOutside(i+1), e.AWSInside, s.opts.AWSASN)
+		if s.opts.IPv6Inside {
+			t.CustomerGateway.Inside6 = &xmlInside6{CustInside6(i + 1).String(), 126}
+			t.VPNGateway.Inside6 = &xmlInside6{AWSInside6(i + 1).String(), 126}
+		}
 		t.IKE = xmlIKE{Auth: "sha1", Encr: "aes-128-cbc", Lifetime: int(o.IKELifetime.Seconds()), PFS: "group2", Mode: "main", PSK: o.PSK}
 		t.IPsec = xmlIPsec{
 			Protocol: "esp", Auth: "hmac-sha1-96", Encr: "aes-128-cbc", Lifetime: int(o.ChildLifetime.Seconds()),

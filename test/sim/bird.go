@@ -16,6 +16,9 @@ const birdTimers = "    hold time 30;\n    keepalive time 10;\n    connect retry
 // awsBirdConf renders BIRD for endpoint i (0-based): eBGP to the customer
 // per aws-vpn-facts §9.5 plus iBGP to the vpc router.
 func (s *Sim) awsBirdConf(i int) string {
+	if s.opts.IPv6Inside {
+		return s.awsBirdConf6(i)
+	}
 	e, o := Endpoints[i], s.opts.Endpoint[i]
 	asn := s.opts.AWSASN
 	var b strings.Builder
@@ -53,6 +56,9 @@ func (s *Sim) awsBirdConf(i int) string {
 
 // vpcBirdConf: iBGP from both endpoints, best routes into the kernel.
 func (s *Sim) vpcBirdConf() string {
+	if s.opts.IPv6Inside {
+		return s.vpcBirdConf6()
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "log stderr all;\nrouter id %s;\n", VPCRouterAddr)
 	b.WriteString("protocol device {\n  scan time 10;\n}\n")

@@ -89,8 +89,10 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 	b.WriteString("routes: {table: 199, protocol: 199, metric: 100, fwmark: 0xc7}\nconnections:\n")
 	fmt.Fprintf(&b, "  - name: %s\n", o.Name)
 	if o.AWSSide {
-		e := Endpoints[o.Endpoints[0]-1]
-		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", e.Outside, e.Outside)
+		out := s.AWSOutside(o.Endpoints[0])
+		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", out, out)
+	} else if s.opts.IPv6Outside {
+		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", s.CustPublic(), s.CustPublic())
 	} else {
 		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", s.CustOutsideAddr(), CustPublicAddr)
 	}
@@ -99,8 +101,12 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 	case o.AWSSide:
 		fmt.Fprintf(&b, "    static:\n      remote_prefixes: [%s]\n", s.opts.LANPrefix)
 	case o.Routing == RoutingBGP:
+		adv := s.opts.LANPrefix
+		if s.opts.IPv6Inside {
+			adv = LANPrefix6
+		}
 		fmt.Fprintf(&b, "    bgp:\n      asn: %d\n      peer_asn: %d\n      hold_time: 30s\n      keepalive: 10s\n      advertise: [%s]\n      mode: %s\n",
-			s.opts.CustomerASN, s.opts.AWSASN, s.opts.LANPrefix, o.BGPMode)
+			s.opts.CustomerASN, s.opts.AWSASN, adv, o.BGPMode)
 	default:
 		fmt.Fprintf(&b, "    static:\n      remote_prefixes: [%s]\n", s.opts.VPCPrefix)
 	}
@@ -110,12 +116,15 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 			return "", fmt.Errorf("sim: CgwdConfig: endpoint %d, want 1 or 2", i)
 		}
 		e, eo := Endpoints[i-1], s.opts.Endpoint[i-1]
-		peer, peerID := e.Outside, e.Outside
+		peer, peerID := s.AWSOutside(i), s.AWSOutside(i)
 		if o.AWSSide {
-			peer, peerID = CustPublicAddr, CustPublicAddr
+			peer, peerID = s.CustPublic(), s.CustPublic()
 		}
 		fmt.Fprintf(&b, "      - name: %s-t%d\n        peer_address: %s\n        peer_id: %s\n", o.Name, i, peer, peerID)
 		fmt.Fprintf(&b, "        psk: \"%s\"\n        inside_cidr: %s\n", eo.PSK, e.Inside)
+		if s.opts.IPv6Inside {
+			fmt.Fprintf(&b, "        inside_ipv6_cidr: %s\n", EndpointInside6[i-1])
+		}
 		if len(o.IKEProposals) > 0 {
 			fmt.Fprintf(&b, "        ike_proposals: [%s]\n", strings.Join(o.IKEProposals, ", "))
 		}

@@ -43,6 +43,9 @@ func (s *Sim) BlockEndpointPorts(i int, ports ...int) error {
 	}
 	set := "{ " + strings.Join(ps, ", ") + " }"
 	rules := fmt.Sprintf("add rule ip cgwsim %[1]s ip daddr %[2]s udp dport %[3]s drop\nadd rule ip cgwsim %[1]s ip saddr %[2]s udp sport %[3]s drop\n", chain, e.Outside, set)
+	if s.opts.IPv6Outside {
+		rules += blockRules6(chain, s.AWSOutside(i), set)
+	}
 	if err := s.nft(rules); err != nil {
 		return err
 	}
@@ -55,7 +58,11 @@ func (s *Sim) UnblockEndpoint(i int) error {
 	if i != 1 && i != 2 {
 		return fmt.Errorf("sim: UnblockEndpoint(%d): want 1 or 2", i)
 	}
-	return s.nft(fmt.Sprintf("flush chain ip cgwsim block%d\n", i))
+	flush := fmt.Sprintf("flush chain ip cgwsim block%d\n", i)
+	if s.opts.IPv6Outside {
+		flush += fmt.Sprintf("flush chain ip6 cgwsim6 block%d\n", i)
+	}
+	return s.nft(flush)
 }
 
 // StopCharon kills the charon of endpoint i: the AWS side loses all IKE and

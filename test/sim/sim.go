@@ -186,6 +186,13 @@ type Options struct {
 	LANPrefix netip.Prefix // default 10.1.0.0/24
 	VPCPrefix netip.Prefix // default 10.0.0.0/16
 
+	// IPv6Outside puts both tunnels on IPv6 outside addresses
+	// (2001:db8::/32, see ipv6.go): AWS's OutsideIpAddressType=Ipv6.
+	IPv6Outside bool
+	// IPv6Inside makes the connection IPv6-inside (see ipv6inside.go):
+	// AWS's TunnelInsideIpVersion=ipv6. BGP routing, cgwd customer.
+	IPv6Inside bool
+
 	CustomerASN uint32 // default 65000
 	// CustomerIKEProposals/CustomerESPProposals are the strongSwan
 	// customer's proposals (CustomerStrongSwan only); default
@@ -233,6 +240,12 @@ func (o *Options) setDefaults() error {
 	}
 	if len(o.ID) > 12 {
 		return fmt.Errorf("sim: ID %q: at most 12 characters", o.ID)
+	}
+	if err := o.checkIPv6(); err != nil {
+		return err
+	}
+	if err := o.checkIPv6Inside(); err != nil {
+		return err
 	}
 	if o.Tunnels == 0 {
 		o.Tunnels = 2

@@ -74,7 +74,8 @@ func (s *Sim) awsSwanctlConf(i int) string {
 	b.WriteString("connections {\n")
 	fmt.Fprintf(&b, "  %s {\n", name)
 	fmt.Fprintf(&b, "    version = %d\n", o.Version)
-	fmt.Fprintf(&b, "    local_addrs = %s\n    remote_addrs = %s\n", e.Outside, CustPublicAddr)
+	out, cust := s.AWSOutside(i+1), s.CustPublic()
+	fmt.Fprintf(&b, "    local_addrs = %s\n    remote_addrs = %s\n", out, cust)
 	fmt.Fprintf(&b, "    proposals = %s\n", strings.Join(o.IKEProposals, ","))
 	fmt.Fprintf(&b, "    rekey_time = %s\n    reauth_time = 0s\n    over_time = %s\n    rand_time = %s\n",
 		secs(o.IKELifetime-m), secs(m), secs(rand))
@@ -87,10 +88,14 @@ func (s *Sim) awsSwanctlConf(i int) string {
 	if o.StartAction == "start" {
 		b.WriteString("    keyingtries = 0\n")
 	}
-	fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n", e.Outside)
-	fmt.Fprintf(&b, "    remote {\n      auth = psk\n      id = %s\n    }\n", CustPublicAddr)
+	fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n", out)
+	fmt.Fprintf(&b, "    remote {\n      auth = psk\n      id = %s\n    }\n", cust)
 	b.WriteString("    children {\n")
-	fmt.Fprintf(&b, "      %s {\n        mode = tunnel\n        local_ts = 0.0.0.0/0\n        remote_ts = 0.0.0.0/0\n", name)
+	ts := "0.0.0.0/0"
+	if s.opts.IPv6Inside {
+		ts = "::/0" // AWS's default for IPv6-inside connections
+	}
+	fmt.Fprintf(&b, "      %s {\n        mode = tunnel\n        local_ts = %s\n        remote_ts = %s\n", name, ts, ts)
 	fmt.Fprintf(&b, "        esp_proposals = %s\n", strings.Join(o.ESPProposals, ","))
 	fmt.Fprintf(&b, "        life_time = %s\n        rekey_time = %s\n        rand_time = %s\n",
 		secs(o.ChildLifetime), secs(o.ChildLifetime-m), secs(rand))
@@ -108,7 +113,7 @@ func (s *Sim) awsSwanctlConf(i int) string {
 		b.WriteString(o.ExtraSwanctl + "\n")
 	}
 	b.WriteString("  }\n}\n")
-	fmt.Fprintf(&b, "secrets {\n  ike-%s {\n    id-1 = %s\n    id-2 = %s\n    secret = \"%s\"\n  }\n}\n", name, e.Outside, CustPublicAddr, o.PSK)
+	fmt.Fprintf(&b, "secrets {\n  ike-%s {\n    id-1 = %s\n    id-2 = %s\n    secret = \"%s\"\n  }\n}\n", name, out, cust, o.PSK)
 	return b.String()
 }
 
@@ -132,16 +137,20 @@ func (s *Sim) custSwanctlConf() string {
 			remoteTS = e.Inside.String() + "," + s.opts.VPCPrefix.String()
 		}
 		fmt.Fprintf(&b, "  %s {\n    version = 2\n", name)
-		fmt.Fprintf(&b, "    local_addrs = %s\n    remote_addrs = %s\n", s.CustOutsideAddr(), e.Outside)
+		out, cust, local := s.AWSOutside(i+1), s.CustPublic(), s.CustOutsideAddr()
+		if s.opts.IPv6Outside {
+			local = cust
+		}
+		fmt.Fprintf(&b, "    local_addrs = %s\n    remote_addrs = %s\n", local, out)
 		fmt.Fprintf(&b, "    proposals = %s\n", strings.Join(s.opts.CustomerIKEProposals, ","))
 		b.WriteString("    encap = yes\n    mobike = no\n    keyingtries = 0\n    dpd_delay = 10s\n")
-		fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n", CustPublicAddr)
-		fmt.Fprintf(&b, "    remote {\n      auth = psk\n      id = %s\n    }\n", e.Outside)
+		fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n", cust)
+		fmt.Fprintf(&b, "    remote {\n      auth = psk\n      id = %s\n    }\n", out)
 		fmt.Fprintf(&b, "    children {\n      %s {\n        mode = tunnel\n        local_ts = 0.0.0.0/0\n        remote_ts = %s\n", name, remoteTS)
 		fmt.Fprintf(&b, "        esp_proposals = %s\n", strings.Join(s.opts.CustomerESPProposals, ","))
 		b.WriteString("        replay_window = 1024\n        dpd_action = restart\n        start_action = start\n        close_action = start\n")
 		b.WriteString("      }\n    }\n  }\n")
-		fmt.Fprintf(&secrets, "  ike-%s {\n    id-1 = %s\n    id-2 = %s\n    secret = \"%s\"\n  }\n", name, CustPublicAddr, e.Outside, o.PSK)
+		fmt.Fprintf(&secrets, "  ike-%s {\n    id-1 = %s\n    id-2 = %s\n    secret = \"%s\"\n  }\n", name, cust, out, o.PSK)
 	}
 	b.WriteString("}\nsecrets {\n")
 	b.WriteString(secrets.String())
@@ -196,6 +205,13 @@ func (s *Sim) startCharon(role Role, dir string, aws bool) (*Process, error) {
 			break
 		}
 	}
+	if s.opts.IPv6Outside || s.opts.IPv6Inside {
+		for range 5 { // the same for IPv6 (::/0 selectors)
+			if err := s.ip(role, "-6", "rule", "del", "table", charonTable); err != nil {
+				break
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -238,12 +254,12 @@ func (s *Sim) loadSwanctl(role Role) error {
 
 // startAWS starts charon and BIRD for every enabled endpoint, then BIRD in vpc.
 func (s *Sim) startAWS() error {
-	for i, e := range Endpoints {
+	for i := range Endpoints {
 		if s.opts.Endpoint[i].Disabled {
 			continue
 		}
 		if err := s.startEndpoint(i); err != nil {
-			return fmt.Errorf("%w (endpoint %s)", err, e.Outside)
+			return fmt.Errorf("%w (endpoint %s)", err, s.AWSOutside(i+1))
 		}
 	}
 	return s.startVPCBird()
@@ -271,6 +287,11 @@ func (s *Sim) startEndpoint(i int) error {
 	if err := s.ip(e.Role, "route", "replace", s.opts.LANPrefix.String(), "dev", "ipsec0"); err != nil {
 		return err
 	}
+	if s.opts.IPv6Inside {
+		if err := s.ipsec0IPv6Inside(i); err != nil {
+			return err
+		}
+	}
 	if err := s.loadSwanctl(e.Role); err != nil {
 		return err
 	}
@@ -282,7 +303,7 @@ func (s *Sim) startEndpoint(i int) error {
 			return err
 		}
 	}
-	s.logf("AWS endpoint %d up (%s)", i+1, e.Outside)
+	s.logf("AWS endpoint %d up (%s)", i+1, s.AWSOutside(i+1))
 	return nil
 }
 

@@ -90,6 +90,16 @@ func (s *Sim) buildTopology() error {
 	if err := s.nft(s.inetRuleset()); err != nil {
 		return err
 	}
+	if s.opts.IPv6Outside {
+		if err := s.buildIPv6Outside(); err != nil {
+			return err
+		}
+	}
+	if s.opts.IPv6Inside {
+		if err := s.buildIPv6Inside(); err != nil {
+			return err
+		}
+	}
 	s.logf("topology up (nat=%v)", s.opts.NAT)
 	return nil
 }

@@ -59,7 +59,7 @@ func main() {
 }
 
 func serve(addr string, timeout time.Duration) error {
-	ln, err := net.Listen("tcp4", addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func stream(seed string) *rand.ChaCha8 {
 
 func send(addr string, n int64, seed string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	c, err := net.DialTimeout("tcp4", addr, 10*time.Second)
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return err
 	}

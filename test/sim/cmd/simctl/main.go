@@ -42,6 +42,8 @@ func run(args []string) error {
 	customer := fs.String("customer", "", `"" (nothing in cust) or strongswan`)
 	aws := fs.String("aws", "", `"" (strongSwan + BIRD) or none`)
 	all := fs.Bool("all", false, "down: tear down every simulation found")
+	v6out := fs.Bool("ipv6-outside", false, "IPv6 outside addresses (2001:db8::/32) for both tunnels")
+	v6in := fs.Bool("ipv6-inside", false, "an IPv6-inside connection (/126 per tunnel, fd01: LAN and VPC; BGP, no strongSwan customer)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -50,6 +52,7 @@ func run(args []string) error {
 		opts := sim.Options{
 			ID: *id, Tunnels: *tunnels, NAT: *nat, Routing: sim.Routing(*routing),
 			Customer: sim.CustomerMode(*customer), AWS: sim.AWSMode(*aws), KeepDir: true,
+			IPv6Outside: *v6out, IPv6Inside: *v6in,
 			Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) },
 		}
 		if opts.ID == "" {
