@@ -250,7 +250,7 @@ func (p *peer) rekeyedSA(old *ikeSA, initiator bool, spiI, spiR uint64, alg ipse
 		p: p, initiator: initiator, spiI: spiI, spiR: spiR, state: ikeEstablished,
 		local: old.local, remote: old.remote, alg: alg, ni: ni, nr: nr,
 		natdSeen: old.natdSeen, natLocal: old.natLocal, natRemote: old.natRemote, encap: old.encap,
-		peerID: old.peerID, halfOpenDone: true,
+		peerID: old.peerID, halfOpenDone: true, fragOK: old.fragOK,
 	}
 	if err := nsa.setKeys(keys); err != nil {
 		return nil, err

@@ -1,0 +1,162 @@
+package ike
+
+import (
+	"errors"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/cgwproject/cgw/ike/message"
+)
+
+// IKE fragmentation (RFC 7383). Both sides offer it with an
+// IKEV2_FRAGMENTATION_SUPPORTED notify in IKE_SA_INIT; once both did, every
+// later message of the IKE SA that does not fit FragmentSize (the whole IP
+// datagram, as strongSwan's charon.fragment_size counts it) is sent as SKF
+// fragments, each sealed on its own with the IKE SA's keys. Retransmissions
+// resend every fragment. A rekeyed IKE SA inherits the negotiated support.
+//
+// Receiving, every message of an IKE SA goes through the SA's
+// message.Reassembler, which verifies each fragment before keeping it and
+// bounds what it holds (MaxFragments, 64 KiB, one request and one response,
+// FragmentTimeout). Fragments are accepted even when the peer did not
+// negotiate them: they authenticate with the IKE SA's keys all the same.
+
+const (
+	// DefaultFragmentSize is the largest IP datagram cgw sends an IKE
+	// message in, for IPv4 and IPv6 alike: the IPv6 minimum MTU, which
+	// also passes every IPv4 path seen in practice (tunnels, PPPoE, LTE),
+	// and strongSwan's default.
+	DefaultFragmentSize = 1280
+	// MinFragmentSize is the smallest FragmentSize accepted: the IPv4
+	// minimum datagram every host must reassemble (RFC 791).
+	MinFragmentSize = 576
+	// MaxFragmentSize is the largest: a jumbo frame.
+	MaxFragmentSize = 9000
+
+	// ipUDPOverhead is what the IP and UDP headers and the non-ESP marker
+	// (on port 4500) take from FragmentSize. The marker is always counted,
+	// so a message never overflows whichever port carries it.
+	ipv4UDPOverhead = 20 + 8 + 4
+	ipv6UDPOverhead = 40 + 8 + 4
+)
+
+// FragmentStats counts one tunnel's IKE fragments.
+type FragmentStats struct {
+	Sent        uint64 // SKF fragments sent, retransmissions included
+	Received    uint64 // authentic SKF fragments accepted
+	Reassembled uint64 // messages completed from fragments
+}
+
+// fragDrops counts fragments the Manager's IKE SAs dropped, by reason.
+type fragDrops struct {
+	malformed, unauthentic, tooMany, tooLarge, duplicate, stale atomic.Uint64
+}
+
+func (d *fragDrops) counter(r message.FragmentDrop) *atomic.Uint64 {
+	switch r {
+	case message.DropFragMalformed:
+		return &d.malformed
+	case message.DropFragUnauthentic:
+		return &d.unauthentic
+	case message.DropFragTooMany:
+		return &d.tooMany
+	case message.DropFragTooLarge:
+		return &d.tooLarge
+	case message.DropFragDuplicate:
+		return &d.duplicate
+	}
+	return &d.stale
+}
+
+// snapshot returns the non-zero counts by reason (the FragmentDrop text).
+func (d *fragDrops) snapshot() map[string]uint64 {
+	var out map[string]uint64
+	for _, r := range []message.FragmentDrop{message.DropFragMalformed, message.DropFragUnauthentic, message.DropFragTooMany,
+		message.DropFragTooLarge, message.DropFragDuplicate, message.DropFragStale} {
+		if n := d.counter(r).Load(); n > 0 {
+			if out == nil {
+				out = map[string]uint64{}
+			}
+			out[string(r)] = n
+		}
+	}
+	return out
+}
+
+// fragmentNotify is the IKE_SA_INIT notify that offers fragmentation.
+func fragmentNotify() *message.Notify {
+	return &message.Notify{Kind: message.NotifyIKEv2FragmentationSupported}
+}
+
+// offersFragmentation reports whether m carries IKEV2_FRAGMENTATION_SUPPORTED.
+func offersFragmentation(m *message.Message) bool {
+	return m.Notify(message.NotifyIKEv2FragmentationSupported) != nil
+}
+
+// maxMessageLen is the largest IKE message (from the IKE header on) that
+// fits one datagram of the configured fragment size to remote.
+func (sa *ikeSA) maxMessageLen(remote netip.AddrPort) int {
+	over := ipv4UDPOverhead
+	if a := remote.Addr(); a.Is6() && !a.Is4In6() {
+		over = ipv6UDPOverhead
+	}
+	return sa.p.cfg.FragmentSize - over
+}
+
+// encode protects m with c (nil for IKE_SA_INIT) and returns the datagrams
+// that carry it: one, or SKF fragments when fragmentation was negotiated
+// and m does not fit. m.Raw is the first datagram.
+func (sa *ikeSA) encode(m *message.Message, c message.Cipher) ([][]byte, error) {
+	if c == nil || !sa.fragOK {
+		pkt, err := m.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{pkt}, nil
+	}
+	return m.MarshalFragments(c, sa.maxMessageLen(sa.remote))
+}
+
+// sendAll sends the datagrams of one message, counting fragments.
+func (sa *ikeSA) sendAll(local, remote netip.AddrPort, pkts [][]byte) {
+	for _, pkt := range pkts {
+		sa.p.send(local, remote, pkt)
+	}
+	if len(pkts) > 1 {
+		sa.p.fragments.Sent += uint64(len(pkts))
+	}
+}
+
+// decode authenticates and parses one received datagram of an established
+// (keyed) IKE SA, reassembling fragments. It returns nil while a message
+// is incomplete and for anything dropped; drops are counted, never logged
+// (an attacker controls their rate).
+func (sa *ikeSA) decode(pkt []byte, hdr message.Header, c message.Cipher) *message.Message {
+	p := sa.p
+	if hdr.NextPayload != message.PayloadSKF {
+		m, err := message.Parse(pkt, c)
+		if err != nil {
+			p.unauthDrops++
+			return nil
+		}
+		return m
+	}
+	m, complete, err := sa.reasm.AddAt(pkt, c, p.m.clock.Now())
+	if err != nil {
+		var d message.FragmentDrop
+		if errors.As(err, &d) {
+			p.m.fragDrops.counter(d).Add(1)
+			if d == message.DropFragDuplicate || d == message.DropFragStale {
+				return nil // authentic, just not needed
+			}
+		}
+		p.unauthDrops++
+		return nil
+	}
+	p.fragments.Received++
+	if !complete {
+		return nil
+	}
+	p.fragments.Reassembled++
+	return m
+}
