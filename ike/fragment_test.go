@@ -63,20 +63,26 @@ func decodeWire(t *testing.T, pkts []iketest.Packet) []wire {
 	return out
 }
 
+// stepAll moves packets until the network is quiet and returns them all.
+func stepAll(t *testing.T, p *pair) []wire {
+	t.Helper()
+	var seen []wire
+	for {
+		pkts := p.net.Step()
+		if len(pkts) == 0 {
+			return seen
+		}
+		seen = append(seen, decodeWire(t, pkts)...)
+	}
+}
+
 // TestFragmentationNegotiated: both sides offer fragmentation in
 // IKE_SA_INIT, the IKE_AUTH messages that exceed the fragment size go out
 // as SKF fragments that each fit it, and both reassemble them.
 func TestFragmentationNegotiated(t *testing.T) {
 	const size = 576
 	p := fragPair(t, size, size)
-	var seen []wire
-	for {
-		pkts := p.net.Step()
-		if len(pkts) == 0 {
-			break
-		}
-		seen = append(seen, decodeWire(t, pkts)...)
-	}
+	seen := stepAll(t, p)
 	cs := wantState(t, p.cgw, ike.StateEstablished, ike.StateEstablished)
 	as := wantState(t, p.aws, ike.StateEstablished, ike.StateEstablished)
 	var initOffers, authFrags, authReqFrags int
@@ -130,14 +136,7 @@ func TestFragmentationNotNegotiated(t *testing.T) {
 	}{{"peer does not offer", 576, -1}, {"we do not offer", -1, 576}} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := fragPair(t, tc.cgw, tc.aws)
-			var seen []wire
-			for {
-				pkts := p.net.Step()
-				if len(pkts) == 0 {
-					break
-				}
-				seen = append(seen, decodeWire(t, pkts)...)
-			}
+			seen := stepAll(t, p)
 			cs := wantState(t, p.cgw, ike.StateEstablished, ike.StateEstablished)
 			big := false
 			for _, w := range seen {
