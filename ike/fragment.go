@@ -2,6 +2,7 @@ package ike
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 
@@ -159,4 +160,48 @@ func (sa *ikeSA) decode(pkt []byte, hdr message.Header, c message.Cipher) *messa
 	}
 	p.fragments.Reassembled++
 	return m
+}
+
+// shrinkFragments re-fragments a request that went unanswered twice for
+// the smallest datagram every path carries (576 octets for IPv4, 1280 for
+// IPv6) when that is below the configured fragment size: the path MTU may
+// be lower than ike_fragment_size (RFC 7383, Section 2.5.2). The peer
+// restarts reassembly on the larger Total Fragments; if it had the message
+// already, it answers the retransmission with its cached response.
+func (sa *ikeSA) shrinkFragments(ex *exchange) {
+	if !sa.fragOK || ex.c == nil || ex.msg == nil || ex.shrunk || ex.sends < 2 {
+		return
+	}
+	floor := MinFragmentSize - ipv4UDPOverhead
+	if a := sa.remote.Addr(); a.Is6() && !a.Is4In6() {
+		floor = 1280 - ipv6UDPOverhead
+	}
+	largest := 0
+	for _, pkt := range ex.pkts {
+		largest = max(largest, len(pkt))
+	}
+	if largest <= floor {
+		return
+	}
+	pkts, err := ex.msg.MarshalFragments(ex.c, floor)
+	if err != nil {
+		return
+	}
+	sa.p.log.Info("no answer to a large request: retransmitting it in IKE fragments for the smallest path MTU",
+		"exchange", ex.typ.String(), "mid", ex.mid, "fragments", len(pkts), "octets", floor)
+	ex.pkts, ex.shrunk = pkts, true
+}
+
+// largeRequestHint explains, for a request that went unanswered, that it
+// was a single datagram larger than a small path carries whole: a path
+// that drops IP fragments loses it without a trace. Empty otherwise.
+func (sa *ikeSA) largeRequestHint(ex *exchange) string {
+	if len(ex.pkts) != 1 || len(ex.pkts[0]) <= 1280-ipv6UDPOverhead || ex.typ == message.IKESAInit {
+		return ""
+	}
+	why := "the peer did not offer IKE fragmentation (RFC 7383)"
+	if sa.p.cfg.FragmentSize < 0 {
+		why = "ike_fragment_size is 0 (IKE fragmentation off)"
+	}
+	return fmt.Sprintf("; the request was one %d-octet datagram because %s, and a path that drops IP fragments loses it", len(ex.pkts[0]), why)
 }

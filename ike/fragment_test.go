@@ -258,3 +258,54 @@ func TestFragmentSizeValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestFragmentShrinkOnLoss: on a path narrower than the fragment size
+// (here 576 octets, with fragments of up to 1280 configured), the request
+// that does not fit is lost twice and then retransmitted in fragments for
+// the smallest IPv4 path, which cross.
+func TestFragmentShrinkOnLoss(t *testing.T) {
+	// cgw's IKE_AUTH (a 700-octet identity) is about 1 KB; aws answers
+	// with a short identity, so its response fits the path, and a short
+	// IKE proposal keeps IKE_SA_INIT (never fragmented) below 576.
+	p := newPair(t, func(c, a *ike.PeerConfig) {
+		c.IKEProposals = props(t, true, "aes128-sha256-ecp256")
+		a.IKEProposals = c.IKEProposals
+		c.LocalID = ike.Identity{Type: uint8(message.IDFQDN), Data: []byte("cgw" + strings.Repeat(".branch-office", 50))}
+		c.FragmentSize, a.FragmentSize = 1280, 1280
+	})
+	var lost int
+	p.net.Drop = func(from *iketest.Node, pk iketest.Packet) bool {
+		if from == p.cgw && len(pk.Data) > 576-32 {
+			lost++
+			return true
+		}
+		return false
+	}
+	p.net.Deliver()
+	if st := status(t, p.cgw); st.State == ike.StateEstablished {
+		t.Fatalf("established before any retransmission: the request was not larger than the path")
+	}
+	p.net.Advance(12*time.Second, time.Second)
+	cs := wantState(t, p.cgw, ike.StateEstablished, ike.StateEstablished)
+	if lost != 2 || cs.Fragments.Sent < 2 {
+		t.Errorf("%d transmissions lost, %d fragments sent; want 2 lost, then fragments", lost, cs.Fragments.Sent)
+	}
+}
+
+// TestLargeRequestHint: an IKE_AUTH that goes unanswered as one datagram
+// too large for a 1280-octet path fails with a reason that says so.
+func TestLargeRequestHint(t *testing.T) {
+	p := newPair(t, func(c, a *ike.PeerConfig) {
+		c.LocalID = ike.Identity{Type: uint8(message.IDFQDN), Data: []byte("cgw" + strings.Repeat(".branch-office", 100))}
+		c.FragmentSize = -1
+	})
+	p.net.Drop = func(from *iketest.Node, pk iketest.Packet) bool {
+		return from == p.cgw && len(pk.Data) > 1280-52
+	}
+	p.net.Advance(200*time.Second, 5*time.Second)
+	st := status(t, p.cgw)
+	if !strings.Contains(st.LastFailure, "did not answer our IKE_AUTH") ||
+		!strings.Contains(st.LastFailure, "because ike_fragment_size is 0 (IKE fragmentation off), and a path that drops IP fragments loses it") {
+		t.Errorf("last failure: %q", st.LastFailure)
+	}
+}

@@ -84,8 +84,8 @@ func (p *peer) failSA(sa *ikeSA, err error, notify message.NotifyType) {
 func (p *peer) retransmitsExhausted(sa *ikeSA, ex *exchange) {
 	switch {
 	case sa.state == ikeConnecting:
-		p.failSA(sa, fmt.Errorf("ike: peer %s did not answer our %s after %d transmissions; check that it is reachable on UDP 500 and 4500 and that its outside IP is %s",
-			p.cfg.RemoteAddr, ex.typ, ex.sends, p.cfg.RemoteAddr), 0)
+		p.failSA(sa, fmt.Errorf("ike: peer %s did not answer our %s after %d transmissions; check that it is reachable on UDP 500 and 4500 and that its outside IP is %s%s",
+			p.cfg.RemoteAddr, ex.typ, ex.sends, p.cfg.RemoteAddr, sa.largeRequestHint(ex)), 0)
 	case sa.state == ikeDeleting || sa.state == ikeRekeyed || sa.redundant:
 		p.destroySA(sa, "no answer to our DELETE")
 		p.reinitiateIfWanted("no IKE SA left after an unanswered DELETE")

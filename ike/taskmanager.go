@@ -101,6 +101,11 @@ type exchange struct {
 	timer clock.Timer
 	gen   uint64
 	dpd   bool
+
+	// The request and its cipher, to re-fragment it (shrinkFragments).
+	msg    *message.Message
+	c      message.Cipher
+	shrunk bool
 }
 
 func newTaskManager(sa *ikeSA) *taskManager { return &taskManager{sa: sa} }
@@ -223,7 +228,7 @@ func (tm *taskManager) sendRequest() {
 	if ex.typ == message.IKESAInit {
 		sa.initReq = pkts[0]
 	}
-	ex.pkts = pkts
+	ex.pkts, ex.msg, ex.c, ex.shrunk = pkts, m, c, false
 	ex.sends = 0
 	tm.gen++
 	ex.gen = tm.gen
@@ -280,6 +285,7 @@ func (tm *taskManager) retransmit(mid uint32, gen uint64, limit int) {
 			"misses", sa.dpdMisses, "retries", sa.p.cfg.DPDRetries)
 	} else {
 		sa.p.log.Info("retransmitting request", "reason", "no answer yet", "exchange", ex.typ.String(), "mid", mid, "try", ex.sends)
+		sa.shrinkFragments(ex)
 	}
 	tm.transmit()
 }
