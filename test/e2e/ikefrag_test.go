@@ -202,7 +202,8 @@ func TestIKEFragmentationForced(t *testing.T) {
 // fragment sizes (1280 on both sides) a CHILD rekey whose request is about
 // 1.35 KB still completes (its first request is sent as IKE fragments),
 // and traffic keeps flowing; with fragmentation turned off the same
-// request is lost.
+// request is lost. On a 1000-octet path the 1280-octet fragments are lost
+// too, until cgwd re-fragments the request for 576 octets.
 func TestIKEFragmentationSmallMTUPath(t *testing.T) {
 	s := NewSim(t, sim.Options{Tunnels: 1})
 	if err := s.SetPathMTU(1280, true); err != nil {
@@ -267,8 +268,36 @@ func TestIKEFragmentationSmallMTUPath(t *testing.T) {
 	if tn == nil || len(tn.Children) == 0 || tn.Children[len(tn.Children)-1].InSPI != old {
 		t.Errorf("without IKE fragmentation the 1.3 KB rekey request crossed a path that drops IP fragments: %+v", tn)
 	}
-	if !strings.Contains(d.Proc.Tail(200), "retransmitting request") {
+	if !strings.Contains(d.Proc.Tail(1<<20), "retransmitting request") {
 		t.Errorf("cgwd did not retransmit the lost rekey request")
+	}
+
+	// A path narrower than the fragment size (1000 octets, fragments of
+	// 1280): the rekey's fragments are lost twice, then cgwd re-fragments
+	// the request for the smallest IPv4 path (576) and strongSwan takes it.
+	if err := s.SetPathMTU(1000, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.Config, []byte(fragConfig(t, s, 0, manyGroups)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := d.Ctl("reload"); err != nil {
+		t.Fatalf("cgwctl reload: %v\n%s", err, out)
+	}
+	d.waitStatus(t, 60*time.Second, func(st *control.Status) error {
+		if f := fragmentsOf(st, name); !f.Negotiated {
+			return fmt.Errorf("tunnel %s: fragmentation not negotiated yet", name)
+		}
+		return tunnelsUp(st)
+	})
+	start = time.Now()
+	rekeyChildAndWait(t, d, name)
+	t.Logf("e2e: ikefrag: 1000 path, 1280 fragments: CHILD rekey done in %v (fragments re-cut to 576 after two losses)", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(d.Proc.Tail(1<<20), "retransmitting it in IKE fragments for the smallest path MTU") {
+		t.Errorf("cgwd did not re-fragment the lost rekey request")
+	}
+	if loss, err := s.Ping(sim.LAN, sim.VPCHostAddr, 10, 100*time.Millisecond); err != nil || loss > 0 {
+		t.Errorf("ping LAN->VPC after the rekey on the 1000 path: loss %.0f%%, err %v", loss, err)
 	}
 	if t.Failed() {
 		DumpLogs(t, s)
