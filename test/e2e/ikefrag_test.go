@@ -303,3 +303,55 @@ func TestIKEFragmentationSmallMTUPath(t *testing.T) {
 		DumpLogs(t, s)
 	}
 }
+
+// TestIKEFragmentationResponder: AWS (strongSwan) initiates and cgwd
+// responds; cgwd answers strongSwan's IKEV2_FRAGMENTATION_SUPPORTED, and a
+// CHILD rekey strongSwan starts with MODP-8192 comes in as fragments that
+// cgwd reassembles, and goes back as fragments cgwd sends.
+func TestIKEFragmentationResponder(t *testing.T) {
+	o := sim.Options{Tunnels: 1, CharonFragmentSize: 576}
+	o.Endpoint[0].StartAction = "start"
+	o.Endpoint[0].ESPProposals = []string{"aes128gcm16-modp8192"}
+	s := NewSim(t, o)
+	cfg, err := s.CgwdConfig(sim.CgwdOptions{StartupAction: "respond", IKEProposals: []string{"aes128-sha256-ecp256"},
+		ESPProposals: fragESPProposals("modp8192"), Extra: "        ike_fragment_size: 576\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := StartCgwdYAML(t, s, sim.Cust, cfg)
+	st := d.waitStatus(t, 90*time.Second, tunnelsUp)
+	tn := st.Connections[0].Tunnels[0]
+	if tn.IKE == nil || tn.IKE.Initiator || len(tn.Children) != 1 {
+		t.Fatalf("tunnel %s: want an IKE SA AWS initiated, with one CHILD SA: %+v", tn.Name, tn)
+	}
+	before := fragmentsOf(st, tn.Name)
+	if !before.Negotiated {
+		t.Fatalf("cgwd as responder did not negotiate fragmentation: %+v", before)
+	}
+	old := tn.Children[0].InSPI
+	if out, err := s.Swanctl(sim.AWS1, "--rekey", "--child", "aws-t1"); err != nil {
+		t.Fatalf("swanctl --rekey: %v\n%s", err, out)
+	}
+	st = d.waitStatus(t, 60*time.Second, func(st *control.Status) error {
+		tn := findTunnel(st, tn.Name)
+		if tn == nil || len(tn.Children) != 1 || tn.Children[0].InSPI == old {
+			return fmt.Errorf("CHILD SA not replaced by AWS's rekey yet")
+		}
+		return nil
+	})
+	after := fragmentsOf(st, tn.Name)
+	t.Logf("e2e: ikefrag: responder: AWS's MODP-8192 CHILD rekey: fragments %+v -> %+v", before, after)
+	if after.Received-before.Received < 2 || after.Reassembled-before.Reassembled < 1 || after.Sent-before.Sent < 2 {
+		t.Errorf("AWS's rekey request and cgwd's response: want both fragmented; fragments %+v -> %+v", before, after)
+	}
+	gen, parsed := charonFragmentLines(t, s, 1)
+	if len(gen) == 0 || len(parsed) == 0 {
+		t.Errorf("charon log: %d generated and %d parsed messages with EF(n/m); want both", len(gen), len(parsed))
+	}
+	if err := s.WaitPing(sim.LAN, sim.VPCHostAddr, 20*time.Second); err != nil {
+		t.Errorf("LAN host cannot reach the VPC host after AWS's rekey: %v", err)
+	}
+	if t.Failed() {
+		DumpLogs(t, s)
+	}
+}
