@@ -67,7 +67,7 @@ func newMetricsCollector(d *Daemon) *metricsCollector {
 		info: prometheus.NewDesc("cgw_build_info", "Build information.", []string{"version"}, nil),
 		ikeDropped: prometheus.NewDesc("cgw_ike_dropped_total",
 			"IKE packets dropped or answered without reaching a tunnel, by reason (malformed, unknown_spi, overflow, resend_limited, cookie_sent, invalid_ke, init_failed, "+
-				"and for IKE fragments fragment_malformed, fragment_unauthentic, fragment_too_many, fragment_too_large, fragment_duplicate, fragment_stale).",
+				"and for IKE fragments fragment_malformed, fragment_unauthentic, fragment_too_many, fragment_too_large, fragment_duplicate, fragment_stale, fragment_budget).",
 			[]string{"reason"}, nil),
 	}
 }

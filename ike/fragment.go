@@ -39,6 +39,16 @@ const (
 	// so a message never overflows whichever port carries it.
 	ipv4UDPOverhead = 20 + 8 + 4
 	ipv6UDPOverhead = 40 + 8 + 4
+
+	// defaultFragmentBudget bounds the octets all IKE SAs of a Manager
+	// hold in incomplete messages together. Each IKE SA holds at most two
+	// messages of 64 KiB, but a responder IKE SA has keys before anyone
+	// authenticated, so the number of IKE SAs alone is no bound.
+	defaultFragmentBudget = 8 << 20
+
+	// dropFragBudget: the fragment would take the Manager past its budget;
+	// the IKE SA's incomplete messages are discarded with it.
+	dropFragBudget message.FragmentDrop = "fragment_budget"
 )
 
 // FragmentStats counts one tunnel's IKE fragments.
@@ -48,12 +58,16 @@ type FragmentStats struct {
 	Reassembled uint64 // messages completed from fragments
 }
 
-// fragDrops counts fragments the Manager's IKE SAs dropped, by reason.
-type fragDrops struct {
-	malformed, unauthentic, tooMany, tooLarge, duplicate, stale atomic.Uint64
+// fragCounters counts fragments the Manager's IKE SAs dropped, by reason,
+// and the octets their reassemblers hold.
+type fragCounters struct {
+	malformed, unauthentic, tooMany, tooLarge, duplicate, stale, overBudget atomic.Uint64
+
+	held  atomic.Int64 // octets in incomplete messages, all IKE SAs
+	limit int64        // budget for held; 0 = defaultFragmentBudget (tests lower it)
 }
 
-func (d *fragDrops) counter(r message.FragmentDrop) *atomic.Uint64 {
+func (d *fragCounters) counter(r message.FragmentDrop) *atomic.Uint64 {
 	switch r {
 	case message.DropFragMalformed:
 		return &d.malformed
@@ -65,15 +79,17 @@ func (d *fragDrops) counter(r message.FragmentDrop) *atomic.Uint64 {
 		return &d.tooLarge
 	case message.DropFragDuplicate:
 		return &d.duplicate
+	case dropFragBudget:
+		return &d.overBudget
 	}
 	return &d.stale
 }
 
 // snapshot returns the non-zero counts by reason (the FragmentDrop text).
-func (d *fragDrops) snapshot() map[string]uint64 {
+func (d *fragCounters) snapshot() map[string]uint64 {
 	var out map[string]uint64
 	for _, r := range []message.FragmentDrop{message.DropFragMalformed, message.DropFragUnauthentic, message.DropFragTooMany,
-		message.DropFragTooLarge, message.DropFragDuplicate, message.DropFragStale} {
+		message.DropFragTooLarge, message.DropFragDuplicate, message.DropFragStale, dropFragBudget} {
 		if n := d.counter(r).Load(); n > 0 {
 			if out == nil {
 				out = map[string]uint64{}
@@ -82,6 +98,21 @@ func (d *fragDrops) snapshot() map[string]uint64 {
 		}
 	}
 	return out
+}
+
+func (d *fragCounters) budget() int64 {
+	if d.limit > 0 {
+		return d.limit
+	}
+	return defaultFragmentBudget
+}
+
+// releaseFragments discards the IKE SA's incomplete messages and returns
+// their octets to the Manager's budget.
+func (sa *ikeSA) releaseFragments() {
+	_, n := sa.reasm.Pending()
+	sa.reasm.Reset()
+	sa.p.m.frag.held.Add(-int64(n))
 }
 
 // fragmentNotify is the IKE_SA_INIT notify that offers fragmentation.
@@ -142,11 +173,19 @@ func (sa *ikeSA) decode(pkt []byte, hdr message.Header, c message.Cipher) *messa
 		}
 		return m
 	}
+	_, before := sa.reasm.Pending()
 	m, complete, err := sa.reasm.AddAt(pkt, c, p.m.clock.Now())
+	_, after := sa.reasm.Pending()
+	fc := &p.m.frag
+	if held := fc.held.Add(int64(after - before)); after > before && held > fc.budget() {
+		sa.releaseFragments()
+		fc.overBudget.Add(1)
+		return nil
+	}
 	if err != nil {
 		var d message.FragmentDrop
 		if errors.As(err, &d) {
-			p.m.fragDrops.counter(d).Add(1)
+			fc.counter(d).Add(1)
 			if d == message.DropFragDuplicate || d == message.DropFragStale {
 				return nil // authentic, just not needed
 			}

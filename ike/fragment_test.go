@@ -309,3 +309,46 @@ func TestLargeRequestHint(t *testing.T) {
 		t.Errorf("last failure: %q", st.LastFailure)
 	}
 }
+
+// TestFragmentBudget: the octets all IKE SAs hold in incomplete messages
+// are bounded together; a fragment that would pass the budget is dropped
+// with the SA's incomplete messages, and what an SA held is returned when
+// the message completes or the SA goes.
+func TestFragmentBudget(t *testing.T) {
+	p := fragPair(t, 576, 576)
+	ike.SetFragmentBudget(p.aws.Manager, 100)
+	p.net.Step()
+	p.net.Step()
+	req := p.net.TakeFrom(p.cgw)
+	if len(req) < 2 {
+		t.Fatalf("IKE_AUTH request in %d packets, want fragments", len(req))
+	}
+	p.net.Send(p.cgw, req[0])
+	if held := ike.FragmentOctetsHeld(p.aws.Manager); held != 0 {
+		t.Errorf("holding %d octets after passing the budget, want 0", held)
+	}
+	if d := p.aws.Manager.Drops().Fragments; d["fragment_budget"] != 1 {
+		t.Errorf("drops %v, want one fragment_budget", d)
+	}
+	if got := p.net.TakeFrom(p.aws); len(got) != 0 {
+		t.Fatalf("aws answered a request it could not reassemble")
+	}
+
+	// With room for it, the same request completes and nothing stays held.
+	ike.SetFragmentBudget(p.aws.Manager, 1<<20)
+	p.net.Send(p.cgw, req...)
+	p.net.Deliver()
+	wantState(t, p.aws, ike.StateEstablished, ike.StateEstablished)
+	if held := ike.FragmentOctetsHeld(p.aws.Manager); held != 0 {
+		t.Errorf("holding %d octets after the message completed", held)
+	}
+	// An IKE SA that goes with a message half reassembled gives it back.
+	p.net.Send(p.cgw, req[0]) // a late copy starts a new set
+	if held := ike.FragmentOctetsHeld(p.aws.Manager); held <= 0 {
+		t.Fatalf("holding %d octets after a late first fragment", held)
+	}
+	must(t, p.aws.Manager.RemovePeer("cgw"))
+	if held := ike.FragmentOctetsHeld(p.aws.Manager); held != 0 {
+		t.Errorf("holding %d octets after the IKE SA was removed", held)
+	}
+}

@@ -159,6 +159,7 @@ func (p *peer) destroySA(sa *ikeSA, reason string) {
 		p.m.addHalfOpen(-1)
 	}
 	sa.state = ikeDestroyed
+	sa.releaseFragments()
 	if sa.keys != nil {
 		sa.keys.Zero() // nothing is sent or received on a destroyed IKE SA
 	}

@@ -65,7 +65,7 @@ type Manager struct {
 	cookieSent    atomic.Uint64 // IKE_SA_INIT requests answered with a COOKIE
 	invalidKE     atomic.Uint64 // IKE_SA_INIT requests with an unusable KE value
 	initFailed    atomic.Uint64 // peer-started IKE SAs failed before authenticating
-	fragDrops     fragDrops     // IKE fragments dropped, by reason
+	frag          fragCounters  // IKE fragments dropped, by reason; octets held
 }
 
 // lockedReader serialises a caller-supplied random source shared by the
@@ -307,7 +307,7 @@ type Drops struct {
 func (m *Manager) Drops() Drops {
 	return Drops{Malformed: m.malformed.Load(), UnknownSPI: m.unknownSPI.Load(), Overflow: m.overflow.Load(),
 		ResendLimited: m.resendLimited.Load(), CookieSent: m.cookieSent.Load(), InvalidKE: m.invalidKE.Load(),
-		InitFailed: m.initFailed.Load(), Fragments: m.fragDrops.snapshot()}
+		InitFailed: m.initFailed.Load(), Fragments: m.frag.snapshot()}
 }
 
 // Flush waits until every peer goroutine has handled all work queued before

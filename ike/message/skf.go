@@ -302,6 +302,9 @@ func newFragmentSet(h Header, total uint16, now time.Time) *fragmentSet {
 	return &fragmentSet{header: h, total: total, parts: make([][]byte, total), started: now}
 }
 
+// Reset discards every incomplete message.
+func (r *Reassembler) Reset() { r.pending = [2]*fragmentSet{} }
+
 // Pending reports how many messages are being reassembled (0 to 2) and the
 // octets they hold, for tests and status.
 func (r *Reassembler) Pending() (messages, octets int) {
