@@ -236,6 +236,11 @@ type Tunnel struct {
 	// prefixes, the inside CIDRs and ExtraSources.
 	SourceCheck  SourceCheck
 	ExtraSources []netip.Prefix
+
+	// IKEFragmentSize is the largest IP datagram an IKE message goes out
+	// in once IKE fragmentation (RFC 7383) is negotiated; 0 = never
+	// fragment (and do not offer it).
+	IKEFragmentSize int
 }
 
 // SourceCheck is the inner source address check after decryption.
@@ -325,6 +330,7 @@ const (
 	DefaultDPDRetries        = ipsec.AWSDPDRetries
 	DefaultNATKeepalive      = 20 * time.Second
 	DefaultReplayWindow      = ipsec.AWSReplayWindow
+	DefaultIKEFragmentSize   = 1280 // IPv6's minimum MTU; strongSwan's charon.fragment_size
 	DefaultMSSClamp          = ipsec.AWSMSSClamp
 	DefaultKeepaliveInterval = 5 * time.Second
 )

@@ -188,6 +188,8 @@ func TestDefaults(t *testing.T) {
 		Oversize:     OversizeFragment,
 		SourceCheck:  SourceStrict,
 		Keepalive:    Keepalive{Interval: 5 * time.Second},
+
+		IKEFragmentSize: 1280,
 	}
 	if !reflect.DeepEqual(tun, want) {
 		t.Errorf("tunnel:\n got %+v\nwant %+v", tun, want)
@@ -464,6 +466,8 @@ func TestValidation(t *testing.T) {
 		{"nat keepalive", t1("nat_keepalive: 301s"), "connections[0].tunnels[0].nat_keepalive", 12, "300s"},
 		{"replay low", t1("replay_window: 32"), "connections[0].tunnels[0].replay_window", 12, "64-2048"},
 		{"replay high", t1("replay_window: 4096"), "connections[0].tunnels[0].replay_window", 12, "64-2048"},
+		{"ike fragment size low", t1("ike_fragment_size: 500"), "connections[0].tunnels[0].ike_fragment_size", 12, "at least 576 octets"},
+		{"ike fragment size high", t1("ike_fragment_size: 65535"), "connections[0].tunnels[0].ike_fragment_size", 12, "576-9000 octets"},
 		{"mtu low", t1("mtu: 500"), "connections[0].tunnels[0].mtu", 12, "too small"},
 		{"mtu low v6", t1("inside_ipv6_cidr: fd00::/126", "mtu: 1000"), "connections[0].tunnels[0].mtu", 13, "1280-1446"},
 		{"mtu high", t1("mtu: 1500"), "connections[0].tunnels[0].mtu", 12, "1446"},

@@ -226,6 +226,7 @@ func diffTunnel(a, b *Tunnel) []string {
 	f.cmp("force_encap", a.ForceEncap, b.ForceEncap)
 	f.cmp("nat_keepalive", a.NATKeepalive, b.NATKeepalive)
 	f.cmp("replay_window", a.ReplayWindow, b.ReplayWindow)
+	f.cmp("ike_fragment_size", a.IKEFragmentSize, b.IKEFragmentSize)
 	f.cmp("mtu", a.MTU, b.MTU)
 	f.cmp("mss_clamp", a.MSSClamp, b.MSSClamp)
 	f.cmp("oversize", a.Oversize, b.Oversize)

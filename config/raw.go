@@ -93,6 +93,7 @@ type rawTunnel struct {
 	ForceEncap       *bool                `yaml:"force_encap"`
 	NATKeepalive     *string              `yaml:"nat_keepalive"`
 	ReplayWindow     *int64               `yaml:"replay_window"`
+	IKEFragmentSize  *int64               `yaml:"ike_fragment_size"`
 	MTU              *int64               `yaml:"mtu"`
 	MSSClamp         *int64               `yaml:"mss_clamp"`
 	Oversize         *string              `yaml:"oversize"`

@@ -96,6 +96,12 @@ func (c *checker) tunnel(path string, conn Connection, i int, r *rawTunnel) Tunn
 		"use 0 (off) or up to 300s; 20s keeps most NAT mappings alive")
 	t.ReplayWindow = int(c.intRange(path+".replay_window", r.ReplayWindow, DefaultReplayWindow, 64, 2048,
 		"use 64-2048 packets, as AWS allows (default 1024)"))
+	t.IKEFragmentSize = int(c.intRange(path+".ike_fragment_size", r.IKEFragmentSize, DefaultIKEFragmentSize, 0, 9000,
+		"use 576-9000 octets, the largest IP datagram an IKE message may be sent in (default 1280), or 0 to turn IKE fragmentation off"))
+	if t.IKEFragmentSize != 0 && t.IKEFragmentSize < 576 {
+		c.errorf(path+".ike_fragment_size", "use 576-9000 octets (default 1280), or 0 to turn IKE fragmentation off",
+			"%d is too small: IKE fragments must be at least 576 octets, the smallest datagram every IPv4 host reassembles", t.IKEFragmentSize)
+	}
 	minMTU := int64(576)
 	if t.InsideIPv6CIDR.IsValid() || (len(t.TrafficSelectors.Local) > 0 && t.TrafficSelectors.Local[0].Addr().Is6()) {
 		minMTU = 1280

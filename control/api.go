@@ -133,6 +133,20 @@ type Tunnel struct {
 	BGP         *BGP      `json:"bgp,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+
+	// IKEFragments is IKE fragmentation (RFC 7383) on this tunnel; nil
+	// while the current IKE SA did not negotiate it and no fragment was
+	// ever sent or received.
+	IKEFragments *IKEFragments `json:"ike_fragments,omitempty"`
+}
+
+// IKEFragments describes a tunnel's IKE fragmentation. The counters cover
+// the tunnel's life, all its IKE SAs.
+type IKEFragments struct {
+	Negotiated  bool   `json:"negotiated"`  // by the current IKE SA
+	Sent        uint64 `json:"sent"`        // fragments, retransmissions included
+	Received    uint64 `json:"received"`    // authentic fragments accepted
+	Reassembled uint64 `json:"reassembled"` // messages completed from fragments
 }
 
 // IKESA describes the established IKE SA.

@@ -105,6 +105,7 @@ type ConfigTunnel struct {
 	ForceEncap       bool             `json:"force_encap" yaml:"force_encap"`
 	NATKeepalive     Seconds          `json:"nat_keepalive" yaml:"nat_keepalive"`
 	ReplayWindow     int              `json:"replay_window" yaml:"replay_window"`
+	IKEFragmentSize  int              `json:"ike_fragment_size" yaml:"ike_fragment_size"`
 	MTU              int              `json:"mtu" yaml:"mtu"`
 	MSSClamp         int              `json:"mss_clamp" yaml:"mss_clamp"`
 	Oversize         string           `json:"oversize" yaml:"oversize"`

@@ -89,6 +89,7 @@ func tunnelDoc(t *config.Tunnel) control.ConfigTunnel {
 		SourceCheck:   string(t.SourceCheck),
 		ExtraSources:  prefixStrings(t.ExtraSources),
 	}
+	out.IKEFragmentSize = t.IKEFragmentSize
 	if t.PSKFile == "" {
 		out.PSK = control.Redacted
 	}

@@ -30,6 +30,7 @@ type metricsCollector struct {
 	bgpState, bgpReceived, bgpAdvertised, bgpAccepts *prometheus.Desc
 	routes, filtered, info                           *prometheus.Desc
 	ikeDropped                                       *prometheus.Desc
+	ikeFrags, ikeFragOn                              *prometheus.Desc
 }
 
 func newMetricsCollector(d *Daemon) *metricsCollector {
@@ -53,6 +54,8 @@ func newMetricsCollector(d *Daemon) *metricsCollector {
 		rekeys:        desc("cgw_tunnel_rekeys_total", "Completed rekeys, by SA kind (ike or child).", "kind"),
 		dpdMisses:     desc("cgw_tunnel_dpd_misses_total", "DPD probes that went unanswered."),
 		ikeFailures:   desc("cgw_tunnel_ike_failures_total", "Failed IKE negotiations, by notify type.", "notify"),
+		ikeFrags:      desc("cgw_tunnel_ike_fragments_total", "IKE fragments (RFC 7383), by event: sent (retransmissions included), received (authentic, accepted), reassembled (messages).", "event"),
+		ikeFragOn:     desc("cgw_tunnel_ike_fragmentation", "1 when the tunnel's IKE SA negotiated IKE fragmentation (RFC 7383)."),
 		lastInbound:   desc("cgw_tunnel_last_inbound_timestamp_seconds", "Unix time of the last packet received from the peer (0 = never)."),
 		bgpState:      desc("cgw_bgp_session_established", "1 when the tunnel's BGP session is Established."),
 		bgpReceived:   desc("cgw_bgp_prefixes_received", "Prefixes received from the tunnel's BGP neighbor."),
@@ -63,7 +66,8 @@ func newMetricsCollector(d *Daemon) *metricsCollector {
 			[]string{"connection", "reason"}, nil),
 		info: prometheus.NewDesc("cgw_build_info", "Build information.", []string{"version"}, nil),
 		ikeDropped: prometheus.NewDesc("cgw_ike_dropped_total",
-			"IKE packets dropped or answered without reaching a tunnel, by reason (malformed, unknown_spi, overflow, resend_limited, cookie_sent, invalid_ke, init_failed).",
+			"IKE packets dropped or answered without reaching a tunnel, by reason (malformed, unknown_spi, overflow, resend_limited, cookie_sent, invalid_ke, init_failed, "+
+				"and for IKE fragments fragment_malformed, fragment_unauthentic, fragment_too_many, fragment_too_large, fragment_duplicate, fragment_stale, fragment_budget).",
 			[]string{"reason"}, nil),
 	}
 }
@@ -130,6 +134,14 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 				last = float64(t.Traffic.LastInbound.UnixNano()) / float64(time.Second)
 			}
 			gauge(m.lastInbound, last, l...)
+			var fr control.IKEFragments
+			if t.IKEFragments != nil {
+				fr = *t.IKEFragments
+			}
+			gauge(m.ikeFragOn, b2f(fr.Negotiated), l...)
+			counter(m.ikeFrags, float64(fr.Sent), append(l, "sent")...)
+			counter(m.ikeFrags, float64(fr.Received), append(l, "received")...)
+			counter(m.ikeFrags, float64(fr.Reassembled), append(l, "reassembled")...)
 			if t.BGP != nil {
 				gauge(m.bgpState, b2f(t.BGP.State == "Established"), l...)
 				gauge(m.bgpReceived, float64(t.BGP.Received), l...)

@@ -99,6 +99,9 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 	if p.Remote.IsValid() {
 		ts.Remote = p.Remote.String()
 	}
+	if f := p.Fragments; p.Fragmentation || f != (ike.FragmentStats{}) {
+		ts.IKEFragments = &control.IKEFragments{Negotiated: p.Fragmentation, Sent: f.Sent, Received: f.Received, Reassembled: f.Reassembled}
+	}
 	if p.State == ike.StateEstablished || p.State == ike.StateRekeying {
 		ts.IKE = &control.IKESA{
 			SPIi:        fmt.Sprintf("%016x", p.SPIi),
@@ -262,6 +265,9 @@ func ikeDropMap(dr ike.Drops) map[string]uint64 {
 		if kv.n > 0 {
 			m[kv.name] = kv.n
 		}
+	}
+	for r, n := range dr.Fragments {
+		m[r] = n
 	}
 	if len(m) == 0 {
 		return nil

@@ -206,6 +206,10 @@ func peerConfig(c *config.Connection, t *config.Tunnel) ike.PeerConfig {
 		ForceEncap:   true,
 		NATKeepalive: t.NATKeepalive,
 		ReplayWindow: t.ReplayWindow,
+		FragmentSize: t.IKEFragmentSize,
+	}
+	if t.IKEFragmentSize == 0 {
+		pc.FragmentSize = -1 // ike_fragment_size: 0 turns fragmentation off
 	}
 	if c.LocalID.IsValid() {
 		pc.LocalID = ike.AddrIdentity(c.LocalID)

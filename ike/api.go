@@ -17,8 +17,8 @@
 //   - Exchanges implemented: IKE_SA_INIT (with COOKIE, INVALID_KE_PAYLOAD,
 //     NAT detection), IKE_AUTH with PSK and the first CHILD SA,
 //     CREATE_CHILD_SA (CHILD SA create/rekey with PFS, IKE SA rekey, both
-//     roles), INFORMATIONAL (DPD, DELETE). IKE fragmentation, MOBIKE,
-//     certificates and EAP are not implemented.
+//     roles), INFORMATIONAL (DPD, DELETE), and IKE fragmentation (RFC
+//     7383, fragment.go). MOBIKE, certificates and EAP are not implemented.
 //   - Exchange collisions follow RFC 7296 2.8 and 2.25 as strongSwan
 //     does: simultaneous rekeys of the same CHILD or IKE SA both complete
 //     and the lowest nonce marks the redundant SA; a CHILD SA request
@@ -150,6 +150,10 @@ type PeerConfig struct {
 	ReplayWindow      int
 	RetransmitTimeout time.Duration // first retransmit; default 4s (strongSwan)
 	RetransmitTries   int           // default 5
+	// FragmentSize is the largest IP datagram an IKE message is sent in
+	// once IKE fragmentation is negotiated (RFC 7383): 0 means
+	// DefaultFragmentSize, -1 disables fragmentation (not offered).
+	FragmentSize int
 }
 
 // Identity is an IKE identity (RFC 7296, Section 3.5).

@@ -157,10 +157,14 @@ func countRequests(p *pair) int {
 
 // isRequest reads the IKE header's flags (RFC 7296, Section 3.1): the
 // response bit is 0x20. On port 4500 the packet starts with the four-zero
-// non-ESP marker.
+// non-ESP marker. A request sent in SKF fragments (RFC 7383; a MODP-8192
+// KE needs them) counts once, by its fragment 1.
 func isRequest(b []byte) bool {
 	if len(b) >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0 && b[3] == 0 {
 		b = b[4:]
+	}
+	if len(b) >= 34 && b[16] == 53 && (b[32] != 0 || b[33] != 1) {
+		return false
 	}
 	return len(b) >= 28 && b[19]&0x20 == 0
 }

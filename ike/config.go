@@ -124,6 +124,14 @@ func validate(in PeerConfig) (*peerConfig, error) {
 	if pc.RetransmitTimeout < 0 {
 		return nil, errf("RetransmitTimeout must be positive")
 	}
+	switch {
+	case pc.FragmentSize == 0:
+		pc.FragmentSize = DefaultFragmentSize
+	case pc.FragmentSize == -1:
+	case pc.FragmentSize < MinFragmentSize || pc.FragmentSize > MaxFragmentSize:
+		return nil, errf("FragmentSize %d is out of range; use %d-%d octets (0: %d), or -1 to disable IKE fragmentation",
+			pc.FragmentSize, MinFragmentSize, MaxFragmentSize, DefaultFragmentSize)
+	}
 	if pc.RetransmitTries == 0 {
 		pc.RetransmitTries = DefaultRetransmitTries
 	}

@@ -61,10 +61,18 @@ func (p *peer) handlePacket(local, remote netip.AddrPort, hdr message.Header, pk
 	} else if !sa.initiator || sa.state != ikeConnecting {
 		return
 	}
-	msg, err := message.Parse(pkt, c)
-	if err != nil {
-		p.unauthDrops++ // counted, never logged: an attacker controls the rate
-		return
+	var msg *message.Message
+	if c != nil {
+		// Counted, never logged: an attacker controls the rate.
+		if msg = sa.decode(pkt, hdr, c); msg == nil {
+			return
+		}
+	} else {
+		var err error
+		if msg, err = message.Parse(pkt, nil); err != nil {
+			p.unauthDrops++
+			return
+		}
 	}
 	if c != nil {
 		if sa.tm.isNew(msg) {

@@ -76,6 +76,10 @@ type ikeSA struct {
 	natRemote bool // a NAT is in front of the peer
 	encap     bool // ESP in UDP and IKE on 4500
 
+	// IKE fragmentation (RFC 7383, fragment.go).
+	fragOK bool                // both sides sent IKEV2_FRAGMENTATION_SUPPORTED
+	reasm  message.Reassembler // the peer's fragmented messages
+
 	peerID       *message.ID
 	initialCnt   bool // the peer's IKE_AUTH carried INITIAL_CONTACT
 	tm           *taskManager

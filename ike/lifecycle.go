@@ -84,8 +84,8 @@ func (p *peer) failSA(sa *ikeSA, err error, notify message.NotifyType) {
 func (p *peer) retransmitsExhausted(sa *ikeSA, ex *exchange) {
 	switch {
 	case sa.state == ikeConnecting:
-		p.failSA(sa, fmt.Errorf("ike: peer %s did not answer our %s after %d transmissions; check that it is reachable on UDP 500 and 4500 and that its outside IP is %s",
-			p.cfg.RemoteAddr, ex.typ, ex.sends, p.cfg.RemoteAddr), 0)
+		p.failSA(sa, fmt.Errorf("ike: peer %s did not answer our %s after %d transmissions; check that it is reachable on UDP 500 and 4500 and that its outside IP is %s%s",
+			p.cfg.RemoteAddr, ex.typ, ex.sends, p.cfg.RemoteAddr, sa.largeRequestHint(ex)), 0)
 	case sa.state == ikeDeleting || sa.state == ikeRekeyed || sa.redundant:
 		p.destroySA(sa, "no answer to our DELETE")
 		p.reinitiateIfWanted("no IKE SA left after an unanswered DELETE")
@@ -159,6 +159,7 @@ func (p *peer) destroySA(sa *ikeSA, reason string) {
 		p.m.addHalfOpen(-1)
 	}
 	sa.state = ikeDestroyed
+	sa.releaseFragments()
 	if sa.keys != nil {
 		sa.keys.Zero() // nothing is sent or received on a destroyed IKE SA
 	}
@@ -250,7 +251,7 @@ func (p *peer) rekeyedSA(old *ikeSA, initiator bool, spiI, spiR uint64, alg ipse
 		p: p, initiator: initiator, spiI: spiI, spiR: spiR, state: ikeEstablished,
 		local: old.local, remote: old.remote, alg: alg, ni: ni, nr: nr,
 		natdSeen: old.natdSeen, natLocal: old.natLocal, natRemote: old.natRemote, encap: old.encap,
-		peerID: old.peerID, halfOpenDone: true,
+		peerID: old.peerID, halfOpenDone: true, fragOK: old.fragOK,
 	}
 	if err := nsa.setKeys(keys); err != nil {
 		return nil, err

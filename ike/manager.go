@@ -65,6 +65,7 @@ type Manager struct {
 	cookieSent    atomic.Uint64 // IKE_SA_INIT requests answered with a COOKIE
 	invalidKE     atomic.Uint64 // IKE_SA_INIT requests with an unusable KE value
 	initFailed    atomic.Uint64 // peer-started IKE SAs failed before authenticating
+	frag          fragCounters  // IKE fragments dropped, by reason; octets held
 }
 
 // lockedReader serialises a caller-supplied random source shared by the
@@ -296,13 +297,17 @@ type Drops struct {
 	// authenticating; they never overwrite a tunnel's last failure while
 	// the tunnel has an IKE SA.
 	InitFailed uint64
+	// Fragments: IKE fragments (RFC 7383) dropped, by reason (the
+	// message.FragmentDrop names: fragment_unauthentic, fragment_duplicate,
+	// ...); nil when none were.
+	Fragments map[string]uint64
 }
 
 // Drops returns the Manager-level drop counters.
 func (m *Manager) Drops() Drops {
 	return Drops{Malformed: m.malformed.Load(), UnknownSPI: m.unknownSPI.Load(), Overflow: m.overflow.Load(),
 		ResendLimited: m.resendLimited.Load(), CookieSent: m.cookieSent.Load(), InvalidKE: m.invalidKE.Load(),
-		InitFailed: m.initFailed.Load()}
+		InitFailed: m.initFailed.Load(), Fragments: m.frag.snapshot()}
 }
 
 // Flush waits until every peer goroutine has handled all work queued before

@@ -53,6 +53,7 @@ type peer struct {
 	sendFailing        bool
 	unauthDrops        uint64 // packets for our SAs that failed to authenticate or parse
 	ignored            uint64 // authenticated but unexpected messages (stale MIDs)
+	fragments          FragmentStats
 }
 
 func newPeer(m *Manager, cfg *peerConfig) *peer {

@@ -56,6 +56,10 @@ type PeerStatus struct {
 	// UnauthDrops counts packets for our SAs that failed to authenticate or
 	// parse; they never change state.
 	UnauthDrops uint64
+	// Fragmentation: the current IKE SA negotiated IKE fragmentation
+	// (RFC 7383); Fragments counts the tunnel's fragments over its life.
+	Fragmentation bool
+	Fragments     FragmentStats
 	// Ignored counts authenticated messages outside the message ID window
 	// (stale retransmissions, unexpected responses).
 	Ignored uint64
@@ -77,8 +81,8 @@ type ChildStatus struct {
 // publish stores a Status snapshot.
 func (p *peer) publish() {
 	s := &PeerStatus{Name: p.cfg.Name, LastFailure: p.lastFailure, LastFailureAt: p.lastFailureAt, NextRetry: p.retryAt, Ignored: p.ignored,
-		UnauthDrops: p.unauthDrops,
-		Remote:      netip.AddrPortFrom(p.cfg.RemoteAddr, 500)}
+		UnauthDrops: p.unauthDrops, Fragments: p.fragments,
+		Remote: netip.AddrPortFrom(p.cfg.RemoteAddr, 500)}
 	for _, sa := range p.sas {
 		if sa.state == ikeConnecting && s.State == StateDown {
 			s.State = StateNegotiating
@@ -99,7 +103,7 @@ func (p *peer) publish() {
 		}
 		s.Initiator, s.SPIi, s.SPIr, s.IKEAlg = sa.initiator, sa.spiI, sa.spiR, sa.alg
 		s.Established, s.RekeyAt, s.ExpireAt = sa.established, sa.rekeyAt, sa.expireAt
-		s.NATDetected, s.Encap = sa.natLocal || sa.natRemote, sa.encap
+		s.NATDetected, s.Encap, s.Fragmentation = sa.natLocal || sa.natRemote, sa.encap, sa.fragOK
 		s.Local, s.Remote, s.DPDMisses = sa.local, sa.remote, sa.dpdMisses
 		for _, c := range sa.children {
 			if c.state == childDestroyed || c.state == childRekeyed {

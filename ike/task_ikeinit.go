@@ -25,6 +25,8 @@ type ikeInit struct {
 	alg    ipsec.Algorithms
 	chosen *message.Proposal
 	dh     crypto.DH
+	// peerFrag: the initiator offered IKE fragmentation (RFC 7383).
+	peerFrag bool
 }
 
 const maxInitRetries = 3
@@ -64,6 +66,9 @@ func (t *ikeInit) buildRequest(m *message.Message) error {
 	}
 	m.Payloads = append(m.Payloads, t.kx.offer(ipsec.ProtoIKE, p.cfg.IKEProposals, nil, true),
 		t.kx.ke(), &message.Nonce{Data: t.kx.nonce})
+	if p.cfg.FragmentSize > 0 {
+		m.Payloads = append(m.Payloads, fragmentNotify())
+	}
 	return nil
 }
 
@@ -136,7 +141,8 @@ func (t *ikeInit) processResponse(m *message.Message) (status, error) {
 	if err := sa.setKeys(keys); err != nil {
 		return statusFailed, err
 	}
-	p.log.Debug("IKE_SA_INIT done", "ike_sa", sa.spiString(), "alg", alg.String())
+	sa.fragOK = p.cfg.FragmentSize > 0 && offersFragmentation(m)
+	p.log.Debug("IKE_SA_INIT done", "ike_sa", sa.spiString(), "alg", alg.String(), "fragmentation", sa.fragOK)
 	return statusDone, nil
 }
 
@@ -184,6 +190,7 @@ func (t *ikeInit) processRequest(m *message.Message) (status, error) {
 		return statusFailed, &notifyError{notify: message.NotifyNoProposalChosen, fatal: true, reason: err.Error()}
 	}
 	t.alg, t.chosen, t.dh = alg, chosen, dh
+	t.peerFrag = offersFragmentation(m)
 	return statusDone, nil
 }
 
@@ -192,6 +199,10 @@ func (t *ikeInit) buildResponse(m *message.Message) error {
 		selectedProposal(t.chosen.Number, ipsec.ProtoIKE, t.alg, nil, true),
 		&message.KE{Group: t.alg.DH, Data: t.dh.Public()},
 		&message.Nonce{Data: t.sa.nr})
+	if t.peerFrag && t.sa.p.cfg.FragmentSize > 0 {
+		m.Payloads = append(m.Payloads, fragmentNotify())
+		t.sa.fragOK = true
+	}
 	return nil
 }
 

@@ -74,7 +74,7 @@ type taskManager struct {
 	active  *exchange
 	// The last response we sent, for a retransmitted request (2.2).
 	lastRespMID  uint32
-	lastResp     []byte
+	lastResp     [][]byte // its datagrams (several when fragmented)
 	haveLastResp bool
 	// resendTokens and resendAt rate-limit re-sent cached responses: a
 	// replayed request must not turn us into a reflector.
@@ -96,11 +96,16 @@ type exchange struct {
 	typ   message.ExchangeType
 	mid   uint32
 	tasks []task
-	pkt   []byte
+	pkts  [][]byte // the request's datagrams (several when fragmented)
 	sends int
 	timer clock.Timer
 	gen   uint64
 	dpd   bool
+
+	// The request and its cipher, to re-fragment it (shrinkFragments).
+	msg    *message.Message
+	c      message.Cipher
+	shrunk bool
 }
 
 func newTaskManager(sa *ikeSA) *taskManager { return &taskManager{sa: sa} }
@@ -214,16 +219,16 @@ func (tm *taskManager) sendRequest() {
 	if ex.typ != message.IKESAInit {
 		c = sa.out
 	}
-	pkt, err := m.Marshal(c)
+	pkts, err := sa.encode(m, c)
 	if err != nil {
 		tm.active = nil
 		sa.p.failSA(sa, fmt.Errorf("ike: encoding %s request: %w", ex.typ, err), 0)
 		return
 	}
 	if ex.typ == message.IKESAInit {
-		sa.initReq = pkt
+		sa.initReq = pkts[0]
 	}
-	ex.pkt = pkt
+	ex.pkts, ex.msg, ex.c, ex.shrunk = pkts, m, c, false
 	ex.sends = 0
 	tm.gen++
 	ex.gen = tm.gen
@@ -242,7 +247,7 @@ func isSetupTask(t task) bool {
 func (tm *taskManager) transmit() {
 	sa, ex := tm.sa, tm.active
 	ex.sends++
-	sa.p.send(sa.local, sa.remote, ex.pkt)
+	sa.sendAll(sa.local, sa.remote, ex.pkts)
 	cfg := sa.p.cfg
 	var timeout time.Duration
 	var limit int
@@ -280,6 +285,7 @@ func (tm *taskManager) retransmit(mid uint32, gen uint64, limit int) {
 			"misses", sa.dpdMisses, "retries", sa.p.cfg.DPDRetries)
 	} else {
 		sa.p.log.Info("retransmitting request", "reason", "no answer yet", "exchange", ex.typ.String(), "mid", mid, "try", ex.sends)
+		sa.shrinkFragments(ex)
 	}
 	tm.transmit()
 }
@@ -380,7 +386,7 @@ func (tm *taskManager) handleRequest(local, remote netip.AddrPort, m *message.Me
 			sa.p.m.resendLimited.Add(1)
 			return
 		}
-		sa.p.send(local, remote, tm.lastResp)
+		sa.sendAll(local, remote, tm.lastResp)
 		return
 	}
 	if mid != tm.peerMID {
@@ -428,17 +434,17 @@ func (tm *taskManager) handleRequest(local, remote netip.AddrPort, m *message.Me
 	if m.Header.Exchange != message.IKESAInit {
 		c = sa.out
 	}
-	pkt, err := resp.Marshal(c)
+	pkts, err := sa.encode(resp, c)
 	if err != nil {
 		sa.p.log.Error("cannot encode response", "exchange", m.Header.Exchange.String(), "err", err)
 		return
 	}
 	if m.Header.Exchange == message.IKESAInit && fail == nil {
-		sa.initResp = pkt
+		sa.initResp = pkts[0]
 	}
 	tm.peerMID++
-	tm.haveLastResp, tm.lastRespMID, tm.lastResp = true, mid, pkt
-	sa.p.send(local, remote, pkt)
+	tm.haveLastResp, tm.lastRespMID, tm.lastResp = true, mid, pkts
+	sa.sendAll(local, remote, pkts)
 	if fail != nil && fail.fatal {
 		if fail.quiet {
 			sa.p.log.Info(fail.reason)

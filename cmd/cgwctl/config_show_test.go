@@ -19,7 +19,7 @@ func fixtureConfigDoc() *control.ConfigDoc {
 			RekeyMargin: control.SecondsOf(540 * time.Second), RekeyFuzz: 100,
 			DPD:           control.ConfigDPD{Interval: 10, Retries: 3, Action: "restart"},
 			StartupAction: "initiate", TrafficSelectors: control.ConfigTS{Local: []string{"0.0.0.0/0"}, Remote: []string{"0.0.0.0/0"}},
-			NATKeepalive: 20, ReplayWindow: 1024, MSSClamp: 1379, Oversize: "fragment", SourceCheck: "strict",
+			NATKeepalive: 20, ReplayWindow: 1024, IKEFragmentSize: 1280, MSSClamp: 1379, Oversize: "fragment", SourceCheck: "strict",
 		}
 	}
 	return &control.ConfigDoc{

@@ -75,6 +75,7 @@ func fixtureStatus() *control.Status {
 					IKE: &control.IKESA{SPIi: "aa00bb11cc22dd33", SPIr: "44ee55ff66007711", Initiator: false,
 						Algorithms: "aes128-sha1-modp1024", Established: now.Add(-3 * time.Hour),
 						RekeyAt: now.Add(-30 * time.Second), ExpiresAt: now.Add(4*time.Hour + 30*time.Minute)},
+					IKEFragments: &control.IKEFragments{Negotiated: true, Sent: 6, Received: 3, Reassembled: 1},
 					Children: []*control.Child{
 						{InSPI: "01020304", OutSPI: "0a0b0c0d", Algorithms: "aes128-sha1-modp1024",
 							Established: now.Add(-57 * time.Minute), RekeyAt: now.Add(-5 * time.Second), ExpiresAt: now.Add(3 * time.Minute),

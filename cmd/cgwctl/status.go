@@ -160,6 +160,13 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 		} else {
 			detail(w, "IKE SA", "%s", strings.ToUpper(orDash(t.IKEState)))
 		}
+		if f := t.IKEFragments; f != nil {
+			neg := "not negotiated"
+			if f.Negotiated {
+				neg = "negotiated"
+			}
+			detail(w, "IKE frag", "%s; %d sent, %d received, %s reassembled", neg, f.Sent, f.Received, plural(f.Reassembled, "message"))
+		}
 		if len(t.Children) == 0 {
 			detail(w, "CHILD SA", "%s", strings.ToUpper(orDash(t.ChildState)))
 		}

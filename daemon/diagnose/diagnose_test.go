@@ -271,6 +271,11 @@ func TestDiagnoseFindings(t *testing.T) {
 			in.IKERequests, in.IKEResponses = 6, 1
 			failed(in, "none", "ike: peer 198.51.100.10 did not answer our IKE_AUTH after 5 transmissions; check that it is reachable on UDP 500 and 4500 and that its outside IP is 198.51.100.10")
 		}, checkIKEPorts, control.SeverityError, []string{"answers on UDP 500 but not on UDP 4500", "Allow UDP 4500 to and from 198.51.100.10", "UDP 500 alone is not enough"}},
+		{"large IKE_AUTH lost, fragmentation off", func(t *testing.T, in *Input) {
+			down(in)
+			in.IKERequests, in.IKEResponses = 6, 1
+			failed(in, "none", "ike: peer 198.51.100.10 did not answer our IKE_AUTH after 5 transmissions; check that it is reachable on UDP 500 and 4500 and that its outside IP is 198.51.100.10; the request was one 1402-octet datagram because ike_fragment_size is 0 (IKE fragmentation off), and a path that drops IP fragments loses it")
+		}, checkIKEPorts, control.SeverityError, []string{"larger than 1280 octets", "drops IP fragments", "never 0", "allow IP fragments to and from 198.51.100.10"}},
 		{"authentication failed, same psk on both tunnels, psk file, nat", func(t *testing.T, in *Input) {
 			down(in)
 			in.Conn.Tunnels[1].PSK = config.Secret(diagPSK1)

@@ -60,6 +60,12 @@ func (d *diagnoser) ikePorts() {
 		ev = append(ev, fmt.Sprintf("local endpoint %s, AWS endpoint %s", d.t.Local, d.t.Remote))
 	}
 	switch {
+	case resp > 0 && !d.ikeUp() && strings.Contains(d.failure(), "a path that drops IP fragments loses it"):
+		// The sentence comes from ike's largeRequestHint.
+		d.add(checkIKEPorts, control.SeverityError,
+			"AWS answers IKE, but cgw's IKE_AUTH went out as one datagram larger than 1280 octets and got no answer: the path most likely drops IP fragments.",
+			append(ev, "last failure: "+d.failure()),
+			fmt.Sprintf("Let cgw send IKE fragments (RFC 7383): leave ike_fragment_size at its default 1280, or set it to the path MTU, never 0. Otherwise allow IP fragments to and from %s on every firewall and NAT on the way.", tc.PeerAddress))
 	case resp > 0 && !d.ikeUp() && strings.Contains(d.failure(), "did not answer our IKE_AUTH"):
 		// cgw floats to UDP 4500 right after IKE_SA_INIT (it always asks
 		// for UDP encapsulation), so an answered IKE_SA_INIT and an

@@ -3,6 +3,7 @@ package message
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -51,6 +52,38 @@ const (
 	// maxReassembled bounds the inner payload octets of one reassembled
 	// message (an IKE_AUTH with certificate chains stays well below).
 	maxReassembled = 64 << 10
+	// FragmentTimeout is how long a Reassembler keeps an incomplete
+	// message: a fragment arriving later for the same message starts it
+	// afresh. The sender retransmits every fragment, so nothing older is
+	// worth completing.
+	FragmentTimeout = 30 * time.Second
+)
+
+// FragmentDrop names why Reassembler.Add refused a fragment. It is the Err
+// of the *Error that Add returns, so a caller can count drops by reason
+// with errors.As; its text is the metric label.
+type FragmentDrop string
+
+func (d FragmentDrop) Error() string { return string(d) }
+
+// Reasons a fragment is dropped.
+const (
+	// DropFragMalformed: the SKF payload does not parse, or its Fragment
+	// Number is 0 or larger than Total Fragments.
+	DropFragMalformed FragmentDrop = "fragment_malformed"
+	// DropFragUnauthentic: the fragment's integrity check failed (or
+	// there are no keys yet); nothing of it is kept.
+	DropFragUnauthentic FragmentDrop = "fragment_unauthentic"
+	// DropFragTooMany: the message announces more than MaxFragments.
+	DropFragTooMany FragmentDrop = "fragment_too_many"
+	// DropFragTooLarge: the reassembled message would exceed 64 KiB; the
+	// whole message is discarded.
+	DropFragTooLarge FragmentDrop = "fragment_too_large"
+	// DropFragDuplicate: a fragment already held.
+	DropFragDuplicate FragmentDrop = "fragment_duplicate"
+	// DropFragStale: a fragment of an older message than the one being
+	// reassembled, or with a smaller Total Fragments.
+	DropFragStale FragmentDrop = "fragment_stale"
 )
 
 // fragment is the part of an SKF payload after the generic header.
@@ -145,22 +178,23 @@ func (m *Message) MarshalFragments(c Cipher, maxLen int) ([][]byte, error) {
 // Each fragment is verified and decrypted on arrival; only authentic
 // fragments are kept. At most one request and one response are assembled
 // at a time, each with at most MaxFragments fragments and 64 KiB of
-// content. Duplicate fragments are ignored. A fragment with a larger Total
-// Fragments than the ones held restarts reassembly (the sender re-fragmented
-// for a smaller MTU); one with a smaller total, or one for an older
-// Message ID, is dropped.
+// content, for at most FragmentTimeout (with AddAt). Duplicate fragments
+// are dropped. A fragment with a larger Total Fragments than the ones held
+// restarts reassembly (the sender re-fragmented for a smaller MTU); one
+// with a smaller total, or one for an older Message ID, is dropped.
 type Reassembler struct {
 	pending [2]*fragmentSet // [0] requests, [1] responses
 }
 
 type fragmentSet struct {
-	header Header // of fragment 1 once seen; MessageID always valid
-	total  uint16
-	first  PayloadType
-	raw1   []byte
-	parts  [][]byte
-	have   int
-	size   int
+	header  Header // of fragment 1 once seen; MessageID always valid
+	total   uint16
+	first   PayloadType
+	raw1    []byte
+	parts   [][]byte
+	have    int
+	size    int
+	started time.Time
 }
 
 // Add processes one received datagram (without the non-ESP marker).
@@ -168,8 +202,20 @@ type fragmentSet struct {
 // every message of an IKE SA through Add. For a fragment, Add returns
 // complete=false until the last missing fragment arrives, then the whole
 // decoded Message (checked against the exchange rules). Errors are *Error;
-// Notify 0 means drop silently.
+// Notify 0 means drop silently. A refused fragment's *Error wraps a
+// FragmentDrop. Incomplete messages never expire; use AddAt for that.
 func (r *Reassembler) Add(b []byte, c Cipher) (m *Message, complete bool, err error) {
+	return r.AddAt(b, c, time.Time{})
+}
+
+// dropErr is the *Error for a refused fragment.
+func dropErr(d FragmentDrop, format string, args ...any) *Error {
+	return &Error{Reason: fmt.Sprintf(format, args...), Err: d}
+}
+
+// AddAt is Add at time now: a message whose first fragment arrived more
+// than FragmentTimeout before now is discarded before b is considered.
+func (r *Reassembler) AddAt(b []byte, c Cipher, now time.Time) (m *Message, complete bool, err error) {
 	h, err := ParseHeader(b)
 	if err != nil {
 		return nil, false, err
@@ -183,20 +229,20 @@ func (r *Reassembler) Add(b []byte, c Cipher) (m *Message, complete bool, err er
 	}
 	raws, err := splitChain(PayloadSKF, b[HeaderLen:])
 	if err != nil {
-		return nil, false, err
+		return nil, false, dropErr(DropFragMalformed, "SKF: %v", err)
 	}
 	raw := raws[0]
 	var f fragment
 	s := cryptobyte.String(raw.body)
 	if err := f.unmarshal(&s); err != nil {
-		return nil, false, err
+		return nil, false, dropErr(DropFragMalformed, "%v", err.(*Error).Reason)
 	}
 	if f.Total > MaxFragments {
-		return nil, false, &Error{Reason: fmt.Sprintf("SKF: message announces %d fragments, at most %d are accepted", f.Total, MaxFragments)}
+		return nil, false, dropErr(DropFragTooMany, "SKF: message announces %d fragments, at most %d are accepted", f.Total, MaxFragments)
 	}
 	piece, err := open(c, PayloadSKF, b[:HeaderLen+skfHeaderLen], f.body)
 	if err != nil {
-		return nil, false, err
+		return nil, false, dropErr(DropFragUnauthentic, "SKF: fragment %d of %d of message %d did not verify, dropped", f.Number, f.Total, h.MessageID)
 	}
 
 	idx := 0
@@ -204,23 +250,26 @@ func (r *Reassembler) Add(b []byte, c Cipher) (m *Message, complete bool, err er
 		idx = 1
 	}
 	set := r.pending[idx]
+	if set != nil && !now.IsZero() && now.Sub(set.started) > FragmentTimeout {
+		set = nil // timed out: whatever it held is discarded
+	}
 	switch {
 	case set == nil || int32(h.MessageID-set.header.MessageID) > 0:
-		set = newFragmentSet(h, f.Total)
+		set = newFragmentSet(h, f.Total, now)
 	case h.MessageID != set.header.MessageID:
-		return nil, false, &Error{Reason: fmt.Sprintf("SKF: fragment of message %d while message %d is being reassembled, dropped", h.MessageID, set.header.MessageID)}
+		return nil, false, dropErr(DropFragStale, "SKF: fragment of message %d while message %d is being reassembled, dropped", h.MessageID, set.header.MessageID)
 	case f.Total > set.total:
-		set = newFragmentSet(h, f.Total)
+		set = newFragmentSet(h, f.Total, now)
 	case f.Total < set.total:
-		return nil, false, &Error{Reason: fmt.Sprintf("SKF: fragment says %d fragments but %d are expected, dropped", f.Total, set.total)}
+		return nil, false, dropErr(DropFragStale, "SKF: fragment says %d fragments but %d are expected, dropped", f.Total, set.total)
 	}
 	r.pending[idx] = set
 	if set.parts[f.Number-1] != nil {
-		return nil, false, nil // duplicate
+		return nil, false, dropErr(DropFragDuplicate, "SKF: fragment %d of message %d is a duplicate, dropped", f.Number, h.MessageID)
 	}
 	if set.size+len(piece) > maxReassembled {
 		r.pending[idx] = nil
-		return nil, false, &Error{Reason: fmt.Sprintf("SKF: reassembled message %d exceeds %d octets, dropped", h.MessageID, maxReassembled)}
+		return nil, false, dropErr(DropFragTooLarge, "SKF: reassembled message %d exceeds %d octets, dropped", h.MessageID, maxReassembled)
 	}
 	if piece == nil {
 		piece = []byte{}
@@ -249,6 +298,21 @@ func (r *Reassembler) Add(b []byte, c Cipher) (m *Message, complete bool, err er
 	return m, true, nil
 }
 
-func newFragmentSet(h Header, total uint16) *fragmentSet {
-	return &fragmentSet{header: h, total: total, parts: make([][]byte, total)}
+func newFragmentSet(h Header, total uint16, now time.Time) *fragmentSet {
+	return &fragmentSet{header: h, total: total, parts: make([][]byte, total), started: now}
+}
+
+// Reset discards every incomplete message.
+func (r *Reassembler) Reset() { r.pending = [2]*fragmentSet{} }
+
+// Pending reports how many messages are being reassembled (0 to 2) and the
+// octets they hold, for tests and status.
+func (r *Reassembler) Pending() (messages, octets int) {
+	for _, s := range r.pending {
+		if s != nil {
+			messages++
+			octets += s.size
+		}
+	}
+	return messages, octets
 }

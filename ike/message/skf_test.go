@@ -49,6 +49,9 @@ func TestFragmentsRoundTrip(t *testing.T) {
 			seen := map[int]bool{}
 			for _, i := range order {
 				out, done, err := ra.Add(frags[i], c)
+				if seen[i] && !done && errors.Is(err, DropFragDuplicate) {
+					continue
+				}
 				if err != nil {
 					t.Fatalf("%s/%d: fragment %d: %v", name, maxLen, i+1, err)
 				}

@@ -208,6 +208,11 @@ type Options struct {
 	Logf func(format string, args ...any) `json:"-"`
 	// Timeout bounds start-up waits (charon, TUN, BIRD sockets); default 15s.
 	Timeout time.Duration
+
+	// CharonFragmentSize sets charon.fragment_size (the largest IP
+	// datagram of an IKE fragment) in every charon; 0 = strongSwan's
+	// default, 1280. The endpoints have fragmentation = yes.
+	CharonFragmentSize int
 }
 
 // Sim is a running simulation.

@@ -41,9 +41,12 @@ const charonPlugins = "kernel-libipsec kernel-netlink openssl random nonce aes s
 // strongswanConf is the private strongswan.conf of one charon instance.
 // aws selects the AWS retransmission profile: with dpd_delay = 10s this
 // gives AWS's 40 s DPD timeline (aws-vpn-facts §2.3, §9.1).
-func strongswanConf(dir string, aws bool) string {
+func strongswanConf(dir string, aws bool, fragmentSize int) string {
 	var b strings.Builder
 	b.WriteString("charon {\n")
+	if fragmentSize > 0 {
+		fmt.Fprintf(&b, "  fragment_size = %d\n", fragmentSize)
+	}
 	fmt.Fprintf(&b, "  load = %s\n", charonPlugins)
 	b.WriteString("  install_routes = no\n  install_virtual_ip = no\n  routing_table = " + charonTable + "\n")
 	if aws {
@@ -170,7 +173,7 @@ func yesNo(v bool) string {
 // config files in dir, and waits until vici answers and ipsec0 exists.
 func (s *Sim) startCharon(role Role, dir string, aws bool) (*Process, error) {
 	conf := filepath.Join(dir, "strongswan.conf")
-	if err := os.WriteFile(conf, []byte(strongswanConf(dir, aws)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(strongswanConf(dir, aws, s.opts.CharonFragmentSize)), 0o600); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	_ = os.Remove(filepath.Join(dir, "charon.vici"))
