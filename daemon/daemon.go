@@ -172,22 +172,6 @@ func New(opts Options) (*Daemon, error) {
 // daemon cannot run.
 func checkDaemonLimits(cfg *config.Config) error {
 	var errs []error
-	var asn uint32
-	var first string
-	for i, c := range cfg.Connections {
-		if c.BGP == nil {
-			continue
-		}
-		if asn == 0 {
-			asn, first = c.BGP.ASN, c.Name
-			continue
-		}
-		if c.BGP.ASN != asn {
-			errs = append(errs, &config.FieldError{File: cfg.Source, Path: fmt.Sprintf("connections[%d].bgp.asn", i),
-				Msg: fmt.Sprintf("ASN %d differs from connection %q's ASN %d", c.BGP.ASN, first, asn),
-				Fix: "cgwd runs one BGP speaker; use the same customer gateway ASN on every connection"})
-		}
-	}
 	n := 0
 	for _, c := range cfg.Connections {
 		n += len(c.Tunnels)

@@ -81,8 +81,10 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 	if len(changes) == 0 {
 		return p, nil
 	}
-	if ob, nb := bgpConfig(old), bgpConfig(next); (ob == nil) != (nb == nil) || (ob != nil && ob.ASN != nb.ASN) {
-		return nil, fmt.Errorf("reload: the BGP speaker's ASN or its presence changed; restart cgwd to apply it (nothing was changed)")
+	// Each session carries its connection's ASN (a changed bgp.asn
+	// restarts that connection), so only the speaker's presence matters.
+	if ob, nb := bgpConfig(old), bgpConfig(next); (ob == nil) != (nb == nil) {
+		return nil, fmt.Errorf("reload: BGP was enabled or disabled on every connection; restart cgwd to apply it (nothing was changed)")
 	}
 	speakerRestart := false
 	for _, c := range changes {
