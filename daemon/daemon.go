@@ -60,6 +60,8 @@ type Daemon struct {
 	level   *slog.LevelVar
 	started time.Time
 
+	hashOnce sync.Once // multipathHashPolicy, at the first multipath route
+
 	mu      sync.Mutex // guards the fields below
 	cfg     *config.Config
 	conns   []*connRT
