@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -183,4 +184,166 @@ func childSPIs(st *control.Status) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestMultiECMP: four active-active connections to one "Transit Gateway"
+// (every connection learns the same VPC prefix with equal paths). cgwd
+// installs one multipath route over all eight tunnels and sets the L4
+// flow hash; 32 TCP flows spread so that every tunnel carries some and
+// none more than 3x its fair share (per-tunnel counters); AWS receives
+// our prefixes with the same one-AS path on every tunnel. With one tunnel
+// cut, the other seven carry all flows; back up, the spread returns.
+func TestMultiECMP(t *testing.T) {
+	const conns = 4
+	s := NewSim(t, sim.Options{AWS: sim.AWSNone})
+	m, err := s.StartMulti(sim.MultiOptions{Connections: conns, SharedVPC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := StartCgwdYAML(t, s, sim.Cust, m.CgwdConfig(sim.MultiCgwdOptions{BGPMode: "active-active"}))
+	st := d.waitStatus(t, 90*time.Second, tunnelsUp)
+	var devs []string
+	for _, c := range st.Connections {
+		for _, tn := range c.Tunnels {
+			devs = append(devs, tn.Device)
+		}
+	}
+	sort.Strings(devs)
+	waitMultipath(t, s, devs)
+	checkMultiBIRD(t, m, []int{1, 2, 3, 4})
+	for k := 1; k <= conns; k++ {
+		for i := range 2 {
+			got, err := m.Received(k, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := got[sim.DefaultLAN]; p != strconv.FormatUint(uint64(m.Conns[k-1].ASN), 10) {
+				t.Errorf("active-active: BIRD sees %v on %s with AS path %q, want the single ASN %d on every tunnel", sim.DefaultLAN, m.Conns[k-1].Tunnels[i].Name, p, m.Conns[k-1].ASN)
+			}
+		}
+	}
+	if out, err := s.Exec(sim.Cust, "sysctl", "-n", "net.ipv4.fib_multipath_hash_policy"); err != nil || strings.TrimSpace(out) != "1" {
+		t.Errorf("net.ipv4.fib_multipath_hash_policy in cgwd's namespace = %q (%v), want 1 (cgwd sets the L4 hash)", strings.TrimSpace(out), err)
+	}
+	if err := s.WaitPing(sim.LAN, sim.SharedVPCHost, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// The flows' source ports are random, so 32 flows leave a tunnel
+	// without any about one time in nine (8·(7/8)^32): a phase is tried
+	// up to three times. Broken ECMP fails all three.
+	spread := func(label string, skip string) {
+		t.Helper()
+		var problems []string
+		for attempt := 1; attempt <= 3; attempt++ {
+			problems = measureSpread(t, s, d, fmt.Sprintf("%s (attempt %d)", label, attempt), skip)
+			if len(problems) == 0 {
+				return
+			}
+		}
+		t.Errorf("%s: %s", label, strings.Join(problems, "; "))
+	}
+	spread("all 8 tunnels", "")
+
+	cut := m.Conns[1].Tunnels[0].Name
+	if out, err := d.Ctl("tunnel", "down", cut); err != nil {
+		t.Fatalf("tunnel down: %v\n%s", err, out)
+	}
+	var rest []string
+	for _, c := range d.waitStatus(t, 30*time.Second, func(*control.Status) error { return nil }).Connections {
+		for _, tn := range c.Tunnels {
+			if tn.Name != cut {
+				rest = append(rest, tn.Device)
+			}
+		}
+	}
+	sort.Strings(rest)
+	waitMultipath(t, s, rest)
+	spread("one tunnel cut", cut)
+
+	if out, err := d.Ctl("tunnel", "up", cut); err != nil {
+		t.Fatalf("tunnel up: %v\n%s", err, out)
+	}
+	d.waitStatus(t, 60*time.Second, tunnelsUp)
+	waitMultipath(t, s, devs)
+	spread("after failback", "")
+}
+
+// waitMultipath waits until cgw's route to the shared VPC prefix goes
+// over exactly devs.
+func waitMultipath(t *testing.T, s *sim.Sim, devs []string) {
+	t.Helper()
+	Eventually(t, 30*time.Second, func() error {
+		routes, err := cgwRoutes(s, sim.Cust)
+		if err != nil {
+			return err
+		}
+		got := append([]string(nil), routes[sim.SharedVPCPrefix.String()]...)
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(devs, ",") {
+			return fmt.Errorf("route %v via %v, want one multipath route via %v", sim.SharedVPCPrefix, got, devs)
+		}
+		return nil
+	})
+}
+
+// tunnelOut is each tunnel's inner bytes sent so far.
+func tunnelOut(t *testing.T, d *Cgwd) map[string]uint64 {
+	t.Helper()
+	st, err := d.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for _, c := range st.Connections {
+		for _, tn := range c.Tunnels {
+			out[tn.Name] = tn.Traffic.BytesOut
+		}
+	}
+	return out
+}
+
+// measureSpread runs 32 TCP flows from the LAN to the shared VPC host for
+// 5 s and checks each tunnel's share of the bytes: some on every tunnel
+// but skip (which must carry nothing), none above 3x the fair share.
+func measureSpread(t *testing.T, s *sim.Sim, d *Cgwd, label, skip string) []string {
+	t.Helper()
+	before := tunnelOut(t, d)
+	res, err := s.Iperf3Opts(sim.IperfOptions{Client: sim.LAN, Server: sim.SharedVPCHost, Seconds: 5, Streams: 32})
+	if err != nil {
+		return []string{fmt.Sprintf("iperf3: %v", err)}
+	}
+	after := tunnelOut(t, d)
+	delta := map[string]uint64{}
+	var total uint64
+	for name, v := range after {
+		delta[name] = v - before[name]
+		total += delta[name]
+	}
+	n := len(delta)
+	if skip != "" {
+		n--
+	}
+	fair := total / uint64(max(n, 1))
+	names := make([]string, 0, len(delta))
+	for name := range delta {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var rows, problems []string
+	for _, name := range names {
+		rows = append(rows, fmt.Sprintf("%s %d KiB (%.2f× fair)", name, delta[name]>>10, float64(delta[name])/float64(max(fair, 1))))
+		switch {
+		case name == skip:
+			if delta[name] > total/100 {
+				problems = append(problems, fmt.Sprintf("the cut tunnel %s still carried %d bytes", name, delta[name]))
+			}
+		case delta[name] == 0:
+			problems = append(problems, fmt.Sprintf("tunnel %s carried nothing of 32 flows", name))
+		case delta[name] > 3*fair:
+			problems = append(problems, fmt.Sprintf("tunnel %s carried %d bytes, more than 3× its fair share %d", name, delta[name], fair))
+		}
+	}
+	t.Logf("e2e: ECMP %s, 32 TCP flows, %.0f Mbit/s received, bytes out per tunnel:\n  %s", label, res.Gbps*1000, strings.Join(rows, "\n  "))
+	return problems
 }
