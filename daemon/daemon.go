@@ -185,7 +185,9 @@ func checkDaemonLimits(cfg *config.Config) error {
 	return errors.Join(errs...)
 }
 
-const maxTunnels = 64
+// maxTunnels bounds one cgwd: 200 tunnels (100 connections) are measured
+// by `make bench-scale` (docs/scale.md).
+const maxTunnels = 256
 
 func newLogger(w io.Writer, f config.LogFormat, lv *slog.LevelVar) *slog.Logger {
 	ho := &slog.HandlerOptions{Level: lv}
