@@ -108,6 +108,8 @@ func TestBenchScale(t *testing.T) {
 	fds := countFDs(pid)
 	row("file descriptors (marginal per tunnel)", fmt.Sprintf("%d (%.2f)", fds, float64(fds-fdsSmall)/float64(tunnels-2*small)), "")
 	gr := goroutines(t, s)
+	heap := scrapeMetric(t, s, "go_memstats_heap_inuse_bytes")
+	row("Go heap in use / obtained from the OS", fmt.Sprintf("%.1f / %.1f MiB", heap/(1<<20), scrapeMetric(t, s, "go_memstats_sys_bytes")/(1<<20)), "")
 	row("goroutines (marginal per tunnel)", fmt.Sprintf("%d (%.2f)", gr, float64(gr-grSmall)/float64(tunnels-2*small)), "")
 	row("OS threads", strconv.Itoa(procKiB(t, pid, "Threads")), "")
 	links, _ := s.Exec(sim.Cust, "ip", "-o", "link", "show")
@@ -188,6 +190,9 @@ func TestBenchScale(t *testing.T) {
 	row(fmt.Sprintf("rekey storm: pings lost (%d × %d at 20/s)", len(sample), pings), fmt.Sprintf("%d (%s)", totalLost, strings.Join(lostRows, ", ")), "0")
 	row("rekey storm: tunnels down", strconv.Itoa(len(down)), "0")
 
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		row("machine load average (1/5/15 min) at the end", strings.Join(strings.Fields(string(la))[:3], " / "), "")
+	}
 	var b strings.Builder
 	b.WriteString("| measure | figure | target |\n|---|---|---|\n")
 	for _, r := range rows {
@@ -312,16 +317,22 @@ func countFDs(pid int) int {
 // goroutines scrapes cgwd's go_goroutines.
 func goroutines(t *testing.T, s *sim.Sim) int {
 	t.Helper()
+	return int(scrapeMetric(t, s, "go_goroutines"))
+}
+
+// scrapeMetric scrapes one unlabelled metric of cgwd.
+func scrapeMetric(t *testing.T, s *sim.Sim, name string) float64 {
+	t.Helper()
 	out, err := s.Exec(sim.Cust, "curl", "-sf", metricsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(l, "go_goroutines "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
 		}
 	}
-	t.Fatal("no go_goroutines in the metrics")
+	t.Fatalf("no %s in the metrics", name)
 	return 0
 }
