@@ -126,13 +126,7 @@ func (s *Server) checkPrefixLimitsLocked() {
 	var lines []logLine
 	s.rt.Lock()
 	for _, n := range s.ctl.neighbors {
-		count := 0
-		for _, p := range s.ctl.advWant {
-			if p.Addr().Is4() == n.PeerAddr.Is4() && n.Export.passes(p) {
-				count++
-			}
-		}
-		w := prefixWarning(count, n.PrefixLimitWarn)
+		w := prefixWarning(s.advertisedCountLocked(n), n.PrefixLimitWarn)
 		p, ok := s.rt.peers[n.PeerAddr.String()]
 		if !ok || p.warning == w {
 			continue

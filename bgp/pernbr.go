@@ -108,3 +108,17 @@ func (n Neighbor) localASN(serverASN uint32) uint32 {
 	}
 	return serverASN
 }
+
+// advertisedCountLocked is how many prefixes the export policy sends to an
+// established session with n: the locally originated prefixes of its
+// address family that pass its filter (applyExportPolicyLocked). Caller
+// must hold s.ctl.
+func (s *Server) advertisedCountLocked(n Neighbor) int {
+	count := 0
+	for _, p := range s.ctl.advWant {
+		if p.Addr().Is4() == n.PeerAddr.Is4() && n.Export.passes(p) {
+			count++
+		}
+	}
+	return count
+}
