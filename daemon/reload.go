@@ -123,7 +123,9 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 				effect = effectRestart
 			}
 		}
-		if (effect == effectRestart || effect == effectStart || effect == effectStop) && (c.Section == "tunnel" || c.Section == "connection") &&
+		// A BGP tunnel that only stops leaves its listener in place
+		// (bgp.Server.SetListenAddresses): no speaker restart.
+		if (effect == effectRestart || effect == effectStart) && (c.Section == "tunnel" || c.Section == "connection") &&
 			(bgpConn(old, c.Connection) || bgpConn(next, c.Connection)) {
 			speakerRestart = true
 		}
@@ -134,7 +136,7 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 	}
 	if speakerRestart {
 		// The speaker's listen addresses follow the BGP tunnels' devices.
-		res.Warnings = append(res.Warnings, "a BGP tunnel starts, stops or restarts: the BGP speaker restarts, so every BGP session (on unchanged tunnels too) re-establishes")
+		res.Warnings = append(res.Warnings, "a BGP tunnel starts or restarts: the BGP speaker restarts, so every BGP session (on unchanged tunnels too) re-establishes")
 	}
 	return p, nil
 }
