@@ -7,6 +7,8 @@
 #   make demo    bring up the simulated AWS side and cgwd, show traffic
 #   make bench   throughput, loss-free packet rate and CPU against strongSwan,
 #                wireguard-go (BENCH_FLAGS: see test/bench/pps.go, README)
+#   make bench-scale  100 connections (200 tunnels) in one cgwd: start-up,
+#                RSS, idle CPU, status latency, rekey storm (docs/scale.md)
 #   make soak    long rekey soak (issue: SA lifecycle), not part of `test`
 #   make install install binaries, unit, man pages, completion (PREFIX, DESTDIR)
 #   make release static linux/amd64 and linux/arm64 binaries + SHA256SUMS in ./dist
@@ -74,6 +76,9 @@ demo: deps build
 
 bench: deps build
 	$(GO) run ./test/bench $(BENCH_FLAGS)
+
+bench-scale: deps build
+	CGW_BIN=$(CURDIR)/bin $(GO) test -count=1 -tags 'e2e benchscale' -timeout 20m -v -run BenchScale ./test/e2e/
 
 soak: deps build
 	$(GO) test -count=1 -tags 'e2e soak' -timeout 60m -v -run Soak ./test/e2e/

@@ -122,23 +122,11 @@ func prefixWarning(count int, limit uint32) string {
 // checkPrefixLimitsLocked recomputes every neighbor's prefix-limit warning
 // and logs each new one once. Caller must hold s.ctl.
 func (s *Server) checkPrefixLimitsLocked() {
-	var v4, v6 int
-	for _, p := range s.ctl.advWant {
-		if p.Addr().Is4() {
-			v4++
-		} else {
-			v6++
-		}
-	}
 	type logLine struct{ name, warn string }
 	var lines []logLine
 	s.rt.Lock()
 	for _, n := range s.ctl.neighbors {
-		count := v6
-		if n.PeerAddr.Is4() {
-			count = v4
-		}
-		w := prefixWarning(count, n.PrefixLimitWarn)
+		w := prefixWarning(s.advertisedCountLocked(n), n.PrefixLimitWarn)
 		p, ok := s.rt.peers[n.PeerAddr.String()]
 		if !ok || p.warning == w {
 			continue

@@ -18,6 +18,12 @@ type Neighbor struct {
 	PeerAddr  netip.Addr // AWS inside address (.1 of the /30)
 	LocalAddr netip.Addr // our inside address (.2); the session is sourced from it; optional
 	PeerASN   uint32     // Amazon-side ASN (64512 by default)
+	// LocalASN is our ASN on this session (GoBGP's per-neighbor local AS,
+	// as each AWS customer gateway has its own); 0 = the server's ASN.
+	LocalASN uint32
+	// Export, when not nil, limits the locally originated prefixes sent to
+	// this neighbor; nil sends all of them.
+	Export *ExportFilter
 	// HoldTime defaults to 30 s (what AWS uses); it must be 0 (default)
 	// or at least 3 s (RFC 4271 Section 4.2). Keepalive defaults to a
 	// third of the hold time and must be shorter than it.
@@ -61,9 +67,14 @@ func (n Neighbor) normalize(ourASN uint32) (Neighbor, error) {
 	if n.PeerASN == 0 {
 		return n, fmt.Errorf("bgp: neighbor %q: PeerASN is required (AWS default 64512)", n.Name)
 	}
-	if n.PeerASN == ourASN {
+	if n.PeerASN == n.localASN(ourASN) {
 		return n, fmt.Errorf("bgp: neighbor %q: PeerASN %d equals our ASN; AWS sessions are eBGP", n.Name, n.PeerASN)
 	}
+	exp, err := n.Export.normalize(n.Name)
+	if err != nil {
+		return n, err
+	}
+	n.Export = exp
 	if n.HoldTime == 0 {
 		n.HoldTime = defaultHoldTime
 	}
@@ -86,12 +97,12 @@ func (n Neighbor) normalize(ourASN uint32) (Neighbor, error) {
 // the session) when it changes. The password is included but the key is
 // never printed.
 func (n Neighbor) sessionKey() string {
-	return fmt.Sprintf("%v|%v|%d|%d|%d|%s", n.PeerAddr, n.LocalAddr, n.PeerASN, secs(n.HoldTime), secs(n.Keepalive), n.Password)
+	return fmt.Sprintf("%v|%v|%d|%d|%d|%d|%s", n.PeerAddr, n.LocalAddr, n.PeerASN, n.LocalASN, secs(n.HoldTime), secs(n.Keepalive), n.Password)
 }
 
 // exportKey is what the export policy statement for n depends on.
 func (n Neighbor) exportKey() string {
-	return fmt.Sprintf("%v|%d|%d", n.PeerAddr, n.Prepend, n.MED)
+	return fmt.Sprintf("%v|%d|%d|%s", n.PeerAddr, n.Prepend, n.MED, n.Export.key())
 }
 
 func secs(d time.Duration) uint64 { return uint64((d + time.Second/2) / time.Second) }
@@ -251,6 +262,7 @@ func (s *Server) apiPeer(n Neighbor) *api.Peer {
 		Conf: &api.PeerConf{
 			NeighborAddress: n.PeerAddr.String(),
 			PeerAsn:         n.PeerASN,
+			LocalAsn:        n.LocalASN,
 			AuthPassword:    n.Password,
 			Description:     n.Name,
 			AdminDown:       !s.adminUpLocked(n.Name),
@@ -289,14 +301,23 @@ func (s *Server) applyExportPolicyLocked(ctx context.Context) error {
 			Name:        set,
 			List:        []string{netip.PrefixFrom(n.PeerAddr, n.PeerAddr.BitLen()).String()},
 		})
+		cond := &api.Conditions{
+			NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: set},
+			RouteType:   api.Conditions_ROUTE_TYPE_LOCAL,
+		}
+		if n.Export != nil {
+			ps := n.Export.prefixSet("cgw-pfx-"+strconv.Itoa(len(stmts)), n.PeerAddr.Is4())
+			if ps == nil {
+				continue // nothing to send: the default action rejects
+			}
+			sets = append(sets, ps)
+			cond.PrefixSet = &api.MatchSet{Type: api.MatchSet_ANY, Name: ps.Name}
+		}
 		act := s.exportActions(n)
 		stmts = append(stmts, &api.Statement{
-			Name: "cgw-export-" + strconv.Itoa(len(stmts)),
-			Conditions: &api.Conditions{
-				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: set},
-				RouteType:   api.Conditions_ROUTE_TYPE_LOCAL,
-			},
-			Actions: act,
+			Name:       "cgw-export-" + strconv.Itoa(len(stmts)),
+			Conditions: cond,
+			Actions:    act,
 		})
 	}
 	lanSets, lanStmts, imp := s.lanPolicyLocked(s.exportActions)
@@ -322,7 +343,7 @@ func (s *Server) applyExportPolicyLocked(ctx context.Context) error {
 func (s *Server) exportActions(n Neighbor) *api.Actions {
 	act := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
 	if n.Prepend > 0 {
-		act.AsPrepend = &api.AsPrependAction{Asn: s.cfg.ASN, Repeat: uint32(n.Prepend)}
+		act.AsPrepend = &api.AsPrependAction{Asn: n.localASN(s.cfg.ASN), Repeat: uint32(n.Prepend)}
 	}
 	if n.MED > 0 {
 		act.Med = &api.MedAction{Type: api.MedAction_REPLACE, Value: int64(n.MED)}

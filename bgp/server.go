@@ -292,6 +292,14 @@ func (s *Server) SetListenAddresses(addrs []netip.Addr) error {
 	if slices.Equal(addrs, slices.Compact(cur)) {
 		return nil
 	}
+	if s.ctl.started && len(addrs) > 0 && len(cur) > 0 && subsetOf(addrs, cur) && goneFromHost(cur, addrs) {
+		// Only removals, of addresses no interface has any more (their
+		// tunnels' devices are gone): those listeners accept nothing, so
+		// keep them rather than reset every session (one connection
+		// leaving a hub of hundreds). s.cfg keeps what is open.
+		s.log.Info("bgp: listen addresses removed with their devices; their listeners stay until the speaker next restarts", "listen", s.listenString())
+		return nil
+	}
 	s.cfg.ListenAddresses = addrs
 	if !s.ctl.started {
 		return nil

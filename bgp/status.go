@@ -101,10 +101,23 @@ func (s *Server) fillStatus(out []NeighborStatus) {
 	if err != nil {
 		s.log.Debug("bgp: list peers", "err", err)
 	}
-	// GoBGP computes the advertised count by running the export path for
-	// the peer, which only works (and only means something) while the
-	// session is up.
+	// What a session is sent is known without asking GoBGP, which would
+	// run the whole export policy (a statement per neighbor) over every
+	// path for each neighbor: with 200 neighbors that took seconds.
+	var others []string
+	s.ctl.Lock()
 	for _, a := range established {
+		i := idx[a]
+		if n, ok := s.ctl.neighbors[out[i].Name]; ok {
+			out[i].Advertised = s.advertisedCountLocked(n)
+		} else {
+			others = append(others, a)
+		}
+	}
+	s.ctl.Unlock()
+	// LAN neighbors are sent what was learned from AWS, which only GoBGP
+	// knows; there are few of them.
+	for _, a := range others {
 		err := s.gobgp().ListPeer(context.Background(), &api.ListPeerRequest{Address: a, EnableAdvertised: true}, func(p *api.Peer) {
 			for _, af := range p.AfiSafis {
 				if af.State != nil {

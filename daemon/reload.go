@@ -81,8 +81,10 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 	if len(changes) == 0 {
 		return p, nil
 	}
-	if ob, nb := bgpConfig(old), bgpConfig(next); (ob == nil) != (nb == nil) || (ob != nil && ob.ASN != nb.ASN) {
-		return nil, fmt.Errorf("reload: the BGP speaker's ASN or its presence changed; restart cgwd to apply it (nothing was changed)")
+	// Each session carries its connection's ASN (a changed bgp.asn
+	// restarts that connection), so only the speaker's presence matters.
+	if ob, nb := bgpConfig(old), bgpConfig(next); (ob == nil) != (nb == nil) {
+		return nil, fmt.Errorf("reload: BGP was enabled or disabled on every connection; restart cgwd to apply it (nothing was changed)")
 	}
 	speakerRestart := false
 	for _, c := range changes {
@@ -121,7 +123,9 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 				effect = effectRestart
 			}
 		}
-		if (effect == effectRestart || effect == effectStart || effect == effectStop) && (c.Section == "tunnel" || c.Section == "connection") &&
+		// A BGP tunnel that only stops leaves its listener in place
+		// (bgp.Server.SetListenAddresses): no speaker restart.
+		if (effect == effectRestart || effect == effectStart) && (c.Section == "tunnel" || c.Section == "connection") &&
 			(bgpConn(old, c.Connection) || bgpConn(next, c.Connection)) {
 			speakerRestart = true
 		}
@@ -132,7 +136,7 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 	}
 	if speakerRestart {
 		// The speaker's listen addresses follow the BGP tunnels' devices.
-		res.Warnings = append(res.Warnings, "a BGP tunnel starts, stops or restarts: the BGP speaker restarts, so every BGP session (on unchanged tunnels too) re-establishes")
+		res.Warnings = append(res.Warnings, "a BGP tunnel starts or restarts: the BGP speaker restarts, so every BGP session (on unchanged tunnels too) re-establishes")
 	}
 	return p, nil
 }

@@ -52,7 +52,10 @@ type importResult struct {
 // path: the best path only for active-passive (AWS's MED and our prepends
 // decide), or every path tied with the best on LOCAL_PREF and AS-path length
 // for active-active (MED is ignored there: a VGW marks one tunnel preferred
-// for its own egress, but accepts traffic on both). Paths learned over a tunnel that is down are ignored even
+// for its own egress, but accepts traffic on both). In active-active, tied
+// paths from the same neighboring AS join one multipath route across
+// connections too: several VPN connections to one Transit Gateway with
+// ECMP (see multipathPeer). Paths learned over a tunnel that is down are ignored even
 // before BGP notices, so failover does not wait for the hold timer.
 //
 // Learned prefixes pass each connection's import policy and prefix limit
@@ -131,7 +134,7 @@ func desiredRoutes(conns []routeConn, learned []bgp.Path, metric int) ([]route.R
 			continue
 		}
 		for _, p := range ps[1:] {
-			if connOf[p.Neighbor] == connOf[best.Neighbor] && p.LocalPref == best.LocalPref && len(p.ASPath) == len(best.ASPath) {
+			if multipathPeer(connOf[p.Neighbor], connOf[best.Neighbor]) && p.LocalPref == best.LocalPref && len(p.ASPath) == len(best.ASPath) && firstAS(p) == firstAS(best) {
 				add(pfx, neighbor[p.Neighbor].Dev)
 			}
 		}

@@ -52,6 +52,12 @@ func (d *Daemon) syncRoutes() {
 	if err := d.router.SetPeers(peers); err != nil {
 		d.log.Error("installing the policy rules for AWS's outside addresses", "err", err)
 	}
+	for _, r := range want {
+		if len(r.NextHops) > 1 {
+			d.hashOnce.Do(d.multipathHashPolicy)
+			break
+		}
+	}
 	err := d.router.Set(want)
 
 	d.mu.Lock()

@@ -238,7 +238,9 @@ func peerConfig(c *config.Connection, t *config.Tunnel) ike.PeerConfig {
 }
 
 // bgpConfig returns the BGP speaker settings, or nil when no connection
-// uses BGP. The router ID is the first BGP tunnel's inside address. The
+// uses BGP. The router ID is the first BGP tunnel's inside address; the
+// speaker's ASN is the first BGP connection's, and every session carries
+// its own connection's ASN as its local AS (syncBGP). The
 // speaker listens on the BGP tunnels' inside addresses only, never on
 // 0.0.0.0:179.
 func bgpConfig(cfg *config.Config) *bgp.Config {
@@ -288,6 +290,8 @@ func (d *Daemon) syncBGP() error {
 				PeerAddr:        peer,
 				LocalAddr:       local,
 				PeerASN:         b.PeerASN,
+				LocalASN:        b.ASN,
+				Export:          &bgp.ExportFilter{Exact: b.Advertise, Within: b.AdvertiseKernel},
 				HoldTime:        b.HoldTime,
 				Keepalive:       b.Keepalive,
 				Password:        string(b.Password),
@@ -326,8 +330,9 @@ func (d *Daemon) syncBGP() error {
 
 // syncAdvertised announces the configured prefixes plus the kernel routes
 // selected by bgp.advertise_kernel (routes cgw did not install, not through
-// a tunnel). One BGP speaker serves every connection, so the union of all
-// connections' prefixes is announced on every session.
+// a tunnel). One BGP speaker serves every connection: it originates the
+// union of all connections' prefixes, and each session's export filter
+// (syncBGP) sends it only its own connection's.
 func (d *Daemon) syncAdvertised() error {
 	if d.bgp == nil {
 		return nil

@@ -29,6 +29,13 @@ const (
 	// bufSize is the size of a packet buffer: a full 64 KiB datagram or
 	// TUN GRO superpacket plus headroom.
 	bufSize = 65536 + 128
+	// txBufSize is the size of a TUN reader's buffer: the TUN splits GSO
+	// superpackets into packets of at most DeviceMTU octets, read at
+	// tunReadOffset, and sealing in place appends at most padding, the pad
+	// length and next header octets and the ICV (txTrailer covers CBC's
+	// 15 octets of padding and a 32-octet ICV with room to spare).
+	txBufSize = tunReadOffset + DeviceMTU + txTrailer
+	txTrailer = 128
 	// tunReadOffset is where the TUN reader puts inner packets: room for
 	// the largest ESP header + IV (8 + 16) in front, so Seal works in
 	// place.

@@ -9,7 +9,8 @@ import (
 // reused for the whole trip: the inner packet is sealed in place, and
 // received ESP packets are opened in place.
 type elem struct {
-	buf []byte // len(buf) == bufSize
+	buf []byte // len(buf) == bufSize, or txBufSize when tx
+	tx  bool   // from the TUN readers' free list (pools.getTxElem)
 	// pkt is the current packet: outbound the inner packet, then the ESP
 	// packet; inbound the ESP packet, then the inner packet.
 	pkt      []byte
@@ -42,16 +43,18 @@ type inBatch struct {
 // channels: Get allocates when the list is empty, Put drops when it is
 // full, so memory held idle is capped while peaks never block.
 type pools struct {
-	elems chan *elem
-	outs  chan *outBatch
-	ins   chan *inBatch
+	elems   chan *elem
+	txElems chan *elem // small buffers for the TUN readers
+	outs    chan *outBatch
+	ins     chan *inBatch
 }
 
 func newPools() *pools {
 	return &pools{
-		elems: make(chan *elem, maxFreeBuffers),
-		outs:  make(chan *outBatch, maxFreeBuffers/8),
-		ins:   make(chan *inBatch, maxFreeBuffers/8),
+		elems:   make(chan *elem, maxFreeBuffers),
+		txElems: make(chan *elem, maxFreeBuffers),
+		outs:    make(chan *outBatch, maxFreeBuffers/8),
+		ins:     make(chan *inBatch, maxFreeBuffers/8),
 	}
 }
 
@@ -64,12 +67,29 @@ func (p *pools) getElem() *elem {
 	}
 }
 
+// getTxElem returns an element with a txBufSize buffer, for a TUN
+// reader: each tunnel's reader holds batchSize of them while it waits, so
+// with hundreds of mostly idle tunnels a full bufSize buffer each would
+// keep gigabytes of heap (docs/scale.md).
+func (p *pools) getTxElem() *elem {
+	select {
+	case e := <-p.txElems:
+		return e
+	default:
+		return &elem{buf: make([]byte, txBufSize), tx: true}
+	}
+}
+
 func (p *pools) putElem(e *elem) {
 	e.pkt = nil
 	e.sa = nil
 	e.err = nil
+	free := p.elems
+	if e.tx {
+		free = p.txElems
+	}
 	select {
-	case p.elems <- e:
+	case free <- e:
 	default:
 	}
 }

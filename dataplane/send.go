@@ -45,7 +45,7 @@ func (t *tunnel) RoutineReadFromTUN() {
 	for {
 		for i := range elems {
 			if elems[i] == nil {
-				elems[i] = e.pools.getElem()
+				elems[i] = e.pools.getTxElem()
 			}
 			bufs[i] = elems[i].buf
 		}
