@@ -64,6 +64,9 @@ func (t *ikeInit) buildRequest(m *message.Message) error {
 	}
 	m.Payloads = append(m.Payloads, t.kx.offer(ipsec.ProtoIKE, p.cfg.IKEProposals, nil, true),
 		t.kx.ke(), &message.Nonce{Data: t.kx.nonce})
+	if p.cfg.Cert != nil {
+		m.Payloads = append(m.Payloads, sigHashNotify())
+	}
 	return nil
 }
 
@@ -128,6 +131,7 @@ func (t *ikeInit) processResponse(m *message.Message) (status, error) {
 	}
 	sa.spiR = m.Header.SPIr
 	sa.alg = alg
+	sa.noteSigHashes(m)
 	sa.nr = append([]byte(nil), nonce.Data...)
 	keys, err := crypto.DeriveIKEKeys(alg, sa.ni, sa.nr, shared, sa.spiI, sa.spiR)
 	if err != nil {
@@ -184,6 +188,7 @@ func (t *ikeInit) processRequest(m *message.Message) (status, error) {
 		return statusFailed, &notifyError{notify: message.NotifyNoProposalChosen, fatal: true, reason: err.Error()}
 	}
 	t.alg, t.chosen, t.dh = alg, chosen, dh
+	sa.noteSigHashes(m)
 	return statusDone, nil
 }
 
@@ -192,6 +197,9 @@ func (t *ikeInit) buildResponse(m *message.Message) error {
 		selectedProposal(t.chosen.Number, ipsec.ProtoIKE, t.alg, nil, true),
 		&message.KE{Group: t.alg.DH, Data: t.dh.Public()},
 		&message.Nonce{Data: t.sa.nr})
+	if c := t.sa.p.cfg.Cert; c != nil {
+		m.Payloads = append(m.Payloads, c.certReq(), sigHashNotify())
+	}
 	return nil
 }
 

@@ -1,0 +1,306 @@
+package ike
+
+import (
+	"bytes"
+	gocrypto "crypto"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cgwproject/cgw/ike/crypto"
+	"github.com/cgwproject/cgw/ike/message"
+)
+
+// CertAuth is certificate authentication (RFC 7296 Sections 2.15, 3.6,
+// 3.7; RFC 4754; RFC 7427) for one peer. It replaces PeerConfig.PSK.
+//
+// Our identity, unless PeerConfig.LocalID says otherwise, is the subject
+// DN of Chain[0] (ID_DER_ASN1_DN). The peer must send its end-entity
+// certificate in a CERT payload; it is validated with crypto/x509 against
+// Roots (intermediates from Intermediates and from the peer's other CERT
+// payloads), with validity, key usage and extended key usage where
+// present, the CRLs, and the peer's ID, which must name that certificate.
+// Nothing is fetched from the network.
+type CertAuth struct {
+	// Chain is ours: the end-entity certificate first, then the CAs that
+	// issued it (sent as CERT payloads, self-signed roots excepted).
+	Chain []*x509.Certificate
+	// Key is the private key of Chain[0]. It is never logged.
+	Key gocrypto.Signer
+	// Roots are the trust anchors, Intermediates further CAs of the
+	// bundle; the CERTREQ names all of them.
+	Roots, Intermediates []*x509.Certificate
+	CRLs                 []*x509.RevocationList
+	// Classic signs with method 1 (RSA, SHA-1) or 9-11 (ECDSA) even when
+	// the peer supports RFC 7427; PSS signs RSA with RSASSA-PSS (needs
+	// RFC 7427). Neither changes what we accept.
+	Classic, PSS bool
+}
+
+// certReqHashes is the CERTREQ authority field: SHA-1 of each trusted CA's
+// SubjectPublicKeyInfo (RFC 7296, Section 3.7).
+func (c *CertAuth) certReq() *message.CertReq {
+	var b []byte
+	for _, ca := range append(append([]*x509.Certificate(nil), c.Roots...), c.Intermediates...) {
+		h := sha1.Sum(ca.RawSubjectPublicKeyInfo)
+		b = append(b, h[:]...)
+	}
+	return &message.CertReq{Encoding: message.CertX509Sig, Authority: b}
+}
+
+// certPayloads are the CERT payloads we send: our end-entity certificate
+// first, then the CAs of our chain that are not self-signed roots.
+func (c *CertAuth) certPayloads() []message.Payload {
+	var out []message.Payload
+	for i, crt := range c.Chain {
+		if i > 0 && selfSigned(crt) {
+			continue
+		}
+		out = append(out, &message.Cert{Encoding: message.CertX509Sig, Data: crt.Raw})
+	}
+	return out
+}
+
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}
+
+// sigHashNotify is our SIGNATURE_HASH_ALGORITHMS (RFC 7427, Section 4).
+func sigHashNotify() *message.Notify {
+	var b []byte
+	for _, h := range crypto.SupportedHashes {
+		b = append(b, byte(h>>8), byte(h))
+	}
+	return &message.Notify{Kind: message.NotifySignatureHashAlgorithms, Data: b}
+}
+
+// noteSigHashes records the peer's SIGNATURE_HASH_ALGORITHMS from an
+// IKE_SA_INIT message.
+func (sa *ikeSA) noteSigHashes(m *message.Message) {
+	n := m.Notify(message.NotifySignatureHashAlgorithms)
+	if n == nil {
+		return
+	}
+	sa.peerHashes = sa.peerHashes[:0]
+	for d := n.Data; len(d) >= 2; d = d[2:] {
+		sa.peerHashes = append(sa.peerHashes, uint16(d[0])<<8|uint16(d[1]))
+	}
+}
+
+// DN returns the ID_DER_ASN1_DN identity of a distinguished name.
+func DNIdentity(rawDN []byte) Identity {
+	return Identity{Type: uint8(message.IDDERASN1DN), Data: append([]byte(nil), rawDN...)}
+}
+
+// ParseDN parses a distinguished name written as strongSwan and AWS
+// write it, RDNs in encoding order separated by commas ("CN=vpn-0a1b.endpoint-0",
+// "C=US, O=Example, CN=gw1"), into DER. Attribute types: C, O, OU, CN, L,
+// ST, SERIALNUMBER, DC, E (emailAddress), STREET, POSTALCODE; a comma in a
+// value is escaped as "\,".
+func ParseDN(s string) ([]byte, error) {
+	types := map[string]asn1.ObjectIdentifier{
+		"C": {2, 5, 4, 6}, "O": {2, 5, 4, 10}, "OU": {2, 5, 4, 11}, "CN": {2, 5, 4, 3},
+		"L": {2, 5, 4, 7}, "ST": {2, 5, 4, 8}, "SERIALNUMBER": {2, 5, 4, 5}, "STREET": {2, 5, 4, 9},
+		"POSTALCODE": {2, 5, 4, 17}, "DC": {0, 9, 2342, 19200300, 100, 1, 25}, "E": {1, 2, 840, 113549, 1, 9, 1},
+	}
+	var rdns pkix.RDNSequence
+	var parts []string
+	var cur strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+		case s[i] == ',' || s[i] == '/' && i > 0:
+			parts = append(parts, cur.String())
+			cur.Reset()
+		case s[i] == '/' && i == 0:
+		default:
+			cur.WriteByte(s[i])
+		}
+	}
+	parts = append(parts, cur.String())
+	for _, p := range parts {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		k, v = strings.ToUpper(strings.TrimSpace(k)), strings.TrimSpace(v)
+		if !ok || v == "" {
+			return nil, fmt.Errorf("%q is not TYPE=value (e.g. CN=vpn-0123456789abcdef0.endpoint-0)", p)
+		}
+		oid, ok := types[k]
+		if !ok {
+			return nil, fmt.Errorf("unknown attribute type %q in the DN (use C, O, OU, CN, L, ST, DC, E, SERIALNUMBER)", k)
+		}
+		rdns = append(rdns, pkix.RelativeDistinguishedNameSET{{Type: oid, Value: v}})
+	}
+	return asn1.Marshal(rdns)
+}
+
+// dnString renders DER DN in encoding order ("C=US, O=Example, CN=gw1"),
+// as strongSwan and ParseDN write it.
+func dnString(der []byte) string {
+	var rdns pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(der, &rdns); err != nil || len(rest) != 0 {
+		return fmt.Sprintf("DN:%x", der)
+	}
+	names := map[string]string{"2.5.4.6": "C", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.3": "CN", "2.5.4.7": "L",
+		"2.5.4.8": "ST", "2.5.4.5": "SERIALNUMBER", "2.5.4.9": "STREET", "2.5.4.17": "POSTALCODE",
+		"0.9.2342.19200300.100.1.25": "DC", "1.2.840.113549.1.9.1": "E"}
+	var parts []string
+	for _, rdn := range rdns {
+		for _, atv := range rdn {
+			k, ok := names[atv.Type.String()]
+			if !ok {
+				k = atv.Type.String()
+			}
+			parts = append(parts, fmt.Sprintf("%s=%v", k, atv.Value))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// sameDN compares two DER DNs by their attributes and values (so that a
+// PrintableString and a UTF8String of the same text are equal).
+func sameDN(a, b []byte) bool {
+	return bytes.Equal(a, b) || dnString(a) == dnString(b)
+}
+
+// ekuIKE are the extended key usages that allow a certificate to
+// authenticate IKE (RFC 4945, Section 5.1.3.12): serverAuth, clientAuth,
+// anyExtendedKeyUsage, id-kp-ipsecIKE and the older IPsec ones.
+var ekuIKEOIDs = []asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 17}, {1, 3, 6, 1, 5, 5, 7, 3, 5}, {1, 3, 6, 1, 5, 5, 7, 3, 6}, {1, 3, 6, 1, 5, 5, 7, 3, 7}}
+
+func ekuAllowsIKE(c *x509.Certificate) bool {
+	if len(c.ExtKeyUsage) == 0 && len(c.UnknownExtKeyUsage) == 0 {
+		return true
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageAny || u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageClientAuth ||
+			u == x509.ExtKeyUsageIPSECEndSystem || u == x509.ExtKeyUsageIPSECTunnel || u == x509.ExtKeyUsageIPSECUser {
+			return true
+		}
+	}
+	for _, o := range c.UnknownExtKeyUsage {
+		for _, w := range ekuIKEOIDs {
+			if o.Equal(w) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// CertSubject names a certificate for operators: its subject, issuer and
+// serial.
+func CertSubject(c *x509.Certificate) string {
+	return fmt.Sprintf("%q (issuer %q, serial %s)", dnString(c.RawSubject), dnString(c.RawIssuer), c.SerialNumber.Text(16))
+}
+
+// verifyPeerCert validates the peer's certificates and that its identity
+// names the end-entity certificate. It returns that certificate. Every
+// error is one sentence: which certificate, which check, which fix.
+func (c *CertAuth) verifyPeerCert(certs []*message.Cert, id *message.ID, now time.Time) (*x509.Certificate, error) {
+	var parsed []*x509.Certificate
+	for i, p := range certs {
+		if p.Encoding != message.CertX509Sig {
+			continue
+		}
+		crt, err := x509.ParseCertificate(p.Data)
+		if err != nil {
+			return nil, fmt.Errorf("the peer's CERT payload %d is not a valid X.509 certificate: %v", i+1, err)
+		}
+		parsed = append(parsed, crt)
+	}
+	if len(parsed) == 0 {
+		return nil, errors.New("the peer sent no X.509 certificate (CERT payload) although we asked with CERTREQ; configure it to send its certificate (strongSwan: send_cert = always)")
+	}
+	leaf := parsed[0]
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, r := range c.Roots {
+		roots.AddCert(r)
+	}
+	for _, r := range c.Intermediates {
+		inter.AddCert(r)
+	}
+	for _, r := range parsed[1:] {
+		inter.AddCert(r)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		var ua x509.UnknownAuthorityError
+		var inv x509.CertificateInvalidError
+		switch {
+		case errors.As(err, &ua):
+			return nil, fmt.Errorf("the peer's certificate %s is not signed by any CA in ca_file: put the root and subordinate CA certificates of your AWS Private CA in ca_file", CertSubject(leaf))
+		case errors.As(err, &inv) && inv.Reason == x509.Expired:
+			return nil, fmt.Errorf("the peer's certificate chain is outside its validity period (%s): certificate %s is valid %s to %s; check the clocks and renew the expired certificate",
+				inv.Detail, CertSubject(inv.Cert), inv.Cert.NotBefore.UTC().Format(time.RFC3339), inv.Cert.NotAfter.UTC().Format(time.RFC3339))
+		}
+		return nil, fmt.Errorf("the peer's certificate %s does not validate against ca_file: %v", CertSubject(leaf), err)
+	}
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+		return nil, fmt.Errorf("the peer's certificate %s has a key usage without digitalSignature, so it may not sign IKE authentication; reissue it with digitalSignature", CertSubject(leaf))
+	}
+	if !ekuAllowsIKE(leaf) {
+		return nil, fmt.Errorf("the peer's certificate %s has extended key usages that exclude IKE (it needs serverAuth, clientAuth or ipsecIKE); reissue it", CertSubject(leaf))
+	}
+	if err := checkRevoked(chains[0], c.CRLs, now); err != nil {
+		return nil, err
+	}
+	if err := idMatchesCert(id, leaf); err != nil {
+		return nil, err
+	}
+	return leaf, nil
+}
+
+// checkRevoked looks each certificate of chain (but the root) up in the
+// CRLs issued, and signed, by its issuer.
+func checkRevoked(chain []*x509.Certificate, crls []*x509.RevocationList, now time.Time) error {
+	for i := 0; i+1 < len(chain); i++ {
+		crt, issuer := chain[i], chain[i+1]
+		for _, crl := range crls {
+			if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
+				continue
+			}
+			for _, r := range crl.RevokedCertificateEntries {
+				if r.SerialNumber.Cmp(crt.SerialNumber) == 0 {
+					return fmt.Errorf("the peer's certificate %s is revoked by the CRL of %q (since %s); the peer needs a new certificate",
+						CertSubject(crt), dnString(issuer.RawSubject), r.RevocationTime.UTC().Format(time.RFC3339))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// idMatchesCert checks that the peer's IKE identity names its certificate:
+// a DN equals the subject, an FQDN, e-mail or address is among its
+// subject alternative names (RFC 4945, Section 3.1).
+func idMatchesCert(id *message.ID, leaf *x509.Certificate) error {
+	ok := false
+	switch id.IDType {
+	case message.IDDERASN1DN:
+		ok = sameDN(id.Data, leaf.RawSubject)
+	case message.IDFQDN:
+		ok = leaf.VerifyHostname(string(id.Data)) == nil
+	case message.IDRFC822:
+		for _, e := range leaf.EmailAddresses {
+			ok = ok || strings.EqualFold(e, string(id.Data))
+		}
+	case message.IDIPv4Addr, message.IDIPv6Addr:
+		if a, good := id.Addr(); good {
+			for _, ip := range leaf.IPAddresses {
+				ok = ok || ip.Equal(a.AsSlice())
+			}
+		}
+	}
+	if !ok {
+		return fmt.Errorf("the peer's identity %s does not name its certificate %s (an ID_DER_ASN1_DN must equal the certificate subject)",
+			identityString(id.IDType, id.Data), CertSubject(leaf))
+	}
+	return nil
+}
