@@ -30,6 +30,7 @@ type metricsCollector struct {
 	bgpState, bgpReceived, bgpAdvertised, bgpAccepts *prometheus.Desc
 	routes, filtered, info                           *prometheus.Desc
 	ikeDropped                                       *prometheus.Desc
+	certDays                                         *prometheus.Desc
 }
 
 func newMetricsCollector(d *Daemon) *metricsCollector {
@@ -54,6 +55,7 @@ func newMetricsCollector(d *Daemon) *metricsCollector {
 		dpdMisses:     desc("cgw_tunnel_dpd_misses_total", "DPD probes that went unanswered."),
 		ikeFailures:   desc("cgw_tunnel_ike_failures_total", "Failed IKE negotiations, by notify type.", "notify"),
 		lastInbound:   desc("cgw_tunnel_last_inbound_timestamp_seconds", "Unix time of the last packet received from the peer (0 = never)."),
+		certDays:      desc("cgw_tunnel_certificate_expiry_days", "Days until our certificate of a tunnel with auth: certificate expires (negative once expired); alert well before 0."),
 		bgpState:      desc("cgw_bgp_session_established", "1 when the tunnel's BGP session is Established."),
 		bgpReceived:   desc("cgw_bgp_prefixes_received", "Prefixes received from the tunnel's BGP neighbor."),
 		bgpAccepts:    desc("cgw_bgp_prefixes_accepted", "Prefixes accepted from the tunnel's BGP neighbor."),
@@ -130,6 +132,9 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 				last = float64(t.Traffic.LastInbound.UnixNano()) / float64(time.Second)
 			}
 			gauge(m.lastInbound, last, l...)
+			if a := t.Auth; a != nil && !a.CertificateExpires.IsZero() {
+				gauge(m.certDays, a.ExpiresInDays, l...)
+			}
 			if t.BGP != nil {
 				gauge(m.bgpState, b2f(t.BGP.State == "Established"), l...)
 				gauge(m.bgpReceived, float64(t.BGP.Received), l...)

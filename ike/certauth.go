@@ -5,7 +5,6 @@ import (
 	gocrypto "crypto"
 	"crypto/sha1"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/cgwproject/cgw/ike/crypto"
 	"github.com/cgwproject/cgw/ike/message"
+	"github.com/cgwproject/cgw/ipsec"
 )
 
 // CertAuth is certificate authentication (RFC 7296 Sections 2.15, 3.6,
@@ -92,81 +92,15 @@ func (sa *ikeSA) noteSigHashes(m *message.Message) {
 	}
 }
 
-// DN returns the ID_DER_ASN1_DN identity of a distinguished name.
+// DNIdentity returns the ID_DER_ASN1_DN identity of a distinguished name.
 func DNIdentity(rawDN []byte) Identity {
 	return Identity{Type: uint8(message.IDDERASN1DN), Data: append([]byte(nil), rawDN...)}
-}
-
-// ParseDN parses a distinguished name written as strongSwan and AWS
-// write it, RDNs in encoding order separated by commas ("CN=vpn-0a1b.endpoint-0",
-// "C=US, O=Example, CN=gw1"), into DER. Attribute types: C, O, OU, CN, L,
-// ST, SERIALNUMBER, DC, E (emailAddress), STREET, POSTALCODE; a comma in a
-// value is escaped as "\,".
-func ParseDN(s string) ([]byte, error) {
-	types := map[string]asn1.ObjectIdentifier{
-		"C": {2, 5, 4, 6}, "O": {2, 5, 4, 10}, "OU": {2, 5, 4, 11}, "CN": {2, 5, 4, 3},
-		"L": {2, 5, 4, 7}, "ST": {2, 5, 4, 8}, "SERIALNUMBER": {2, 5, 4, 5}, "STREET": {2, 5, 4, 9},
-		"POSTALCODE": {2, 5, 4, 17}, "DC": {0, 9, 2342, 19200300, 100, 1, 25}, "E": {1, 2, 840, 113549, 1, 9, 1},
-	}
-	var rdns pkix.RDNSequence
-	var parts []string
-	var cur strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-		case s[i] == ',' || s[i] == '/' && i > 0:
-			parts = append(parts, cur.String())
-			cur.Reset()
-		case s[i] == '/' && i == 0:
-		default:
-			cur.WriteByte(s[i])
-		}
-	}
-	parts = append(parts, cur.String())
-	for _, p := range parts {
-		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-		k, v = strings.ToUpper(strings.TrimSpace(k)), strings.TrimSpace(v)
-		if !ok || v == "" {
-			return nil, fmt.Errorf("%q is not TYPE=value (e.g. CN=vpn-0123456789abcdef0.endpoint-0)", p)
-		}
-		oid, ok := types[k]
-		if !ok {
-			return nil, fmt.Errorf("unknown attribute type %q in the DN (use C, O, OU, CN, L, ST, DC, E, SERIALNUMBER)", k)
-		}
-		rdns = append(rdns, pkix.RelativeDistinguishedNameSET{{Type: oid, Value: v}})
-	}
-	return asn1.Marshal(rdns)
-}
-
-// dnString renders DER DN in encoding order ("C=US, O=Example, CN=gw1"),
-// as strongSwan and ParseDN write it.
-func dnString(der []byte) string {
-	var rdns pkix.RDNSequence
-	if rest, err := asn1.Unmarshal(der, &rdns); err != nil || len(rest) != 0 {
-		return fmt.Sprintf("DN:%x", der)
-	}
-	names := map[string]string{"2.5.4.6": "C", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.3": "CN", "2.5.4.7": "L",
-		"2.5.4.8": "ST", "2.5.4.5": "SERIALNUMBER", "2.5.4.9": "STREET", "2.5.4.17": "POSTALCODE",
-		"0.9.2342.19200300.100.1.25": "DC", "1.2.840.113549.1.9.1": "E"}
-	var parts []string
-	for _, rdn := range rdns {
-		for _, atv := range rdn {
-			k, ok := names[atv.Type.String()]
-			if !ok {
-				k = atv.Type.String()
-			}
-			parts = append(parts, fmt.Sprintf("%s=%v", k, atv.Value))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 // sameDN compares two DER DNs by their attributes and values (so that a
 // PrintableString and a UTF8String of the same text are equal).
 func sameDN(a, b []byte) bool {
-	return bytes.Equal(a, b) || dnString(a) == dnString(b)
+	return bytes.Equal(a, b) || ipsec.DNString(a) == ipsec.DNString(b)
 }
 
 // ekuIKE are the extended key usages that allow a certificate to
@@ -197,7 +131,7 @@ func ekuAllowsIKE(c *x509.Certificate) bool {
 // CertSubject names a certificate for operators: its subject, issuer and
 // serial.
 func CertSubject(c *x509.Certificate) string {
-	return fmt.Sprintf("%q (issuer %q, serial %s)", dnString(c.RawSubject), dnString(c.RawIssuer), c.SerialNumber.Text(16))
+	return fmt.Sprintf("%q (issuer %q, serial %s)", ipsec.DNString(c.RawSubject), ipsec.DNString(c.RawIssuer), c.SerialNumber.Text(16))
 }
 
 // verifyPeerCert validates the peer's certificates and that its identity
@@ -269,7 +203,7 @@ func checkRevoked(chain []*x509.Certificate, crls []*x509.RevocationList, now ti
 			for _, r := range crl.RevokedCertificateEntries {
 				if r.SerialNumber.Cmp(crt.SerialNumber) == 0 {
 					return fmt.Errorf("the peer's certificate %s is revoked by the CRL of %q (since %s); the peer needs a new certificate",
-						CertSubject(crt), dnString(issuer.RawSubject), r.RevocationTime.UTC().Format(time.RFC3339))
+						CertSubject(crt), ipsec.DNString(issuer.RawSubject), r.RevocationTime.UTC().Format(time.RFC3339))
 				}
 			}
 		}

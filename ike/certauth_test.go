@@ -2,13 +2,13 @@ package ike_test
 
 import (
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cgwproject/cgw/ike"
 	"github.com/cgwproject/cgw/internal/certtest"
+	"github.com/cgwproject/cgw/ipsec"
 )
 
 // certPKI is one customer's AWS Private CA: root, subordinate, the
@@ -122,14 +122,14 @@ func TestCertAuthFailures(t *testing.T) {
 			ac.Chain[0], ac.Key = old.Cert, old.Key
 		}, "outside its validity period", ""},
 		{"peer_id mismatch", func(t *testing.T, c *certPKI, _, _ *ike.CertAuth, cgw, _ *ike.PeerConfig) {
-			der, err := ike.ParseDN("CN=vpn-0123456789abcdef0.endpoint-1")
+			der, err := ipsec.ParseDN("CN=vpn-0123456789abcdef0.endpoint-1")
 			if err != nil {
 				t.Fatal(err)
 			}
 			cgw.RemoteID = ike.Identity{Type: 9, Data: der}
 		}, "fix peer_id", ""},
 		{"ID does not name the certificate", func(t *testing.T, c *certPKI, _, _ *ike.CertAuth, cgw, aws *ike.PeerConfig) {
-			der, _ := ike.ParseDN("CN=someone-else")
+			der, _ := ipsec.ParseDN("CN=someone-else")
 			aws.LocalID = ike.Identity{Type: 9, Data: der}
 			cgw.RemoteID = aws.LocalID
 		}, "does not name its certificate", ""},
@@ -153,22 +153,5 @@ func TestCertAuthFailures(t *testing.T) {
 				t.Errorf("aws failure %q, want it to contain %q", as.LastFailure, tc.awsWant)
 			}
 		})
-	}
-}
-
-func TestParseDN(t *testing.T) {
-	der, err := ike.ParseDN("C=US, O=Example\\, Inc., CN=gw1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := (pkix.Name{Country: []string{"US"}, Organization: []string{"Example, Inc."}, CommonName: "gw1"}).ToRDNSequence(), 0
-	got := ike.DNIdentity(der)
-	if got.Type != 9 || len(want) != 3 {
-		t.Fatalf("%+v", got)
-	}
-	for _, bad := range []string{"", "CN", "XX=1", "CN=a,,O=b"} {
-		if _, err := ike.ParseDN(bad); err == nil {
-			t.Errorf("ParseDN(%q) accepted", bad)
-		}
 	}
 }

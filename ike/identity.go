@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cgwproject/cgw/ike/message"
+	"github.com/cgwproject/cgw/ipsec"
 )
 
 // localIdentity is our IDi/IDr: LocalID, or ID_IPV4_ADDR/ID_IPV6_ADDR of our
@@ -69,7 +70,7 @@ func identityString(t message.IDType, data []byte) string {
 	case message.IDFQDN, message.IDRFC822:
 		return string(data)
 	case message.IDDERASN1DN:
-		return dnString(data)
+		return ipsec.DNString(data)
 	}
 	return fmt.Sprintf("%s:%x", t, data)
 }

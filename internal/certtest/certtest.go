@@ -59,8 +59,9 @@ type Cert struct {
 
 // Options change an issued certificate.
 type Options struct {
-	NotBefore, NotAfter time.Time // zero: an hour ago, a year from now
-	KeyType             KeyType   // zero: RSA2048
+	NotBefore, NotAfter time.Time     // zero: an hour ago, a year from now
+	KeyType             KeyType       // zero: RSA2048
+	Key                 crypto.Signer // a given key instead of a new one
 }
 
 var serial int64 = time.Now().UnixNano()
@@ -70,9 +71,12 @@ func Issue(issuer *Cert, subject pkix.Name, isCA bool, o Options) (*Cert, error)
 	if o.KeyType == "" {
 		o.KeyType = RSA2048
 	}
-	key, err := NewKey(o.KeyType)
-	if err != nil {
-		return nil, err
+	key := o.Key
+	if key == nil {
+		var err error
+		if key, err = NewKey(o.KeyType); err != nil {
+			return nil, err
+		}
 	}
 	if o.NotBefore.IsZero() {
 		o.NotBefore = time.Now().Add(-time.Hour)
