@@ -35,6 +35,8 @@ type CgwdOptions struct {
 	AWSSide bool
 	// Extra is appended to every tunnel (YAML lines, 8-space indented).
 	Extra string
+	// Cert overrides the certificate files in certificate mode.
+	Cert *CgwdCert
 }
 
 // CgwdSocket is the control socket path CgwdConfig uses for role, in a
@@ -91,6 +93,9 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 	if o.AWSSide {
 		e := Endpoints[o.Endpoints[0]-1]
 		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", e.Outside, e.Outside)
+	} else if s.opts.Cert != nil {
+		fmt.Fprintf(&b, "    local_address: %s\n", s.CustOutsideAddr())
+		b.WriteString(s.cgwdCertYAML(o.Cert))
 	} else {
 		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", s.CustOutsideAddr(), CustPublicAddr)
 	}
@@ -114,8 +119,13 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 		if o.AWSSide {
 			peer, peerID = CustPublicAddr, CustPublicAddr
 		}
-		fmt.Fprintf(&b, "      - name: %s-t%d\n        peer_address: %s\n        peer_id: %s\n", o.Name, i, peer, peerID)
-		fmt.Fprintf(&b, "        psk: \"%s\"\n        inside_cidr: %s\n", eo.PSK, e.Inside)
+		if s.opts.Cert != nil && !o.AWSSide {
+			fmt.Fprintf(&b, "      - name: %s-t%d\n        peer_address: %s\n", o.Name, i, peer)
+			fmt.Fprintf(&b, "%s        inside_cidr: %s\n", s.cgwdPeerID(o.Cert, i), e.Inside)
+		} else {
+			fmt.Fprintf(&b, "      - name: %s-t%d\n        peer_address: %s\n        peer_id: %s\n", o.Name, i, peer, peerID)
+			fmt.Fprintf(&b, "        psk: \"%s\"\n        inside_cidr: %s\n", eo.PSK, e.Inside)
+		}
 		if len(o.IKEProposals) > 0 {
 			fmt.Fprintf(&b, "        ike_proposals: [%s]\n", strings.Join(o.IKEProposals, ", "))
 		}
