@@ -32,8 +32,13 @@ func (t *ikeAuth) exchange() message.ExchangeType { return message.IKEAuth }
 func authFailedSentence(p *peer, sa *ikeSA) string {
 	idType, idData, _ := p.localIdentity(sa)
 	if p.cfg.Cert != nil {
-		return fmt.Sprintf("ike: peer %s rejected our certificate authentication (we identified as %s with certificate %s): check that AWS trusts the CA that issued our certificate (the customer gateway's certificate ARN), that it is not expired, and the peer's logs",
+		s := fmt.Sprintf("ike: peer %s rejected our certificate authentication (we identified as %s with certificate %s): check that the customer gateway in AWS names a certificate of the same CA, that our certificate is not expired",
 			p.cfg.RemoteAddr, identityString(idType, idData), CertSubject(p.cfg.Cert.Chain[0]))
+		if id := p.cfg.RemoteID; id.Type != 0 {
+			// We sent IDr: a peer that holds another identity refuses.
+			s += fmt.Sprintf(", and that peer_id %s is this tunnel's endpoint (CN=vpn-<id>.endpoint-0 for the first tunnel, -1 for the second)", identityString(message.IDType(id.Type), id.Data))
+		}
+		return s
 	}
 	return fmt.Sprintf("ike: peer %s rejected our PSK/identity: check the tunnel's psk and that local_id is the public IP registered on the customer gateway (we identified as %s)",
 		p.cfg.RemoteAddr, identityString(idType, idData))

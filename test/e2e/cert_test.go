@@ -145,7 +145,7 @@ func TestCertFailuresAndRecovery(t *testing.T) {
 
 	setAWSCert(p.PKI, certtest.Options{})
 	reloadYAML(t, d, yaml(&sim.CgwdCert{PeerIDs: [2]string{"CN=" + certtest.EndpointCN(s.ConnectionID(), 1)}}))
-	waitError(d, "peer_id mismatch", "fix peer_id", "peer_id")
+	waitError(d, "peer_id mismatch", "that peer_id CN=", "peer_id")
 
 	start := time.Now()
 	reloadYAML(t, d, yaml(nil))
