@@ -37,6 +37,9 @@ type CgwdOptions struct {
 	Extra string
 	// Cert overrides the certificate files in certificate mode.
 	Cert *CgwdCert
+	// NoLocalAddress leaves local_address out (any address: a gateway
+	// without a static IP).
+	NoLocalAddress bool
 }
 
 // CgwdSocket is the control socket path CgwdConfig uses for role, in a
@@ -94,7 +97,9 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 		e := Endpoints[o.Endpoints[0]-1]
 		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", e.Outside, e.Outside)
 	} else if s.opts.Cert != nil {
-		fmt.Fprintf(&b, "    local_address: %s\n", s.CustOutsideAddr())
+		if !o.NoLocalAddress {
+			fmt.Fprintf(&b, "    local_address: %s\n", s.CustOutsideAddr())
+		}
 		b.WriteString(s.cgwdCertYAML(o.Cert))
 	} else {
 		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", s.CustOutsideAddr(), CustPublicAddr)

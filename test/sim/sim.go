@@ -223,6 +223,9 @@ type Sim struct {
 	birds   map[Role]*Process
 	iperfOn map[netip.Addr]*Process
 	pki     *certtest.PKI
+	// custAddr is the customer's outside address after
+	// ChangeCustomerAddress (zero: the original one).
+	custAddr netip.Addr
 }
 
 func (o *Options) setDefaults() error {
