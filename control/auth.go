@@ -19,3 +19,14 @@ type Auth struct {
 	PeerCertificate    string    `json:"peer_certificate,omitempty"`
 	PeerCertExpires    time.Time `json:"peer_certificate_expires,omitzero"`
 }
+
+// ConfigCertificate is a tunnel's certificate section in the running
+// configuration: file names only, never key material.
+type ConfigCertificate struct {
+	CertFile          string `json:"cert_file" yaml:"cert_file"`
+	KeyFile           string `json:"key_file" yaml:"key_file"`
+	KeyPassphraseFile string `json:"key_passphrase_file,omitempty" yaml:"key_passphrase_file,omitempty"`
+	CAFile            string `json:"ca_file" yaml:"ca_file"`
+	CRLFile           string `json:"crl_file,omitempty" yaml:"crl_file,omitempty"`
+	Signature         string `json:"signature,omitempty" yaml:"signature,omitempty"`
+}

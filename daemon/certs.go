@@ -59,3 +59,20 @@ func authStatus(t *config.Tunnel, a ike.AuthStatus, now time.Time) *control.Auth
 func certDaysLeft(notAfter, now time.Time) float64 {
 	return math.Floor(notAfter.Sub(now).Hours()/24*10) / 10
 }
+
+// certDoc fills the running configuration of a certificate tunnel: the
+// files and AWS's identity (a DN, or nothing when any certificate of the
+// CA is accepted).
+func certDoc(out *control.ConfigTunnel, t *config.Tunnel) {
+	out.Auth = string(config.AuthCertificate)
+	switch {
+	case t.PeerDN != nil:
+		out.PeerID = ipsec.DNString(t.PeerDN)
+	case !t.PeerID.IsValid():
+		out.PeerID = ""
+	}
+	if c := t.Cert; c != nil {
+		out.Certificate = &control.ConfigCertificate{CertFile: c.CertFile, KeyFile: c.KeyFile, KeyPassphraseFile: c.KeyPassphraseFile,
+			CAFile: c.CAFile, CRLFile: c.CRLFile, Signature: string(c.Signature)}
+	}
+}

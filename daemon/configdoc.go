@@ -88,7 +88,9 @@ func tunnelDoc(t *config.Tunnel) control.ConfigTunnel {
 		SourceCheck:   string(t.SourceCheck),
 		ExtraSources:  prefixStrings(t.ExtraSources),
 	}
-	if t.PSKFile == "" {
+	if t.Auth == config.AuthCertificate {
+		certDoc(&out, t)
+	} else if t.PSKFile == "" {
 		out.PSK = control.Redacted
 	}
 	if len(t.ExtraSources) == 0 {
