@@ -238,3 +238,15 @@ func idMatchesCert(id *message.ID, leaf *x509.Certificate) error {
 	}
 	return nil
 }
+
+// String names the certificate, never the key, so that printing a
+// PeerConfig cannot reveal it.
+func (c *CertAuth) String() string {
+	if c == nil || len(c.Chain) == 0 {
+		return "certificate auth (no certificate)"
+	}
+	return "certificate auth with " + CertSubject(c.Chain[0])
+}
+
+// GoString is String, for %#v.
+func (c *CertAuth) GoString() string { return c.String() }

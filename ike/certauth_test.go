@@ -1,7 +1,9 @@
 package ike_test
 
 import (
+	"crypto/ecdsa"
 	"crypto/x509"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +155,17 @@ func TestCertAuthFailures(t *testing.T) {
 				t.Errorf("aws failure %q, want it to contain %q", as.LastFailure, tc.awsWant)
 			}
 		})
+	}
+}
+
+// Printing a configuration never shows the private key.
+func TestCertAuthPrintsNoKey(t *testing.T) {
+	c := newCertPKI(t, certtest.ECDSA256, certtest.ECDSA256)
+	pc := ike.PeerConfig{Name: "t", Cert: c.auth(c.cgw)}
+	d := c.cgw.Key.(*ecdsa.PrivateKey).D
+	for _, s := range []string{fmt.Sprintf("%v", pc), fmt.Sprintf("%+v", pc), fmt.Sprintf("%#v", pc), fmt.Sprint(pc.Cert)} {
+		if strings.Contains(s, d.String()) || strings.Contains(s, d.Text(16)) || !strings.Contains(s, "cgw.example.com") {
+			t.Errorf("printed: %.400s", s)
+		}
 	}
 }
