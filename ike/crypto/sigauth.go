@@ -184,23 +184,32 @@ func hashFromID(id uint16) gocrypto.Hash {
 
 // OIDs of RFC 7427 Appendix A.
 var (
-	oidSHA1WithRSA     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}
-	oidSHA256WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}
-	oidSHA384WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}
-	oidSHA512WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}
-	oidRSASSAPSS       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
-	oidMGF1            = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 8}
-	oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
-	oidECDSAWithSHA384 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
-	oidECDSAWithSHA512 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
-	oidEd25519         = asn1.ObjectIdentifier{1, 3, 101, 112}
-	oidSHA1            = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
-	oidSHA256          = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
-	oidSHA384          = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}
-	oidSHA512          = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
+	oidRSASSAPSS = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
+	oidMGF1      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 8}
+	oidSHA1      = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidSHA256    = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+	oidSHA384    = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}
+	oidSHA512    = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
 )
 
 var asn1Null = asn1.RawValue{Tag: asn1.TagNull}
+
+// sigOIDs are the signature algorithms without parameters (RSASSA-PSS has
+// its own encoding); RSA PKCS#1 v1.5 takes a NULL parameter.
+var sigOIDs = []struct {
+	key  string
+	hash gocrypto.Hash
+	oid  asn1.ObjectIdentifier
+}{
+	{"RSA", gocrypto.SHA1, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}},
+	{"RSA", gocrypto.SHA256, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}},
+	{"RSA", gocrypto.SHA384, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}},
+	{"RSA", gocrypto.SHA512, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}},
+	{"ECDSA", gocrypto.SHA256, asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}},
+	{"ECDSA", gocrypto.SHA384, asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}},
+	{"ECDSA", gocrypto.SHA512, asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}},
+	{"Ed25519", 0, asn1.ObjectIdentifier{1, 3, 101, 112}},
+}
 
 // pssParams is RSASSA-PSS-params (RFC 4055, Section 3.1); the trailer
 // field is always 1 and omitted.
@@ -238,10 +247,7 @@ func hashFromOID(o asn1.ObjectIdentifier) gocrypto.Hash {
 // algorithm, as RFC 7427 Appendix A lists them.
 func (a SigAlg) AlgorithmIdentifier() ([]byte, error) {
 	var ai pkix.AlgorithmIdentifier
-	switch {
-	case a.Key == "Ed25519":
-		ai.Algorithm = oidEd25519
-	case a.PSS:
+	if a.PSS {
 		hashAI := pkix.AlgorithmIdentifier{Algorithm: hashOID(a.Hash), Parameters: asn1Null}
 		mgfParams, err := asn1.Marshal(hashAI)
 		if err != nil {
@@ -257,26 +263,13 @@ func (a SigAlg) AlgorithmIdentifier() ([]byte, error) {
 			return nil, err
 		}
 		ai = pkix.AlgorithmIdentifier{Algorithm: oidRSASSAPSS, Parameters: asn1.RawValue{FullBytes: params}}
-	case a.Key == "RSA":
-		ai.Parameters = asn1Null
-		switch a.Hash {
-		case gocrypto.SHA1:
-			ai.Algorithm = oidSHA1WithRSA
-		case gocrypto.SHA256:
-			ai.Algorithm = oidSHA256WithRSA
-		case gocrypto.SHA384:
-			ai.Algorithm = oidSHA384WithRSA
-		case gocrypto.SHA512:
-			ai.Algorithm = oidSHA512WithRSA
-		}
-	case a.Key == "ECDSA":
-		switch a.Hash {
-		case gocrypto.SHA256:
-			ai.Algorithm = oidECDSAWithSHA256
-		case gocrypto.SHA384:
-			ai.Algorithm = oidECDSAWithSHA384
-		case gocrypto.SHA512:
-			ai.Algorithm = oidECDSAWithSHA512
+	}
+	for _, e := range sigOIDs {
+		if !a.PSS && e.key == a.Key && e.hash == a.Hash {
+			ai.Algorithm = e.oid
+			if e.key == "RSA" {
+				ai.Parameters = asn1Null
+			}
 		}
 	}
 	if ai.Algorithm == nil {
@@ -294,23 +287,13 @@ func parseAlgorithmIdentifier(der []byte) (SigAlg, error) {
 	}
 	a := SigAlg{Method: MethodDigSig}
 	o := ai.Algorithm
+	for _, e := range sigOIDs {
+		if o.Equal(e.oid) {
+			a.Key, a.Hash = e.key, e.hash
+			return a, nil
+		}
+	}
 	switch {
-	case o.Equal(oidSHA1WithRSA):
-		a.Key, a.Hash = "RSA", gocrypto.SHA1
-	case o.Equal(oidSHA256WithRSA):
-		a.Key, a.Hash = "RSA", gocrypto.SHA256
-	case o.Equal(oidSHA384WithRSA):
-		a.Key, a.Hash = "RSA", gocrypto.SHA384
-	case o.Equal(oidSHA512WithRSA):
-		a.Key, a.Hash = "RSA", gocrypto.SHA512
-	case o.Equal(oidECDSAWithSHA256):
-		a.Key, a.Hash = "ECDSA", gocrypto.SHA256
-	case o.Equal(oidECDSAWithSHA384):
-		a.Key, a.Hash = "ECDSA", gocrypto.SHA384
-	case o.Equal(oidECDSAWithSHA512):
-		a.Key, a.Hash = "ECDSA", gocrypto.SHA512
-	case o.Equal(oidEd25519):
-		a.Key = "Ed25519"
 	case o.Equal(oidRSASSAPSS):
 		a.Key, a.PSS = "RSA", true
 		p := pssParams{SaltLength: 20, Trailer: 1}
