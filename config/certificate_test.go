@@ -203,3 +203,31 @@ func TestCertificateReload(t *testing.T) {
 		t.Errorf("the same files reported as changed: %v", d)
 	}
 }
+
+func TestCertificateCRLFile(t *testing.T) {
+	pki, f := certFiles(t, certtest.Options{KeyType: certtest.ECDSA256})
+	crl, err := pki.CRL(24*time.Hour, pki.Sub.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pemFile, derFile, stale := filepath.Join(dir, "ca.crl"), filepath.Join(dir, "ca.der"), filepath.Join(dir, "stale.crl")
+	os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl.Raw}), 0o644)
+	os.WriteFile(derFile, crl.Raw, 0o644)
+	old, _ := pki.CRL(-time.Minute)
+	os.WriteFile(stale, old.Raw, 0o644)
+	for _, name := range []string{pemFile, derFile} {
+		cfg, _ := mustParse(t, certConfig(f, "crl_file: "+name))
+		if crls := cfg.Connections[0].Tunnels[0].Cert.CRLs; len(crls) != 1 || len(crls[0].RevokedCertificateEntries) != 1 {
+			t.Errorf("%s: CRLs %v", name, crls)
+		}
+	}
+	if _, warns := mustParse(t, certConfig(f, "crl_file: "+stale)); len(warns) != 1 || !strings.Contains(warns[0].Msg, "due for renewal") {
+		t.Errorf("stale CRL: %v", warns)
+	}
+	bad := filepath.Join(dir, "bad.crl")
+	os.WriteFile(bad, []byte("not a CRL"), 0o644)
+	if _, _, err := Parse([]byte(certConfig(f, "crl_file: "+bad)), "test.yaml"); err == nil || !strings.Contains(err.Error(), "CRL does not parse") {
+		t.Errorf("bad CRL: %v", err)
+	}
+}

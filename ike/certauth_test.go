@@ -169,3 +169,31 @@ func TestCertAuthPrintsNoKey(t *testing.T) {
 		}
 	}
 }
+
+// A CRL of the subordinate CA that lists AWS's certificate keeps the
+// tunnel down; one that does not list it changes nothing.
+func TestCertAuthCRL(t *testing.T) {
+	c := newCertPKI(t, certtest.ECDSA256, certtest.ECDSA256)
+	other, err := c.pki.Leaf("someone-else", certtest.Options{KeyType: certtest.ECDSA256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		revoked *x509.Certificate
+		up      bool
+	}{{c.aws.Cert, false}, {other.Cert, true}} {
+		crl, err := c.pki.CRL(24*time.Hour, tc.revoked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := certPair(t, c, func(cc, _ *ike.CertAuth, _, _ *ike.PeerConfig) { cc.CRLs = []*x509.RevocationList{crl} })
+		p.net.Deliver()
+		st := status(t, p.cgw)
+		if up := st.ChildState == ike.StateEstablished; up != tc.up {
+			t.Errorf("revoking %s: up %v, want %v (last failure %q)", tc.revoked.Subject.CommonName, up, tc.up, st.LastFailure)
+		}
+		if !tc.up && !strings.Contains(st.LastFailure, "is revoked by the CRL") {
+			t.Errorf("failure %q does not say revoked", st.LastFailure)
+		}
+	}
+}

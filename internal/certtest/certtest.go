@@ -193,3 +193,21 @@ func (p *PKI) WriteFiles(dir, name string, leaf *Cert) (Files, error) {
 	}
 	return f, nil
 }
+
+// CRL returns a CRL of the subordinate CA revoking the given
+// certificates, valid from an hour ago for nextUpdate.
+func (p *PKI) CRL(nextUpdate time.Duration, revoked ...*x509.Certificate) (*x509.RevocationList, error) {
+	var entries []x509.RevocationListEntry
+	for _, c := range revoked {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
+	}
+	serial++
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(serial), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(nextUpdate),
+		RevokedCertificateEntries: entries,
+	}, p.Sub.Cert, p.Sub.Key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseRevocationList(der)
+}
