@@ -62,18 +62,25 @@ func (c *CertReq) Hashes() [][]byte {
 	return out
 }
 
+// readEncoded reads the Cert Encoding octet and the rest of a CERT or
+// CERTREQ body.
+func readEncoded(s *cryptobyte.String, what string) (CertEncoding, []byte, error) {
+	var e uint8
+	if !s.ReadUint8(&e) {
+		return 0, nil, syntaxError(what + " payload: no Cert Encoding")
+	}
+	return CertEncoding(e), readRest(s), nil
+}
+
 func (c *Cert) marshal(b *cryptobyte.Builder) {
 	b.AddUint8(uint8(c.Encoding))
 	b.AddBytes(c.Data)
 }
 
-func (c *Cert) unmarshal(s *cryptobyte.String) error {
-	var e uint8
-	if !s.ReadUint8(&e) {
-		return syntaxError("CERT payload: no Cert Encoding")
+func (c *Cert) unmarshal(s *cryptobyte.String) (err error) {
+	if c.Encoding, c.Data, err = readEncoded(s, "CERT"); err != nil {
+		return err
 	}
-	c.Encoding = CertEncoding(e)
-	c.Data = readRest(s)
 	if len(c.Data) == 0 {
 		return syntaxError("CERT payload: empty Certificate Data")
 	}
@@ -85,13 +92,10 @@ func (c *CertReq) marshal(b *cryptobyte.Builder) {
 	b.AddBytes(c.Authority)
 }
 
-func (c *CertReq) unmarshal(s *cryptobyte.String) error {
-	var e uint8
-	if !s.ReadUint8(&e) {
-		return syntaxError("CERTREQ payload: no Cert Encoding")
+func (c *CertReq) unmarshal(s *cryptobyte.String) (err error) {
+	if c.Encoding, c.Authority, err = readEncoded(s, "CERTREQ"); err != nil {
+		return err
 	}
-	c.Encoding = CertEncoding(e)
-	c.Authority = readRest(s)
 	if c.Encoding == CertX509Sig && len(c.Authority)%certReqHashLen != 0 {
 		return syntaxError(fmt.Sprintf("CERTREQ payload: %d octets of CA hashes is not a multiple of %d", len(c.Authority), certReqHashLen))
 	}
