@@ -102,6 +102,9 @@ type Connection struct {
 	// address registered on the AWS customer gateway. Zero means "the
 	// outside address in use".
 	LocalID netip.Addr
+	// Auth and Cert are the defaults of the tunnels.
+	Auth    AuthMethod
+	Cert    *Certificate
 	Routing Routing
 	BGP     *BGP    // non-nil iff Routing == RoutingBGP
 	Static  *Static // non-nil iff Routing == RoutingStatic
@@ -206,6 +209,12 @@ type Tunnel struct {
 	PeerID      netip.Addr // AWS's IKE identity; defaults to PeerAddress
 	PSK         Secret
 	PSKFile     string // where PSK was read from; "" when given inline
+	// Auth is psk or certificate; with certificate, Cert is set and PeerDN
+	// (DER) is AWS's identity when peer_id is a DN (nil: any identity
+	// the CA vouches for).
+	Auth   AuthMethod
+	Cert   *Certificate
+	PeerDN []byte
 	// InsideCIDR is the /30 in 169.254.0.0/16: AWS uses the first usable
 	// address, cgw the second (InsidePeer, InsideLocal).
 	InsideCIDR netip.Prefix

@@ -170,6 +170,7 @@ func TestDefaults(t *testing.T) {
 		PeerAddress:   netip.MustParseAddr("198.51.100.10"),
 		PeerID:        netip.MustParseAddr("198.51.100.10"),
 		PSK:           Secret("EXAMPLEpsk1_abcdefghij.klmnopqrs"),
+		Auth:          AuthPSK,
 		InsideCIDR:    netip.MustParsePrefix("169.254.15.192/30"),
 		IKEProposals:  ike,
 		ESPProposals:  esp,

@@ -160,6 +160,8 @@ func diffConnection(a, b *Connection) []string {
 	var f fieldDiff
 	f.cmp("local_address", a.LocalAddress, b.LocalAddress)
 	f.cmp("local_id", a.LocalID, b.LocalID)
+	f.cmp("auth", a.Auth, b.Auth)
+	f.cmp("certificate", a.Cert.Fingerprint(), b.Cert.Fingerprint())
 	f.cmp("routing", a.Routing, b.Routing)
 	switch {
 	case a.BGP != nil && b.BGP != nil:
@@ -209,6 +211,9 @@ func diffTunnel(a, b *Tunnel) []string {
 	f.cmp("peer_address", a.PeerAddress, b.PeerAddress)
 	f.cmp("peer_id", a.PeerID, b.PeerID)
 	f.cmp("psk", []byte(a.PSK), []byte(b.PSK))
+	f.cmp("auth", a.Auth, b.Auth)
+	f.cmp("peer_id_dn", a.PeerDN, b.PeerDN)
+	f.cmp("certificate", a.Cert.Fingerprint(), b.Cert.Fingerprint())
 	f.cmp("inside_cidr", a.InsideCIDR, b.InsideCIDR)
 	f.cmp("inside_ipv6_cidr", a.InsideIPv6CIDR, b.InsideIPv6CIDR)
 	f.cmp("ike_proposals", a.IKEProposals, b.IKEProposals)

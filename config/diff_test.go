@@ -127,6 +127,8 @@ func TestDiffCoversEveryField(t *testing.T) {
 			*x = (*x)[1:]
 		case *Secret:
 			*x = Secret("changedPSK1")
+		case *[]byte:
+			*x = append(*x, 1)
 		case *time.Duration:
 			*x += time.Second
 		default:
@@ -185,9 +187,9 @@ func TestDiffCoversEveryField(t *testing.T) {
 	check("Config", func(c *Config) reflect.Value { return reflect.ValueOf(c).Elem() },
 		map[string]bool{".Connections": true, ".Version": true, ".Source": true})
 	check("Connection", func(c *Config) reflect.Value { return reflect.ValueOf(&c.Connections[0]).Elem() },
-		map[string]bool{".Name": true, ".Tunnels": true, ".Static": true})
+		map[string]bool{".Name": true, ".Tunnels": true, ".Static": true, ".Cert": true}) // Cert: TestCertificateReload
 	check("Tunnel", func(c *Config) reflect.Value { return reflect.ValueOf(&c.Connections[0].Tunnels[0]).Elem() },
-		map[string]bool{".Name": true, ".PSKFile": true}) // provenance, not a setting
+		map[string]bool{".Name": true, ".PSKFile": true, ".Cert": true}) // PSKFile: provenance, not a setting; Cert: TestCertificateReload
 	// Static routing fields.
 	st := `version: 1
 connections:

@@ -38,13 +38,15 @@ type rawRoutes struct {
 }
 
 type rawConnection struct {
-	Name         *string      `yaml:"name"`
-	LocalAddress *string      `yaml:"local_address"`
-	LocalID      *string      `yaml:"local_id"`
-	Routing      *string      `yaml:"routing"`
-	BGP          *rawBGP      `yaml:"bgp"`
-	Static       *rawStatic   `yaml:"static"`
-	Tunnels      *[]rawTunnel `yaml:"tunnels"`
+	Name         *string         `yaml:"name"`
+	LocalAddress *string         `yaml:"local_address"`
+	LocalID      *string         `yaml:"local_id"`
+	Auth         *string         `yaml:"auth"`
+	Certificate  *rawCertificate `yaml:"certificate"`
+	Routing      *string         `yaml:"routing"`
+	BGP          *rawBGP         `yaml:"bgp"`
+	Static       *rawStatic      `yaml:"static"`
+	Tunnels      *[]rawTunnel    `yaml:"tunnels"`
 }
 
 type rawBGP struct {
@@ -79,6 +81,8 @@ type rawTunnel struct {
 	PeerID           *string              `yaml:"peer_id"`
 	PSK              *string              `yaml:"psk"`
 	PSKFile          *string              `yaml:"psk_file"`
+	Auth             *string              `yaml:"auth"`
+	Certificate      *rawCertificate      `yaml:"certificate"`
 	InsideCIDR       *string              `yaml:"inside_cidr"`
 	InsideIPv6CIDR   *string              `yaml:"inside_ipv6_cidr"`
 	IKEProposals     *[]string            `yaml:"ike_proposals"`

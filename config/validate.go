@@ -164,6 +164,7 @@ func (c *checker) connection(path string, r *rawConnection) Connection {
 	if !conn.LocalID.IsValid() {
 		conn.LocalID = conn.LocalAddress
 	}
+	c.connAuth(path, &conn, r.Auth, r.Certificate)
 
 	routing := string(RoutingBGP)
 	if r.Routing == nil && r.Static != nil && r.BGP == nil {

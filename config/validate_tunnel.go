@@ -51,12 +51,13 @@ func (c *checker) tunnel(path string, conn Connection, i int, r *rawTunnel) Tunn
 			}
 		}
 	}
-	t.PeerID = c.optAddr(path+".peer_id", r.PeerID, "write the AWS outside IP address (the default), or remove the key")
-	if !t.PeerID.IsValid() {
-		t.PeerID = t.PeerAddress
+	if !c.tunnelAuth(path, conn, &t, r) {
+		t.PeerID = c.optAddr(path+".peer_id", r.PeerID, "write the AWS outside IP address (the default), or remove the key")
+		if !t.PeerID.IsValid() {
+			t.PeerID = t.PeerAddress
+		}
+		c.psk(path, &t, r)
 	}
-
-	c.psk(path, &t, r)
 
 	if r.InsideCIDR == nil {
 		c.errorf(path+".inside_cidr", "add the tunnel's inside /30 from the AWS configuration, e.g. 169.254.15.192/30", "missing inside_cidr")

@@ -131,6 +131,7 @@ type Tunnel struct {
 	Traffic     Traffic   `json:"traffic"`
 	DPD         DPD       `json:"dpd"`
 	BGP         *BGP      `json:"bgp,omitempty"`
+	Auth        *Auth     `json:"auth,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 

@@ -86,32 +86,34 @@ type ConfigStatic struct {
 }
 
 type ConfigTunnel struct {
-	Name             string           `json:"name" yaml:"name"`
-	PeerAddress      string           `json:"peer_address" yaml:"peer_address"`
-	PeerID           string           `json:"peer_id" yaml:"peer_id"`
-	PSK              string           `json:"psk,omitempty" yaml:"psk,omitempty"` // Redacted; empty with psk_file
-	PSKFile          string           `json:"psk_file,omitempty" yaml:"psk_file,omitempty"`
-	InsideCIDR       string           `json:"inside_cidr" yaml:"inside_cidr"`
-	InsideIPv6CIDR   string           `json:"inside_ipv6_cidr,omitempty" yaml:"inside_ipv6_cidr,omitempty"`
-	IKEProposals     []string         `json:"ike_proposals" yaml:"ike_proposals"`
-	ESPProposals     []string         `json:"esp_proposals" yaml:"esp_proposals"`
-	IKELifetime      Seconds          `json:"ike_lifetime" yaml:"ike_lifetime"`
-	ChildLifetime    Seconds          `json:"child_lifetime" yaml:"child_lifetime"`
-	RekeyMargin      Seconds          `json:"rekey_margin" yaml:"rekey_margin"`
-	RekeyFuzz        int              `json:"rekey_fuzz" yaml:"rekey_fuzz"`
-	DPD              ConfigDPD        `json:"dpd" yaml:"dpd"`
-	StartupAction    string           `json:"startup_action" yaml:"startup_action"`
-	TrafficSelectors ConfigTS         `json:"traffic_selectors" yaml:"traffic_selectors"`
-	ForceEncap       bool             `json:"force_encap" yaml:"force_encap"`
-	NATKeepalive     Seconds          `json:"nat_keepalive" yaml:"nat_keepalive"`
-	ReplayWindow     int              `json:"replay_window" yaml:"replay_window"`
-	IKEFragmentSize  int              `json:"ike_fragment_size" yaml:"ike_fragment_size"`
-	MTU              int              `json:"mtu" yaml:"mtu"`
-	MSSClamp         int              `json:"mss_clamp" yaml:"mss_clamp"`
-	Oversize         string           `json:"oversize" yaml:"oversize"`
-	Keepalive        *ConfigKeepalive `json:"keepalive,omitempty" yaml:"keepalive,omitempty"`
-	SourceCheck      string           `json:"source_check" yaml:"source_check"`
-	ExtraSources     []string         `json:"extra_sources,omitempty" yaml:"extra_sources,omitempty"`
+	Name             string             `json:"name" yaml:"name"`
+	PeerAddress      string             `json:"peer_address" yaml:"peer_address"`
+	PeerID           string             `json:"peer_id" yaml:"peer_id"`
+	PSK              string             `json:"psk,omitempty" yaml:"psk,omitempty"` // Redacted; empty with psk_file
+	PSKFile          string             `json:"psk_file,omitempty" yaml:"psk_file,omitempty"`
+	Auth             string             `json:"auth,omitempty" yaml:"auth,omitempty"` // certificate; empty for psk
+	Certificate      *ConfigCertificate `json:"certificate,omitempty" yaml:"certificate,omitempty"`
+	InsideCIDR       string             `json:"inside_cidr" yaml:"inside_cidr"`
+	InsideIPv6CIDR   string             `json:"inside_ipv6_cidr,omitempty" yaml:"inside_ipv6_cidr,omitempty"`
+	IKEProposals     []string           `json:"ike_proposals" yaml:"ike_proposals"`
+	ESPProposals     []string           `json:"esp_proposals" yaml:"esp_proposals"`
+	IKELifetime      Seconds            `json:"ike_lifetime" yaml:"ike_lifetime"`
+	ChildLifetime    Seconds            `json:"child_lifetime" yaml:"child_lifetime"`
+	RekeyMargin      Seconds            `json:"rekey_margin" yaml:"rekey_margin"`
+	RekeyFuzz        int                `json:"rekey_fuzz" yaml:"rekey_fuzz"`
+	DPD              ConfigDPD          `json:"dpd" yaml:"dpd"`
+	StartupAction    string             `json:"startup_action" yaml:"startup_action"`
+	TrafficSelectors ConfigTS           `json:"traffic_selectors" yaml:"traffic_selectors"`
+	ForceEncap       bool               `json:"force_encap" yaml:"force_encap"`
+	NATKeepalive     Seconds            `json:"nat_keepalive" yaml:"nat_keepalive"`
+	ReplayWindow     int                `json:"replay_window" yaml:"replay_window"`
+	IKEFragmentSize  int                `json:"ike_fragment_size" yaml:"ike_fragment_size"`
+	MTU              int                `json:"mtu" yaml:"mtu"`
+	MSSClamp         int                `json:"mss_clamp" yaml:"mss_clamp"`
+	Oversize         string             `json:"oversize" yaml:"oversize"`
+	Keepalive        *ConfigKeepalive   `json:"keepalive,omitempty" yaml:"keepalive,omitempty"`
+	SourceCheck      string             `json:"source_check" yaml:"source_check"`
+	ExtraSources     []string           `json:"extra_sources,omitempty" yaml:"extra_sources,omitempty"`
 }
 
 type ConfigDPD struct {

@@ -90,7 +90,9 @@ func tunnelDoc(t *config.Tunnel) control.ConfigTunnel {
 		ExtraSources:  prefixStrings(t.ExtraSources),
 	}
 	out.IKEFragmentSize = t.IKEFragmentSize
-	if t.PSKFile == "" {
+	if t.Auth == config.AuthCertificate {
+		certDoc(&out, t)
+	} else if t.PSKFile == "" {
 		out.PSK = control.Redacted
 	}
 	if len(t.ExtraSources) == 0 {

@@ -271,6 +271,11 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	} else {
 		closers = append(closers, w.close)
 	}
+	if stop, err := d.watchAddresses(); err != nil {
+		d.log.Warn("tunnels without local_address will not follow address changes at once", "err", err)
+	} else {
+		closers = append(closers, stop)
+	}
 
 	// BGP stops after the tunnels are removed (closers run in reverse),
 	// as before; it starts after they exist, since it listens on their

@@ -31,6 +31,7 @@ type metricsCollector struct {
 	routes, filtered, info                           *prometheus.Desc
 	ikeDropped                                       *prometheus.Desc
 	ikeFrags, ikeFragOn                              *prometheus.Desc
+	certDays                                         *prometheus.Desc
 }
 
 func newMetricsCollector(d *Daemon) *metricsCollector {
@@ -57,6 +58,7 @@ func newMetricsCollector(d *Daemon) *metricsCollector {
 		ikeFrags:      desc("cgw_tunnel_ike_fragments_total", "IKE fragments (RFC 7383), by event: sent (retransmissions included), received (authentic, accepted), reassembled (messages).", "event"),
 		ikeFragOn:     desc("cgw_tunnel_ike_fragmentation", "1 when the tunnel's IKE SA negotiated IKE fragmentation (RFC 7383)."),
 		lastInbound:   desc("cgw_tunnel_last_inbound_timestamp_seconds", "Unix time of the last packet received from the peer (0 = never)."),
+		certDays:      desc("cgw_tunnel_certificate_expiry_days", "Days until our certificate of a tunnel with auth: certificate expires (negative once expired); alert well before 0."),
 		bgpState:      desc("cgw_bgp_session_established", "1 when the tunnel's BGP session is Established."),
 		bgpReceived:   desc("cgw_bgp_prefixes_received", "Prefixes received from the tunnel's BGP neighbor."),
 		bgpAccepts:    desc("cgw_bgp_prefixes_accepted", "Prefixes accepted from the tunnel's BGP neighbor."),
@@ -142,6 +144,9 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(m.ikeFrags, float64(fr.Sent), append(l, "sent")...)
 			counter(m.ikeFrags, float64(fr.Received), append(l, "received")...)
 			counter(m.ikeFrags, float64(fr.Reassembled), append(l, "reassembled")...)
+			if a := t.Auth; a != nil && !a.CertificateExpires.IsZero() {
+				gauge(m.certDays, a.ExpiresInDays, l...)
+			}
 			if t.BGP != nil {
 				gauge(m.bgpState, b2f(t.BGP.State == "Established"), l...)
 				gauge(m.bgpReceived, float64(t.BGP.Received), l...)

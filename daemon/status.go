@@ -93,6 +93,7 @@ func (d *Daemon) tunnelStatusLocked(t *tunnelRT, p ike.PeerStatus, neighbors map
 	if d.ikm == nil {
 		ts.IKEState, ts.ChildState = t.ikeState.String(), t.childState.String()
 	}
+	ts.Auth = authStatus(tc, p.Auth, time.Now())
 	if p.Local.IsValid() {
 		ts.Local = p.Local.String()
 	}

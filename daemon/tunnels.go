@@ -217,6 +217,9 @@ func peerConfig(c *config.Connection, t *config.Tunnel) ike.PeerConfig {
 	if t.PeerID.IsValid() {
 		pc.RemoteID = ike.AddrIdentity(t.PeerID)
 	}
+	if t.Auth == config.AuthCertificate {
+		certPeerConfig(&pc, t)
+	}
 	switch t.DPD.Action {
 	case config.DPDClear:
 		pc.DPDAction = ike.DPDClear

@@ -1,4 +1,5 @@
-// Package ike is cgw's IKEv2 control plane (RFC 7296, PSK authentication):
+// Package ike is cgw's IKEv2 control plane (RFC 7296, PSK or certificate
+// authentication):
 // the SA manager, one owner goroutine per IKE SA, the task manager (message
 // IDs, window of one, retransmission, response cache) and the exchanges as
 // tasks. It reaches the outside world only through the small interfaces in
@@ -15,10 +16,12 @@
 //     wait for the peer goroutine, so they must not be called from a
 //     Listener, which runs on that goroutine. Status never blocks.
 //   - Exchanges implemented: IKE_SA_INIT (with COOKIE, INVALID_KE_PAYLOAD,
-//     NAT detection), IKE_AUTH with PSK and the first CHILD SA,
+//     NAT detection), IKE_AUTH with PSK or certificates (CertAuth) and
+//     the first CHILD SA,
 //     CREATE_CHILD_SA (CHILD SA create/rekey with PFS, IKE SA rekey, both
-//     roles), INFORMATIONAL (DPD, DELETE), and IKE fragmentation (RFC
-//     7383, fragment.go). MOBIKE, certificates and EAP are not implemented.
+//     roles), INFORMATIONAL (DPD, DELETE), IKE fragmentation (RFC 7383,
+//     fragment.go) and certificate authentication (certauth.go). MOBIKE and
+//     EAP are not implemented.
 //   - Exchange collisions follow RFC 7296 2.8 and 2.25 as strongSwan
 //     does: simultaneous rekeys of the same CHILD or IKE SA both complete
 //     and the lowest nonce marks the redundant SA; a CHILD SA request
@@ -128,6 +131,8 @@ type PeerConfig struct {
 	// Identities; zero means "use the outside address as ID_IPV4_ADDR".
 	LocalID, RemoteID Identity
 	PSK               []byte // never logged
+	// Cert, when set, authenticates with certificates instead of PSK.
+	Cert *CertAuth
 
 	IKEProposals []ipsec.Proposal
 	ESPProposals []ipsec.Proposal

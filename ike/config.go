@@ -64,7 +64,14 @@ func validate(in PeerConfig) (*peerConfig, error) {
 			return nil, errf("LocalAddr %s and RemoteAddr %s are of different address families", pc.LocalAddr, pc.RemoteAddr)
 		}
 	}
-	if len(pc.PSK) == 0 {
+	if pc.Cert != nil {
+		if len(pc.Cert.Chain) == 0 || pc.Cert.Key == nil {
+			return nil, errf("certificate authentication without a certificate or private key; set cert_file and key_file")
+		}
+		if len(pc.Cert.Roots)+len(pc.Cert.Intermediates) == 0 {
+			return nil, errf("certificate authentication without a CA; set ca_file to the CA bundle that issued the peer's certificate")
+		}
+	} else if len(pc.PSK) == 0 {
 		return nil, errf("PSK is empty; set the tunnel's pre-shared key")
 	}
 	pc.PSK = append([]byte(nil), pc.PSK...)

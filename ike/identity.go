@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cgwproject/cgw/ike/message"
+	"github.com/cgwproject/cgw/ipsec"
 )
 
 // localIdentity is our IDi/IDr: LocalID, or ID_IPV4_ADDR/ID_IPV6_ADDR of our
@@ -13,6 +14,10 @@ import (
 func (p *peer) localIdentity(sa *ikeSA) (message.IDType, []byte, error) {
 	if p.cfg.LocalID.Type != 0 {
 		return message.IDType(p.cfg.LocalID.Type), p.cfg.LocalID.Data, nil
+	}
+	if p.cfg.Cert != nil {
+		// With certificates our identity is our certificate's subject.
+		return message.IDDERASN1DN, p.cfg.Cert.Chain[0].RawSubject, nil
 	}
 	a := p.cfg.LocalAddr
 	if !a.IsValid() || a.IsUnspecified() {
@@ -35,11 +40,19 @@ func (p *peer) localIdentity(sa *ikeSA) (message.IDType, []byte, error) {
 func (p *peer) checkPeerIdentity(sa *ikeSA, id *message.ID) error {
 	sa.peerID = id
 	if p.cfg.RemoteID.Type != 0 {
-		if message.IDType(p.cfg.RemoteID.Type) != id.IDType || !bytes.Equal(p.cfg.RemoteID.Data, id.Data) {
+		same := message.IDType(p.cfg.RemoteID.Type) == id.IDType && bytes.Equal(p.cfg.RemoteID.Data, id.Data)
+		if !same && id.IDType == message.IDDERASN1DN && message.IDType(p.cfg.RemoteID.Type) == id.IDType {
+			same = sameDN(p.cfg.RemoteID.Data, id.Data)
+		}
+		if !same {
 			return &notifyError{notify: message.NotifyAuthenticationFailed, reason: fmt.Sprintf(
 				"ike: peer %s identified as %s but remote_id is %s; fix peer_id in the tunnel config",
 				p.cfg.RemoteAddr, identityString(id.IDType, id.Data), identityString(message.IDType(p.cfg.RemoteID.Type), p.cfg.RemoteID.Data))}
 		}
+		return nil
+	}
+	if p.cfg.Cert != nil {
+		p.log.Info("peer identity accepted by its certificate alone; set peer_id to pin it", "identity", identityString(id.IDType, id.Data))
 		return nil
 	}
 	if a, ok := id.Addr(); !ok || a.Unmap() != p.cfg.RemoteAddr {
@@ -56,6 +69,8 @@ func identityString(t message.IDType, data []byte) string {
 	switch t {
 	case message.IDFQDN, message.IDRFC822:
 		return string(data)
+	case message.IDDERASN1DN:
+		return ipsec.DNString(data)
 	}
 	return fmt.Sprintf("%s:%x", t, data)
 }

@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net/netip"
 	"time"
@@ -80,17 +81,22 @@ type ikeSA struct {
 	fragOK bool                // both sides sent IKEV2_FRAGMENTATION_SUPPORTED
 	reasm  message.Reassembler // the peer's fragmented messages
 
-	peerID       *message.ID
-	initialCnt   bool // the peer's IKE_AUTH carried INITIAL_CONTACT
-	tm           *taskManager
-	children     []*childSA
-	established  time.Time
-	rekeyAt      time.Time
-	expireAt     time.Time
-	timers       []clock.Timer
-	lastInbound  time.Time // last authenticated IKE message from the peer
-	dpdMisses    int
-	halfOpenDone bool // counted out of the manager's half-open total
+	peerID *message.ID
+	// Certificate authentication: the peer's SIGNATURE_HASH_ALGORITHMS,
+	// how each side signed, and the peer's end-entity certificate.
+	peerHashes          []uint16
+	localAuth, peerAuth string
+	peerCert            *x509.Certificate
+	initialCnt          bool // the peer's IKE_AUTH carried INITIAL_CONTACT
+	tm                  *taskManager
+	children            []*childSA
+	established         time.Time
+	rekeyAt             time.Time
+	expireAt            time.Time
+	timers              []clock.Timer
+	lastInbound         time.Time // last authenticated IKE message from the peer
+	dpdMisses           int
+	halfOpenDone        bool // counted out of the manager's half-open total
 	// redundant marks the losing IKE SA of a rekey collision (ours, which
 	// we delete, or the peer's, whose DELETE we wait for): it never
 	// carried the tunnel, so its end is not reported.

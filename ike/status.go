@@ -65,6 +65,7 @@ type PeerStatus struct {
 	Ignored uint64
 	// Retrying is when the next initiation attempt is due (zero: none).
 	NextRetry time.Time
+	Auth      AuthStatus
 }
 
 // ChildStatus describes one CHILD SA pair.
@@ -105,6 +106,7 @@ func (p *peer) publish() {
 		s.Established, s.RekeyAt, s.ExpireAt = sa.established, sa.rekeyAt, sa.expireAt
 		s.NATDetected, s.Encap, s.Fragmentation = sa.natLocal || sa.natRemote, sa.encap, sa.fragOK
 		s.Local, s.Remote, s.DPDMisses = sa.local, sa.remote, sa.dpdMisses
+		s.Auth = p.authStatus(sa)
 		for _, c := range sa.children {
 			if c.state == childDestroyed || c.state == childRekeyed {
 				continue

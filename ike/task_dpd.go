@@ -56,6 +56,9 @@ func (t *informational) afterSend() {
 	}
 	sa, p := t.sa, t.sa.p
 	reason := fmt.Sprintf("ike: peer %s rejected our authentication after IKE_AUTH (AUTHENTICATION_FAILED): check the tunnel's psk and that local_id is the public IP registered on the customer gateway", p.cfg.RemoteAddr)
+	if p.cfg.Cert != nil {
+		reason = authFailedSentence(p, sa) + " (AUTHENTICATION_FAILED after IKE_AUTH)"
+	}
 	p.reportFailure(reason, message.NotifyAuthenticationFailed)
 	p.failSA(sa, fmt.Errorf("%s", reason), message.NotifyAuthenticationFailed)
 }

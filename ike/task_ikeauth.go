@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/cgwproject/cgw/ike/crypto"
@@ -30,6 +31,15 @@ func (t *ikeAuth) exchange() message.ExchangeType { return message.IKEAuth }
 // authFailedSentence is what an operator needs when the peer refuses us.
 func authFailedSentence(p *peer, sa *ikeSA) string {
 	idType, idData, _ := p.localIdentity(sa)
+	if p.cfg.Cert != nil {
+		s := fmt.Sprintf("ike: peer %s rejected our certificate authentication (we identified as %s with certificate %s): check that the customer gateway in AWS names a certificate of the same CA, that our certificate is not expired",
+			p.cfg.RemoteAddr, identityString(idType, idData), CertSubject(p.cfg.Cert.Chain[0]))
+		if id := p.cfg.RemoteID; id.Type != 0 {
+			// We sent IDr: a peer that holds another identity refuses.
+			s += fmt.Sprintf(", and that peer_id %s is this tunnel's endpoint (CN=vpn-<id>.endpoint-0 for the first tunnel, -1 for the second)", identityString(message.IDType(id.Type), id.Data))
+		}
+		return s
+	}
 	return fmt.Sprintf("ike: peer %s rejected our PSK/identity: check the tunnel's psk and that local_id is the public IP registered on the customer gateway (we identified as %s)",
 		p.cfg.RemoteAddr, identityString(idType, idData))
 }
@@ -42,6 +52,24 @@ func (t *ikeAuth) build(m *message.Message) error {
 	}
 	id := &message.ID{Responder: !t.initiator, IDType: idType, Data: idData}
 	if t.initiator {
+		if p.cfg.Cert != nil {
+			auth, err := t.signedAuth(id)
+			if err != nil {
+				return err
+			}
+			m.Payloads = append(m.Payloads, id)
+			m.Payloads = append(m.Payloads, p.cfg.Cert.certPayloads()...)
+			m.Payloads = append(m.Payloads, p.cfg.Cert.certReq())
+			if p.cfg.RemoteID.Type != 0 {
+				m.Payloads = append(m.Payloads, &message.ID{Responder: true, IDType: message.IDType(p.cfg.RemoteID.Type), Data: p.cfg.RemoteID.Data})
+			}
+			m.Payloads = append(m.Payloads, auth)
+			if !p.hasOtherEstablished(sa) {
+				m.Payloads = append(m.Payloads, &message.Notify{Kind: message.NotifyInitialContact})
+				t.sentIC = true
+			}
+			return nil
+		}
 		auth, err := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initReq, sa.nr, sa.keys.SKpi, id.Body())
 		if err != nil {
 			return err
@@ -58,6 +86,17 @@ func (t *ikeAuth) build(m *message.Message) error {
 			m.Payloads = append(m.Payloads, &message.Notify{Kind: message.NotifyInitialContact})
 			t.sentIC = true
 		}
+		return nil
+	}
+	if p.cfg.Cert != nil {
+		auth, err := t.signedAuth(id)
+		if err != nil {
+			return err
+		}
+		m.Payloads = append(m.Payloads, id)
+		m.Payloads = append(m.Payloads, p.cfg.Cert.certPayloads()...)
+		m.Payloads = append(m.Payloads, auth)
+		p.established(sa)
 		return nil
 	}
 	auth, err := crypto.PSKAuth(sa.alg.PRF, p.cfg.PSK, sa.initResp, sa.ni, sa.keys.SKpr, id.Body())
@@ -85,6 +124,14 @@ func (t *ikeAuth) process(m *message.Message) (status, error) {
 			}
 			return statusFailed, fmt.Errorf("ike: peer %s sent an IKE_AUTH response without IDr or AUTH", p.cfg.RemoteAddr)
 		}
+		if p.cfg.Cert != nil {
+			if err := t.verifyCertAuth(m, idr, auth); err != nil {
+				p.sendNotifyOnce(sa, message.NotifyAuthenticationFailed)
+				return statusFailed, err
+			}
+			p.established(sa)
+			return statusDone, nil
+		}
 		if err := p.checkPeerIdentity(sa, idr); err != nil {
 			p.sendNotifyOnce(sa, message.NotifyAuthenticationFailed)
 			return statusFailed, err
@@ -105,6 +152,18 @@ func (t *ikeAuth) process(m *message.Message) (status, error) {
 	if idi == nil || auth == nil {
 		return statusFailed, &notifyError{notify: message.NotifyAuthenticationFailed, fatal: true,
 			reason: fmt.Sprintf("ike: peer %s sent IKE_AUTH without IDi or AUTH (EAP is not supported)", p.cfg.RemoteAddr)}
+	}
+	if p.cfg.Cert != nil {
+		if err := t.verifyCertAuth(m, idi, auth); err != nil {
+			var ne *notifyError
+			if errors.As(err, &ne) {
+				ne.fatal = true
+				return statusFailed, ne
+			}
+			return statusFailed, &notifyError{notify: message.NotifyAuthenticationFailed, fatal: true, reason: err.Error()}
+		}
+		sa.initialCnt = m.Notify(message.NotifyInitialContact) != nil
+		return statusDone, nil
 	}
 	if auth.Method != message.AuthPSK {
 		return statusFailed, &notifyError{notify: message.NotifyAuthenticationFailed, fatal: true,

@@ -69,6 +69,9 @@ func (t *ikeInit) buildRequest(m *message.Message) error {
 	if p.cfg.FragmentSize > 0 {
 		m.Payloads = append(m.Payloads, fragmentNotify())
 	}
+	if p.cfg.Cert != nil {
+		m.Payloads = append(m.Payloads, sigHashNotify())
+	}
 	return nil
 }
 
@@ -133,6 +136,7 @@ func (t *ikeInit) processResponse(m *message.Message) (status, error) {
 	}
 	sa.spiR = m.Header.SPIr
 	sa.alg = alg
+	sa.noteSigHashes(m)
 	sa.nr = append([]byte(nil), nonce.Data...)
 	keys, err := crypto.DeriveIKEKeys(alg, sa.ni, sa.nr, shared, sa.spiI, sa.spiR)
 	if err != nil {
@@ -191,6 +195,7 @@ func (t *ikeInit) processRequest(m *message.Message) (status, error) {
 	}
 	t.alg, t.chosen, t.dh = alg, chosen, dh
 	t.peerFrag = offersFragmentation(m)
+	sa.noteSigHashes(m)
 	return statusDone, nil
 }
 
@@ -202,6 +207,9 @@ func (t *ikeInit) buildResponse(m *message.Message) error {
 	if t.peerFrag && t.sa.p.cfg.FragmentSize > 0 {
 		m.Payloads = append(m.Payloads, fragmentNotify())
 		t.sa.fragOK = true
+	}
+	if c := t.sa.p.cfg.Cert; c != nil {
+		m.Payloads = append(m.Payloads, c.certReq(), sigHashNotify())
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 
 var importAWSCmd = &command{
 	name:    "import-aws",
-	args:    "[--from] FILE|- [--connection VPN-ID]... [--advertise [VPN-ID=]CIDR]... [--remote-prefix [VPN-ID=]CIDR]... [--local-address IP] [--name NAME] [-o FILE]",
+	args:    "[--from] FILE|- [--connection VPN-ID]... [--advertise [VPN-ID=]CIDR]... [--remote-prefix [VPN-ID=]CIDR]... [--local-address IP] [--name NAME] [--cert FILE --key FILE [--key-passphrase-file FILE] --ca FILE] [-o FILE]",
 	summary: "write a cgw configuration from what AWS hands out for a VPN connection",
 	help: `Reads what AWS gives for a Site-to-Site VPN connection, recognised by
 content:
@@ -32,6 +32,12 @@ Several connections become one configuration; --connection VPN-ID
 (repeatable) keeps only those. --advertise CIDR applies to every BGP
 connection, --advertise VPN-ID=CIDR to one; --remote-prefix likewise for
 static connections.
+
+With --cert, --key and --ca (the customer gateway's certificate exported
+from ACM, and the CAs of the AWS Private CA) the connections authenticate
+with the certificate: auth: certificate, no pre-shared keys, and peer_id
+set to AWS's endpoint certificate names, CN=<vpn id>.endpoint-0 and -1. A
+document without pre-shared keys needs them.
 
 Tunnels keep the order of the document (the first is the preferred one);
 AWS does not promise it matches Tunnel 1/Tunnel 2 of the console.
@@ -67,9 +73,27 @@ func runImportAWS(e *env, f *flags, args []string) error {
 		return nil
 	})
 	f.StringVar(&opt.Name, "name", "", "connection `NAME` (default: the VPN connection ID; one connection only)")
+	var cf awsxml.CertFiles
+	f.StringVar(&cf.Cert, "cert", "", "authenticate with the certificate (and chain) in `FILE`, exported from ACM, instead of pre-shared keys")
+	f.StringVar(&cf.Key, "key", "", "the certificate's private key `FILE` (ACM export, PEM)")
+	f.StringVar(&cf.PassphraseFile, "key-passphrase-file", "", "`FILE` holding the passphrase of an encrypted --key")
+	f.StringVar(&cf.CA, "ca", "", "`FILE` with the root and subordinate CA certificates of the AWS Private CA")
 	pos, err := f.parse(e, args)
 	if err != nil {
 		return err
+	}
+	if cf != (awsxml.CertFiles{}) {
+		if cf.Cert == "" || cf.Key == "" || cf.CA == "" {
+			return usagef("certificate authentication needs --cert, --key and --ca")
+		}
+		for _, p := range []*string{&cf.Cert, &cf.Key, &cf.CA, &cf.PassphraseFile} {
+			if *p != "" {
+				if *p, err = filepath.Abs(*p); err != nil {
+					return err
+				}
+			}
+		}
+		opt.Cert = &cf
 	}
 	path := *from
 	for _, p := range []string{*xmlPath} {

@@ -145,6 +145,7 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 			local = "-"
 		}
 		detail(w, "peer", "%s <-> %s, %s", local, orDash(t.Remote), nat)
+		renderAuth(w, t.Auth, now)
 
 		if sa := t.IKE; sa != nil {
 			mi, mr := "*", ""

@@ -33,6 +33,9 @@ type Options struct {
 	AdvertiseFor, RemotePrefixesFor map[string][]netip.Prefix
 	// Select keeps only these VPN connection IDs (all when empty).
 	Select []string
+	// Cert, when set, makes every connection authenticate with this
+	// certificate (ACM export) instead of pre-shared keys.
+	Cert *CertFiles
 }
 
 // ErrOptions marks errors caused by the Options rather than the document
@@ -267,6 +270,9 @@ func checkConnection(c Connection, opt Options, multi bool) (connValues, []error
 				a.cgwASN, b.cgwASN, a.awsASN, b.awsASN, a.holdTime, b.holdTime)
 		}
 	}
+	if err := checkAuth(v, cv.tvs, opt); err != nil {
+		errs = append(errs, err)
+	}
 	return cv, errs, warns, nil
 }
 
@@ -342,7 +348,9 @@ func checkTunnel(v *VPNConnection, i int) (tunnelValues, []error, []config.Warni
 		}
 	}
 
-	if err := config.CheckPSK([]byte(t.IKE.PreSharedKey)); err != nil {
+	if t.IKE.PreSharedKey == "" {
+		// A certificate-based connection (noPSK, see CertFiles).
+	} else if err := config.CheckPSK([]byte(t.IKE.PreSharedKey)); err != nil {
 		fail("ike/pre_shared_key", "%s", strings.TrimPrefix(err.Error(), "config: "))
 	} else {
 		tv.psk = t.IKE.PreSharedKey
@@ -476,7 +484,9 @@ func renderConnection(w func(string, ...any), q func(string) string, cv connValu
 	if opt.LocalAddress.IsValid() {
 		w("    local_address: %s\n", opt.LocalAddress)
 	}
-	if len(tvs) > 0 && tvs[0].cgwOutside.IsValid() {
+	if opt.Cert != nil {
+		renderCert(w, q, opt.Cert)
+	} else if len(tvs) > 0 && tvs[0].cgwOutside.IsValid() {
 		w("    local_id: %s  # the customer gateway's address in AWS\n", tvs[0].cgwOutside)
 	}
 	if v.IsStatic() {
@@ -509,7 +519,11 @@ func renderConnection(w func(string, ...any), q func(string) string, cv connValu
 		if tv.fromOptions && len(tv.optionsFields) > 0 {
 			w("        # from Options.TunnelOptions: %s\n", strings.Join(tv.optionsFields, ", "))
 		}
-		w("        psk: %s\n", q(tv.psk))
+		if opt.Cert != nil {
+			renderPeerDN(w, q, v.ID, i)
+		} else {
+			w("        psk: %s\n", q(tv.psk))
+		}
 		w("        inside_cidr: %s  # AWS %s, cgw %s\n", tv.inside, tv.inside.Addr().Next(), tv.inside.Addr().Next().Next())
 		if tv.inside6.IsValid() {
 			w("        inside_ipv6_cidr: %s  # AWS %s, cgw %s\n", tv.inside6, tv.inside6.Addr().Next(), tv.inside6.Addr().Next().Next())

@@ -70,6 +70,7 @@ const (
 	checkIKEPorts  = "ike-ports"
 	checkNAT       = "nat"
 	checkIKEFail   = "ike-failure"
+	checkCert      = "certificate"
 	checkLifetimes = "lifetimes"
 	checkDPD       = "dpd"
 	checkBGP       = "bgp"
@@ -131,6 +132,7 @@ var diagChecks = []func(*diagnoser){
 	(*diagnoser).tunnelState,
 	(*diagnoser).ikePorts,
 	(*diagnoser).nat,
+	(*diagnoser).certificate,
 	(*diagnoser).ikeFailure,
 	(*diagnoser).lifetimes,
 	(*diagnoser).dpd,

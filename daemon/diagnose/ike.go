@@ -135,7 +135,7 @@ func (d *diagnoser) nat() {
 		ev = append(ev, idLine, "ESP is carried in UDP 4500 (RFC 3948)")
 		fix := "Behind NAT, local_id must be the public IP of the NAT device, the IP address of the customer gateway in AWS. Keep UDP 4500 forwarded to this host and nat_keepalive on so the NAT mapping does not expire."
 		switch {
-		case id.IsValid() && isNonPublic(id):
+		case id.IsValid() && isNonPublic(id) && tc.Auth != config.AuthCertificate:
 			d.add(checkNAT, control.SeverityWarn,
 				fmt.Sprintf("A NAT is between cgw and AWS, and our IKE identity %s is not a public address: AWS will answer AUTHENTICATION_FAILED unless its customer gateway was registered with that address.", id),
 				ev, "Set local_id to the NAT device's public IP, the IP address of the customer gateway in AWS. "+fix)
@@ -292,6 +292,9 @@ func explainNoProposal(d *diagnoser) (string, []string, string) {
 
 func explainAuthFailed(d *diagnoser) (string, []string, string) {
 	tc := d.in.Tunnel
+	if tc.Auth == config.AuthCertificate {
+		return explainCertAuthFailed(d)
+	}
 	id, idFrom := d.effectiveLocalID()
 	ev := []string{fmt.Sprintf("this is %s, AWS outside IP %s", d.position(), tc.PeerAddress)}
 	if id.IsValid() {

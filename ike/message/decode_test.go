@@ -186,7 +186,8 @@ func TestStrings(t *testing.T) {
 		{IDKeyID.String(), "ID_KEY_ID"},
 		{IDType(42).String(), "IDType(42)"},
 		{AuthPSK.String(), "SHARED_KEY_MESSAGE_INTEGRITY_CODE"},
-		{AuthMethod(14).String(), "AuthMethod(14)"},
+		{AuthMethod(42).String(), "AuthMethod(42)"},
+		{AuthDigitalSignature.String(), "DIGITAL_SIGNATURE"},
 	}
 	for _, c := range cases {
 		if c.got != c.want {

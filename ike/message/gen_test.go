@@ -128,7 +128,13 @@ func randPayload(r *rand.Rand) Payload {
 	case 10:
 		return &Unknown{PayloadType: PayloadType(128 + r.Intn(100)), Data: randBytes(r, 0, 20)}
 	case 11:
-		return &Unknown{PayloadType: PayloadCERTREQ, Critical: r.Intn(2) == 0, Data: randBytes(r, 0, 20)}
+		switch r.Intn(3) {
+		case 0:
+			return &Cert{Encoding: CertX509Sig, Data: randBytes(r, 1, 40)}
+		case 1:
+			return &CertReq{Encoding: CertX509Sig, Authority: func() []byte { n := 20 * r.Intn(3); return randBytes(r, n, n) }()}
+		}
+		return &Unknown{PayloadType: PayloadEAP, Critical: r.Intn(2) == 0, Data: randBytes(r, 0, 20)}
 	default:
 		return &Notify{Kind: NotifyNATDetectionSourceIP, Data: randBytes(r, 20, 20)}
 	}

@@ -82,9 +82,13 @@ var idTypeNames = map[IDType]string{
 }
 
 var authMethodNames = map[AuthMethod]string{
-	AuthRSA: "RSA_DIGITAL_SIGNATURE",
-	AuthPSK: "SHARED_KEY_MESSAGE_INTEGRITY_CODE",
-	AuthDSS: "DSS_DIGITAL_SIGNATURE",
+	AuthRSA:              "RSA_DIGITAL_SIGNATURE",
+	AuthPSK:              "SHARED_KEY_MESSAGE_INTEGRITY_CODE",
+	AuthDSS:              "DSS_DIGITAL_SIGNATURE",
+	AuthECDSA256:         "ECDSA_SHA256_P256",
+	AuthECDSA384:         "ECDSA_SHA384_P384",
+	AuthECDSA521:         "ECDSA_SHA512_P521",
+	AuthDigitalSignature: "DIGITAL_SIGNATURE",
 }
 
 func (e ExchangeType) String() string { return name(exchangeNames, e, "ExchangeType") }

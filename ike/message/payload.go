@@ -60,14 +60,18 @@ func newPayload(t PayloadType) codec {
 		return &TS{Responder: true}
 	case PayloadCP:
 		return new(CP)
+	case PayloadCERT:
+		return new(Cert)
+	case PayloadCERTREQ:
+		return new(CertReq)
 	}
 	return nil
 }
 
 // recognized reports whether t is a payload type defined by RFC 7296 or
 // RFC 7383. The critical bit of recognized types is ignored (Section 2.5).
-// CERT, CERTREQ and EAP are recognized but kept opaque as *Unknown: cgw
-// authenticates with PSK only.
+// EAP is recognized but kept opaque as *Unknown: cgw authenticates with
+// PSKs or certificates only.
 func recognized(t PayloadType) bool {
 	return (t >= PayloadSA && t <= PayloadEAP) || t == PayloadSKF
 }

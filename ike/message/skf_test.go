@@ -12,7 +12,7 @@ import (
 func bigAuthRequest() *Message {
 	m := sampleAuthRequest()
 	// A CERT-sized blob makes the message need several fragments.
-	m.Payloads = append(m.Payloads, &Unknown{PayloadType: PayloadCERT, Data: bytes.Repeat([]byte("certificate-"), 150)})
+	m.Payloads = append(m.Payloads, &Cert{Encoding: CertX509Sig, Data: bytes.Repeat([]byte("certificate-"), 150)})
 	return m
 }
 

@@ -158,6 +158,14 @@ const (
 	AuthRSA AuthMethod = 1
 	AuthPSK AuthMethod = 2
 	AuthDSS AuthMethod = 3
+	// ECDSA with SHA-256 on P-256, SHA-384 on P-384, SHA-512 on P-521
+	// (RFC 4754).
+	AuthECDSA256 AuthMethod = 9
+	AuthECDSA384 AuthMethod = 10
+	AuthECDSA521 AuthMethod = 11
+	// AuthDigitalSignature is RFC 7427's generic method: the AUTH data
+	// names its signature algorithm.
+	AuthDigitalSignature AuthMethod = 14
 )
 
 // Auth payload (RFC 7296, Section 3.8).

@@ -35,6 +35,11 @@ type CgwdOptions struct {
 	AWSSide bool
 	// Extra is appended to every tunnel (YAML lines, 8-space indented).
 	Extra string
+	// Cert overrides the certificate files in certificate mode.
+	Cert *CgwdCert
+	// NoLocalAddress leaves local_address out (any address: a gateway
+	// without a static IP).
+	NoLocalAddress bool
 }
 
 // CgwdSocket is the control socket path CgwdConfig uses for role, in a
@@ -91,6 +96,11 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 	if o.AWSSide {
 		out := s.AWSOutside(o.Endpoints[0])
 		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", out, out)
+	} else if s.opts.Cert != nil {
+		if !o.NoLocalAddress {
+			fmt.Fprintf(&b, "    local_address: %s\n", s.CustOutsideAddr())
+		}
+		b.WriteString(s.cgwdCertYAML(o.Cert))
 	} else if s.opts.IPv6Outside {
 		fmt.Fprintf(&b, "    local_address: %s\n    local_id: %s\n", s.CustPublic(), s.CustPublic())
 	} else {
@@ -120,8 +130,13 @@ func (s *Sim) CgwdConfig(o CgwdOptions) (string, error) {
 		if o.AWSSide {
 			peer, peerID = s.CustPublic(), s.CustPublic()
 		}
-		fmt.Fprintf(&b, "      - name: %s-t%d\n        peer_address: %s\n        peer_id: %s\n", o.Name, i, peer, peerID)
-		fmt.Fprintf(&b, "        psk: \"%s\"\n        inside_cidr: %s\n", eo.PSK, e.Inside)
+		if s.opts.Cert != nil && !o.AWSSide {
+			fmt.Fprintf(&b, "      - name: %s-t%d\n        peer_address: %s\n", o.Name, i, peer)
+			fmt.Fprintf(&b, "%s        inside_cidr: %s\n", s.cgwdPeerID(o.Cert, i), e.Inside)
+		} else {
+			fmt.Fprintf(&b, "      - name: %s-t%d\n        peer_address: %s\n        peer_id: %s\n", o.Name, i, peer, peerID)
+			fmt.Fprintf(&b, "        psk: \"%s\"\n        inside_cidr: %s\n", eo.PSK, e.Inside)
+		}
 		if s.opts.IPv6Inside {
 			fmt.Fprintf(&b, "        inside_ipv6_cidr: %s\n", EndpointInside6[i-1])
 		}

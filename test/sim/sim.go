@@ -46,6 +46,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cgwproject/cgw/internal/certtest"
 )
 
 // Role names one namespace of the topology.
@@ -200,6 +202,10 @@ type Options struct {
 	CustomerIKEProposals []string
 	CustomerESPProposals []string
 
+	// Cert, when set, authenticates with certificates (AWS strongSwan
+	// endpoints only; see CertOptions).
+	Cert *CertOptions
+
 	// Dir is where configs, sockets and logs go; default a new temp dir
 	// that Close removes (unless KeepDir).
 	Dir     string
@@ -228,6 +234,10 @@ type Sim struct {
 	charons map[Role]*Process
 	birds   map[Role]*Process
 	iperfOn map[netip.Addr]*Process
+	pki     *certtest.PKI
+	// custAddr is the customer's outside address after
+	// ChangeCustomerAddress (zero: the original one).
+	custAddr netip.Addr
 }
 
 func (o *Options) setDefaults() error {
@@ -475,6 +485,11 @@ func (s *Sim) start() error {
 	}
 	if err := s.buildTopology(); err != nil {
 		return err
+	}
+	if s.opts.Cert != nil {
+		if err := s.makePKI(); err != nil {
+			return err
+		}
 	}
 	if s.opts.AWS == AWSStrongSwan {
 		if err := s.startAWS(); err != nil {

@@ -36,7 +36,7 @@ const (
 // the software crypto plugins because charon uses the first registered
 // implementation of an algorithm: with aes/gcm first, libipsec's AES-GCM
 // runs without AES-NI and is several times slower.
-const charonPlugins = "kernel-libipsec kernel-netlink openssl random nonce aes sha1 sha2 hmac gcm gmp pem pkcs1 x509 pubkey kdf socket-default vici updown"
+const charonPlugins = "kernel-libipsec kernel-netlink openssl random nonce aes sha1 sha2 hmac gcm gmp pem pkcs1 pkcs8 x509 pubkey kdf socket-default vici updown"
 
 // strongswanConf is the private strongswan.conf of one charon instance.
 // aws selects the AWS retransmission profile: with dpd_delay = 10s this
@@ -78,7 +78,11 @@ func (s *Sim) awsSwanctlConf(i int) string {
 	fmt.Fprintf(&b, "  %s {\n", name)
 	fmt.Fprintf(&b, "    version = %d\n", o.Version)
 	out, cust := s.AWSOutside(i+1), s.CustPublic()
-	fmt.Fprintf(&b, "    local_addrs = %s\n    remote_addrs = %s\n", out, cust)
+	remote := cust.String()
+	if s.opts.Cert != nil && s.opts.Cert.AnyCustomerAddress {
+		remote = "%any"
+	}
+	fmt.Fprintf(&b, "    local_addrs = %s\n    remote_addrs = %s\n", out, remote)
 	fmt.Fprintf(&b, "    proposals = %s\n", strings.Join(o.IKEProposals, ","))
 	fmt.Fprintf(&b, "    rekey_time = %s\n    reauth_time = 0s\n    over_time = %s\n    rand_time = %s\n",
 		secs(o.IKELifetime-m), secs(m), secs(rand))
@@ -91,8 +95,14 @@ func (s *Sim) awsSwanctlConf(i int) string {
 	if o.StartAction == "start" {
 		b.WriteString("    keyingtries = 0\n")
 	}
-	fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n", out)
-	fmt.Fprintf(&b, "    remote {\n      auth = psk\n      id = %s\n    }\n", cust)
+	certAuth, certSecrets := "", ""
+	if s.opts.Cert != nil {
+		certAuth, certSecrets = s.awsCertAuth(i)
+		b.WriteString(certAuth)
+	} else {
+		fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n", out)
+		fmt.Fprintf(&b, "    remote {\n      auth = psk\n      id = %s\n    }\n", cust)
+	}
 	b.WriteString("    children {\n")
 	ts := "0.0.0.0/0"
 	if s.opts.IPv6Inside {
@@ -116,6 +126,10 @@ func (s *Sim) awsSwanctlConf(i int) string {
 		b.WriteString(o.ExtraSwanctl + "\n")
 	}
 	b.WriteString("  }\n}\n")
+	if certSecrets != "" {
+		b.WriteString(certSecrets)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "secrets {\n  ike-%s {\n    id-1 = %s\n    id-2 = %s\n    secret = \"%s\"\n  }\n}\n", name, out, cust, o.PSK)
 	return b.String()
 }
@@ -173,7 +187,7 @@ func yesNo(v bool) string {
 // config files in dir, and waits until vici answers and ipsec0 exists.
 func (s *Sim) startCharon(role Role, dir string, aws bool) (*Process, error) {
 	conf := filepath.Join(dir, "strongswan.conf")
-	if err := os.WriteFile(conf, []byte(strongswanConf(dir, aws, s.opts.CharonFragmentSize)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(strongswanConf(dir, aws, s.opts.CharonFragmentSize)+s.certCharonConf(aws)), 0o600); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	_ = os.Remove(filepath.Join(dir, "charon.vici"))

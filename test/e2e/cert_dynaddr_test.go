@@ -1,0 +1,69 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/test/sim"
+)
+
+// TestCertDynamicAddress: a gateway without a static IP (no local_address,
+// certificate authentication, AWS accepting any customer address) whose
+// outside address changes while pings run. cgwd re-establishes both
+// tunnels from the new address on the netlink event, well before DPD
+// (10 s x 3) would; the test reports the recovery time and the pings lost.
+func TestCertDynamicAddress(t *testing.T) {
+	s := NewSim(t, sim.Options{Cert: &sim.CertOptions{AnyCustomerAddress: true}})
+	d := StartCgwd(t, s, sim.CgwdOptions{NoLocalAddress: true})
+	d.waitStatus(t, 90*time.Second, tunnelsUp)
+	if err := s.WaitPing(sim.LAN, sim.VPCHostAddr, 20*time.Second); err != nil {
+		t.Fatalf("no traffic before the change: %v", err)
+	}
+	const interval = 100 * time.Millisecond
+	pg := startPinger(t, s, sim.LAN, sim.VPCHostAddr, interval, 60*time.Second)
+	time.Sleep(time.Second)
+	seq := pg.lastSeq()
+	newAddr := netip.MustParseAddr("203.0.113.77")
+	start := time.Now()
+	old, err := s.ChangeCustomerAddress(newAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both tunnels' CHILD SAs up again, from the new address.
+	d.waitStatus(t, 30*time.Second, func(st *control.Status) error {
+		for _, c := range st.Connections {
+			for _, tn := range c.Tunnels {
+				if !strings.HasPrefix(tn.Local, newAddr.String()+":") || (tn.ChildState != "Established" && tn.ChildState != "Rekeying") {
+					return fmt.Errorf("tunnel %s: local %s, CHILD %s", tn.Name, tn.Local, tn.ChildState)
+				}
+			}
+		}
+		return nil
+	})
+	childUp := time.Since(start)
+	Eventually(t, 30*time.Second, func() error {
+		if !pg.resumedAfter(seq+int(childUp/interval), 5) {
+			return fmt.Errorf("pings have not resumed")
+		}
+		return nil
+	})
+	trafficBack := time.Since(start)
+	end := pg.lastSeq()
+	longest, lost := pg.gap(seq, end)
+	t.Logf("e2e: address change %v -> %v: both CHILD SAs up from the new address after %v, pings resumed after %v; %d of %d pings lost (longest gap %v)",
+		old, newAddr, childUp.Round(time.Millisecond), trafficBack.Round(time.Millisecond), lost, end-seq, time.Duration(longest)*interval)
+	// DPD (10 s interval, 3 retries) would need at least 30 s; the
+	// address event must be faster than that by far.
+	if childUp > 15*time.Second {
+		t.Errorf("re-established only after %v: the address change was not acted on at once", childUp)
+	}
+	if !strings.Contains(d.Proc.Tail(200000), "host address removed: re-establishing the tunnel at once") {
+		t.Errorf("cgwd's log does not show the address event")
+	}
+}
