@@ -156,6 +156,12 @@ func run() error {
 		printRatios(results)
 	}
 	printPPS(ppsRows)
+	var bgpLat []bgpLatRow
+	if *flagBGPLat && ctx.Err() == nil {
+		fmt.Println("== bgp-latency")
+		bgpLat = measureBGPLatency()
+		printBGPLatency(bgpLat)
+	}
 	var floods []sim.FloodResult
 	if *flagFlood && ctx.Err() == nil {
 		var err error
@@ -166,7 +172,7 @@ func run() error {
 		printFlood(floods)
 	}
 	if *flagJSON != "" {
-		b, _ := json.MarshalIndent(map[string]any{"results": results, "pps": ppsRows, "flood": floods, "skipped": skipped}, "", "  ")
+		b, _ := json.MarshalIndent(map[string]any{"results": results, "pps": ppsRows, "bgp_latency": bgpLat, "flood": floods, "skipped": skipped}, "", "  ")
 		if err := os.WriteFile(*flagJSON, b, 0o644); err != nil {
 			return err
 		}
