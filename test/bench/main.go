@@ -219,6 +219,11 @@ func runMode(ctx context.Context, m mode) ([]result, error) {
 	if *flagPPS {
 		runPPS(ctx, st, m.name)
 	}
+	roles := []sim.Role{sim.Cust}
+	if m.name == "cgwd-cgwd" {
+		roles = append(roles, sim.AWS1)
+	}
+	profileMode(ctx, st, m.name, roles)
 	return out, ctx.Err()
 }
 
@@ -474,7 +479,7 @@ func setupCgwdStrongSwan(ctx context.Context) (*setup, error) {
 	if err != nil {
 		return fail(err)
 	}
-	p, err := s.StartCgwd(sim.Cust, bin, cfg)
+	p, err := startCgwd(s, sim.Cust, bin, cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -502,11 +507,11 @@ func setupCgwdCgwd(ctx context.Context) (*setup, error) {
 	if err != nil {
 		return fail(err)
 	}
-	pa, err := s.StartCgwd(sim.AWS1, bin, awsCfg)
+	pa, err := startCgwd(s, sim.AWS1, bin, awsCfg)
 	if err != nil {
 		return fail(err)
 	}
-	pc, err := s.StartCgwd(sim.Cust, bin, custCfg)
+	pc, err := startCgwd(s, sim.Cust, bin, custCfg)
 	if err != nil {
 		return fail(err)
 	}
