@@ -195,11 +195,6 @@ func (e *Engine) dispatchInbound(b *inBatch) {
 		e.pools.putIn(b)
 		return
 	}
-	if t.receiveInline(b) {
-		t.inMu.RUnlock()
-		return
-	}
-	t.inInflight.Add(1)
 	b.mu.Lock() // unlocked by RoutineDecryption
 	t.queue.inbound <- b
 	e.queue.decryption <- b
@@ -212,7 +207,13 @@ func (e *Engine) RoutineDecryption(id int) {
 	e.log.Debug("routine started", "routine", "Decryption", "worker", id)
 	defer e.log.Debug("routine stopped", "routine", "Decryption", "worker", id)
 	for b := range e.queue.decryption {
-		openBatch(b)
+		for _, el := range b.elems {
+			inner, nh, seq, err := el.sa.tr.Open(el.pkt)
+			el.err = err
+			el.pkt = inner
+			el.nextHdr = nh
+			el.seq = seq
+		}
 		b.mu.Unlock()
 	}
 }
@@ -228,9 +229,8 @@ func (t *tunnel) RoutineSequentialReceiver() {
 	e := t.e
 	e.log.Debug("routine started", "routine", "SequentialReceiver", "tunnel", t.name)
 	defer e.log.Debug("routine stopped", "routine", "SequentialReceiver", "tunnel", t.name)
-	r := newSeqReceiver(t, true)
+	r := &seqReceiver{t: t, bufs: make([][]byte, 0, 2*batchSize), batches: make([]*inBatch, 0, batchSize)}
 	for b := range t.queue.inbound {
-		t.inl.rxMu.Lock()
 		r.start()
 		r.add(b)
 		open := true
@@ -248,7 +248,6 @@ func (t *tunnel) RoutineSequentialReceiver() {
 			}
 		}
 		r.flush()
-		t.inl.rxMu.Unlock()
 		if !open {
 			return
 		}
@@ -258,7 +257,6 @@ func (t *tunnel) RoutineSequentialReceiver() {
 // seqReceiver is the sequential receiver's state for one TUN write.
 type seqReceiver struct {
 	t         *tunnel
-	queued    bool // RoutineSequentialReceiver's (counts inInflight down)
 	p         packet.Parsed
 	loggedErr bool
 
@@ -268,10 +266,6 @@ type seqReceiver struct {
 	bytes     uint64
 	authentic bool
 	batches   []*inBatch
-}
-
-func newSeqReceiver(t *tunnel, queued bool) *seqReceiver {
-	return &seqReceiver{t: t, queued: queued, bufs: make([][]byte, 0, 2*batchSize), batches: make([]*inBatch, 0, batchSize)}
 }
 
 func (r *seqReceiver) start() {
@@ -370,16 +364,12 @@ func (r *seqReceiver) flush() {
 	r.bufs = r.bufs[:0]
 	r.bytes = 0
 	r.authentic = false
-	n := len(r.batches)
 	for i, b := range r.batches {
 		b.mu.Unlock()
 		e.pools.putIn(b)
 		r.batches[i] = nil
 	}
 	r.batches = r.batches[:0]
-	if r.queued && n > 0 {
-		t.inInflight.Add(-int32(n))
-	}
 }
 
 // dropNone means "keep the packet".

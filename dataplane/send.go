@@ -186,10 +186,6 @@ func (q *outQueue) flush() {
 	if sa.softBytes > 0 && sa.stats.bytes.Load() >= sa.softBytes {
 		t.e.fireSoftExpire(sa)
 	}
-	if t.sendInline(b) {
-		return
-	}
-	t.outInflight.Add(1)
 	b.mu.Lock() // unlocked by RoutineEncryption
 	t.queue.outbound <- b
 	t.e.queue.encryption <- b
@@ -286,7 +282,15 @@ func (e *Engine) RoutineEncryption(id int) {
 	e.log.Debug("routine started", "routine", "Encryption", "worker", id)
 	defer e.log.Debug("routine stopped", "routine", "Encryption", "worker", id)
 	for b := range e.queue.encryption {
-		sealBatch(b)
+		tr := b.sa.tr
+		for _, el := range b.elems {
+			start, end, err := tr.Seal(el.buf, tunReadOffset, el.innerLen, el.seq)
+			if err != nil {
+				el.err = err
+				continue
+			}
+			el.pkt = el.buf[start:end]
+		}
 		b.mu.Unlock()
 	}
 }
@@ -303,7 +307,7 @@ func (t *tunnel) RoutineSequentialSender() {
 	e := t.e
 	e.log.Debug("routine started", "routine", "SequentialSender", "tunnel", t.name)
 	defer e.log.Debug("routine stopped", "routine", "SequentialSender", "tunnel", t.name)
-	s := newSeqSender(t, true)
+	s := &seqSender{t: t, pkts: make([][]byte, 0, udp.IdealBatch), batches: make([]*outBatch, 0, udp.IdealBatch)}
 	for b := range t.queue.outbound {
 		s.add(b)
 		open := true
@@ -331,7 +335,6 @@ func (t *tunnel) RoutineSequentialSender() {
 // one sendmmsg: packets of consecutive batches of one SA.
 type seqSender struct {
 	t         *tunnel
-	queued    bool // RoutineSequentialSender's (counts outInflight down)
 	w         *udp.Writer
 	wsock     *socket
 	loggedErr bool
@@ -340,10 +343,6 @@ type seqSender struct {
 	pkts    [][]byte
 	inner   int
 	batches []*outBatch // sent or dropped with the next flush
-}
-
-func newSeqSender(t *tunnel, queued bool) *seqSender {
-	return &seqSender{t: t, queued: queued, pkts: make([][]byte, 0, udp.IdealBatch), batches: make([]*outBatch, 0, udp.IdealBatch)}
 }
 
 // add waits for b's encryption and appends its packets, sending what was
@@ -398,14 +397,10 @@ func (s *seqSender) flush() {
 	s.pkts = s.pkts[:0]
 	s.inner = 0
 	s.sa = nil
-	n := len(s.batches)
 	for i, b := range s.batches {
 		b.mu.Unlock()
 		e.pools.putOut(b)
 		s.batches[i] = nil
 	}
 	s.batches = s.batches[:0]
-	if s.queued && n > 0 {
-		t.outInflight.Add(-int32(n))
-	}
 }

@@ -119,11 +119,6 @@ type tunnel struct {
 	// inMu guards sends on queue.inbound against its closing.
 	inMu     sync.RWMutex
 	inClosed bool
-	// Batches queued to the sequential sender and receiver and not yet
-	// done with; the inline path (inline.go) runs only when they are 0.
-	outInflight atomic.Int32
-	inInflight  atomic.Int32
-	inl         inlineState
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -167,7 +162,6 @@ func (e *Engine) AddTunnel(tc TunnelConfig) error {
 		stop:   make(chan struct{}),
 	}
 	t.setMTU(mtu)
-	t.initInline()
 	t.queue.outbound = make(chan *outBatch, sequentialQueueLen)
 	t.queue.inbound = make(chan *inBatch, sequentialQueueLen)
 	e.mu.Lock()
