@@ -14,18 +14,8 @@ import (
 // idle hold first (issue 18: BGP came up ~5.5 s after the CHILD SA). The
 // peer is on loopback, so GoBGP's connection attempts stay on this host.
 func TestEnableSkipsIdleHold(t *testing.T) {
-	s, err := New(Config{ASN: 65000, RouterID: addr("192.0.2.2"), ListenPort: -1, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
 	const peer = "127.0.0.2"
-	if err := s.SetNeighbors([]Neighbor{{Name: "t1", PeerAddr: addr(peer), PeerASN: 64512}}); err != nil {
-		t.Fatal(err)
-	}
+	s := startedServer(t, peer)
 	state := func() (api.PeerState_SessionState, api.PeerState_AdminState) {
 		t.Helper()
 		var ss api.PeerState_SessionState = -1
@@ -70,4 +60,22 @@ func TestEnableSkipsIdleHold(t *testing.T) {
 			t.Fatalf("flap %d: admin state %v after SetPeerUp(true)", flap, as)
 		}
 	}
+}
+
+// startedServer starts a Server that does not listen, with one neighbor
+// "t1" at peer, and stops it when the test ends.
+func startedServer(t *testing.T, peer string) *Server {
+	t.Helper()
+	s, err := New(Config{ASN: 65000, RouterID: addr("192.0.2.2"), ListenPort: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	if err := s.SetNeighbors([]Neighbor{{Name: "t1", PeerAddr: addr(peer), PeerASN: 64512}}); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
