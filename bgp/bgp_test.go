@@ -473,17 +473,7 @@ func TestBeforeStart(t *testing.T) {
 // the one cgw asked for (GoBGP drops an Enable/DisablePeer while another is
 // queued), ReconcileAdmin applies cgw's again, both ways.
 func TestReconcileAdmin(t *testing.T) {
-	s, err := New(Config{ASN: 65000, RouterID: addr("192.0.2.2"), ListenPort: -1, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	if err := s.SetNeighbors([]Neighbor{{Name: "t1", PeerAddr: addr("192.0.2.1"), PeerASN: 64512}}); err != nil {
-		t.Fatal(err)
-	}
+	s := startedServer(t, "192.0.2.1")
 	if err := s.SetPeerUp("t1", false); err != nil {
 		t.Fatal(err)
 	}

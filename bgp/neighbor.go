@@ -377,7 +377,7 @@ func (s *Server) SetPeerUp(name string, up bool) error {
 	a := n.PeerAddr.String()
 	var err error
 	if up {
-		err = s.gobgp().EnablePeer(context.Background(), &api.EnablePeerRequest{Address: a})
+		err = s.enableNowLocked(context.Background(), n)
 	} else {
 		err = s.gobgp().DisablePeer(context.Background(), &api.DisablePeerRequest{Address: a, Communication: tunnelDownComm})
 	}

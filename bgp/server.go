@@ -71,7 +71,7 @@ type Config struct {
 const (
 	defaultHoldTime     = 30 * time.Second // AWS uses 30 s (aws-vpn-facts §4)
 	connectRetrySeconds = 5                // re-dial quickly when a tunnel comes up
-	updateDebounce      = 100 * time.Millisecond
+	updateDebounce      = 25 * time.Millisecond
 	tunnelDownComm      = "tunnel down"
 	exportPolicyName    = "cgw-export"
 	globalRIBName       = "global"

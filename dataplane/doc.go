@@ -7,7 +7,8 @@
 //	RoutineReadFromTUN  batch Read from the TUN (GSO superpackets split)
 //	  → drop non-IP, selector check, TCP MSS clamp, sequence reservation
 //	  → encryption queue (RoutineEncryption, one per CPU, parallel)
-//	  → RoutineSequentialSender (waits for each batch in order)
+//	  → RoutineSequentialSender (waits for each batch in order; batches
+//	    already queued behind it go in the same send)
 //	  → batched UDP send (sendmmsg + UDP GSO) to the SA's peer
 //
 // Inbound, per socket:
@@ -18,7 +19,7 @@
 //	  → decryption queue (RoutineDecryption, one per CPU, parallel)
 //	  → per tunnel RoutineSequentialReceiver: anti-replay update, NAT
 //	    mapping follow, inner packet and selector checks, MSS clamp,
-//	    batched TUN Write (GRO)
+//	    batched TUN Write (GRO) of every batch that is ready
 //
 // Per-SA order is kept the wireguard-go way: a batch is locked, pushed to
 // the shared parallel queue and to its tunnel's sequential queue; the

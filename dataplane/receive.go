@@ -220,100 +220,156 @@ func (e *Engine) RoutineDecryption(id int) {
 
 // RoutineSequentialReceiver takes the tunnel's decrypted batches in order,
 // updates the anti-replay windows, checks the inner packets and writes
-// them to the TUN device in one batch.
+// them to the TUN device in one batch. Batches already queued behind the
+// one it took are written with it (up to batchSize packets), so a receiver
+// that fell behind catches up with fewer, larger writes (which the TUN's
+// GRO coalesces further) instead of letting the queues overflow.
 func (t *tunnel) RoutineSequentialReceiver() {
 	defer t.wg.Done()
 	e := t.e
 	e.log.Debug("routine started", "routine", "SequentialReceiver", "tunnel", t.name)
 	defer e.log.Debug("routine stopped", "routine", "SequentialReceiver", "tunnel", t.name)
-	bufs := make([][]byte, 0, batchSize)
-	var p packet.Parsed
-	loggedErr := false
+	r := &seqReceiver{t: t, bufs: make([][]byte, 0, 2*batchSize), batches: make([]*inBatch, 0, batchSize)}
 	for b := range t.queue.inbound {
-		b.mu.Lock() // wait for RoutineDecryption
-		now := time.Now().UnixNano()
-		mss := uint16(t.mss.Load())
-		bufs = bufs[:0]
-		var bytes uint64
-		var last *inboundSA
-		var saPackets, saBytes uint64
-		authentic := false
-		for _, el := range b.elems {
-			if el.err != nil {
-				t.drop(dropForOpenError(el.err), 1)
-				continue
-			}
-			sa := el.sa
-			// RFC 4303, Section 3.4.3: update the window only for packets
-			// whose ICV verified.
-			if !sa.tr.Accept(el.seq) {
-				t.drop(dropReplay, 1)
-				continue
-			}
-			// Authentic: proof that the peer is alive, whatever follows.
-			authentic = true
-			if el.seq > sa.topSeq {
-				// Newer than anything seen: the peer's current mapping
-				// (mapping.go). One atomic load when nothing changed.
-				sa.topSeq = el.seq
-				if el.remote != sa.ep.Load().remote {
-					t.followMapping(sa, el.remote, now)
+		r.start()
+		r.add(b)
+		open := true
+	gather:
+		for len(r.bufs) < batchSize && len(r.batches) < cap(r.batches) {
+			select {
+			case b2, ok := <-t.queue.inbound:
+				if !ok {
+					open = false
+					break gather
 				}
-			}
-			if sa != last {
-				if last != nil {
-					last.stats.add(saPackets, saBytes, now)
-				}
-				last, saPackets, saBytes = sa, 0, 0
-			}
-			if sa.hardBytes > 0 && sa.stats.bytes.Load()+saBytes >= sa.hardBytes {
-				t.drop(dropExpired, 1)
-				continue
-			}
-			inner := el.pkt
-			if r := t.checkInner(sa, el.nextHdr, inner, &p); r != dropNone {
-				t.drop(r, 1)
-				continue
-			}
-			inner = inner[:p.Length] // strip TFC padding (RFC 4303, Section 2.7)
-			if mss != 0 && p.Proto == packet.ProtoTCP {
-				p.ClampMSS(inner, mss)
-			}
-			off, ok := offsetIn(el.buf, inner)
-			if !ok {
-				t.drop(dropMalformed, 1)
-				continue
-			}
-			if off != tunWriteOffset {
-				copy(el.buf[tunWriteOffset:], inner)
-			}
-			bufs = append(bufs, el.buf[:tunWriteOffset+len(inner)])
-			saPackets++
-			saBytes += uint64(len(inner))
-			bytes += uint64(len(inner))
-		}
-		if last != nil {
-			last.stats.add(saPackets, saBytes, now)
-		}
-		if authentic {
-			t.c.lastInbound.Store(now)
-		}
-		if len(bufs) > 0 {
-			if _, err := t.dev.Write(bufs, tunWriteOffset); err != nil {
-				t.drop(dropTUNWrite, len(bufs))
-				if !loggedErr && !isClosed(err) {
-					e.log.Warn("writing to TUN device failed", "tunnel", t.name, "err", err)
-					loggedErr = true
-				}
-			} else {
-				loggedErr = false
-				t.c.inPackets.Add(uint64(len(bufs)))
-				t.c.inBytes.Add(bytes)
+				r.add(b2)
+			default:
+				break gather
 			}
 		}
+		r.flush()
+		if !open {
+			return
+		}
+	}
+}
+
+// seqReceiver is the sequential receiver's state for one TUN write.
+type seqReceiver struct {
+	t         *tunnel
+	p         packet.Parsed
+	loggedErr bool
+
+	now       int64
+	mss       uint16
+	bufs      [][]byte
+	bytes     uint64
+	authentic bool
+	batches   []*inBatch
+}
+
+func (r *seqReceiver) start() {
+	r.now = time.Now().UnixNano()
+	r.mss = uint16(r.t.mss.Load())
+}
+
+// add waits for b's decryption and checks its packets in order, appending
+// those to deliver.
+func (r *seqReceiver) add(b *inBatch) {
+	t := r.t
+	b.mu.Lock() // wait for RoutineDecryption
+	r.batches = append(r.batches, b)
+	var last *inboundSA
+	var saPackets, saBytes uint64
+	for _, el := range b.elems {
+		if el.err != nil {
+			t.drop(dropForOpenError(el.err), 1)
+			continue
+		}
+		sa := el.sa
+		// RFC 4303, Section 3.4.3: update the window only for packets
+		// whose ICV verified.
+		if !sa.tr.Accept(el.seq) {
+			t.drop(dropReplay, 1)
+			continue
+		}
+		// Authentic: proof that the peer is alive, whatever follows.
+		r.authentic = true
+		if el.seq > sa.topSeq {
+			// Newer than anything seen: the peer's current mapping
+			// (mapping.go). One atomic load when nothing changed.
+			sa.topSeq = el.seq
+			if el.remote != sa.ep.Load().remote {
+				t.followMapping(sa, el.remote, r.now)
+			}
+		}
+		if sa != last {
+			if last != nil {
+				last.stats.add(saPackets, saBytes, r.now)
+			}
+			last, saPackets, saBytes = sa, 0, 0
+		}
+		if sa.hardBytes > 0 && sa.stats.bytes.Load()+saBytes >= sa.hardBytes {
+			t.drop(dropExpired, 1)
+			continue
+		}
+		inner := el.pkt
+		if d := t.checkInner(sa, el.nextHdr, inner, &r.p); d != dropNone {
+			t.drop(d, 1)
+			continue
+		}
+		inner = inner[:r.p.Length] // strip TFC padding (RFC 4303, Section 2.7)
+		if r.mss != 0 && r.p.Proto == packet.ProtoTCP {
+			r.p.ClampMSS(inner, r.mss)
+		}
+		off, ok := offsetIn(el.buf, inner)
+		if !ok {
+			t.drop(dropMalformed, 1)
+			continue
+		}
+		if off != tunWriteOffset {
+			copy(el.buf[tunWriteOffset:], inner)
+		}
+		r.bufs = append(r.bufs, el.buf[:tunWriteOffset+len(inner)])
+		saPackets++
+		saBytes += uint64(len(inner))
+		r.bytes += uint64(len(inner))
+	}
+	if last != nil {
+		last.stats.add(saPackets, saBytes, r.now)
+	}
+}
+
+// flush writes the gathered packets to the TUN device and releases their
+// batches.
+func (r *seqReceiver) flush() {
+	t, e := r.t, r.t.e
+	if r.authentic {
+		t.c.lastInbound.Store(r.now)
+	}
+	if len(r.bufs) > 0 {
+		if _, err := t.dev.Write(r.bufs, tunWriteOffset); err != nil {
+			t.drop(dropTUNWrite, len(r.bufs))
+			if !r.loggedErr && !isClosed(err) {
+				e.log.Warn("writing to TUN device failed", "tunnel", t.name, "err", err)
+				r.loggedErr = true
+			}
+		} else {
+			r.loggedErr = false
+			t.c.inPackets.Add(uint64(len(r.bufs)))
+			t.c.inBytes.Add(r.bytes)
+		}
+	}
+	clear(r.bufs)
+	r.bufs = r.bufs[:0]
+	r.bytes = 0
+	r.authentic = false
+	for i, b := range r.batches {
 		b.mu.Unlock()
 		e.pools.putIn(b)
+		r.batches[i] = nil
 	}
+	r.batches = r.batches[:0]
 }
 
 // dropNone means "keep the packet".

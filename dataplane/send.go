@@ -295,56 +295,112 @@ func (e *Engine) RoutineEncryption(id int) {
 	}
 }
 
-// RoutineSequentialSender sends the tunnel's sealed batches in order, each
-// in one batched UDP send to the SA's peer.
+// RoutineSequentialSender sends the tunnel's sealed batches in order. When
+// more batches are already queued behind the one it took (the sender fell
+// behind the reader), it sends them together, up to udp.IdealBatch packets
+// in one sendmmsg: runs of equal-sized packets then leave as one UDP GSO
+// superpacket, so the per-packet kernel cost falls as the load rises
+// instead of the queue overflowing (issue 18). Order is unchanged: batches
+// are taken from the queue in order and their packets appended in order.
 func (t *tunnel) RoutineSequentialSender() {
 	defer t.wg.Done()
 	e := t.e
 	e.log.Debug("routine started", "routine", "SequentialSender", "tunnel", t.name)
 	defer e.log.Debug("routine stopped", "routine", "SequentialSender", "tunnel", t.name)
-	pkts := make([][]byte, 0, batchSize)
-	var w *udp.Writer
-	var wsock *socket
-	loggedErr := false
+	s := &seqSender{t: t, pkts: make([][]byte, 0, udp.IdealBatch), batches: make([]*outBatch, 0, udp.IdealBatch)}
 	for b := range t.queue.outbound {
-		b.mu.Lock() // wait for RoutineEncryption
-		sa := b.sa
-		pkts = pkts[:0]
-		inner := 0
-		for _, el := range b.elems {
-			if el.err != nil {
-				t.drop(dropMalformed, 1)
-				continue
+		s.add(b)
+		open := true
+	gather:
+		for len(s.pkts) < udp.IdealBatch && len(s.batches) < cap(s.batches) {
+			select {
+			case b2, ok := <-t.queue.outbound:
+				if !ok {
+					open = false
+					break gather
+				}
+				s.add(b2)
+			default:
+				break gather
 			}
-			pkts = append(pkts, el.pkt)
-			inner += el.innerLen
 		}
+		s.flush()
+		if !open {
+			return
+		}
+	}
+}
+
+// seqSender is the sequential sender's accumulation of sealed packets for
+// one sendmmsg: packets of consecutive batches of one SA.
+type seqSender struct {
+	t         *tunnel
+	w         *udp.Writer
+	wsock     *socket
+	loggedErr bool
+
+	sa      *outboundSA
+	pkts    [][]byte
+	inner   int
+	batches []*outBatch // sent or dropped with the next flush
+}
+
+// add waits for b's encryption and appends its packets, sending what was
+// gathered first when b belongs to another SA or would overflow the send.
+func (s *seqSender) add(b *outBatch) {
+	b.mu.Lock() // wait for RoutineEncryption
+	if s.sa != nil && (b.sa != s.sa || len(s.pkts)+len(b.elems) > udp.IdealBatch) {
+		s.flush()
+	}
+	s.sa = b.sa
+	for _, el := range b.elems {
+		if el.err != nil {
+			s.t.drop(dropMalformed, 1)
+			continue
+		}
+		s.pkts = append(s.pkts, el.pkt)
+		s.inner += el.innerLen
+	}
+	s.batches = append(s.batches, b)
+}
+
+// flush sends the gathered packets to the SA's peer in one batched send
+// and releases their batches.
+func (s *seqSender) flush() {
+	t, e, sa := s.t, s.t.e, s.sa
+	if sa != nil && len(s.pkts) > 0 {
 		ep := sa.ep.Load()
-		if len(pkts) > 0 {
-			s := e.nattSocket(ep.remote.Addr())
-			if s == nil {
-				t.drop(dropUDPSend, len(pkts))
+		sock := e.nattSocket(ep.remote.Addr())
+		if sock == nil {
+			t.drop(dropUDPSend, len(s.pkts))
+		} else {
+			if sock != s.wsock {
+				s.w, s.wsock = sock.conn.NewWriter(), sock
+			}
+			if err := s.w.Send(s.pkts, ep.local.Addr(), ep.remote); err != nil {
+				t.drop(dropUDPSend, len(s.pkts))
+				if !s.loggedErr {
+					e.log.Warn("sending ESP failed", "tunnel", t.name, "remote", ep.remote, "err", err)
+					s.loggedErr = true
+				}
 			} else {
-				if s != wsock {
-					w, wsock = s.conn.NewWriter(), s
-				}
-				if err := w.Send(pkts, ep.local.Addr(), ep.remote); err != nil {
-					t.drop(dropUDPSend, len(pkts))
-					if !loggedErr {
-						e.log.Warn("sending ESP failed", "tunnel", t.name, "remote", ep.remote, "err", err)
-						loggedErr = true
-					}
-				} else {
-					loggedErr = false
-					now := time.Now().UnixNano()
-					t.c.outPackets.Add(uint64(len(pkts)))
-					t.c.outBytes.Add(uint64(inner))
-					t.c.lastOutbound.Store(now)
-					sa.stats.add(uint64(len(pkts)), uint64(inner), now)
-				}
+				s.loggedErr = false
+				now := time.Now().UnixNano()
+				t.c.outPackets.Add(uint64(len(s.pkts)))
+				t.c.outBytes.Add(uint64(s.inner))
+				t.c.lastOutbound.Store(now)
+				sa.stats.add(uint64(len(s.pkts)), uint64(s.inner), now)
 			}
 		}
+	}
+	clear(s.pkts)
+	s.pkts = s.pkts[:0]
+	s.inner = 0
+	s.sa = nil
+	for i, b := range s.batches {
 		b.mu.Unlock()
 		e.pools.putOut(b)
+		s.batches[i] = nil
 	}
+	s.batches = s.batches[:0]
 }

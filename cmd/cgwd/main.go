@@ -34,6 +34,7 @@ func run(args []string) int {
 	cfgPath := fs.String("config", "/etc/cgw/cgw.yaml", "configuration `FILE`")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	pprofAddr := fs.String("pprof", "", "serve Go runtime profiles on `ADDR`: a unix socket path or a loopback host:port (off by default)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(os.Stdout, fs)
@@ -66,6 +67,14 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "cgwd: %s is valid\n", *cfgPath)
 		return 0
 	}
+	if *pprofAddr != "" {
+		stop, err := startPprof(*pprofAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cgwd: %v\n", err)
+			return 2
+		}
+		defer stop()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sd := newNotifier()
@@ -95,7 +104,7 @@ func run(args []string) int {
 
 // usage is cgwd -h: what it does, its flags, signals and exit status.
 func usage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, `usage: cgwd [--config FILE] [--check] [--version]
+	fmt.Fprint(w, `usage: cgwd [--config FILE] [--check] [--version] [--pprof ADDR]
 
 cgwd is the cgw daemon: a userspace IKEv2/IPsec customer gateway for AWS
 Site-to-Site VPN. It reads its configuration, brings up each connection's

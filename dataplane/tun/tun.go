@@ -32,6 +32,14 @@ const (
 	MaxMTU = 9001
 )
 
+// TxQueueLen is the device queue we give each TUN (Linux's default is
+// 500): the packets the kernel holds for the dataplane's reader, which
+// drops them (tx_dropped) once it is full. At 20 kpps 500 packets are 25 ms,
+// less than a busy 2-core host may keep the reader from running; 4096 ride
+// out 200 ms at 20 kpps and 29 ms at AWS's 140 kpps per tunnel, for at most
+// about 10 MB of queued 1400-octet packets (issue 18).
+const TxQueueLen = 4096
+
 // Create creates (or opens, when it exists and is not in use) the TUN
 // device name with the given MTU, assigns addr to it — for an AWS inside
 // CIDR this is our address .2 with prefix length 30, so the kernel installs
@@ -61,6 +69,9 @@ func configure(name string, mtu int, addr netip.Prefix) error {
 	}
 	if err := netlink.LinkSetMTU(link, mtu); err != nil {
 		return fmt.Errorf("tun: %s: set MTU %d: %w", name, mtu, err)
+	}
+	if err := netlink.LinkSetTxQLen(link, TxQueueLen); err != nil {
+		return fmt.Errorf("tun: %s: set txqueuelen %d: %w", name, TxQueueLen, err)
 	}
 	if addr.IsValid() {
 		a := &netlink.Addr{IPNet: netlink.NewIPNet(addr.Addr().AsSlice())}

@@ -55,6 +55,9 @@ func TestCreate(t *testing.T) {
 		if link.Attrs().MTU != 1436 {
 			t.Errorf("MTU = %d, want 1436", link.Attrs().MTU)
 		}
+		if link.Attrs().TxQLen != TxQueueLen {
+			t.Errorf("txqueuelen = %d, want %d", link.Attrs().TxQLen, TxQueueLen)
+		}
 		if link.Attrs().Flags&(1<<0) == 0 { // net.FlagUp
 			t.Errorf("link not up: %v", link.Attrs().Flags)
 		}

@@ -158,6 +158,12 @@ func run() error {
 		printRatios(results)
 	}
 	printPPS(ppsRows)
+	var bgpLat []bgpLatRow
+	if *flagBGPLat && ctx.Err() == nil {
+		fmt.Println("== bgp-latency")
+		bgpLat = measureBGPLatency()
+		printBGPLatency(bgpLat)
+	}
 	var floods []sim.FloodResult
 	if *flagFlood && ctx.Err() == nil {
 		var err error
@@ -168,7 +174,7 @@ func run() error {
 		printFlood(floods)
 	}
 	if *flagJSON != "" {
-		b, _ := json.MarshalIndent(map[string]any{"results": results, "pps": ppsRows, "flood": floods, "skipped": skipped}, "", "  ")
+		b, _ := json.MarshalIndent(map[string]any{"results": results, "pps": ppsRows, "bgp_latency": bgpLat, "flood": floods, "skipped": skipped}, "", "  ")
 		if err := os.WriteFile(*flagJSON, b, 0o644); err != nil {
 			return err
 		}
@@ -215,6 +221,11 @@ func runMode(ctx context.Context, m mode) ([]result, error) {
 	if *flagPPS {
 		runPPS(ctx, st, m.name)
 	}
+	roles := []sim.Role{sim.Cust}
+	if m.name == "cgwd-cgwd" {
+		roles = append(roles, sim.AWS1)
+	}
+	profileMode(ctx, st, m.name, roles)
 	return out, ctx.Err()
 }
 
@@ -470,7 +481,7 @@ func setupCgwdStrongSwan(ctx context.Context) (*setup, error) {
 	if err != nil {
 		return fail(err)
 	}
-	p, err := s.StartCgwd(sim.Cust, bin, cfg)
+	p, err := startCgwd(s, sim.Cust, bin, cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -503,11 +514,11 @@ func setupCgwdPair(o sim.Options) (*setup, error) {
 	if err != nil {
 		return fail(err)
 	}
-	pa, err := s.StartCgwd(sim.AWS1, bin, awsCfg)
+	pa, err := startCgwd(s, sim.AWS1, bin, awsCfg)
 	if err != nil {
 		return fail(err)
 	}
-	pc, err := s.StartCgwd(sim.Cust, bin, custCfg)
+	pc, err := startCgwd(s, sim.Cust, bin, custCfg)
 	if err != nil {
 		return fail(err)
 	}

@@ -348,6 +348,7 @@ func TestBGPActiveActive(t *testing.T) {
 	}
 	pingAll(t, s, sim.LAN, sim.VPCHostAddr, 5)
 	pingAll(t, s, sim.VPCHost, sim.LANHostAddr, 5)
+	logBGPTimeline(t, s, d)
 }
 
 // TestStaticFailover: static routing (no BGP anywhere); the VPC prefix is
