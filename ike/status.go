@@ -61,6 +61,10 @@ type PeerStatus struct {
 	Ignored uint64
 	// Retrying is when the next initiation attempt is due (zero: none).
 	NextRetry time.Time
+
+	// NAT is the NAT detection of the last IKE_SA_INIT we initiated, kept
+	// when that IKE SA failed (nil: none answered yet).
+	NAT *NATView
 }
 
 // ChildStatus describes one CHILD SA pair.
@@ -79,6 +83,7 @@ func (p *peer) publish() {
 	s := &PeerStatus{Name: p.cfg.Name, LastFailure: p.lastFailure, LastFailureAt: p.lastFailureAt, NextRetry: p.retryAt, Ignored: p.ignored,
 		UnauthDrops: p.unauthDrops,
 		Remote:      netip.AddrPortFrom(p.cfg.RemoteAddr, 500)}
+	s.NAT = p.natView
 	for _, sa := range p.sas {
 		if sa.state == ikeConnecting && s.State == StateDown {
 			s.State = StateNegotiating
