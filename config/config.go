@@ -235,6 +235,10 @@ type Tunnel struct {
 	// prefixes, the inside CIDRs and ExtraSources.
 	SourceCheck  SourceCheck
 	ExtraSources []netip.Prefix
+
+	// AWS is what the AWS side of the tunnel is configured with, as far as
+	// the file records it (aws_tunnel_options); nil when not recorded.
+	AWS *AWSTunnelOptions
 }
 
 // SourceCheck is the inner source address check after decryption.

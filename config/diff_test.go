@@ -127,6 +127,8 @@ func TestDiffCoversEveryField(t *testing.T) {
 			*x = Secret("changedPSK1")
 		case *time.Duration:
 			*x += time.Second
+		case **AWSTunnelOptions:
+			*x = &AWSTunnelOptions{StartupAction: "start"}
 		default:
 			switch v.Kind() {
 			case reflect.String:

@@ -24,6 +24,7 @@ func applyTunnelOptions(tv *tunnelValues, to *TunnelOptions, at string) ([]error
 	}
 	use := func(field string) { tv.optionsFields = append(tv.optionsFields, field) }
 	tv.fromOptions = true
+	tv.options = to
 	num := func(field string, p *int, lo, hi int) (int, bool) {
 		if p == nil {
 			return 0, false
@@ -208,4 +209,54 @@ func (to *TunnelOptions) phase1() ipsec.AWSOptionsPhase {
 
 func (to *TunnelOptions) phase2() ipsec.AWSOptionsPhase {
 	return ipsec.AWSOptionsPhase{Encryption: strs(to.Phase2EncryptionAlgorithms), Integrity: strs(to.Phase2IntegrityAlgorithms), DHGroups: ints(to.Phase2DHGroupNumbers)}
+}
+
+// renderAWSOptions records the tunnel options as aws_tunnel_options, so
+// `cgwctl config check` and cgwd can tell when the tunnel's settings,
+// edited later, no longer meet them.
+func renderAWSOptions(w func(string, ...any), to *TunnelOptions) {
+	var lines []string
+	phase := func(name string, p ipsec.AWSOptionsPhase, life *int) {
+		var parts []string
+		if len(p.Encryption) > 0 {
+			parts = append(parts, "encryption: ["+strings.Join(p.Encryption, ", ")+"]")
+		}
+		if len(p.Integrity) > 0 {
+			parts = append(parts, "integrity: ["+strings.Join(p.Integrity, ", ")+"]")
+		}
+		if len(p.DHGroups) > 0 {
+			g := make([]string, len(p.DHGroups))
+			for i, n := range p.DHGroups {
+				g[i] = fmt.Sprint(n)
+			}
+			parts = append(parts, "dh_groups: ["+strings.Join(g, ", ")+"]")
+		}
+		if life != nil {
+			parts = append(parts, fmt.Sprintf("lifetime: %ds", *life))
+		}
+		if len(parts) > 0 {
+			lines = append(lines, fmt.Sprintf("%s: {%s}", name, strings.Join(parts, ", ")))
+		}
+	}
+	phase("phase1", to.phase1(), to.Phase1LifetimeSeconds)
+	phase("phase2", to.phase2(), to.Phase2LifetimeSeconds)
+	if to.RekeyMarginTimeSeconds != nil {
+		lines = append(lines, fmt.Sprintf("rekey_margin: %ds", *to.RekeyMarginTimeSeconds))
+	}
+	if to.DpdTimeoutSeconds != nil {
+		lines = append(lines, fmt.Sprintf("dpd_timeout: %ds", *to.DpdTimeoutSeconds))
+	}
+	if a := strings.ToLower(strings.TrimSpace(to.DpdTimeoutAction)); a != "" {
+		lines = append(lines, "dpd_timeout_action: "+a)
+	}
+	if a := strings.ToLower(strings.TrimSpace(to.StartupAction)); a != "" {
+		lines = append(lines, "startup_action: "+a)
+	}
+	if len(lines) == 0 {
+		return
+	}
+	w("        aws_tunnel_options:  # the AWS side (Options.TunnelOptions): config check compares the settings above with it\n")
+	for _, l := range lines {
+		w("          %s\n", l)
+	}
 }
