@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgwproject/cgw/config"
 	"github.com/cgwproject/cgw/control"
+	"github.com/cgwproject/cgw/ipsec"
 )
 
 // seenFrom fakes AWS's NAT detection answer: AWS saw our request come from
@@ -59,6 +61,11 @@ func TestDiagnoseIdentity(t *testing.T) {
 		{"no nat, identity seen", func(in *Input) {
 			in.NAT = &NATView{At: diagNow, Local: netip.MustParseAddrPort("203.0.113.10:500"), SeenAs: seenFrom(netip.MustParseAddrPort("203.0.113.10:500"))}
 		}, checkNAT, control.SeverityOK, []string{"No NAT", "so the identity matches"}},
+		{"no proposal chosen names the recorded AWS options", func(in *Input) {
+			down(in)
+			in.Tunnel.AWS = &config.AWSTunnelOptions{Phase1: config.AWSPhaseOptions{AWSOptionsPhase: ipsec.AWSOptionsPhase{Encryption: []string{"AES256"}, DHGroups: []int{16}}}}
+			failed(in, "NO_PROPOSAL_CHOSEN", "ike: peer answered NO_PROPOSAL_CHOSEN to our IKE_SA_INIT")
+		}, checkIKEFail, control.SeverityError, []string{"recorded in aws_tunnel_options: phase 1 AES256, DH 16, phase 2 AWS's defaults", "re-import"}},
 		{"down without a view: nat unknown, not 'no nat'", func(in *Input) {
 			down(in)
 			in.IKEResponses = 3

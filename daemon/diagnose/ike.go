@@ -286,6 +286,9 @@ func explainNoProposal(d *diagnoser) (string, []string, string) {
 			ev = append(ev, fmt.Sprintf("ESP proposal %s has no combination AWS accepts even with default tunnel options", p))
 		}
 	}
+	if o := tc.AWS; o != nil {
+		ev = append(ev, fmt.Sprintf("AWS tunnel options recorded in aws_tunnel_options: phase 1 %s, phase 2 %s (if AWS still rejects proposals that meet them, the AWS side changed: re-import)", o.Phase1.AWSOptionsPhase, o.Phase2.AWSOptionsPhase))
+	}
 	ev = append(ev, "AWS picks the lowest value its tunnel options allow among those we offer, not our first choice")
 	phase := "our proposals"
 	if d.ikeUp() {
