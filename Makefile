@@ -107,7 +107,7 @@ docker-check:
 	bash test/dockerfile-check.sh
 
 # The front door on a fresh Debian container with policy-rc.d (not part of
-# `make test`: 10-15 minutes): make deps, make build and one e2e test.
+# `make test`: about 20 minutes): make deps, make build and one e2e test.
 fresh-check:
 	bash test/fresh-check.sh
 
