@@ -323,9 +323,9 @@ func TestAWSNarrowingMatrix(t *testing.T) {
 // pingThrough pings the AWS inside address of endpoint i from the customer
 // namespace (only that tunnel carries it): the first reply within 10 s,
 // then all of 10 pings answered. (The 30-40 % "loss" loaded runs saw
-// after a rekey were late replies: ping stopped waiting 50 ms after its
-// last request while the other tunnel's MODP rekey held both cores;
-// sim.Ping now waits for them.)
+// after a rekey was ping giving up on late replies 50 ms after its last
+// request: a 120 ms stall reproduces exactly 30 %, and a strict rerun
+// lost only the last of the 10. sim.Ping now waits for late replies.)
 func pingThrough(t testing.TB, s *sim.Sim, from sim.Role, dst netip.Addr) {
 	t.Helper()
 	if err := s.WaitPing(from, dst, 10*time.Second); err != nil {
