@@ -3,7 +3,7 @@
 #
 #   docker build -t cgw .            (or: podman build -t cgw .)
 #   podman run -d --name cgw --network host \
-#     --cap-add NET_ADMIN,NET_BIND_SERVICE --device /dev/net/tun \
+#     --cap-drop ALL --cap-add NET_ADMIN,NET_BIND_SERVICE --device /dev/net/tun \
 #     -v /etc/cgw:/etc/cgw:ro cgw
 #
 # The runtime stage below is deploy/container/Containerfile.runtime with the

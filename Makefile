@@ -44,7 +44,7 @@ DESTDIR     ?=
 PODMAN ?= podman
 export PODMAN
 
-.PHONY: all build deps test unit e2e demo bench soak fuzz docker-check clean \
+.PHONY: all build deps test unit e2e demo bench soak fuzz docker-check fresh-check clean \
 	doc install release deb image pkg-check
 
 all: build
@@ -110,6 +110,11 @@ fuzz:
 # the build stage's own RUN commands, and static binaries for the runtime stage.
 docker-check:
 	bash test/dockerfile-check.sh
+
+# The front door on a fresh Debian container with policy-rc.d (not part of
+# `make test`: about 20 minutes): make deps, make build and one e2e test.
+fresh-check:
+	bash test/fresh-check.sh
 
 # Man pages and completion, generated from the built binaries' help.
 doc: build

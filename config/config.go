@@ -250,6 +250,9 @@ type Tunnel struct {
 	// in once IKE fragmentation (RFC 7383) is negotiated; 0 = never
 	// fragment (and do not offer it).
 	IKEFragmentSize int
+	// AWS is what the AWS side of the tunnel is configured with, as far as
+	// the file records it (aws_tunnel_options); nil when not recorded.
+	AWS *AWSTunnelOptions
 }
 
 // SourceCheck is the inner source address check after decryption.

@@ -239,5 +239,6 @@ func diffTunnel(a, b *Tunnel) []string {
 	f.cmp("keepalive.interval", a.Keepalive.Interval, b.Keepalive.Interval)
 	f.cmp("source_check", a.SourceCheck, b.SourceCheck)
 	f.cmp("extra_sources", a.ExtraSources, b.ExtraSources)
+	f.cmp("aws_tunnel_options", a.AWS, b.AWS)
 	return f.names
 }

@@ -131,6 +131,8 @@ func TestDiffCoversEveryField(t *testing.T) {
 			*x = append(*x, 1)
 		case *time.Duration:
 			*x += time.Second
+		case **AWSTunnelOptions:
+			*x = &AWSTunnelOptions{StartupAction: "start"}
 		default:
 			switch v.Kind() {
 			case reflect.String:

@@ -104,6 +104,7 @@ type rawTunnel struct {
 	Keepalive        *rawKeepalive        `yaml:"keepalive"`
 	SourceCheck      *string              `yaml:"source_check"`
 	ExtraSources     *[]string            `yaml:"extra_sources"`
+	AWSTunnelOptions *rawAWSTunnelOptions `yaml:"aws_tunnel_options"`
 }
 
 type rawDPD struct {

@@ -132,6 +132,7 @@ func (c *checker) tunnel(path string, conn Connection, i int, r *rawTunnel) Tunn
 		t.Keepalive.Interval = c.durationRange(p+".interval", r.Keepalive.Interval, DefaultKeepaliveInterval, time.Second, 300*time.Second,
 			"use 1s-300s; AWS suggests about 5s")
 	}
+	t.AWS = c.awsTunnelOptions(path+".aws_tunnel_options", r.AWSTunnelOptions, &t, r.IKEProposals != nil, r.ESPProposals != nil)
 	return t
 }
 

@@ -114,6 +114,25 @@ type ConfigTunnel struct {
 	Keepalive        *ConfigKeepalive   `json:"keepalive,omitempty" yaml:"keepalive,omitempty"`
 	SourceCheck      string             `json:"source_check" yaml:"source_check"`
 	ExtraSources     []string           `json:"extra_sources,omitempty" yaml:"extra_sources,omitempty"`
+	AWSTunnelOptions *ConfigAWSTunnel   `json:"aws_tunnel_options,omitempty" yaml:"aws_tunnel_options,omitempty"`
+}
+
+// ConfigAWSTunnel is a tunnel's aws_tunnel_options: the AWS side as the
+// file records it (zero values: not recorded).
+type ConfigAWSTunnel struct {
+	Phase1           *ConfigAWSPhase `json:"phase1,omitempty" yaml:"phase1,omitempty"`
+	Phase2           *ConfigAWSPhase `json:"phase2,omitempty" yaml:"phase2,omitempty"`
+	RekeyMargin      Seconds         `json:"rekey_margin,omitempty" yaml:"rekey_margin,omitempty"`
+	DPDTimeout       Seconds         `json:"dpd_timeout,omitempty" yaml:"dpd_timeout,omitempty"`
+	DPDTimeoutAction string          `json:"dpd_timeout_action,omitempty" yaml:"dpd_timeout_action,omitempty"`
+	StartupAction    string          `json:"startup_action,omitempty" yaml:"startup_action,omitempty"`
+}
+
+type ConfigAWSPhase struct {
+	Encryption []string `json:"encryption,omitempty" yaml:"encryption,omitempty"`
+	Integrity  []string `json:"integrity,omitempty" yaml:"integrity,omitempty"`
+	DHGroups   []int    `json:"dh_groups,omitempty" yaml:"dh_groups,omitempty"`
+	Lifetime   Seconds  `json:"lifetime,omitempty" yaml:"lifetime,omitempty"`
 }
 
 type ConfigDPD struct {

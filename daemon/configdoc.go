@@ -98,6 +98,11 @@ func tunnelDoc(t *config.Tunnel) control.ConfigTunnel {
 	if len(t.ExtraSources) == 0 {
 		out.ExtraSources = nil
 	}
+	if o := t.AWS; o != nil {
+		out.AWSTunnelOptions = &control.ConfigAWSTunnel{Phase1: awsPhaseDoc(o.Phase1), Phase2: awsPhaseDoc(o.Phase2),
+			RekeyMargin: control.SecondsOf(o.RekeyMargin), DPDTimeout: control.SecondsOf(o.DPDTimeout),
+			DPDTimeoutAction: o.DPDTimeoutAction, StartupAction: o.StartupAction}
+	}
 	if t.InsideIPv6CIDR.IsValid() {
 		out.InsideIPv6CIDR = t.InsideIPv6CIDR.String()
 	}
@@ -130,4 +135,11 @@ func proposalStrings(ps []ipsec.Proposal) []string {
 		out = append(out, p.String())
 	}
 	return out
+}
+
+func awsPhaseDoc(p config.AWSPhaseOptions) *control.ConfigAWSPhase {
+	if len(p.Encryption) == 0 && len(p.Integrity) == 0 && len(p.DHGroups) == 0 && p.Lifetime == 0 {
+		return nil
+	}
+	return &control.ConfigAWSPhase{Encryption: p.Encryption, Integrity: p.Integrity, DHGroups: p.DHGroups, Lifetime: control.SecondsOf(p.Lifetime)}
 }

@@ -39,6 +39,11 @@ connections:
         inside_cidr: 169.254.10.0/30
         keepalive: {target: 10.0.0.1, interval: 5s}
         ike_lifetime: 90m
+        aws_tunnel_options:
+          phase1: {encryption: [AES256-GCM-16], integrity: [SHA2-384], dh_groups: [20], lifetime: 4h}
+          phase2: {dh_groups: [20, 5]}
+          dpd_timeout: 40s
+          startup_action: add
       - name: t2
         peer_address: 198.51.100.2
         psk: ` + docPSK2 + `
@@ -97,7 +102,8 @@ func TestConfigDocRedactsAndRoundTrips(t *testing.T) {
 	if n := strings.Count(string(ym), control.Redacted); n != 4 {
 		t.Errorf("%d redacted secrets in the YAML, want 4 (two PSKs, two passwords):\n%s", n, ym)
 	}
-	for _, want := range []string{`"ike_lifetime":5400`, `"hold_time":30`, `"psk_file":"` + pskFile + `"`} {
+	for _, want := range []string{`"ike_lifetime":5400`, `"hold_time":30`, `"psk_file":"` + pskFile + `"`,
+		`"aws_tunnel_options":{"phase1":{"encryption":["AES256-GCM-16"],"integrity":["SHA2-384"],"dh_groups":[20],"lifetime":14400},"phase2":{"dh_groups":[20,5]},"dpd_timeout":40,"startup_action":"add"}`} {
 		if !strings.Contains(string(js), want) {
 			t.Errorf("JSON lacks %s (durations are seconds):\n%s", want, js)
 		}
@@ -130,6 +136,8 @@ func TestReloadDryRun(t *testing.T) {
 
 	next := strings.Replace(reloadConn("1"), "EXAMPLEpsk2_zyxwvutsrq.ponmlkjih", "NEWSECRETpsk_zyxwvutsrq.ponmlkji", 1)
 	next = strings.Replace(next, "10.1.0.0/16", "10.1.0.0/16, 10.77.0.0/16", 1)
+	// The record of the AWS side renegotiates nothing.
+	next = strings.Replace(next, "startup_action: respond", "startup_action: respond\n        aws_tunnel_options: {startup_action: start}", 1)
 	if err := os.WriteFile(path, []byte(head+next+reloadConn("2")), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +151,7 @@ func TestReloadDryRun(t *testing.T) {
 	}
 	want := []string{
 		"connection vpn-1  changed static.remote_prefixes -> in_place",
+		"tunnel vpn-1 vpn-1-t1 changed aws_tunnel_options -> in_place",
 		"tunnel vpn-1 vpn-1-t2 changed psk -> restart",
 		"connection vpn-2  added  -> start",
 	}

@@ -57,6 +57,14 @@ func (d *Daemon) diagnose(ctx context.Context, only string) (*control.Diagnosis,
 	after := d.snapshot()
 
 	counters := d.ikeCounters()
+	natViews := map[string]*diagnose.NATView{}
+	if d.ikm != nil {
+		for _, p := range d.ikm.Status() {
+			if v := p.NAT; v != nil {
+				natViews[p.Name] = &diagnose.NATView{At: v.At, Local: v.Local, BehindNAT: v.BehindNAT, SeenAs: v.SeenAs}
+			}
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out control.Diagnosis
@@ -74,6 +82,7 @@ func (d *Daemon) diagnose(ctx context.Context, only string) (*control.Diagnosis,
 				Window:   diagWindow,
 				Routes:   routes,
 				MTUProbe: probes[t.cfg.Name],
+				NAT:      natViews[t.cfg.Name],
 			}
 			ic := counters[t.cfg.Name]
 			in.IKERequests, in.IKEResponses = ic.sent, ic.received

@@ -117,8 +117,11 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 			}
 		case "tunnel":
 			// The inner source check follows on the next route sync;
-			// it needs no renegotiation.
-			if c.Kind == config.Modified && slices.ContainsFunc(c.Fields, func(f string) bool { return f != "source_check" && f != "extra_sources" }) {
+			// it needs no renegotiation, nor does the record of the AWS
+			// side's options (only the config check reads it).
+			if c.Kind == config.Modified && slices.ContainsFunc(c.Fields, func(f string) bool {
+				return f != "source_check" && f != "extra_sources" && f != "aws_tunnel_options"
+			}) {
 				p.restartTunnel[c.Tunnel] = true
 				effect = effectRestart
 			}

@@ -386,6 +386,18 @@ func TestNATTraversal(t *testing.T) {
 	if !st.NATDetected || !st.Encap {
 		t.Errorf("cgw: NAT %v encap %v", st.NATDetected, st.Encap)
 	}
+	// The NAT view says where AWS saw our IKE_SA_INIT come from: the
+	// NAT's public address (and mapped port), not our own.
+	if v := st.NAT; v == nil || !v.BehindNAT || v.Local != netip.MustParseAddrPort("10.0.0.2:500") {
+		t.Errorf("cgw: NAT view %+v, want behind NAT, local 10.0.0.2:500", v)
+	} else {
+		if port, ok := v.SeenAs(netip.MustParseAddr(cgwAddr)); !ok || port != 10500 {
+			t.Errorf("SeenAs(%s) = %d, %v; want the NAT's mapping 10500", cgwAddr, port, ok)
+		}
+		if _, ok := v.SeenAs(netip.MustParseAddr("10.0.0.2")); ok {
+			t.Errorf("SeenAs(10.0.0.2) matched: AWS never saw our private address")
+		}
+	}
 	as := wantState(t, aws, ike.StateEstablished, ike.StateEstablished)
 	if !as.NATDetected || as.Remote != netip.MustParseAddrPort(cgwAddr+":14500") {
 		t.Errorf("aws: NAT %v remote %s, want the NAT's 4500 mapping", as.NATDetected, as.Remote)

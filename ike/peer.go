@@ -54,6 +54,9 @@ type peer struct {
 	unauthDrops        uint64 // packets for our SAs that failed to authenticate or parse
 	ignored            uint64 // authenticated but unexpected messages (stale MIDs)
 	fragments          FragmentStats
+
+	// natView is the NAT detection in the answer to our last IKE_SA_INIT.
+	natView *NATView
 }
 
 func newPeer(m *Manager, cfg *peerConfig) *peer {

@@ -66,6 +66,10 @@ type PeerStatus struct {
 	// Retrying is when the next initiation attempt is due (zero: none).
 	NextRetry time.Time
 	Auth      AuthStatus
+
+	// NAT is the NAT detection of the last IKE_SA_INIT we initiated, kept
+	// when that IKE SA failed (nil: none answered yet).
+	NAT *NATView
 }
 
 // ChildStatus describes one CHILD SA pair.
@@ -84,6 +88,7 @@ func (p *peer) publish() {
 	s := &PeerStatus{Name: p.cfg.Name, LastFailure: p.lastFailure, LastFailureAt: p.lastFailureAt, NextRetry: p.retryAt, Ignored: p.ignored,
 		UnauthDrops: p.unauthDrops, Fragments: p.fragments,
 		Remote: netip.AddrPortFrom(p.cfg.RemoteAddr, 500)}
+	s.NAT = p.natView
 	for _, sa := range p.sas {
 		if sa.state == ikeConnecting && s.State == StateDown {
 			s.State = StateNegotiating

@@ -90,6 +90,9 @@ func (t *natd) process(m *message.Message) (status, error) {
 		}
 	}
 	sa.natLocal = !bytes.Equal(dst, wantDst)
+	if t.initiator {
+		p.recordNATView(h.SPIi, h.SPIr, sa.rxLocal, sa.natLocal, dst)
+	}
 	sa.encap = sa.natLocal || sa.natRemote || p.cfg.ForceEncap
 	if sa.encap {
 		reason := "NAT detected in front of the peer"

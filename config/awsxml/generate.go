@@ -75,6 +75,7 @@ type tunnelValues struct {
 	tsLocal       []netip.Prefix
 	tsRemote      []netip.Prefix
 	optionsFields []string // the TunnelOptions members used, for the comment
+	options       *TunnelOptions
 }
 
 // connValues are one connection's checked values.
@@ -559,6 +560,9 @@ func renderConnection(w func(string, ...any), q func(string) string, cv connValu
 			w("        traffic_selectors: {local: [%q], remote: [%q]}  # Options.Local/Remote network CIDR\n", tv.tsLocal[0].String(), tv.tsRemote[0].String())
 		}
 		w("        mss_clamp: %d\n", tv.mss)
+		if tv.options != nil {
+			renderAWSOptions(w, tv.options)
+		}
 	}
 }
 

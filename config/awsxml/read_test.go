@@ -264,34 +264,6 @@ func TestReadWrongInputs(t *testing.T) {
 	}
 }
 
-func TestNarrow(t *testing.T) {
-	for _, tt := range []struct {
-		ike           bool
-		encrs, integs []string
-		groups        []int
-		want, wantErr string
-	}{
-		{true, nil, nil, nil, strings.Join(ipsec.DefaultIKEProposals, " "), ""},
-		{true, []string{"AES256"}, []string{"SHA2-512"}, []int{16}, "aes256-sha512-modp4096", ""},
-		{true, []string{"aes256-gcm-16"}, []string{"SHA1"}, []int{24, 2}, "aes256gcm16-prfsha1-modp2048s256-modp1024", ""},
-		{false, []string{"AES128-GCM-16"}, []string{"SHA1"}, []int{5}, "aes128gcm16-modp1536", ""},
-		{true, nil, nil, []int{5}, "", "DH group 5 is not one AWS accepts in phase 1"},
-		{true, []string{"3DES"}, nil, nil, "", "unknown encryption algorithm"},
-		{false, nil, []string{"MD5"}, nil, "", "unknown integrity algorithm"},
-	} {
-		got, err := narrow(map[bool][]string{true: ipsec.DefaultIKEProposals, false: ipsec.DefaultESPProposals}[tt.ike], tt.ike, tt.encrs, tt.integs, tt.groups)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("%v %v %v: error %v, want %q", tt.encrs, tt.integs, tt.groups, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil || strings.Join(got, " ") != tt.want {
-			t.Errorf("%v %v %v: %q %v, want %q", tt.encrs, tt.integs, tt.groups, got, err, tt.want)
-		}
-	}
-}
-
 func TestTunnelOptionsErrors(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join("..", "testdata", "import", "describe-two.json"))
 	for _, tt := range []struct{ from, to, want string }{

@@ -10,28 +10,6 @@ import (
 	"github.com/cgwproject/cgw/ipsec"
 )
 
-// AWS API algorithm names (aws-vpn-facts 2.1) and what they allow.
-var (
-	awsCiphers = map[string]ipsec.EncrKey{
-		"AES128":        {ID: ipsec.EncrAESCBC, KeyBits: 128},
-		"AES256":        {ID: ipsec.EncrAESCBC, KeyBits: 256},
-		"AES128-GCM-16": {ID: ipsec.EncrAESGCM16, KeyBits: 128},
-		"AES256-GCM-16": {ID: ipsec.EncrAESGCM16, KeyBits: 256},
-	}
-	awsIntegs = map[string]ipsec.IntegID{
-		"SHA1":     ipsec.IntegHMACSHA1_96,
-		"SHA2-256": ipsec.IntegHMACSHA2_256_128,
-		"SHA2-384": ipsec.IntegHMACSHA2_384_192,
-		"SHA2-512": ipsec.IntegHMACSHA2_512_256,
-	}
-	awsPRFs = map[ipsec.IntegID]ipsec.PRFID{
-		ipsec.IntegHMACSHA1_96:      ipsec.PRFHMACSHA1,
-		ipsec.IntegHMACSHA2_256_128: ipsec.PRFHMACSHA2_256,
-		ipsec.IntegHMACSHA2_384_192: ipsec.PRFHMACSHA2_384,
-		ipsec.IntegHMACSHA2_512_256: ipsec.PRFHMACSHA2_512,
-	}
-)
-
 // applyTunnelOptions overrides the XML's values of one tunnel with what
 // Options.TunnelOptions states, and narrows the proposals to exactly the
 // algorithms the tunnel allows.
@@ -46,6 +24,7 @@ func applyTunnelOptions(tv *tunnelValues, to *TunnelOptions, at string) ([]error
 	}
 	use := func(field string) { tv.optionsFields = append(tv.optionsFields, field) }
 	tv.fromOptions = true
+	tv.options = to
 	num := func(field string, p *int, lo, hi int) (int, bool) {
 		if p == nil {
 			return 0, false
@@ -147,13 +126,13 @@ func applyTunnelOptions(tv *tunnelValues, to *TunnelOptions, at string) ([]error
 		fail("DpdTimeoutAction", "unknown value %q (AWS has clear, none and restart)", to.DpdTimeoutAction)
 	}
 
-	ikeProps, err := narrow(ipsec.DefaultIKEProposals, true, strs(to.Phase1EncryptionAlgorithms), strs(to.Phase1IntegrityAlgorithms), ints(to.Phase1DHGroupNumbers))
+	ikeProps, err := ipsec.NarrowDefaults(to.phase1(), true)
 	if err != nil {
 		fail("Phase1*", "%v", err)
 	} else {
 		tv.ike = ikeProps
 	}
-	espProps, err := narrow(ipsec.DefaultESPProposals, false, strs(to.Phase2EncryptionAlgorithms), strs(to.Phase2IntegrityAlgorithms), ints(to.Phase2DHGroupNumbers))
+	espProps, err := ipsec.NarrowDefaults(to.phase2(), false)
 	if err != nil {
 		fail("Phase2*", "%v", err)
 	} else {
@@ -224,77 +203,60 @@ func orAny(p netip.Prefix, v6 bool) netip.Prefix {
 	return netip.MustParsePrefix("0.0.0.0/0")
 }
 
-// narrow keeps of the default proposals only the algorithms the tunnel
-// options allow, in the defaults' (strongest-first) order. Empty lists mean
-// AWS's default (all). A proposal left without a cipher, integrity or group
-// is dropped; none left is an error (the options allow nothing cgw offers).
-func narrow(defaults []string, ike bool, encrs, integs []string, groups []int) ([]string, error) {
-	var allowE []ipsec.EncrKey
-	for _, e := range encrs {
-		k, ok := awsCiphers[strings.ToUpper(e)]
-		if !ok {
-			return nil, fmt.Errorf("unknown encryption algorithm %q (AWS has AES128, AES256, AES128-GCM-16, AES256-GCM-16)", e)
-		}
-		allowE = append(allowE, k)
-	}
-	var allowI []ipsec.IntegID
-	var allowP []ipsec.PRFID
-	for _, i := range integs {
-		k, ok := awsIntegs[strings.ToUpper(i)]
-		if !ok {
-			return nil, fmt.Errorf("unknown integrity algorithm %q (AWS has SHA1, SHA2-256, SHA2-384, SHA2-512)", i)
-		}
-		allowI = append(allowI, k)
-		allowP = append(allowP, awsPRFs[k])
-	}
-	var allowG []ipsec.DHGroup
-	for _, g := range groups {
-		allowG = append(allowG, ipsec.DHGroup(g))
-	}
-	var out []string
-	for _, d := range defaults {
-		p, err := ipsec.ParseProposal(d, ike)
-		if err != nil {
-			return nil, err
-		}
-		p.Encrs = keep(p.Encrs, allowE)
-		p.Integs = keep(p.Integs, allowI)
-		p.PRFs = keep(p.PRFs, allowP)
-		p.DHGroups = keep(p.DHGroups, allowG)
-		aead := len(p.Encrs) > 0 && p.Encrs[0].ID.IsAEAD()
-		if len(p.Encrs) == 0 || (!aead && len(p.Integs) == 0) || (ike && len(p.PRFs) == 0) || len(p.DHGroups) == 0 {
-			continue
-		}
-		out = append(out, p.String())
-	}
-	for _, g := range allowG {
-		found := false
-		for _, d := range defaults {
-			if p, err := ipsec.ParseProposal(d, ike); err == nil && slices.Contains(p.DHGroups, g) {
-				found = true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("DH group %d is not one AWS accepts in phase %d", g, map[bool]int{true: 1, false: 2}[ike])
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("the tunnel options allow no complete algorithm set (encryption %v, integrity %v, DH groups %v): fix them with aws ec2 modify-vpn-tunnel-options", encrs, integs, groups)
-	}
-	return out, nil
+func (to *TunnelOptions) phase1() ipsec.AWSOptionsPhase {
+	return ipsec.AWSOptionsPhase{Encryption: strs(to.Phase1EncryptionAlgorithms), Integrity: strs(to.Phase1IntegrityAlgorithms), DHGroups: ints(to.Phase1DHGroupNumbers)}
 }
 
-// keep filters have to the members of allow, keeping have's order; an
-// empty allow keeps everything.
-func keep[T comparable](have, allow []T) []T {
-	if len(allow) == 0 {
-		return have
-	}
-	var out []T
-	for _, h := range have {
-		if slices.Contains(allow, h) {
-			out = append(out, h)
+func (to *TunnelOptions) phase2() ipsec.AWSOptionsPhase {
+	return ipsec.AWSOptionsPhase{Encryption: strs(to.Phase2EncryptionAlgorithms), Integrity: strs(to.Phase2IntegrityAlgorithms), DHGroups: ints(to.Phase2DHGroupNumbers)}
+}
+
+// renderAWSOptions records the tunnel options as aws_tunnel_options, so
+// `cgwctl config check` and cgwd can tell when the tunnel's settings,
+// edited later, no longer meet them.
+func renderAWSOptions(w func(string, ...any), to *TunnelOptions) {
+	var lines []string
+	phase := func(name string, p ipsec.AWSOptionsPhase, life *int) {
+		var parts []string
+		if len(p.Encryption) > 0 {
+			parts = append(parts, "encryption: ["+strings.Join(p.Encryption, ", ")+"]")
+		}
+		if len(p.Integrity) > 0 {
+			parts = append(parts, "integrity: ["+strings.Join(p.Integrity, ", ")+"]")
+		}
+		if len(p.DHGroups) > 0 {
+			g := make([]string, len(p.DHGroups))
+			for i, n := range p.DHGroups {
+				g[i] = fmt.Sprint(n)
+			}
+			parts = append(parts, "dh_groups: ["+strings.Join(g, ", ")+"]")
+		}
+		if life != nil {
+			parts = append(parts, fmt.Sprintf("lifetime: %ds", *life))
+		}
+		if len(parts) > 0 {
+			lines = append(lines, fmt.Sprintf("%s: {%s}", name, strings.Join(parts, ", ")))
 		}
 	}
-	return out
+	phase("phase1", to.phase1(), to.Phase1LifetimeSeconds)
+	phase("phase2", to.phase2(), to.Phase2LifetimeSeconds)
+	if to.RekeyMarginTimeSeconds != nil {
+		lines = append(lines, fmt.Sprintf("rekey_margin: %ds", *to.RekeyMarginTimeSeconds))
+	}
+	if to.DpdTimeoutSeconds != nil {
+		lines = append(lines, fmt.Sprintf("dpd_timeout: %ds", *to.DpdTimeoutSeconds))
+	}
+	if a := strings.ToLower(strings.TrimSpace(to.DpdTimeoutAction)); a != "" {
+		lines = append(lines, "dpd_timeout_action: "+a)
+	}
+	if a := strings.ToLower(strings.TrimSpace(to.StartupAction)); a != "" {
+		lines = append(lines, "startup_action: "+a)
+	}
+	if len(lines) == 0 {
+		return
+	}
+	w("        aws_tunnel_options:  # the AWS side (Options.TunnelOptions): config check compares the settings above with it\n")
+	for _, l := range lines {
+		w("          %s\n", l)
+	}
 }

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,22 @@ type Input struct {
 	LastIKENotify  string
 	// Now is when After was taken; the zero value means time.Now().
 	Now time.Time
+	// NAT is the NAT detection of the tunnel's last IKE_SA_INIT; nil when
+	// none was answered. It outlives a failed IKE SA.
+	NAT *NATView
+}
+
+// NATView is what AWS's NAT detection payloads in the answer to our last
+// IKE_SA_INIT said about our side (ike.NATView).
+type NATView struct {
+	At time.Time
+	// Local is our address and port on this host's side of any NAT.
+	Local netip.AddrPort
+	// BehindNAT: AWS saw our request come from another address or port.
+	BehindNAT bool
+	// SeenAs reports whether AWS saw our request come from addr, and from
+	// which port (a test against AWS's NAT_DETECTION_DESTINATION_IP hash).
+	SeenAs func(addr netip.Addr) (port uint16, ok bool)
 }
 
 // Check identifiers, in the order Tunnel reports them.

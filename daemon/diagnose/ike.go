@@ -125,17 +125,25 @@ func (d *diagnoser) nat() {
 	if t.Local != "" {
 		ev = append(ev, fmt.Sprintf("local endpoint %s, AWS endpoint %s", t.Local, t.Remote))
 	}
-	id, idFrom := d.effectiveLocalID()
+	ic := d.identity()
+	if ic.wrong() {
+		d.natWrongIdentity(ic)
+		return
+	}
+	id, idFrom := ic.id, ic.idFrom
 	idLine := "local_id: " + idFrom
 	if id.IsValid() {
 		idLine = fmt.Sprintf("local_id: %s, from %s", id, idFrom)
 	}
+	if ic.seen {
+		idLine += fmt.Sprintf("; AWS saw our last IKE_SA_INIT come from %s, so the identity matches", netip.AddrPortFrom(id, ic.port))
+	}
 	switch {
-	case t.NAT:
+	case t.NAT || (ic.view != nil && ic.view.BehindNAT):
 		ev = append(ev, idLine, "ESP is carried in UDP 4500 (RFC 3948)")
 		fix := "Behind NAT, local_id must be the public IP of the NAT device, the IP address of the customer gateway in AWS. Keep UDP 4500 forwarded to this host and nat_keepalive on so the NAT mapping does not expire."
 		switch {
-		case id.IsValid() && isNonPublic(id) && tc.Auth != config.AuthCertificate:
+		case id.IsValid() && isNonPublic(id) && tc.Auth != config.AuthCertificate && !ic.seen:
 			d.add(checkNAT, control.SeverityWarn,
 				fmt.Sprintf("A NAT is between cgw and AWS, and our IKE identity %s is not a public address: AWS will answer AUTHENTICATION_FAILED unless its customer gateway was registered with that address.", id),
 				ev, "Set local_id to the NAT device's public IP, the IP address of the customer gateway in AWS. "+fix)
@@ -147,11 +155,14 @@ func (d *diagnoser) nat() {
 			d.add(checkNAT, control.SeverityInfo, "A NAT is between cgw and AWS; IKE and ESP use UDP 4500.",
 				append(ev, "nat_keepalive: "+human.Duration(tc.NATKeepalive)), fix)
 		}
-	case !d.ikeUp() && d.in.IKEResponses == 0:
+	case !d.ikeUp() && ic.view == nil:
 		d.add(checkNAT, control.SeverityInfo, "NAT detection needs an answer from AWS; not known yet.", nil, "")
 	default:
 		// cgw's dataplane always carries ESP in UDP 4500 (it asks AWS for
 		// encapsulation even without a NAT), so only UDP matters here.
+		if ic.seen {
+			ev = append(ev, idLine)
+		}
 		ev = append(ev, "ESP is carried in UDP 4500 (cgw always encapsulates), so only UDP 500/4500 need to pass firewalls")
 		d.add(checkNAT, control.SeverityOK, "No NAT between cgw and AWS.", ev, "")
 	}
@@ -281,6 +292,9 @@ func explainNoProposal(d *diagnoser) (string, []string, string) {
 			ev = append(ev, fmt.Sprintf("ESP proposal %s has no combination AWS accepts even with default tunnel options", p))
 		}
 	}
+	if o := tc.AWS; o != nil {
+		ev = append(ev, fmt.Sprintf("AWS tunnel options recorded in aws_tunnel_options: phase 1 %s, phase 2 %s (if AWS still rejects proposals that meet them, the AWS side changed: re-import)", o.Phase1.AWSOptionsPhase, o.Phase2.AWSOptionsPhase))
+	}
 	ev = append(ev, "AWS picks the lowest value its tunnel options allow among those we offer, not our first choice")
 	phase := "our proposals"
 	if d.ikeUp() {
@@ -313,6 +327,11 @@ func explainAuthFailed(d *diagnoser) (string, []string, string) {
 	}
 	if d.t.NAT {
 		ev = append(ev, "a NAT was detected: AWS expects the NAT device's public IP as our identity")
+	}
+	if ic := d.identity(); ic.wrong() {
+		return fmt.Sprintf("AWS rejected our authentication (AUTHENTICATION_FAILED): our identity %s is not the address AWS sees us at (see the nat finding).", ic.id),
+			append(ev, fmt.Sprintf("AWS's NAT detection shows it saw our IKE_SA_INIT come from another address than %s", ic.id)),
+			"Set local_id to the address AWS sees: the customer gateway's IP address in AWS (behind NAT, the NAT device's public IP), as the nat finding says. If AUTHENTICATION_FAILED stays after that, check the pre-shared key of the tunnel whose outside IP is " + tc.PeerAddress.String() + "."
 	}
 	return "AWS rejected our authentication (AUTHENTICATION_FAILED): the pre-shared key or our identity does not match what AWS has for this tunnel.", ev,
 		fmt.Sprintf("Copy the pre-shared key of the tunnel whose outside IP is %s (AWS console > VPN connection > Modify VPN tunnel options, or the downloaded configuration): tunnel 1 and tunnel 2 have different keys and are easily swapped, and stray spaces or quotes break it. Our identity must be the customer gateway's IP address in AWS (behind NAT, the NAT device's public IP): set local_id.", tc.PeerAddress)

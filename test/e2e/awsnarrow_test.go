@@ -322,18 +322,17 @@ func TestAWSNarrowingMatrix(t *testing.T) {
 
 // pingThrough pings the AWS inside address of endpoint i from the customer
 // namespace (only that tunnel carries it): the first reply within 10 s,
-// then most of 10 pings answered. A few may be lost when the shared test
-// machine is loaded (a reply later than ping's wait counts as lost) or at
-// the instant an SA is replaced on strongSwan's side; the loss is logged.
+// then all of 10 pings answered. (The 30-40 % "loss" loaded runs saw
+// after a rekey was ping giving up on late replies 50 ms after its last
+// request: a 120 ms stall reproduces exactly 30 %, and a strict rerun
+// lost only the last of the 10. sim.Ping now waits for late replies.)
 func pingThrough(t testing.TB, s *sim.Sim, from sim.Role, dst netip.Addr) {
 	t.Helper()
 	if err := s.WaitPing(from, dst, 10*time.Second); err != nil {
 		t.Fatalf("%s -> %s: %v", from, dst, err)
 	}
-	if loss, err := s.Ping(from, dst, 10, 50*time.Millisecond); err != nil || loss > 0.3 {
+	if loss, err := s.Ping(from, dst, 10, 50*time.Millisecond); err != nil || loss > 0 {
 		t.Fatalf("ping %s -> %s: loss %.0f%%, err %v", from, dst, loss*100, err)
-	} else if loss > 0 {
-		t.Logf("ping %s -> %s: loss %.0f%%", from, dst, loss*100)
 	}
 }
 

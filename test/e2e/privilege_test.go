@@ -113,6 +113,22 @@ func procStatus(pid int) (uid string, capEff uint64, err error) {
 	return uid, capEff, err
 }
 
+// procCapBnd reads the CapBnd line of /proc/PID/status.
+func procCapBnd(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "CapBnd:" {
+			var v uint64
+			_, err = fmt.Sscanf(f[1], "%x", &v)
+			return v, err
+		}
+	}
+	return 0, fmt.Errorf("no CapBnd in /proc/%d/status", pid)
+}
+
 // startUnprivileged runs cgwd in the customer namespace as unprivUID with
 // exactly caps (inheritable, ambient and bounding set; no_new_privs).
 func startUnprivileged(t *testing.T, s *sim.Sim, name, dir string, caps []string) *sim.Process {
@@ -230,7 +246,7 @@ func imageRef(t *testing.T) string {
 
 // readmeRun is the part of README's `podman run` example the container
 // test runs verbatim; the test fails if README stops showing it.
-const readmeRun = "--network host --cap-add NET_ADMIN,NET_BIND_SERVICE --device /dev/net/tun"
+const readmeRun = "--network host --cap-drop ALL --cap-add NET_ADMIN,NET_BIND_SERVICE --device /dev/net/tun"
 
 // engineQuirks returns podman flags this host needs beyond README's
 // invocation, found by running `cgwd --version` from the image: none on a
@@ -376,6 +392,15 @@ func TestContainerImage(t *testing.T) {
 	}
 	if uid != fmt.Sprint(imageUID) || capEff != capMask(tunnelCaps) {
 		t.Errorf("containerized cgwd runs as uid %s with CapEff %#x, want uid %d with exactly %#x", uid, capEff, imageUID, capMask(tunnelCaps))
+	}
+	// The file capabilities need no_new_privs off (Kubernetes:
+	// allowPrivilegeEscalation: true); what keeps that safe is the
+	// bounding set, which README's --cap-drop ALL --cap-add (Kubernetes:
+	// drop ALL, add the two) limits to the two capabilities cgwd already
+	// has. (--cap-add alone leaves the engine's defaults in it: SETUID,
+	// DAC_OVERRIDE, CHOWN and more.)
+	if bnd, err := procCapBnd(pid); err != nil || bnd != capMask(tunnelCaps) {
+		t.Errorf("containerized cgwd's CapBnd %#x (%v), want exactly %#x: nothing beyond its own capabilities may be gained", bnd, err, capMask(tunnelCaps))
 	}
 	if v, err := ctl("version"); err != nil || !strings.Contains(string(v), "cgwd ") {
 		t.Errorf("podman exec cgwctl version: %q, %v", v, err)
