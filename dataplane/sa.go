@@ -30,8 +30,11 @@ type outboundSA struct {
 	softBytes uint64
 	hardBytes uint64
 	softFired atomic.Bool
-	ep        atomic.Pointer[endpoints]
-	stats     saCounters
+	// admitted is the inner octets let through toward hardBytes, counted
+	// by the tunnel's (single) TUN reader; only kept with a hard limit.
+	admitted atomic.Uint64
+	ep       atomic.Pointer[endpoints]
+	stats    saCounters
 }
 
 // inboundSA is one installed inbound SA.

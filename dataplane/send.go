@@ -114,9 +114,14 @@ func (t *tunnel) processOutbound(elems []*elem, sizes []int, p *packet.Parsed) {
 			t.drop(dropTSMismatch, 1)
 			continue
 		}
-		if sa.hardBytes > 0 && sa.stats.bytes.Load() >= sa.hardBytes {
-			t.drop(dropExpired, 1)
-			continue
+		if sa.hardBytes > 0 {
+			// Counted at admission, not after encryption: with batches in
+			// flight the sealed count lags by up to a batch per worker.
+			if sa.admitted.Load() >= sa.hardBytes {
+				t.drop(dropExpired, 1)
+				continue
+			}
+			sa.admitted.Add(uint64(n))
 		}
 		if mss != 0 && p.Proto == packet.ProtoTCP {
 			p.ClampMSS(pkt, mss)
