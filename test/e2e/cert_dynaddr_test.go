@@ -17,7 +17,9 @@ import (
 // certificate authentication, AWS accepting any customer address) whose
 // outside address changes while pings run. cgwd re-establishes both
 // tunnels from the new address on the netlink event, well before DPD
-// (10 s x 3) would; the test reports the recovery time and the pings lost.
+// (10 s x 3) would, and keeps the BGP sessions (inside addresses and TUN
+// devices stay), so traffic resumes with the CHILD SAs; the test reports
+// the recovery time and the pings lost.
 func TestCertDynamicAddress(t *testing.T) {
 	s := NewSim(t, sim.Options{Cert: &sim.CertOptions{AnyCustomerAddress: true}})
 	d := StartCgwd(t, s, sim.CgwdOptions{NoLocalAddress: true})
@@ -30,6 +32,7 @@ func TestCertDynamicAddress(t *testing.T) {
 	time.Sleep(time.Second)
 	seq := pg.lastSeq()
 	newAddr := netip.MustParseAddr("203.0.113.77")
+	sessionsDown := strings.Count(d.Proc.Tail(1<<20), "bgp: session down")
 	start := time.Now()
 	old, err := s.ChangeCustomerAddress(newAddr)
 	if err != nil {
@@ -63,7 +66,16 @@ func TestCertDynamicAddress(t *testing.T) {
 	if childUp > 15*time.Second {
 		t.Errorf("re-established only after %v: the address change was not acted on at once", childUp)
 	}
-	if !strings.Contains(d.Proc.Tail(200000), "host address removed: re-establishing the tunnel at once") {
+	log := d.Proc.Tail(1 << 20)
+	if !strings.Contains(log, "host address removed: re-establishing the tunnel at once") {
 		t.Errorf("cgwd's log does not show the address event")
+	}
+	// Only the outside address changed: the BGP sessions between the
+	// inside addresses survive the re-establishment (reconnectGrace).
+	if n := strings.Count(log, "bgp: session down"); n != sessionsDown || !strings.Contains(log, "keeping the BGP session and routes") {
+		t.Errorf("the BGP sessions went down %d times during the address change; want them kept", n-sessionsDown)
+	}
+	if _, err := d.status(); err == nil {
+		d.waitStatus(t, 5*time.Second, tunnelsUp)
 	}
 }
