@@ -79,3 +79,51 @@ func TestCertDynamicAddress(t *testing.T) {
 		d.waitStatus(t, 5*time.Second, tunnelsUp)
 	}
 }
+
+// TestCertDynamicAddressNotBack: the address changes to one AWS refuses
+// (its endpoint only accepts the old address), so the tunnel cannot come
+// back. cgwd keeps the BGP session and routes only for the reconnect
+// grace; then the session goes down and the routes through the tunnel are
+// withdrawn, as for any dead tunnel.
+func TestCertDynamicAddressNotBack(t *testing.T) {
+	s := NewSim(t, sim.Options{Tunnels: 1, Cert: &sim.CertOptions{}})
+	d := StartCgwd(t, s, sim.CgwdOptions{NoLocalAddress: true})
+	d.waitStatus(t, 90*time.Second, tunnelsUp)
+	// viaTunnel: cgwd's kernel routes (status) still send the VPC into
+	// the tunnel.
+	viaTunnel := func() (bool, string) {
+		st, err := d.status()
+		if err != nil {
+			return false, err.Error()
+		}
+		rs := st.Connections[0].Routes
+		return len(rs) > 0, fmt.Sprintf("%+v", rs)
+	}
+	if ok, out := viaTunnel(); !ok {
+		t.Fatalf("no route into the tunnel before the change: %s", out)
+	}
+	start := time.Now()
+	if _, err := s.ChangeCustomerAddress(netip.MustParseAddr("203.0.113.78")); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 40*time.Second, func() error {
+		if ok, out := viaTunnel(); ok {
+			return fmt.Errorf("still routed into the tunnel: %s", out)
+		}
+		return nil
+	})
+	t.Logf("e2e: address change AWS refuses: routes withdrawn %v after the change", time.Since(start).Round(time.Millisecond))
+	log := d.Proc.Tail(1 << 20)
+	for _, want := range []string{"keeping the BGP session and routes", "not re-established within the grace", "bgp: session down"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("cgwd's log lacks %q", want)
+		}
+	}
+	st, err := d.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn := st.Connections[0].Tunnels[0]; tn.ChildState == "Established" {
+		t.Errorf("tunnel up from an address AWS does not accept: %+v", tn)
+	}
+}
