@@ -484,13 +484,14 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 		if isChildUp {
 			d.log.Info("tunnel up: CHILD SA installed, traffic can flow", "tunnel", name, "reason", ev.Reason)
 			d.hub.publish(control.Event{Time: now, Type: control.EventTunnel, Tunnel: name, Event: "up", Detail: "CHILD SA installed, traffic can flow"})
-		} else if grace && bgpOn {
+		} else if grace {
 			d.log.Warn("tunnel down: no CHILD SA while it re-establishes from the new address", "tunnel", name, "reason", ev.Reason)
+			d.hub.publish(control.Event{Time: now, Type: control.EventTunnel, Tunnel: name, Event: "down", Detail: "no CHILD SA while it re-establishes from the new address; routes and BGP kept"})
 		} else {
 			d.log.Warn("tunnel down: no CHILD SA, routes through it withdrawn", "tunnel", name, "reason", ev.Reason)
 			d.hub.publish(control.Event{Time: now, Type: control.EventTunnel, Tunnel: name, Event: "down", Detail: "no CHILD SA, routes through it withdrawn"})
 		}
-		if grace && bgpOn {
+		if grace {
 			d.log.Info("keeping the BGP session and routes while the tunnel re-establishes from the new address", "tunnel", name, "grace", graceLeft.Round(time.Millisecond))
 			time.AfterFunc(graceLeft, func() { d.endReconnectGrace(name) })
 		} else if bgpOn {

@@ -9,8 +9,10 @@ import "time"
 // addresses survives a re-establishment that takes well under a second
 // (TCP retransmits what the gap lost). Disabling the neighbor instead
 // would withdraw the routes and cost a new BGP session (seconds) after
-// every DHCP renew or LTE reconnect. If the tunnel is not back within the
-// grace, BGP goes down as for any other dead tunnel.
+// every DHCP renew or LTE reconnect. The routes through the tunnel (BGP
+// or static) stay too, so the VPC's traffic waits in the tunnel for the
+// new SAs instead of taking the default route. If the tunnel is not back
+// within the grace, BGP and the routes go as for any other dead tunnel.
 const reconnectGrace = 10 * time.Second
 
 // holdBGPForReconnect starts the grace of tunnel name; call it before
@@ -18,7 +20,7 @@ const reconnectGrace = 10 * time.Second
 func (d *Daemon) holdBGPForReconnect(name string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if t := d.tunnels[name]; t != nil && t.conn.cfg.BGP != nil {
+	if t := d.tunnels[name]; t != nil {
 		t.bgpGraceUntil = time.Now().Add(reconnectGrace)
 	}
 }
@@ -36,6 +38,7 @@ func (d *Daemon) endReconnectGrace(name string) {
 	d.mu.Lock()
 	t := d.tunnels[name]
 	down := t != nil && !t.childUp() && !t.bgpGraceUntil.IsZero() && !t.inReconnectGrace(time.Now())
+	bgpOn := down && d.bgp != nil && t.conn.cfg.BGP != nil
 	if down {
 		t.bgpGraceUntil = time.Time{}
 	}
@@ -43,8 +46,8 @@ func (d *Daemon) endReconnectGrace(name string) {
 	if !down {
 		return
 	}
-	d.log.Warn("tunnel not re-established within the grace after the address change: BGP session down, routes withdrawn", "tunnel", name, "grace", reconnectGrace)
-	if d.bgp != nil {
+	d.log.Warn("tunnel not re-established within the grace after the address change: routes through it withdrawn", "tunnel", name, "grace", reconnectGrace, "bgp_down", bgpOn)
+	if bgpOn {
 		if err := d.bgp.SetPeerUp(name, false); err != nil {
 			d.log.Error("bgp: cannot change neighbor state", "tunnel", name, "up", false, "err", err)
 		}

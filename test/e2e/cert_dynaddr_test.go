@@ -99,9 +99,12 @@ func TestCertDynamicAddressNotBack(t *testing.T) {
 		rs := st.Connections[0].Routes
 		return len(rs) > 0, fmt.Sprintf("%+v", rs)
 	}
-	if ok, out := viaTunnel(); !ok {
-		t.Fatalf("no route into the tunnel before the change: %s", out)
-	}
+	Eventually(t, 20*time.Second, func() error {
+		if ok, out := viaTunnel(); !ok {
+			return fmt.Errorf("no route into the tunnel before the change: %s", out)
+		}
+		return nil
+	})
 	start := time.Now()
 	if _, err := s.ChangeCustomerAddress(netip.MustParseAddr("203.0.113.78")); err != nil {
 		t.Fatal(err)
