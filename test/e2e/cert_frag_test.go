@@ -87,6 +87,9 @@ func TestCertIKEFragmentation1280(t *testing.T) {
 	if _, parsed := charonFragmentLines(t, s, 2); len(parsed) != 0 {
 		t.Errorf("charon (endpoint 2) parsed IKE fragments from a tunnel with fragmentation off: %q", parsed[0])
 	}
+	if !strings.Contains(d.Proc.Tail(1<<20), "no answer to a request sent as one large datagram; the request was one") {
+		t.Errorf("cgwd did not warn about the lost large IKE_AUTH at its second retransmission")
+	}
 	dg, code, _ := d.diagnose(t, t2)
 	if code != 3 {
 		t.Errorf("diagnose %s exit %d, want 3", t2, code)
