@@ -167,6 +167,9 @@ func (c *checker) certificate(path string, r *rawCertificate) *Certificate {
 			c.errorf(path+"."+field, fix, "missing %s", field)
 			return "", false
 		}
+		if c.placeholder(path+"."+field, field, *v) {
+			return "", false
+		}
 		name := *v
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(c.dir, name)
@@ -198,7 +201,9 @@ func (c *checker) certificate(path string, r *rawCertificate) *Certificate {
 		}
 	}
 	var passphrase []byte
-	if r.KeyPassphraseFile != nil {
+	if r.KeyPassphraseFile != nil && c.placeholder(path+".key_passphrase_file", "key_passphrase_file", *r.KeyPassphraseFile) {
+		ok2 = false
+	} else if r.KeyPassphraseFile != nil {
 		var ok bool
 		passphrase, out.KeyPassphraseFile, ok = c.secretFile(path+".key_passphrase_file", *r.KeyPassphraseFile)
 		if !ok {

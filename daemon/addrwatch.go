@@ -90,6 +90,7 @@ func (d *Daemon) addrChanged(u netlink.AddrUpdate) {
 		case !u.NewAddr && st.Local.Addr().Unmap() == ip:
 			reason := fmt.Sprintf("our address %s was removed from the host; re-establishing from the new source address", ip)
 			d.log.Info("host address removed: re-establishing the tunnel at once", "tunnel", t.name, "address", ip.String())
+			d.holdBGPForReconnect(t.name)
 			if err := d.ikm.Reconnect(t.name, reason); err != nil {
 				d.log.Warn("re-establishing after an address change", "tunnel", t.name, "err", err)
 			}

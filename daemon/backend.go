@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/cgwproject/cgw/control"
 )
@@ -53,6 +54,7 @@ func (d *Daemon) TunnelDown(_ context.Context, name string) error {
 	}
 	d.mu.Lock()
 	t.adminDown = true
+	t.bgpGraceUntil = time.Time{} // no reconnect grace for a tunnel taken down
 	d.mu.Unlock()
 	d.log.Info("tunnel down requested by operator", "tunnel", name)
 	d.bgpGoodbye(name)

@@ -132,6 +132,7 @@ type tunnelRT struct {
 	keepalive            *keepalive
 	sources              []netip.Prefix // inner sources given to the dataplane
 	srcStrict            bool
+	bgpGraceUntil        time.Time // see reconnectGrace
 
 	counts eventCounts
 }
@@ -470,6 +471,11 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 	}
 	name := t.cfg.Name
 	bgpOn := d.bgp != nil && t.conn.cfg.BGP != nil
+	grace := !isChildUp && t.inReconnectGrace(now)
+	graceLeft := t.bgpGraceUntil.Sub(now)
+	if isChildUp {
+		t.bgpGraceUntil = time.Time{}
+	}
 	d.mu.Unlock()
 
 	typ, what := ikeEvent(ev.Kind)
@@ -478,11 +484,17 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 		if isChildUp {
 			d.log.Info("tunnel up: CHILD SA installed, traffic can flow", "tunnel", name, "reason", ev.Reason)
 			d.hub.publish(control.Event{Time: now, Type: control.EventTunnel, Tunnel: name, Event: "up", Detail: "CHILD SA installed, traffic can flow"})
+		} else if grace {
+			d.log.Warn("tunnel down: no CHILD SA while it re-establishes from the new address", "tunnel", name, "reason", ev.Reason)
+			d.hub.publish(control.Event{Time: now, Type: control.EventTunnel, Tunnel: name, Event: "down", Detail: "no CHILD SA while it re-establishes from the new address; routes and BGP kept"})
 		} else {
 			d.log.Warn("tunnel down: no CHILD SA, routes through it withdrawn", "tunnel", name, "reason", ev.Reason)
 			d.hub.publish(control.Event{Time: now, Type: control.EventTunnel, Tunnel: name, Event: "down", Detail: "no CHILD SA, routes through it withdrawn"})
 		}
-		if bgpOn {
+		if grace {
+			d.log.Info("keeping the BGP session and routes while the tunnel re-establishes from the new address", "tunnel", name, "grace", graceLeft.Round(time.Millisecond))
+			time.AfterFunc(graceLeft, func() { d.endReconnectGrace(name) })
+		} else if bgpOn {
 			if err := d.bgp.SetPeerUp(name, isChildUp); err != nil {
 				d.log.Error("bgp: cannot change neighbor state", "tunnel", name, "up", isChildUp, "err", err)
 			}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/cgwproject/cgw/bgp"
 	"github.com/cgwproject/cgw/config"
@@ -16,6 +17,7 @@ func (d *Daemon) syncRoutes() {
 		return
 	}
 	d.mu.Lock()
+	now := time.Now()
 	var conns []routeConn
 	var peers []netip.Addr // AWS outside addresses: always via main
 	for _, c := range d.conns {
@@ -29,7 +31,7 @@ func (d *Daemon) syncRoutes() {
 			rc.Prev = prefixSet(c.imports.Accepted)
 		}
 		for _, t := range c.tunnels {
-			rc.Tunnels = append(rc.Tunnels, routeTunnel{Name: t.cfg.Name, Dev: t.dev, Up: t.childUp(), Rank: t.rank})
+			rc.Tunnels = append(rc.Tunnels, routeTunnel{Name: t.cfg.Name, Dev: t.dev, Up: t.childUp() || t.inReconnectGrace(now), Rank: t.rank})
 			peers = append(peers, t.cfg.PeerAddress)
 		}
 		conns = append(conns, rc)

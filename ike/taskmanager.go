@@ -285,6 +285,10 @@ func (tm *taskManager) retransmit(mid uint32, gen uint64, limit int) {
 			"misses", sa.dpdMisses, "retries", sa.p.cfg.DPDRetries)
 	} else {
 		sa.p.log.Info("retransmitting request", "reason", "no answer yet", "exchange", ex.typ.String(), "mid", mid, "try", ex.sends)
+		if h := sa.largeRequestHint(ex); h != "" && ex.sends == 2 {
+			// Say it now, not only when the retransmissions run out.
+			sa.p.log.Warn("no answer to a request sent as one large datagram"+h, "exchange", ex.typ.String(), "mid", mid)
+		}
 		sa.shrinkFragments(ex)
 	}
 	tm.transmit()

@@ -37,7 +37,10 @@ With --cert, --key and --ca (the customer gateway's certificate exported
 from ACM, and the CAs of the AWS Private CA) the connections authenticate
 with the certificate: auth: certificate, no pre-shared keys, and peer_id
 set to AWS's endpoint certificate names, CN=<vpn id>.endpoint-0 and -1. A
-document without pre-shared keys needs them.
+certificate-based connection (the document says so, or has no pre-shared
+keys) imported without them gets the same, with placeholders <...> for the
+files and comments naming the ACM export steps; cgwd refuses the
+configuration until they are replaced.
 
 Tunnels keep the order of the document (the first is the preferred one);
 AWS does not promise it matches Tunnel 1/Tunnel 2 of the console.

@@ -40,6 +40,10 @@ type VPNConnection struct {
 	// Attributes is "NoBGPVPNConnection" for static routing, else empty.
 	Attributes string   `xml:"vpn_connection_attributes"`
 	Tunnels    []Tunnel `xml:"ipsec_tunnel"`
+	// Certificate is set when the document says the connection
+	// authenticates with certificates (the Generic download's
+	// authentication method, the JSON's endpoint certificate ARNs).
+	Certificate bool `xml:"-"`
 }
 
 // StaticRouting is the vpn_connection_attributes value of static connections.

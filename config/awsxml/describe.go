@@ -142,9 +142,6 @@ func ParseDescribe(data []byte) ([]Connection, error) {
 			cert = cert || tel.CertificateArn != ""
 		}
 		switch {
-		case cert:
-			errs = append(errs, certificateError(id))
-			continue
 		case c.State == "deleted" || c.State == "deleting":
 			errs = append(errs, fmt.Errorf("awsxml: %s is %s; pick another connection (--connection) or create a new one", id, c.State))
 			continue
@@ -169,16 +166,13 @@ func ParseDescribe(data []byte) ([]Connection, error) {
 			errs = append(errs, fmt.Errorf("awsxml: %s: its CustomerGatewayConfiguration names connection %q; the JSON was edited", id, doc.ID))
 			continue
 		}
+		doc.Certificate = doc.Certificate || cert
 		res = append(res, Connection{Doc: doc, Options: c.Options})
 	}
 	if len(errs) > 0 {
 		return res, errors.Join(errs...)
 	}
 	return res, nil
-}
-
-func certificateError(id string) error {
-	return fmt.Errorf("awsxml: %s authenticates with certificates; cgw supports pre-shared keys only so far: use a connection with pre-shared keys (the customer gateway without a certificate ARN)", id)
 }
 
 // clip shortens s to n runes for a message.

@@ -76,7 +76,7 @@ var wrongInputs = []struct {
 	{regexp.MustCompile(`(?m)^\s*\|+\s*DescribeVpnConnections\s*\|`), "the AWS CLI's --output table", "run aws ec2 describe-vpn-connections with --output json (the default) and pass that"},
 	{regexp.MustCompile(`(?m)^VPNCONNECTIONS\t`), "the AWS CLI's --output text", "run aws ec2 describe-vpn-connections with --output json (the default) and pass that"},
 	{regexp.MustCompile(`(?m)^VpnConnections:\s*$`), "the AWS CLI's --output yaml", "run aws ec2 describe-vpn-connections with --output json (the default) and pass that"},
-	{regexp.MustCompile(`(?m)^-----BEGIN [A-Z ]*(CERTIFICATE|PRIVATE KEY)-----`), "a PEM certificate or key", "pass the VPN connection's configuration instead; cgw does not support certificate authentication yet"},
+	{regexp.MustCompile(`(?m)^-----BEGIN [A-Z ]*(CERTIFICATE|PRIVATE KEY)-----`), "a PEM certificate or key", "pass the VPN connection's configuration instead, and the certificate files with --cert, --key and --ca"},
 }
 
 func wrongInput(text string) (what, fix string, ok bool) {

@@ -85,6 +85,9 @@ type connValues struct {
 	advertise []netip.Prefix
 	remote    []netip.Prefix
 	tvs       []tunnelValues
+	// cert is the certificate of a certificate-based connection: the
+	// options' files, or placeholders for them (see certFiles).
+	cert *CertFiles
 }
 
 // Generate checks the document and writes a commented cgw configuration
@@ -169,6 +172,11 @@ func GenerateAll(conns []Connection, opt Options) ([]byte, []config.Warning, err
 	}
 	out := render(cvs, opt)
 	_, cwarns, err := config.Parse(out, GeneratedFile)
+	if err != nil && config.OnlyPlaceholders(err) {
+		// The certificate files still to be exported: cgwd refuses the
+		// configuration until they are named (certFiles warned).
+		err = nil
+	}
 	if err != nil {
 		return nil, warns, fmt.Errorf("awsxml: the generated configuration does not validate; this is a bug or an unusual document:\n%w", err)
 	}
@@ -271,8 +279,10 @@ func checkConnection(c Connection, opt Options, multi bool) (connValues, []error
 				a.cgwASN, b.cgwASN, a.awsASN, b.awsASN, a.holdTime, b.holdTime)
 		}
 	}
-	if err := checkAuth(v, cv.tvs, opt); err != nil {
-		errs = append(errs, err)
+	var w *config.Warning
+	cv.cert, w = certFiles(v, cv.tvs, opt)
+	if w != nil {
+		warns = append(warns, *w)
 	}
 	return cv, errs, warns, nil
 }
@@ -485,8 +495,8 @@ func renderConnection(w func(string, ...any), q func(string) string, cv connValu
 	if opt.LocalAddress.IsValid() {
 		w("    local_address: %s\n", opt.LocalAddress)
 	}
-	if opt.Cert != nil {
-		renderCert(w, q, opt.Cert)
+	if cv.cert != nil {
+		renderCert(w, q, cv.cert, v.CustomerGatewayID)
 	} else if len(tvs) > 0 && tvs[0].cgwOutside.IsValid() {
 		w("    local_id: %s  # the customer gateway's address in AWS\n", tvs[0].cgwOutside)
 	}
@@ -520,7 +530,7 @@ func renderConnection(w func(string, ...any), q func(string) string, cv connValu
 		if tv.fromOptions && len(tv.optionsFields) > 0 {
 			w("        # from Options.TunnelOptions: %s\n", strings.Join(tv.optionsFields, ", "))
 		}
-		if opt.Cert != nil {
+		if cv.cert != nil {
 			renderPeerDN(w, q, v.ID, i)
 		} else {
 			w("        psk: %s\n", q(tv.psk))

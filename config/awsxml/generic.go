@@ -127,7 +127,7 @@ func ParseGeneric(data []byte) (*VPNConnection, error) {
 				}
 			case "authentication method":
 				if !strings.Contains(strings.ToLower(val), "pre-shared") {
-					return nil, certificateError(orDash(v.ID))
+					v.Certificate = true
 				}
 			case "pre-shared key":
 				t.IKE.PreSharedKey = val

@@ -246,8 +246,6 @@ func TestReadWrongInputs(t *testing.T) {
 		{"json array", `[1, 2]`, "wrong type"},
 		{"json placeholder", `{"VpnConnections": [{"VpnConnectionId": "vpn-1", "CustomerGatewayConfiguration": "...configuration information..."}]}`, "placeholder"},
 		{"json pending", `{"VpnConnections": [{"VpnConnectionId": "vpn-1", "State": "pending"}]}`, "has no CustomerGatewayConfiguration"},
-		{"json certificate", `{"VpnConnections": [{"VpnConnectionId": "vpn-1", "CustomerGatewayConfiguration": "<vpn_connection/>", "VgwTelemetry": [{"CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x"}]}]}`, "authenticates with certificates"},
-		{"generic certificate", strings.Replace(string(generic), "Pre-Shared Key \n", "Certificate \n", 1), "authenticates with certificates"},
 		{"other xml", `<?xml version="1.0"?><pfsense><ipsec/></pfsense>`, "pfSense"},
 		{"other xml root", `<?xml version="1.0"?><config/>`, "vpn_connection"},
 	} {

@@ -127,6 +127,19 @@ func charonFragmentLines(t testing.TB, s *sim.Sim, i int) (generated, parsed []s
 	return generated, parsed
 }
 
+// wantCharonFragments checks that endpoint i's charon both parsed and
+// generated messages in IKE fragments, and logs the first of each.
+func wantCharonFragments(t testing.TB, s *sim.Sim, i int) {
+	t.Helper()
+	gen, parsed := charonFragmentLines(t, s, i)
+	if len(parsed) == 0 || len(gen) == 0 {
+		t.Errorf("charon (endpoint %d) log: %d parsed and %d generated messages with EF(n/m); want both", i, len(parsed), len(gen))
+		return
+	}
+	t.Logf("e2e: charon: %s", strings.TrimSpace(parsed[0]))
+	t.Logf("e2e: charon: %s", strings.TrimSpace(gen[0]))
+}
+
 // TestIKEFragmentationForced: with a 576-octet fragment size on both sides
 // (cgwd's ike_fragment_size, charon.fragment_size), both tunnels come up
 // with fragmented IKE_AUTH requests, BGP and traffic flow, and a CHILD
@@ -184,13 +197,7 @@ func TestIKEFragmentationForced(t *testing.T) {
 		t.Errorf("cgwctl status does not show IKE fragmentation (%v):\n%s", err, out)
 	}
 
-	gen, parsed := charonFragmentLines(t, s, 1)
-	if len(parsed) == 0 || len(gen) == 0 {
-		t.Errorf("charon (endpoint 1) log: %d parsed and %d generated messages with EF(n/m); want both", len(parsed), len(gen))
-	} else {
-		t.Logf("e2e: ikefrag: charon: %s", strings.TrimSpace(parsed[0]))
-		t.Logf("e2e: ikefrag: charon: %s", strings.TrimSpace(gen[0]))
-	}
+	wantCharonFragments(t, s, 1)
 	if t.Failed() {
 		DumpLogs(t, s)
 	}
@@ -344,10 +351,7 @@ func TestIKEFragmentationResponder(t *testing.T) {
 	if after.Received-before.Received < 2 || after.Reassembled-before.Reassembled < 1 || after.Sent-before.Sent < 2 {
 		t.Errorf("AWS's rekey request and cgwd's response: want both fragmented; fragments %+v -> %+v", before, after)
 	}
-	gen, parsed := charonFragmentLines(t, s, 1)
-	if len(gen) == 0 || len(parsed) == 0 {
-		t.Errorf("charon log: %d generated and %d parsed messages with EF(n/m); want both", len(gen), len(parsed))
-	}
+	wantCharonFragments(t, s, 1)
 	if err := s.WaitPing(sim.LAN, sim.VPCHostAddr, 20*time.Second); err != nil {
 		t.Errorf("LAN host cannot reach the VPC host after AWS's rekey: %v", err)
 	}
