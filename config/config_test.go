@@ -179,7 +179,7 @@ func TestDefaults(t *testing.T) {
 		RekeyMargin:   270 * time.Second,
 		RekeyFuzz:     100,
 		DPD:           DPD{Interval: 10 * time.Second, Retries: 3, Action: DPDRestart},
-		StartupAction: StartInitiate,
+		StartupAction: StartInitiate, Encapsulation: EncapUDP,
 		TrafficSelectors: TrafficSelectors{
 			Local: []netip.Prefix{zero}, Remote: []netip.Prefix{zero},
 		},

@@ -61,15 +61,19 @@ type Message struct {
 	// GSOSize is set when the kernel coalesced several datagrams of this
 	// size (the last may be shorter) into Buf[:N] (UDP GRO).
 	GSOSize int
+	// Off is where the payload starts in Buf: the IPv4 header length on a
+	// raw IPv4 socket (ListenRawESP), else 0. The payload is Buf[Off:N].
+	Off int
 }
 
 // Conn is one UDP socket.
 type Conn struct {
-	pc   *net.UDPConn
+	pc   net.PacketConn
 	rc   syscall.RawConn
 	v6   bool
 	port uint16
 	gro  bool
+	raw  bool        // protocol-50 socket (ListenRawESP)
 	gso  atomic.Bool // cleared for good when the kernel refuses GSO (EIO)
 	rx   batch
 }
@@ -230,9 +234,15 @@ func (c *Conn) ReadBatch(msgs []Message) (int, error) {
 		m := &msgs[i]
 		m.N = int(h.Len)
 		m.GSOSize = 0
+		m.Off = 0
 		m.Local = netip.Addr{}
 		if h.Hdr.Flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
 			m.N = 0
+		}
+		if c.raw && !c.v6 && m.N > 0 {
+			if m.Off = ipv4HeaderLen(m.Buf[:m.N]); m.Off == 0 {
+				m.N = 0
+			}
 		}
 		m.Remote = sockaddrToAddrPort(&b.names[i])
 		parseControl(b.oob[i*oobSize:i*oobSize+int(h.Hdr.Controllen)], m)
