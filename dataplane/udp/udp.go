@@ -4,7 +4,8 @@
 // and port, read and written in batches with recvmmsg(2)/sendmmsg(2), with
 // UDP GSO on send and GRO on receive when the kernel supports them, and
 // IP_PKTINFO/IPV6_PKTINFO so that the local address of every received
-// datagram is known and replies leave from it.
+// datagram is known and replies leave from it. The same Conn type also
+// wraps the raw IP protocol 50 sockets of raw ESP (ListenRawESP).
 //
 // Steady-state I/O does not allocate: a Conn keeps one receive state for
 // its single reader, and every sending goroutine owns a Writer. A Conn is
