@@ -202,6 +202,19 @@ const (
 	StartRespond  StartupAction = "respond"  // AWS starts IKE (AWS startup action "start")
 )
 
+// Encapsulation says how a tunnel's ESP travels.
+type Encapsulation string
+
+const (
+	// EncapUDP always carries ESP in UDP 4500 (RFC 3948): cgw asks for
+	// it whether or not a NAT is in the path. The default.
+	EncapUDP Encapsulation = "udp"
+	// EncapAuto follows NAT detection (RFC 7296, Section 2.23): ESP in
+	// UDP when a NAT is detected or the peer forces it, else raw ESP (IP
+	// protocol 50, needs CAP_NET_RAW).
+	EncapAuto Encapsulation = "auto"
+)
+
 // Tunnel is one IPsec tunnel to one AWS endpoint.
 type Tunnel struct {
 	Name        string
@@ -234,6 +247,7 @@ type Tunnel struct {
 	StartupAction    StartupAction
 	TrafficSelectors TrafficSelectors
 	ForceEncap       bool
+	Encapsulation    Encapsulation
 	NATKeepalive     time.Duration // 0 = off
 	ReplayWindow     int
 	MTU              int // 0 = derived from the negotiated algorithms

@@ -179,7 +179,7 @@ func TestDefaults(t *testing.T) {
 		RekeyMargin:   270 * time.Second,
 		RekeyFuzz:     100,
 		DPD:           DPD{Interval: 10 * time.Second, Retries: 3, Action: DPDRestart},
-		StartupAction: StartInitiate,
+		StartupAction: StartInitiate, Encapsulation: EncapUDP,
 		TrafficSelectors: TrafficSelectors{
 			Local: []netip.Prefix{zero}, Remote: []netip.Prefix{zero},
 		},
@@ -461,6 +461,7 @@ func TestValidation(t *testing.T) {
 		{"dpd retries", t1("dpd:", "  retries: 0"), "connections[0].tunnels[0].dpd.retries", 13, "1-20"},
 		{"dpd action", t1("dpd:", "  action: hold"), "connections[0].tunnels[0].dpd.action", 13, "restart, clear, none"},
 		{"startup action", t1("startup_action: add"), "connections[0].tunnels[0].startup_action", 12, "initiate, respond"},
+		{"encapsulation", t1("encapsulation: raw"), "connections[0].tunnels[0].encapsulation", 12, "udp, auto"},
 		{"ts empty", t1("traffic_selectors:", "  local: []"), "connections[0].tunnels[0].traffic_selectors.local", 13, "empty selector list"},
 		{"ts invalid", t1("traffic_selectors:", "  remote: [10.0.0.0/8, 10.0.0.0.0/8]"), "connections[0].tunnels[0].traffic_selectors.remote[1]", 13, "invalid prefix"},
 		{"ts mixed", t1("traffic_selectors:", "  remote: ['::/0']"), "connections[0].tunnels[0].traffic_selectors", 12, "mixed IPv4 and IPv6"},

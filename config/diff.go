@@ -229,6 +229,7 @@ func diffTunnel(a, b *Tunnel) []string {
 	f.cmp("traffic_selectors.local", a.TrafficSelectors.Local, b.TrafficSelectors.Local)
 	f.cmp("traffic_selectors.remote", a.TrafficSelectors.Remote, b.TrafficSelectors.Remote)
 	f.cmp("force_encap", a.ForceEncap, b.ForceEncap)
+	f.cmp("encapsulation", a.Encapsulation, b.Encapsulation)
 	f.cmp("nat_keepalive", a.NATKeepalive, b.NATKeepalive)
 	f.cmp("replay_window", a.ReplayWindow, b.ReplayWindow)
 	f.cmp("ike_fragment_size", a.IKEFragmentSize, b.IKEFragmentSize)

@@ -95,6 +95,7 @@ type rawTunnel struct {
 	StartupAction    *string              `yaml:"startup_action"`
 	TrafficSelectors *rawTrafficSelectors `yaml:"traffic_selectors"`
 	ForceEncap       *bool                `yaml:"force_encap"`
+	Encapsulation    *string              `yaml:"encapsulation"`
 	NATKeepalive     *string              `yaml:"nat_keepalive"`
 	ReplayWindow     *int64               `yaml:"replay_window"`
 	IKEFragmentSize  *int64               `yaml:"ike_fragment_size"`

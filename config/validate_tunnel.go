@@ -93,6 +93,7 @@ func (c *checker) tunnel(path string, conn Connection, i int, r *rawTunnel) Tunn
 	if r.ForceEncap != nil {
 		t.ForceEncap = *r.ForceEncap
 	}
+	t.Encapsulation = Encapsulation(c.enum(path+".encapsulation", r.Encapsulation, string(EncapUDP), string(EncapUDP), string(EncapAuto)))
 	t.NATKeepalive = c.durationRange(path+".nat_keepalive", r.NATKeepalive, DefaultNATKeepalive, 0, 300*time.Second,
 		"use 0 (off) or up to 300s; 20s keeps most NAT mappings alive")
 	t.ReplayWindow = int(c.intRange(path+".replay_window", r.ReplayWindow, DefaultReplayWindow, 64, 2048,

@@ -163,9 +163,12 @@ type IKESA struct {
 
 // Child describes one CHILD SA pair.
 type Child struct {
-	InSPI       string    `json:"in_spi"`
-	OutSPI      string    `json:"out_spi"`
-	Algorithms  string    `json:"algorithms"`
+	InSPI      string `json:"in_spi"`
+	OutSPI     string `json:"out_spi"`
+	Algorithms string `json:"algorithms"`
+	// Encap is how the outbound SA carries ESP: "udp" (RFC 3948, UDP
+	// 4500) or "none" (raw ESP, IP protocol 50); "" when not installed.
+	Encap       string    `json:"encap,omitempty"`
 	Established time.Time `json:"established"`
 	RekeyAt     time.Time `json:"rekey_at,omitzero"`
 	ExpiresAt   time.Time `json:"expires_at,omitzero"`

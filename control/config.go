@@ -105,6 +105,7 @@ type ConfigTunnel struct {
 	StartupAction    string             `json:"startup_action" yaml:"startup_action"`
 	TrafficSelectors ConfigTS           `json:"traffic_selectors" yaml:"traffic_selectors"`
 	ForceEncap       bool               `json:"force_encap" yaml:"force_encap"`
+	Encapsulation    string             `json:"encapsulation" yaml:"encapsulation"`
 	NATKeepalive     Seconds            `json:"nat_keepalive" yaml:"nat_keepalive"`
 	ReplayWindow     int                `json:"replay_window" yaml:"replay_window"`
 	IKEFragmentSize  int                `json:"ike_fragment_size" yaml:"ike_fragment_size"`

@@ -81,6 +81,7 @@ func tunnelDoc(t *config.Tunnel) control.ConfigTunnel {
 		RekeyFuzz:     t.RekeyFuzz,
 		StartupAction: string(t.StartupAction),
 		ForceEncap:    t.ForceEncap,
+		Encapsulation: string(t.Encapsulation),
 		NATKeepalive:  control.SecondsOf(t.NATKeepalive),
 		ReplayWindow:  t.ReplayWindow,
 		MTU:           t.MTU,

@@ -267,11 +267,6 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 
 	d.startIKE()
 	closers = append(closers, func() { d.ikm.Close() })
-	if w, err := startRawESPWatch(d.log.With("component", "dataplane"), d.peerTunnel); err != nil {
-		d.log.Info("not watching for raw ESP (IP protocol 50) from peers; it needs CAP_NET_RAW", "err", err)
-	} else {
-		closers = append(closers, w.close)
-	}
 	if stop, err := d.watchAddresses(); err != nil {
 		d.log.Warn("tunnels without local_address will not follow address changes at once", "err", err)
 	} else {
@@ -506,7 +501,13 @@ func (d *Daemon) applyEvent(ev ike.Event) {
 // now in use, so every ESP packet fits the outside path without outer
 // fragmentation (which AWS does not reassemble). Caller must hold d.mu.
 func (d *Daemon) setTunnelMTULocked(t *tunnelRT, alg ipsec.Algorithms) {
-	m := negotiatedMTU(t.cfg, alg)
+	encap := true
+	if d.dp != nil {
+		if e, ok := d.dp.TunnelEncap(t.cfg.Name); ok {
+			encap = e
+		}
+	}
+	m := negotiatedMTU(t.cfg, alg, encap)
 	if m == t.mtu || t.tun == nil {
 		return
 	}

@@ -34,6 +34,7 @@ const (
 	awsMaxMTU  = 1446
 	udpIPv4    = 20 + 8
 	udpIPv6    = 40 + 8
+	udpHeader  = 8
 )
 
 // outerOverhead is the outer IP and UDP header length on the way to peer:
@@ -82,11 +83,16 @@ func configuredMTU(t *config.Tunnel) int {
 }
 
 // negotiatedMTU is the MTU for the algorithms a CHILD SA actually uses.
-func negotiatedMTU(t *config.Tunnel, a ipsec.Algorithms) int {
+// Raw ESP (encap false) saves the 8-octet UDP header.
+func negotiatedMTU(t *config.Tunnel, a ipsec.Algorithms, encap bool) int {
 	if t.MTU > 0 {
 		return t.MTU
 	}
-	if m := mtuFor(a, outerOverhead(t.PeerAddress)); m > 0 {
+	overhead := outerOverhead(t.PeerAddress)
+	if !encap {
+		overhead -= udpHeader
+	}
+	if m := mtuFor(a, overhead); m > 0 {
 		return m
 	}
 	return configuredMTU(t)

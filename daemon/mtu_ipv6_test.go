@@ -38,11 +38,12 @@ func TestTunnelMTUOuterFamily(t *testing.T) {
 	} {
 		// cgw's tunnel MTU, as the daemon derives it from the peer address.
 		for _, c := range []struct {
-			peer netip.Addr
-			want int
-		}{{v4peer, tc.nattV4}, {v6peer, tc.nattV6}} {
-			if got := negotiatedMTU(&config.Tunnel{PeerAddress: c.peer}, tc.alg); got != c.want {
-				t.Errorf("%s to %v: MTU %d, want %d", tc.name, c.peer, got, c.want)
+			peer  netip.Addr
+			encap bool
+			want  int
+		}{{v4peer, true, tc.nattV4}, {v6peer, true, tc.nattV6}, {v4peer, false, tc.rawV4}, {v6peer, false, tc.rawV6}} {
+			if got := negotiatedMTU(&config.Tunnel{PeerAddress: c.peer}, tc.alg, c.encap); got != c.want {
+				t.Errorf("%s to %v, encap %v: MTU %d, want %d", tc.name, c.peer, c.encap, got, c.want)
 			}
 		}
 		// Raw ESP: 20 (IPv4) or 40 (IPv6) octets of outer header, no UDP.

@@ -31,7 +31,7 @@ func TestTunnelMTU(t *testing.T) {
 		if len(p.Integs) > 0 {
 			a.Integ = p.Integs[0]
 		}
-		if got := negotiatedMTU(&config.Tunnel{}, a); got != tc.want {
+		if got := negotiatedMTU(&config.Tunnel{}, a, true); got != tc.want {
 			t.Errorf("%s: MTU %d, want %d", tc.esp, got, tc.want)
 		}
 	}
@@ -41,7 +41,7 @@ func TestTunnelMTU(t *testing.T) {
 		t.Errorf("configured worst case = %d, want 1406", got)
 	}
 	tun.MTU = 1300
-	if configuredMTU(tun) != 1300 || negotiatedMTU(tun, ipsec.Algorithms{Encr: ipsec.EncrAESGCM16, KeyBits: 128}) != 1300 {
+	if configuredMTU(tun) != 1300 || negotiatedMTU(tun, ipsec.Algorithms{Encr: ipsec.EncrAESGCM16, KeyBits: 128}, false) != 1300 {
 		t.Error("an explicit mtu must win")
 	}
 }

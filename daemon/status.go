@@ -197,6 +197,10 @@ func childStatus(c ike.ChildStatus, sas []dataplane.SAInfo) *control.Child {
 			ch.BytesIn, ch.PacketsIn = sa.Bytes, sa.Packets
 		case sa.Dir == ipsec.Outbound && sa.SPI == c.OutSPI:
 			ch.BytesOut, ch.PacketsOut = sa.Bytes, sa.Packets
+			ch.Encap = "none"
+			if sa.Encap {
+				ch.Encap = "udp"
+			}
 		}
 	}
 	return ch

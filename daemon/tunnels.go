@@ -82,7 +82,7 @@ func (d *Daemon) startTunnel(t *tunnelRT) error {
 	d.mu.Lock()
 	d.setTunnelSourcesLocked(t)
 	d.mu.Unlock()
-	if err := d.ikm.AddPeer(peerConfig(t.conn.cfg, tc)); err != nil {
+	if err := d.ikm.AddPeer(d.withRawESP(peerConfig(t.conn.cfg, tc), tc)); err != nil {
 		d.dp.RemoveTunnel(tc.Name)
 		return fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
@@ -201,9 +201,10 @@ func peerConfig(c *config.Connection, t *config.Tunnel) ike.PeerConfig {
 		RekeyFuzz:     t.RekeyFuzz,
 		DPDInterval:   t.DPD.Interval,
 		DPDRetries:    t.DPD.Retries,
-		// The userspace dataplane carries ESP only inside UDP (RFC 3948), so
-		// IKE always asks for encapsulation, as strongSwan's encap=yes does.
-		ForceEncap:   true,
+		// encapsulation: udp (the default) always asks for ESP in UDP (RFC
+		// 3948), as strongSwan's encap=yes does; auto lets NAT detection
+		// decide, and without a NAT ESP goes raw (IP protocol 50).
+		ForceEncap:   t.Encapsulation != config.EncapAuto || t.ForceEncap,
 		NATKeepalive: t.NATKeepalive,
 		ReplayWindow: t.ReplayWindow,
 		FragmentSize: t.IKEFragmentSize,

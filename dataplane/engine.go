@@ -38,6 +38,7 @@ type Engine struct {
 	mapping    atomic.Pointer[func(tunnel string, oldRemote, newRemote netip.AddrPort)]
 	sad        atomic.Pointer[sad]
 	nattSocks  atomic.Pointer[[2]*socket] // natt, for the hot path
+	rawSocks   atomic.Pointer[[2]*socket] // raw ESP sockets (rawesp.go); nil entries if absent
 	counters   engineCounters
 
 	// mu guards the fields below and serialises control-plane changes.
@@ -49,6 +50,7 @@ type Engine struct {
 	reserved map[ipsec.SPI]spiReservation
 	natt     [2]*socket // [0] IPv4, [1] IPv6 NAT-T sockets; nil if absent
 	ike      [2]*socket
+	raw      [2]*socket // raw ESP sockets; nil without CAP_NET_RAW
 	socketWG sync.WaitGroup
 }
 
@@ -56,6 +58,7 @@ type Engine struct {
 type socket struct {
 	conn *udp.Conn
 	natt bool // port 4500 semantics: marker demux, ESP, keepalives
+	raw  bool // raw ESP (IP protocol 50): every packet is ESP
 	// ikeMu guards ikeW, the writer used by SendIKE.
 	ikeMu sync.Mutex
 	ikeW  *udp.Writer
@@ -146,6 +149,7 @@ func (e *Engine) Listen(ikePort, nattPort uint16) error {
 			}
 		}
 	}
+	opened = append(opened, e.listenRawESPLocked()...)
 	e.sockets = opened
 	e.nattSocks.Store(&[2]*socket{e.natt[0], e.natt[1]})
 	for _, s := range opened {
@@ -153,7 +157,8 @@ func (e *Engine) Listen(ikePort, nattPort uint16) error {
 		go e.RoutineReceive(s)
 	}
 	e.log.Info("listening", "ike_port", e.ike[0].conn.Port(), "natt_port", e.natt[0].conn.Port(),
-		"ipv6", e.natt[1] != nil, "udp_gso", e.natt[0].conn.GSO(), "udp_gro", e.natt[0].conn.GRO())
+		"ipv6", e.natt[1] != nil, "udp_gso", e.natt[0].conn.GSO(), "udp_gro", e.natt[0].conn.GRO(),
+		"raw_esp", e.raw[0] != nil || e.raw[1] != nil)
 	return nil
 }
 

@@ -28,7 +28,7 @@ func (e *Engine) RoutineReceive(s *socket) {
 	defer e.log.Debug("routine stopped", "routine", name, "port", s.conn.Port(), "ipv6", s.conn.IPv6())
 
 	n := batchSize
-	if !s.natt {
+	if !s.natt && !s.raw {
 		n = ikeReadBatch
 	}
 	msgs := make([]udp.Message, n)
@@ -115,7 +115,10 @@ type rxState struct {
 // demux classifies one datagram (RFC 3948, Section 2.2 on port 4500; only
 // IKE on port 500) and reports whether el entered the pipeline.
 func (e *Engine) demux(s *socket, rx *rxState, el *elem, n int, m *udp.Message) bool {
-	pkt := el.buf[rxOffset : rxOffset+n]
+	pkt := el.buf[rxOffset+m.Off : rxOffset+n]
+	if s.raw {
+		goto esp // IP protocol 50: no marker, no keepalives
+	}
 	if !s.natt {
 		e.deliverIKE(netip.AddrPortFrom(m.Local, rx.port), m.Remote, pkt)
 		return false
@@ -136,6 +139,7 @@ func (e *Engine) demux(s *socket, rx *rxState, el *elem, n int, m *udp.Message) 
 		e.deliverIKE(netip.AddrPortFrom(m.Local, rx.port), m.Remote, pkt[nonESPMarkerLen:])
 		return false
 	}
+esp:
 	spi, ok := parseSPI(pkt)
 	if !ok {
 		e.counters.malformed.Add(1)
@@ -297,11 +301,16 @@ func (r *seqReceiver) add(b *inBatch) {
 		r.authentic = true
 		if el.seq > sa.topSeq {
 			// Newer than anything seen: the peer's current mapping
-			// (mapping.go). One atomic load when nothing changed.
+			// (mapping.go). One atomic load when nothing changed. Raw
+			// ESP (port 0) on a UDP SA, or UDP on a raw one, is
+			// accepted but moves nothing (rawesp.go).
 			sa.topSeq = el.seq
-			if el.remote != sa.ep.Load().remote {
+			if ep := sa.ep.Load(); el.remote != ep.remote && ep.encap && el.remote.Port() != 0 {
 				t.followMapping(sa, el.remote, r.now)
 			}
+		}
+		if t.peerEncap.Load() != peerEncapOf(el.remote) {
+			t.notePeerEncap(sa, el.remote)
 		}
 		if sa != last {
 			if last != nil {

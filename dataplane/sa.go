@@ -214,10 +214,10 @@ func (e *Engine) AddSA(p ipsec.SAParams) error {
 	if !p.Remote.Addr().IsValid() {
 		return fmt.Errorf("dataplane: AddSA %s/%s/%s: Remote endpoint not set", p.Tunnel, p.Dir, p.SPI)
 	}
-	if !p.Encap {
-		return fmt.Errorf("dataplane: AddSA %s/%s/%s: Encap is false, but this dataplane carries ESP only in UDP (RFC 3948); force UDP encapsulation", p.Tunnel, p.Dir, p.SPI)
+	ep, err := e.newEndpoints(p.Local, p.Remote, p.Encap)
+	if err != nil {
+		return fmt.Errorf("dataplane: AddSA %s/%s/%s: %w", p.Tunnel, p.Dir, p.SPI, err)
 	}
-	ep := &endpoints{local: p.Local, remote: p.Remote, encap: p.Encap}
 	switch p.Dir {
 	case ipsec.Outbound:
 		tr, err := newOutboundTransform(p)
@@ -353,8 +353,9 @@ func (e *Engine) UpdateEndpoints(tunnel string, local, remote netip.AddrPort, en
 	if !remote.Addr().IsValid() {
 		return fmt.Errorf("dataplane: UpdateEndpoints %s: remote endpoint not set", tunnel)
 	}
-	if !encap {
-		return fmt.Errorf("dataplane: UpdateEndpoints %s: encap false is not supported; this dataplane carries ESP only in UDP (RFC 3948)", tunnel)
+	ep, err := e.newEndpoints(local, remote, encap)
+	if err != nil {
+		return fmt.Errorf("dataplane: UpdateEndpoints %s: %w", tunnel, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -362,7 +363,6 @@ func (e *Engine) UpdateEndpoints(tunnel string, local, remote netip.AddrPort, en
 	if t == nil {
 		return fmt.Errorf("dataplane: UpdateEndpoints: tunnel %q not found", tunnel)
 	}
-	ep := &endpoints{local: local, remote: remote, encap: encap}
 	for _, sa := range t.inSAs {
 		sa.ep.Store(ep)
 	}

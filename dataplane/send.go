@@ -375,7 +375,7 @@ func (s *seqSender) flush() {
 	t, e, sa := s.t, s.t.e, s.sa
 	if sa != nil && len(s.pkts) > 0 {
 		ep := sa.ep.Load()
-		sock := e.nattSocket(ep.remote.Addr())
+		sock := e.sendSocket(ep)
 		if sock == nil {
 			t.drop(dropUDPSend, len(s.pkts))
 		} else {

@@ -103,6 +103,8 @@ type tunnel struct {
 
 	// out is the active outbound SA; nil = none (drop "no_sa").
 	out atomic.Pointer[outboundSA]
+	// peerEncap is how the peer's last authentic ESP arrived (rawesp.go).
+	peerEncap atomic.Int32
 	// sources is what inner source addresses the tunnel may carry; nil =
 	// no check (SetTunnelSources).
 	sources atomic.Pointer[sourceSet]

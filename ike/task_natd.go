@@ -111,6 +111,8 @@ func (t *natd) process(m *message.Message) (status, error) {
 			// with IKE_AUTH.
 			sa.floatPorts()
 		}
+	} else {
+		p.log.Info("NAT-T: no NAT detected and UDP encapsulation not forced; IKE stays on port 500 and ESP travels raw (IP protocol 50)", "ike_sa", sa.spiString())
 	}
 	return statusDone, nil
 }

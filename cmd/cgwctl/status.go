@@ -139,6 +139,8 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 			nat = "NAT detected, ESP in UDP 4500"
 		case t.Encap:
 			nat = "no NAT, ESP in UDP 4500 (forced)"
+		case t.IKE != nil:
+			nat = "no NAT, raw ESP (IP protocol 50)"
 		}
 		local := t.Local
 		if local == "" {
@@ -179,7 +181,11 @@ func renderConnection(w io.Writer, c *control.Connection, now time.Time) {
 			childState = "INSTALLED"
 		}
 		for _, ch := range t.Children {
-			detail(w, "CHILD SA", "%s %s, %s, rekey %s, expires %s", childState, ago(ch.Established), orDash(ch.Algorithms), in(ch.RekeyAt), in(ch.ExpiresAt))
+			alg := orDash(ch.Algorithms)
+			if ch.Encap != "" {
+				alg += ", encap " + ch.Encap
+			}
+			detail(w, "CHILD SA", "%s %s, %s, rekey %s, expires %s", childState, ago(ch.Established), alg, in(ch.RekeyAt), in(ch.ExpiresAt))
 			detail(w, "", "in  %s, %s, %s", ch.InSPI, human.Bytes(ch.BytesIn), plural(ch.PacketsIn, "packet"))
 			detail(w, "", "out %s, %s, %s", ch.OutSPI, human.Bytes(ch.BytesOut), plural(ch.PacketsOut, "packet"))
 			if len(ch.TSLocal)+len(ch.TSRemote) > 0 {

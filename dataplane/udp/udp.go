@@ -4,7 +4,8 @@
 // and port, read and written in batches with recvmmsg(2)/sendmmsg(2), with
 // UDP GSO on send and GRO on receive when the kernel supports them, and
 // IP_PKTINFO/IPV6_PKTINFO so that the local address of every received
-// datagram is known and replies leave from it.
+// datagram is known and replies leave from it. The same Conn type also
+// wraps the raw IP protocol 50 sockets of raw ESP (ListenRawESP).
 //
 // Steady-state I/O does not allocate: a Conn keeps one receive state for
 // its single reader, and every sending goroutine owns a Writer. A Conn is
@@ -61,15 +62,19 @@ type Message struct {
 	// GSOSize is set when the kernel coalesced several datagrams of this
 	// size (the last may be shorter) into Buf[:N] (UDP GRO).
 	GSOSize int
+	// Off is where the payload starts in Buf: the IPv4 header length on a
+	// raw IPv4 socket (ListenRawESP), else 0. The payload is Buf[Off:N].
+	Off int
 }
 
 // Conn is one UDP socket.
 type Conn struct {
-	pc   *net.UDPConn
+	pc   net.PacketConn
 	rc   syscall.RawConn
 	v6   bool
 	port uint16
 	gro  bool
+	raw  bool        // protocol-50 socket (ListenRawESP)
 	gso  atomic.Bool // cleared for good when the kernel refuses GSO (EIO)
 	rx   batch
 }
@@ -230,9 +235,15 @@ func (c *Conn) ReadBatch(msgs []Message) (int, error) {
 		m := &msgs[i]
 		m.N = int(h.Len)
 		m.GSOSize = 0
+		m.Off = 0
 		m.Local = netip.Addr{}
 		if h.Hdr.Flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
 			m.N = 0
+		}
+		if c.raw && !c.v6 && m.N > 0 {
+			if m.Off = ipv4HeaderLen(m.Buf[:m.N]); m.Off == 0 {
+				m.N = 0
+			}
 		}
 		m.Remote = sockaddrToAddrPort(&b.names[i])
 		parseControl(b.oob[i*oobSize:i*oobSize+int(h.Hdr.Controllen)], m)

@@ -54,6 +54,9 @@ func (w *Writer) Send(pkts [][]byte, local netip.Addr, remote netip.AddrPort) er
 	if local.IsValid() && local.Is4() == w.c.v6 && !local.Is4In6() {
 		local = netip.Addr{} // wrong family: let the kernel choose
 	}
+	if w.c.raw {
+		remote = netip.AddrPortFrom(remote.Addr(), 0) // IPv6 raw sockets refuse any other port
+	}
 	gso := w.c.gso.Load()
 	withSrc := local.IsValid() && !local.IsUnspecified()
 	for attempt := 0; ; attempt++ {

@@ -14,3 +14,11 @@ import (
 func setupCgwdCgwd6(ctx context.Context) (*setup, error) {
 	return setupCgwdPair(sim.Options{AWS: sim.AWSNone, Tunnels: 1, Routing: sim.RoutingStatic, IPv6Outside: true})
 }
+
+// setupCgwdCgwd6Raw is cgwd-cgwd-ipv6 with encapsulation: auto on both
+// sides: no NAT in the path, so ESP travels raw (IP protocol 50, 8 octets
+// less per packet, tunnel MTU 1426) through the dataplane's raw sockets,
+// without UDP GSO/GRO batching.
+func setupCgwdCgwd6Raw(ctx context.Context) (*setup, error) {
+	return setupCgwdPairEncap(sim.Options{AWS: sim.AWSNone, Tunnels: 1, Routing: sim.RoutingStatic, IPv6Outside: true}, true)
+}

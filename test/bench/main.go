@@ -8,6 +8,7 @@
 //	cgwd-strongswan       cgwd in cust <-> strongSwan in aws1
 //	cgwd-cgwd             cgwd in cust <-> cgwd in aws1 (startup_action respond)
 //	cgwd-cgwd-ipv6        the same over IPv6 outside addresses (ipv6.go)
+//	cgwd-cgwd-ipv6-raw    the same with raw ESP (IP protocol 50, encapsulation: auto)
 //
 // Each mode runs iperf3 TCP with 1 and 4 streams and UDP at a high offered
 // rate with 1400-byte datagrams, every run bounded by -seconds, only between
@@ -50,7 +51,7 @@ import (
 const wireguardVersion = "golang.zx2c4.com/wireguard@v0.0.0-20250521234502-f333402bd9cb"
 
 var (
-	flagModes   = flag.String("modes", "plain,strongswan,wireguard,cgwd-strongswan,cgwd-cgwd,cgwd-cgwd-ipv6", "comma-separated modes to run")
+	flagModes   = flag.String("modes", "plain,strongswan,wireguard,cgwd-strongswan,cgwd-cgwd,cgwd-cgwd-ipv6,cgwd-cgwd-ipv6-raw", "comma-separated modes to run")
 	flagSeconds = flag.Int("seconds", 10, "length of each iperf3 run")
 	flagCgwd    = flag.String("cgwd", defaultCgwd(), "path of the cgwd binary (modes cgwd-*); default $CGW_BIN/cgwd (set by make) or bin/cgwd")
 	flagWG      = flag.String("wireguard-go", "", "wireguard-go binary; default: built with `go install "+wireguardVersion+"` into the user cache")
@@ -107,12 +108,13 @@ func run() error {
 	defer stop()
 
 	all := map[string]mode{
-		"plain":           {"plain", setupPlain},
-		"strongswan":      {"strongswan", setupStrongSwan},
-		"wireguard":       {"wireguard", setupWireGuard},
-		"cgwd-strongswan": {"cgwd-strongswan", setupCgwdStrongSwan},
-		"cgwd-cgwd":       {"cgwd-cgwd", setupCgwdCgwd},
-		"cgwd-cgwd-ipv6":  {"cgwd-cgwd-ipv6", setupCgwdCgwd6},
+		"plain":              {"plain", setupPlain},
+		"strongswan":         {"strongswan", setupStrongSwan},
+		"wireguard":          {"wireguard", setupWireGuard},
+		"cgwd-strongswan":    {"cgwd-strongswan", setupCgwdStrongSwan},
+		"cgwd-cgwd":          {"cgwd-cgwd", setupCgwdCgwd},
+		"cgwd-cgwd-ipv6":     {"cgwd-cgwd-ipv6", setupCgwdCgwd6},
+		"cgwd-cgwd-ipv6-raw": {"cgwd-cgwd-ipv6-raw", setupCgwdCgwd6Raw},
 	}
 	var modes []mode
 	for _, n := range strings.Split(*flagModes, ",") {
@@ -495,8 +497,11 @@ func setupCgwdCgwd(ctx context.Context) (*setup, error) {
 	return setupCgwdPair(sim.Options{AWS: sim.AWSNone, Tunnels: 1, Routing: sim.RoutingStatic})
 }
 
-// setupCgwdPair runs cgwd in cust and in aws1 on the simulation o.
-func setupCgwdPair(o sim.Options) (*setup, error) {
+// setupCgwdPair runs cgwd in cust and in aws1 on the simulation o, with
+// ESP in UDP (or raw ESP, setupCgwdPairEncap).
+func setupCgwdPair(o sim.Options) (*setup, error) { return setupCgwdPairEncap(o, false) }
+
+func setupCgwdPairEncap(o sim.Options, raw bool) (*setup, error) {
 	bin, err := cgwdBinary()
 	if err != nil {
 		return nil, err
@@ -506,11 +511,15 @@ func setupCgwdPair(o sim.Options) (*setup, error) {
 		return nil, err
 	}
 	fail := func(err error) (*setup, error) { s.Close(); return nil, err }
-	awsCfg, err := s.CgwdConfig(sim.CgwdOptions{AWSSide: true, Endpoints: []int{1}, IKEProposals: ikeGCM, ESPProposals: espGCM, ForceEncap: true, LogLevel: "warn"})
+	extra := ""
+	if raw {
+		extra = "        encapsulation: auto\n"
+	}
+	awsCfg, err := s.CgwdConfig(sim.CgwdOptions{AWSSide: true, Endpoints: []int{1}, IKEProposals: ikeGCM, ESPProposals: espGCM, ForceEncap: !raw, LogLevel: "warn", Extra: extra})
 	if err != nil {
 		return fail(err)
 	}
-	custCfg, err := s.CgwdConfig(sim.CgwdOptions{IKEProposals: ikeGCM, ESPProposals: espGCM, ForceEncap: true, LogLevel: "warn"})
+	custCfg, err := s.CgwdConfig(sim.CgwdOptions{IKEProposals: ikeGCM, ESPProposals: espGCM, ForceEncap: !raw, LogLevel: "warn", Extra: extra})
 	if err != nil {
 		return fail(err)
 	}
