@@ -41,9 +41,6 @@ func (t *tunnel) RoutineReadFromTUN() {
 		}
 	}()
 	var p packet.Parsed
-	q := outQueue{t: t}
-	defer q.flush()
-	ready := newTunReady(t.dev)
 	errorsInARow := 0
 	for {
 		for i := range elems {
@@ -54,18 +51,12 @@ func (t *tunnel) RoutineReadFromTUN() {
 		}
 		n, err := t.dev.Read(bufs, sizes, tunReadOffset)
 		if n > 0 {
-			t.processOutbound(&q, elems[:n], sizes[:n], &p)
+			t.processOutbound(elems[:n], sizes[:n], &p)
 		}
 		if err == nil {
 			errorsInARow = 0
-			// Gather further reads into the open batch while the device
-			// has packets waiting; hand it on as soon as it has none.
-			if q.b == nil || len(q.b.elems) >= batchSize || !ready.ready() {
-				q.flush()
-			}
 			continue
 		}
-		q.flush()
 		if errors.Is(err, tun.ErrTooManySegments) {
 			// The packets that fit were handled above; the rest of the
 			// superpacket is lost, as in wireguard-go.
@@ -91,14 +82,11 @@ func (t *tunnel) RoutineReadFromTUN() {
 }
 
 // processOutbound filters, clamps and, when they exceed the tunnel MTU,
-// fragments the packets just read, and adds them to q's batch, which the
-// caller flushes. Each element that enters a batch is removed from elems
-// (set to nil); the caller keeps the others.
-func (t *tunnel) processOutbound(q *outQueue, elems []*elem, sizes []int, p *packet.Parsed) {
-	if sa := t.out.Load(); sa != q.sa {
-		q.flush() // a batch holds the packets of one SA
-		q.sa = sa
-	}
+// fragments the packets just read, and queues them for encryption in
+// batches. Each element that enters a batch is removed from elems (set to
+// nil); the caller keeps the others.
+func (t *tunnel) processOutbound(elems []*elem, sizes []int, p *packet.Parsed) {
+	q := outQueue{t: t, sa: t.out.Load()}
 	mtu := int(t.mtu.Load())
 	mss := uint16(t.mss.Load())
 	for i, el := range elems {
@@ -139,7 +127,7 @@ func (t *tunnel) processOutbound(q *outQueue, elems []*elem, sizes []int, p *pac
 			p.ClampMSS(pkt, mss)
 		}
 		if n > mtu {
-			if t.oversized(q, el, pkt, p, mtu) {
+			if t.oversized(&q, el, pkt, p, mtu) {
 				elems[i] = nil
 			}
 			continue
@@ -148,10 +136,10 @@ func (t *tunnel) processOutbound(q *outQueue, elems []*elem, sizes []int, p *pac
 			elems[i] = nil
 		}
 	}
+	q.flush()
 }
 
-// outQueue collects the packets of one or more reads into batches for one
-// outbound SA.
+// outQueue collects one read's packets into batches for one outbound SA.
 type outQueue struct {
 	t  *tunnel
 	sa *outboundSA
@@ -199,7 +187,7 @@ func (q *outQueue) flush() {
 		return
 	}
 	q.b = nil
-	t, sa := q.t, b.sa
+	t, sa := q.t, q.sa
 	if sa.softBytes > 0 && sa.stats.bytes.Load() >= sa.softBytes {
 		t.e.fireSoftExpire(sa)
 	}
