@@ -66,6 +66,12 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "cgwd: %s is valid\n", *cfgPath)
 		return 0
 	}
+	stopPprof, err := servePprof()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cgwd: %v\n", err)
+		return 1
+	}
+	defer stopPprof()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sd := newNotifier()

@@ -7,7 +7,8 @@
 // Devices are wireguard-go tun.Device values created with IFF_VNET_HDR, so
 // the kernel hands the dataplane TSO/GSO superpackets, which Read splits
 // into MTU-sized packets, and Write coalesces TCP/UDP segments (GRO) before
-// handing them to the kernel. Device is an alias of that interface so that
+// handing them to the kernel; the GRO tables for that are shared by all
+// devices (gropool.go). Device is an alias of that interface so that
 // tests can use golang.zx2c4.com/wireguard/tun/tuntest.ChannelTUN.
 package tun
 
@@ -51,7 +52,7 @@ func Create(name string, mtu int, addr netip.Prefix) (Device, error) {
 	if err := configure(name, mtu, addr); err != nil {
 		return nil, errors.Join(err, dev.Close())
 	}
-	return dev, nil
+	return groShared(dev), nil
 }
 
 func configure(name string, mtu int, addr netip.Prefix) error {
