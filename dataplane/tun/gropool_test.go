@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+
+	"github.com/cgwproject/cgw/dataplane/packet"
 )
 
 // TestGROPoolLayout fails when wireguard-go's NativeTun no longer keeps
@@ -31,7 +33,7 @@ func tcpSegment(offset int, seq uint32, payload int) []byte {
 	p[9] = 6
 	copy(p[12:], []byte{169, 254, 15, 193})
 	copy(p[16:], []byte{169, 254, 15, 194})
-	binary.BigEndian.PutUint16(p[10:], ^csum(0, p[:20]))
+	binary.BigEndian.PutUint16(p[10:], ^packet.OnesSum(0, p[:20]))
 	tcp := p[20:]
 	binary.BigEndian.PutUint16(tcp[0:], 40000)
 	binary.BigEndian.PutUint16(tcp[2:], 9)
@@ -44,21 +46,8 @@ func tcpSegment(offset int, seq uint32, payload int) []byte {
 	copy(pseudo, p[12:20])
 	pseudo[9] = 6
 	binary.BigEndian.PutUint16(pseudo[10:], uint16(len(tcp)))
-	binary.BigEndian.PutUint16(tcp[16:], ^csum(uint32(csum(0, pseudo)), tcp))
+	binary.BigEndian.PutUint16(tcp[16:], ^packet.OnesSum(packet.OnesSum(0, pseudo), tcp))
 	return b
-}
-
-func csum(sum uint32, b []byte) uint16 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
 }
 
 // TestGROShared creates more devices than the pool keeps tables for and
