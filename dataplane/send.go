@@ -43,7 +43,7 @@ func (t *tunnel) RoutineReadFromTUN() {
 	var p packet.Parsed
 	errorsInARow := 0
 	waiter := newTUNWaiter(t.dev)
-	lastRead, quiet := time.Now(), false
+	lastRead, quiet := time.Now(), true // no buffers until the first packet
 	for {
 		if waiter != nil && quiet {
 			t.releaseTxElems(elems)
