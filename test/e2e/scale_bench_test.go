@@ -124,7 +124,7 @@ func TestBenchScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	const idle = 30 * time.Second
-	prof.save(t, "idle-cpu", fmt.Sprintf("profile?seconds=%d", int(idle.Seconds())))
+	prof.during(t, "idle-cpu", idle)
 	c1, _ := sim.ProcCPUSeconds(pid)
 	row("idle CPU (DPD, NAT-T, BGP keepalives)", fmt.Sprintf("%.2f %% of a core", 100*(c1-c0)/idle.Seconds()), "≤ 1 %")
 
@@ -387,7 +387,15 @@ func (p profiler) save(t *testing.T, name, what string) {
 	t.Logf("pprof: %s", out)
 }
 
-// scrapes profiles 50 metrics scrapes in a row.
+// during waits for d, taking a CPU profile of that time when profiles are
+// on.
+func (p profiler) during(t *testing.T, name string, d time.Duration) {
+	start := time.Now()
+	p.save(t, name, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())))
+	time.Sleep(d - time.Since(start))
+}
+
+// scrapes profiles metrics scrapes in a row for 10 s.
 func (p profiler) scrapes(t *testing.T, s *sim.Sim) {
 	if p.dir == "" {
 		return
