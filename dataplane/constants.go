@@ -56,6 +56,6 @@ const (
 	// ikeReadBatch is the batch of the port-500 socket, which carries
 	// only IKE.
 	ikeReadBatch = 8
-	// keepaliveTick is the granularity of NAT-keepalive checks.
+	// keepaliveTick is the shortest wait between NAT-keepalive checks.
 	keepaliveTick = time.Second
 )

@@ -42,7 +42,13 @@ func (t *tunnel) RoutineReadFromTUN() {
 	}()
 	var p packet.Parsed
 	errorsInARow := 0
+	waiter := newTUNWaiter(t.dev)
+	lastRead, quiet := time.Now(), true // no buffers until the first packet
 	for {
+		if waiter != nil && quiet {
+			t.releaseTxElems(elems)
+			waiter.wait()
+		}
 		for i := range elems {
 			if elems[i] == nil {
 				elems[i] = e.pools.getTxElem()
@@ -50,6 +56,8 @@ func (t *tunnel) RoutineReadFromTUN() {
 			bufs[i] = elems[i].buf
 		}
 		n, err := t.dev.Read(bufs, sizes, tunReadOffset)
+		now := time.Now()
+		quiet, lastRead = now.Sub(lastRead) > quietGap, now
 		if n > 0 {
 			t.processOutbound(elems[:n], sizes[:n], &p)
 		}

@@ -343,9 +343,15 @@ func (t *tunnel) RoutineTUNEvents() {
 // nothing was sent to the peer for the keepalive interval (Section 2.3).
 func (t *tunnel) RoutineKeepalive() {
 	defer t.wg.Done()
-	tick := min(keepaliveTick, t.keepalive)
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
+	// One timer, set for when the next keepalive may be due, rather than
+	// a check every second: with hundreds of tunnels those checks were a
+	// steady stream of wake-ups. floor keeps a busy tunnel (whose last
+	// packet is always recent) from re-arming in tiny steps; recheck is
+	// how often a tunnel without a UDP-encapsulated SA looks again.
+	floor := min(keepaliveTick, t.keepalive)
+	recheck := max(floor, t.keepalive/4)
+	timer := time.NewTimer(recheck)
+	defer timer.Stop()
 	payload := [][]byte{{natKeepalive}}
 	var w *udp.Writer
 	var wsock *socket
@@ -353,28 +359,32 @@ func (t *tunnel) RoutineKeepalive() {
 		select {
 		case <-t.stop:
 			return
-		case now := <-ticker.C:
+		case now := <-timer.C:
+			next := recheck
 			sa := t.out.Load()
-			if sa == nil {
-				continue
+			var ep *endpoints
+			if sa != nil {
+				ep = sa.ep.Load()
 			}
-			ep := sa.ep.Load()
-			if !ep.encap || now.UnixNano()-t.c.lastOutbound.Load() < int64(t.keepalive) {
-				continue
+			if ep != nil && ep.encap {
+				since := time.Duration(now.UnixNano() - t.c.lastOutbound.Load())
+				if since < t.keepalive {
+					next = max(floor, t.keepalive-since)
+				} else if s := t.e.nattSocket(ep.remote.Addr()); s != nil {
+					next = t.keepalive
+					if s != wsock {
+						w, wsock = s.conn.NewWriter(), s
+					}
+					if err := w.Send(payload, ep.local.Addr(), ep.remote); err != nil {
+						t.drop(dropUDPSend, 1)
+						next = floor
+					} else {
+						t.c.keepalivesTx.Add(1)
+						t.c.lastOutbound.Store(now.UnixNano())
+					}
+				}
 			}
-			s := t.e.nattSocket(ep.remote.Addr())
-			if s == nil {
-				continue
-			}
-			if s != wsock {
-				w, wsock = s.conn.NewWriter(), s
-			}
-			if err := w.Send(payload, ep.local.Addr(), ep.remote); err != nil {
-				t.drop(dropUDPSend, 1)
-				continue
-			}
-			t.c.keepalivesTx.Add(1)
-			t.c.lastOutbound.Store(now.UnixNano())
+			timer.Reset(next)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func run(args []string) int {
 	cfgPath := fs.String("config", "/etc/cgw/cgw.yaml", "configuration `FILE`")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	pprofAddr := fs.String("pprof", "", "serve Go runtime profiles on `ADDR`: a unix socket path or a loopback host:port (off by default)")
+	pprofAddr := fs.String("pprof", os.Getenv("CGW_PPROF_SOCKET"), "serve Go runtime profiles on `ADDR`: a unix socket path or a loopback host:port (off by default; default from $CGW_PPROF_SOCKET)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(os.Stdout, fs)

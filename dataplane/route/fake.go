@@ -15,6 +15,8 @@ type fakeKernel struct {
 	names    map[int]string
 	open     bool // any device name exists
 	routes   map[fakeKey]kroute
+	next     int // last index given to a device: the kernel does not reuse them
+	lookups  int // linkIndex calls
 	replaces int // successful replace calls
 	dels     int // successful del calls
 	rules    []krule
@@ -34,7 +36,8 @@ func newFakeKernel(links []string) *fakeKernel {
 }
 
 func (f *fakeKernel) addLink(name string) int {
-	idx := len(f.links) + 1
+	f.next++
+	idx := f.next
 	f.links[name] = idx
 	f.names[idx] = name
 	return idx
@@ -57,6 +60,7 @@ func (f *fakeKernel) removeLink(name string) {
 func (f *fakeKernel) linkIndex(name string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lookups++
 	if idx, ok := f.links[name]; ok {
 		return idx, nil
 	}

@@ -126,6 +126,7 @@ type Router struct {
 	desired  []Route      // last Set argument
 	closed   bool
 	shadowed map[Shadow]bool // reported overlaps with the main table
+	links    map[string]int  // device indexes of the last Set; see Set
 }
 
 // Shadow is a desired prefix and a main-table route (not cgw's, not a
@@ -279,11 +280,39 @@ func (r *Router) Set(routes []Route) error {
 	}
 	r.desired = slices.Clone(routes)
 
+	// Device indexes come from the previous Set where it had them: the
+	// daemon calls Set every few seconds with a route per prefix and a
+	// hop per tunnel, and a netlink lookup for each was most of its
+	// cost. A cached index is only trusted for a route the kernel already
+	// has exactly so; every route that needs a change is resolved afresh
+	// first. A deleted device takes its routes with it, so a route over a
+	// recreated device (new index) is always among those.
+	links := make(map[string]int)
+	lookup := func(fresh bool) func(string) (int, error) {
+		return func(dev string) (int, error) {
+			if i, ok := links[dev]; ok && !fresh {
+				return i, nil
+			}
+			if i, ok := r.links[dev]; ok && !fresh {
+				links[dev] = i
+				return i, nil
+			}
+			i, err := r.k.linkIndex(dev)
+			if err == nil {
+				links[dev] = i
+			}
+			return i, err
+		}
+	}
+	defer func() { r.links = links }()
+
 	var errs []error
 	want := make(map[routeKey]kroute, len(routes))
+	src := make(map[routeKey]Route, len(routes))
+	failed := make(map[routeKey]bool)
 	var order []routeKey
 	for _, rt := range routes {
-		kr, err := r.resolve(rt)
+		kr, err := r.resolve(rt, lookup(false))
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -295,6 +324,8 @@ func (r *Router) Set(routes []Route) error {
 			continue
 		}
 		want[kr.key()] = kr
+		src[kr.key()] = rt
+		failed[kr.key()] = err != nil
 		order = append(order, kr.key())
 	}
 
@@ -317,6 +348,19 @@ func (r *Router) Set(routes []Route) error {
 	for _, k := range order {
 		kr := want[k]
 		h, ours := have[k]
+		if ours && h.equal(kr) {
+			continue
+		}
+		fresh, err := r.resolve(src[k], lookup(true))
+		if err != nil && !failed[k] {
+			errs = append(errs, err)
+		}
+		if len(fresh.hops) == 0 {
+			delete(want, k) // its devices are gone; remove ours below
+			continue
+		}
+		kr = fresh
+		want[k] = kr
 		if ours && h.equal(kr) {
 			continue
 		}
@@ -351,7 +395,7 @@ func (r *Router) Set(routes []Route) error {
 
 // resolve turns a Route into its kernel form. It returns the next hops it
 // could resolve even when it also returns an error.
-func (r *Router) resolve(rt Route) (kroute, error) {
+func (r *Router) resolve(rt Route, linkIndex func(string) (int, error)) (kroute, error) {
 	kr := kroute{table: r.cfg.Table, proto: r.cfg.Protocol, metric: rt.Metric}
 	if !rt.Prefix.IsValid() {
 		return kr, fmt.Errorf("route: invalid prefix %v", rt.Prefix)
@@ -392,7 +436,7 @@ func (r *Router) resolve(rt Route) (kroute, error) {
 				continue
 			}
 		} else {
-			idx, err := r.k.linkIndex(h.Dev)
+			idx, err := linkIndex(h.Dev)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("route: %v: device %q: %w", kr.dst, h.Dev, err))
 				continue

@@ -411,3 +411,49 @@ func TestShadowed(t *testing.T) {
 		t.Fatalf("logged the overlap %d times, want once:\n%s", n, logBuf.String())
 	}
 }
+
+// TestSetCachesLinks: a Set that changes nothing looks up no device, and a
+// device that is deleted and created again (a tunnel restart: a new index,
+// its routes gone with the old device) gets its route back on the next Set.
+func TestSetCachesLinks(t *testing.T) {
+	r, k := newTestRouter(t, "tun1", "tun2")
+	want := []Route{
+		{Prefix: pfx("10.0.0.0/16"), NextHops: []NextHop{{Dev: "tun1"}, {Dev: "tun2"}}},
+		{Prefix: pfx("10.1.0.0/16"), NextHops: []NextHop{{Dev: "tun1"}, {Dev: "tun2"}}},
+		{Prefix: pfx("10.2.0.0/16"), NextHops: []NextHop{{Dev: "tun2"}}},
+	}
+	if err := r.Set(want); err != nil {
+		t.Fatal(err)
+	}
+	before := k.lookups
+	if err := r.Set(want); err != nil {
+		t.Fatal(err)
+	}
+	if n := k.lookups - before; n != 0 {
+		t.Errorf("an unchanged Set looked up %d devices, want 0", n)
+	}
+	k.removeLink("tun2")
+	k.mu.Lock()
+	k.addLink("tun2")
+	k.mu.Unlock()
+	if err := r.Set(want); err != nil {
+		t.Fatal(err)
+	}
+	got := installed(t, r)
+	if len(got) != 3 {
+		t.Fatalf("installed %v, want 3 routes", got)
+	}
+	for _, rt := range got {
+		if !slices.ContainsFunc(rt.NextHops, func(h NextHop) bool { return h.Dev == "tun2" }) {
+			t.Errorf("%v: no next hop via the recreated tun2", rt)
+		}
+	}
+	// A device that is gone for good is reported, as without the cache.
+	k.removeLink("tun2")
+	if err := r.Set(want); err == nil || !strings.Contains(err.Error(), `"tun2"`) {
+		t.Fatalf("err = %v, want one naming tun2", err)
+	}
+	if got := installed(t, r); len(got) != 2 {
+		t.Errorf("installed %v, want 10.0 and 10.1 via tun1", got)
+	}
+}

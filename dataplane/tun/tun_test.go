@@ -41,12 +41,17 @@ func inNetns(t *testing.T, f func()) {
 
 func TestCreate(t *testing.T) {
 	inNetns(t, func() {
+		g0 := runtime.NumGoroutine()
 		dev, err := Create("cgwdp-t0", 1436, netip.MustParsePrefix("169.254.15.194/30"))
 		if err != nil {
 			t.Errorf("Create: %v", err)
 			return
 		}
 		defer dev.Close()
+		// Unmonitored: no netlink listener, no once-a-second poll.
+		if g := runtime.NumGoroutine(); g > g0 {
+			t.Errorf("Create started %d goroutines, want 0", g-g0)
+		}
 		link, err := netlink.LinkByName("cgwdp-t0")
 		if err != nil {
 			t.Errorf("LinkByName: %v", err)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -296,4 +297,79 @@ func synMSSAtVPC(t *testing.T, s *sim.Sim, tool, filter string, server netip.Add
 	}
 	mss, _ := strconv.Atoi(rows[0][0])
 	return mss
+}
+
+// TestIPv6InsideActiveActive: an IPv6-inside connection in active-active
+// mode gets one IPv6 multipath route to the VPC over both tunnels, AWS
+// sees the LAN prefix with equal (unprepended) AS paths on both sessions,
+// and when tunnel 1 is taken down the route keeps only tunnel 2 and ping6
+// still crosses; tunnel 1 back restores both next hops.
+func TestIPv6InsideActiveActive(t *testing.T) {
+	s := NewSim(t, sim.Options{IPv6Outside: true, IPv6Inside: true})
+	yml := importedYAML(t, s, func(doc map[string]any) {
+		conn := doc["connections"].([]any)[0].(map[string]any)
+		conn["bgp"].(map[string]any)["mode"] = "active-active"
+	})
+	d := StartCgwdYAML(t, s, sim.Cust, yml)
+	st := d.waitStatus(t, 90*time.Second, tunnelsUp)
+	t1, t2 := tunnelOf(st, 1), tunnelOf(st, 2)
+	routeDevs := func(want ...string) func() error {
+		return func() error {
+			out, err := s.Exec(sim.Cust, "ip", "-6", "route", "show", "table", "199", sim.VPCPrefix6.String())
+			if err != nil {
+				return err
+			}
+			got := regexp.MustCompile(`dev (\S+)`).FindAllStringSubmatch(out, -1)
+			var devs []string
+			for _, m := range got {
+				devs = append(devs, m[1])
+			}
+			sort.Strings(devs)
+			sort.Strings(want)
+			if strings.Join(devs, ",") != strings.Join(want, ",") {
+				return fmt.Errorf("cgw's IPv6 route to %s via %v (%q), want %v", sim.VPCPrefix6, devs, strings.TrimSpace(out), want)
+			}
+			return nil
+		}
+	}
+	if err := routeDevs(t1.Device, t2.Device)(); err != nil {
+		Eventually(t, 30*time.Second, func() error {
+			if err := routeDevs(t1.Device, t2.Device)(); err != nil {
+				rt, _ := d.Ctl("bgp", "routes")
+				return fmt.Errorf("%v; cgwctl bgp routes:\n%s", err, rt)
+			}
+			return nil
+		})
+	}
+	out, _ := s.Exec(sim.Cust, "ip", "-6", "route", "show", "table", "199", sim.VPCPrefix6.String())
+	t.Logf("e2e: IPv6 active-active route: %s", strings.Join(strings.Fields(out), " "))
+	for i := 1; i <= 2; i++ {
+		if _, err := s.WaitBGPRoutes(i, 1, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		p, err := birdASPath(s, i, sim.LANPrefix6)
+		if err != nil || p != "65000" {
+			t.Errorf("active-active: AWS endpoint %d sees %s with AS path %q (%v), want 65000 (no prepend)", i, sim.LANPrefix6, p, err)
+		}
+	}
+	if err := s.WaitPing(sim.LAN, sim.VPCHostAddr6, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pingAll(t, s, sim.LAN, sim.VPCHostAddr6, 5)
+
+	if _, err := d.Ctl("tunnel", "down", t1.Name); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 30*time.Second, routeDevs(t2.Device))
+	if err := s.WaitPing(sim.LAN, sim.VPCHostAddr6, 30*time.Second); err != nil {
+		t.Fatalf("ping6 with tunnel 1 down: %v", err)
+	}
+	pingAll(t, s, sim.LAN, sim.VPCHostAddr6, 5)
+	t.Logf("e2e: tunnel 1 down: IPv6 route via %s only, ping6 crosses", t2.Device)
+
+	if _, err := d.Ctl("tunnel", "up", t1.Name); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 60*time.Second, routeDevs(t1.Device, t2.Device))
+	t.Logf("e2e: tunnel 1 back: IPv6 route over both tunnels again")
 }

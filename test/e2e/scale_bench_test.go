@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -50,6 +51,7 @@ func TestBenchScale(t *testing.T) {
 		margin   = 60 * time.Second
 		small    = 10 // connections of the baseline run
 	)
+	prof := benchProfiler(t)
 	s := NewSim(t, sim.Options{AWS: sim.AWSNone})
 	m, err := s.StartMulti(sim.MultiOptions{Connections: conns, ChildLifetime: lifetime, RekeyMargin: margin, RekeyFuzz: -1})
 	if err != nil {
@@ -103,6 +105,7 @@ func TestBenchScale(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	pid := d.Proc.Pid()
 	rss := procKiB(t, pid, "VmRSS")
+	prof.save(t, "heap", "heap")
 	row(fmt.Sprintf("RSS, %d tunnels up", tunnels), fmt.Sprintf("%.1f MiB", float64(rss)/1024), "≤ 80 MB")
 	row("marginal RSS per tunnel", fmt.Sprintf("%.0f KiB (%.1f MiB at %d tunnels)", float64(rss-rssSmall)/float64(tunnels-2*small), float64(rssSmall)/1024, 2*small), "")
 	fds := countFDs(pid)
@@ -121,7 +124,7 @@ func TestBenchScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	const idle = 30 * time.Second
-	time.Sleep(idle)
+	prof.during(t, "idle-cpu", idle)
 	c1, _ := sim.ProcCPUSeconds(pid)
 	row("idle CPU (DPD, NAT-T, BGP keepalives)", fmt.Sprintf("%.2f %% of a core", 100*(c1-c0)/idle.Seconds()), "≤ 1 %")
 
@@ -133,12 +136,19 @@ func TestBenchScale(t *testing.T) {
 			t.Fatal(err)
 		}
 		stLat = append(stLat, time.Since(t0))
-		t0 = time.Now()
-		if _, err := s.Exec(sim.Cust, "curl", "-sf", "-o", "/dev/null", metricsURL); err != nil {
+		// curl's own time: the request to the last byte, without the
+		// start of `ip netns exec` and curl on a loaded machine.
+		out, err := s.Exec(sim.Cust, "curl", "-sf", "-o", "/dev/null", "-w", "%{time_total}", metricsURL)
+		if err != nil {
 			t.Fatal(err)
 		}
-		mLat = append(mLat, time.Since(t0))
+		secs, err := strconv.ParseFloat(strings.TrimSpace(out), 64)
+		if err != nil {
+			t.Fatalf("curl time_total %q: %v", out, err)
+		}
+		mLat = append(mLat, time.Duration(secs*float64(time.Second)))
 	}
+	prof.scrapes(t, s)
 	row("`cgwctl status` latency (median / max of 10)", latency(stLat), "≤ 200 ms")
 	row("metrics scrape latency (median / max of 10)", latency(mLat), "≤ 200 ms")
 
@@ -339,4 +349,64 @@ func scrapeMetric(t *testing.T, s *sim.Sim, name string) float64 {
 	}
 	t.Fatalf("no %s in the metrics", name)
 	return 0
+}
+
+// profiler saves cgwd's Go profiles into CGW_BENCH_SCALE_PPROF (a
+// directory) when it is set: cgwd serves them on a unix socket there
+// (CGW_PPROF_SOCKET). Unset, it does nothing.
+type profiler struct{ dir string }
+
+func benchProfiler(t *testing.T) profiler {
+	dir := os.Getenv("CGW_BENCH_SCALE_PPROF")
+	if dir == "" {
+		return profiler{}
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CGW_PPROF_SOCKET", filepath.Join(dir, "cgwd.sock"))
+	return profiler{dir: dir}
+}
+
+// save writes /debug/pprof/<what> to <dir>/<name>.pb.gz; a CPU profile
+// blocks for its seconds.
+func (p profiler) save(t *testing.T, name, what string) {
+	if p.dir == "" {
+		return
+	}
+	out := filepath.Join(p.dir, name+".pb.gz")
+	cmd := exec.Command("curl", "-sf", "--unix-socket", filepath.Join(p.dir, "cgwd.sock"), "-o", out, "http://cgwd/debug/pprof/"+what)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Logf("pprof %s: %v %s", what, err, b)
+		return
+	}
+	t.Logf("pprof: %s", out)
+}
+
+// during waits for d, taking a CPU profile of that time when profiles are
+// on.
+func (p profiler) during(t *testing.T, name string, d time.Duration) {
+	start := time.Now()
+	p.save(t, name, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())))
+	time.Sleep(d - time.Since(start))
+}
+
+// scrapes profiles metrics scrapes in a row for 10 s.
+func (p profiler) scrapes(t *testing.T, s *sim.Sim) {
+	if p.dir == "" {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.save(t, "scrape-cpu", "profile?seconds=10")
+	}()
+	for deadline := time.Now().Add(9 * time.Second); time.Now().Before(deadline); {
+		s.Exec(sim.Cust, "curl", "-sf", "-o", "/dev/null", metricsURL)
+	}
+	<-done
 }
