@@ -32,3 +32,12 @@ func insideAddr6(tc *config.Tunnel) netip.Prefix {
 	}
 	return netip.PrefixFrom(tc.InsideLocal6(), tc.InsideIPv6CIDR.Bits())
 }
+
+// insidePeer6 is AWS's IPv6 inside address of an IPv6-inside tunnel, or
+// the zero Addr.
+func insidePeer6(tc *config.Tunnel) netip.Addr {
+	if !tc.InsideIPv6CIDR.IsValid() {
+		return netip.Addr{}
+	}
+	return tc.InsidePeer6()
+}

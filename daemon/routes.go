@@ -24,6 +24,9 @@ type routeTunnel struct {
 	Dev  string // TUN device
 	Up   bool   // CHILD SA installed in both directions
 	Rank int    // 0 = preferred tunnel of its connection
+	// Peer6 is AWS's IPv6 inside address on an IPv6-inside tunnel: the
+	// gateway of its IPv6 routes (see desiredRoutes).
+	Peer6 netip.Addr
 }
 
 // routeConn is what route selection needs to know about one connection.
@@ -62,13 +65,21 @@ type importResult struct {
 // first; the result per BGP connection is returned by name.
 func desiredRoutes(conns []routeConn, learned []bgp.Path, metric int) ([]route.Route, map[string]importResult) {
 	byPrefix := map[netip.Prefix][]route.NextHop{}
-	add := func(p netip.Prefix, dev string) {
+	// IPv6 routes name the tunnel's peer as gateway: the kernel joins IPv6
+	// routes into one multipath route only when their next hops have a
+	// gateway (rt6_qualify_for_ecmp), and a device-only second next hop
+	// would replace the first. IPv4 routes stay device-only.
+	add := func(p netip.Prefix, dev string, gw netip.Addr) {
 		for _, nh := range byPrefix[p] {
 			if nh.Dev == dev {
 				return
 			}
 		}
-		byPrefix[p] = append(byPrefix[p], route.NextHop{Dev: dev})
+		nh := route.NextHop{Dev: dev}
+		if p.Addr().Is6() && gw.Is6() && !gw.Is4In6() {
+			nh.Gateway = gw
+		}
+		byPrefix[p] = append(byPrefix[p], nh)
 	}
 	neighbor := map[string]routeTunnel{}
 	connOf := map[string]*routeConn{}
@@ -84,7 +95,7 @@ func desiredRoutes(conns []routeConn, learned []bgp.Path, metric int) ([]route.R
 			}
 			for _, p := range c.Prefixes {
 				for _, t := range up {
-					add(p.Masked(), t.Dev)
+					add(p.Masked(), t.Dev, t.Peer6)
 				}
 			}
 			continue
@@ -129,13 +140,13 @@ func desiredRoutes(conns []routeConn, learned []bgp.Path, metric int) ([]route.R
 	for pfx, ps := range paths {
 		sort.SliceStable(ps, func(i, j int) bool { return betterPath(ps[i], ps[j], neighbor) })
 		best := ps[0]
-		add(pfx, neighbor[best.Neighbor].Dev)
+		add(pfx, neighbor[best.Neighbor].Dev, best.NextHop)
 		if !connOf[best.Neighbor].ECMP {
 			continue
 		}
 		for _, p := range ps[1:] {
 			if multipathPeer(connOf[p.Neighbor], connOf[best.Neighbor]) && p.LocalPref == best.LocalPref && len(p.ASPath) == len(best.ASPath) && firstAS(p) == firstAS(best) {
-				add(pfx, neighbor[p.Neighbor].Dev)
+				add(pfx, neighbor[p.Neighbor].Dev, p.NextHop)
 			}
 		}
 	}

@@ -122,3 +122,37 @@ func TestImportLoggedOnce(t *testing.T) {
 		t.Errorf("default route logged %d times after it came back, want 2", n)
 	}
 }
+
+// IPv6 routes carry the tunnel's peer as gateway, so that the kernel joins
+// an active-active pair into one multipath route (it refuses IPv6 ECMP
+// over device-only next hops); IPv4 routes stay device-only.
+func TestDesiredRoutesIPv6Gateways(t *testing.T) {
+	peer1, peer2 := netip.MustParseAddr("fd00:15::1"), netip.MustParseAddr("fd00:13::1")
+	conns := []routeConn{{
+		Name: "c6",
+		ECMP: true,
+		Tunnels: []routeTunnel{{Name: "t1", Dev: "cgw0", Up: true, Peer6: peer1},
+			{Name: "t2", Dev: "cgw1", Up: true, Rank: 1, Peer6: peer2}},
+	}, {
+		Name:     "s6",
+		Static:   true,
+		ECMP:     true,
+		Prefixes: prefixes("fd02::/48", "10.9.0.0/16"),
+		Tunnels: []routeTunnel{{Name: "s1", Dev: "cgw2", Up: true, Peer6: netip.MustParseAddr("fd00:20::1")},
+			{Name: "s2", Dev: "cgw3", Up: true, Rank: 1, Peer6: netip.MustParseAddr("fd00:21::1")}},
+	}}
+	vpc := netip.MustParsePrefix("fd01:100::/56")
+	learned := []bgp.Path{
+		{Prefix: vpc, Neighbor: "t1", NextHop: peer1, ASPath: []uint32{64512}, MED: 100, Best: true},
+		{Prefix: vpc, Neighbor: "t2", NextHop: peer2, ASPath: []uint32{64512}, MED: 200},
+	}
+	rs, _ := desiredRoutes(conns, learned, 100)
+	var got []string
+	for _, r := range rs {
+		got = append(got, r.String())
+	}
+	want := "[10.9.0.0/16 nexthop dev cgw2 nexthop dev cgw3 metric 100 fd01:100::/56 nexthop via fd00:15::1 dev cgw0 nexthop via fd00:13::1 dev cgw1 metric 100 fd02::/48 nexthop via fd00:20::1 dev cgw2 nexthop via fd00:21::1 dev cgw3 metric 100]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("routes:\n got %v\nwant %s", got, want)
+	}
+}

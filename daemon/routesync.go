@@ -31,7 +31,7 @@ func (d *Daemon) syncRoutes() {
 			rc.Prev = prefixSet(c.imports.Accepted)
 		}
 		for _, t := range c.tunnels {
-			rc.Tunnels = append(rc.Tunnels, routeTunnel{Name: t.cfg.Name, Dev: t.dev, Up: t.childUp() || t.inReconnectGrace(now), Rank: t.rank})
+			rc.Tunnels = append(rc.Tunnels, routeTunnel{Name: t.cfg.Name, Dev: t.dev, Up: t.childUp() || t.inReconnectGrace(now), Rank: t.rank, Peer6: insidePeer6(t.cfg)})
 			peers = append(peers, t.cfg.PeerAddress)
 		}
 		conns = append(conns, rc)
