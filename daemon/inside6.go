@@ -36,8 +36,8 @@ func insideAddr6(tc *config.Tunnel) netip.Prefix {
 // insidePeer6 is AWS's IPv6 inside address of an IPv6-inside tunnel, or
 // the zero Addr.
 func insidePeer6(tc *config.Tunnel) netip.Addr {
-	if !tc.InsideIPv6CIDR.IsValid() {
-		return netip.Addr{}
+	if _, peer := insideAddrs(tc); peer.Is6() {
+		return peer
 	}
-	return tc.InsidePeer6()
+	return netip.Addr{}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/cgwproject/cgw/config"
 	"github.com/cgwproject/cgw/control"
 )
 
@@ -23,11 +22,6 @@ type idCheck struct {
 
 func (d *diagnoser) identity() idCheck {
 	c := idCheck{view: d.in.NAT}
-	if d.in.Tunnel != nil && d.in.Tunnel.Auth == config.AuthCertificate {
-		// With a certificate AWS identifies us by the certificate's
-		// subject and does not check our address.
-		return c
-	}
 	c.id, c.idFrom = d.effectiveLocalID()
 	if c.view == nil || c.view.SeenAs == nil || !c.id.IsValid() {
 		return c

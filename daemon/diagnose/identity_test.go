@@ -66,6 +66,12 @@ func TestDiagnoseIdentity(t *testing.T) {
 			in.Tunnel.AWS = &config.AWSTunnelOptions{Phase1: config.AWSPhaseOptions{AWSOptionsPhase: ipsec.AWSOptionsPhase{Encryption: []string{"AES256"}, DHGroups: []int{16}}}}
 			failed(in, "NO_PROPOSAL_CHOSEN", "ike: peer answered NO_PROPOSAL_CHOSEN to our IKE_SA_INIT")
 		}, checkIKEFail, control.SeverityError, []string{"recorded in aws_tunnel_options: phase 1 AES256, DH 16, phase 2 AWS's defaults", "re-import"}},
+		{"certificate auth behind nat: the address identity is not checked", func(in *Input) {
+			down(in)
+			in.Tunnel.Auth = config.AuthCertificate
+			in.Conn.LocalID = nat.Addr()
+			in.NAT = &NATView{At: diagNow, Local: nat, BehindNAT: true, SeenAs: seenFrom(netip.MustParseAddrPort("203.0.113.10:40123"))}
+		}, checkNAT, control.SeverityInfo, []string{"A NAT is between", "local_id: the certificate's subject DN"}},
 		{"down without a view: nat unknown, not 'no nat'", func(in *Input) {
 			down(in)
 			in.IKEResponses = 3

@@ -98,6 +98,11 @@ func (d *diagnoser) ikePorts() {
 // effectiveLocalID returns our IKE identity and where it comes from.
 func (d *diagnoser) effectiveLocalID() (netip.Addr, string) {
 	c := d.in.Conn
+	if d.in.Tunnel != nil && d.in.Tunnel.Auth == config.AuthCertificate {
+		// AWS identifies a certificate gateway by the certificate's
+		// subject, not by an address, and does not check our address.
+		return netip.Addr{}, "the certificate's subject DN (certificate authentication)"
+	}
 	switch {
 	case c.LocalID.IsValid():
 		return c.LocalID, "local_id"
@@ -143,7 +148,7 @@ func (d *diagnoser) nat() {
 		ev = append(ev, idLine, "ESP is carried in UDP 4500 (RFC 3948)")
 		fix := "Behind NAT, local_id must be the public IP of the NAT device, the IP address of the customer gateway in AWS. Keep UDP 4500 forwarded to this host and nat_keepalive on so the NAT mapping does not expire."
 		switch {
-		case id.IsValid() && isNonPublic(id) && tc.Auth != config.AuthCertificate && !ic.seen:
+		case id.IsValid() && isNonPublic(id) && !ic.seen:
 			d.add(checkNAT, control.SeverityWarn,
 				fmt.Sprintf("A NAT is between cgw and AWS, and our IKE identity %s is not a public address: AWS will answer AUTHENTICATION_FAILED unless its customer gateway was registered with that address.", id),
 				ev, "Set local_id to the NAT device's public IP, the IP address of the customer gateway in AWS. "+fix)
