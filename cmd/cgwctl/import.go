@@ -50,8 +50,9 @@ connection without --remote-prefix).`,
 	run: runImportAWS,
 }
 
-// maxInput bounds what is read; an AWS document is about 5 KB a connection.
-const maxInput = 1 << 20
+// maxInput bounds what is read; an AWS document is about 5 to 15 KB a
+// connection, and a describe-vpn-connections JSON may list a hub's 128.
+const maxInput = 4 << 20
 
 func runImportAWS(e *env, f *flags, args []string) error {
 	from := f.String("from", "", "the AWS document (`FILE`; - for stdin); also the first argument")

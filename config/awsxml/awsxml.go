@@ -108,6 +108,11 @@ type IPsec struct {
 // maxDocument bounds the input; a real document is about 5 KB.
 const maxDocument = 1 << 20
 
+// maxDescribe bounds a describe-vpn-connections JSON: each connection
+// carries its XML and TunnelOptions (5 to 15 KB), and a hub imports up to
+// 128 connections (cgwd's 256 tunnels) from one document.
+const maxDescribe = 4 << 20
+
 // Parse decodes a CustomerGatewayConfiguration document. It checks only
 // that the document is one <vpn_connection>; Generate checks the values.
 func Parse(data []byte) (*VPNConnection, error) {

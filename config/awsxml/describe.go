@@ -100,8 +100,8 @@ type describeOutput struct {
 // connections) or of create-/modify-vpn-connection (one). Each connection's
 // XML is parsed with Parse; errors name the connection.
 func ParseDescribe(data []byte) ([]Connection, error) {
-	if len(data) > maxDocument {
-		return nil, fmt.Errorf("awsxml: JSON is %d bytes, larger than describe-vpn-connections output should be (limit %d); filter it with --vpn-connection-ids", len(data), maxDocument)
+	if len(data) > maxDescribe {
+		return nil, fmt.Errorf("awsxml: JSON is %d bytes, larger than describe-vpn-connections output should be (limit %d); filter it with --vpn-connection-ids", len(data), maxDescribe)
 	}
 	var out describeOutput
 	dec := json.NewDecoder(bytes.NewReader(data))

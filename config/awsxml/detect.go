@@ -21,8 +21,8 @@ const (
 // describe-vpn-connections (one or more connections). Anything else is an
 // error that says what the input looks like and what to pass instead.
 func Read(data []byte) (Format, []Connection, error) {
-	if len(data) > maxDocument {
-		return "", nil, fmt.Errorf("awsxml: input is %d bytes, larger than any AWS configuration (limit %d); is this the right file?", len(data), maxDocument)
+	if len(data) > maxDescribe {
+		return "", nil, fmt.Errorf("awsxml: input is %d bytes, larger than any AWS configuration (limit %d); is this the right file?", len(data), maxDescribe)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // UTF-8 BOM (Windows editors)
 	trimmed := bytes.TrimSpace(data)

@@ -38,6 +38,8 @@ type Multi struct {
 	s     *Sim
 	opts  MultiOptions
 	Conns []MultiConn
+	// AWS's proposals (strongSwan syntax, lowest first)
+	ikeProposals, espProposals []string
 }
 
 // MultiOptions configure StartMulti.
@@ -53,6 +55,11 @@ type MultiOptions struct {
 	ChildLifetime time.Duration
 	RekeyMargin   time.Duration
 	RekeyFuzz     int
+	// DHGroups are every tunnel's Phase1DHGroupNumbers and
+	// Phase2DHGroupNumbers (AWS group numbers); default AWS's default, all
+	// of them. AWS's side then offers only these, lowest first as AWS
+	// picks, and DescribeJSON states them in the tunnels' TunnelOptions.
+	DHGroups []int
 }
 
 // Shared VPC of MultiOptions.SharedVPC.
@@ -65,6 +72,7 @@ var (
 type MultiConn struct {
 	Index     int // 1-based
 	Name      string
+	ID        string // VPN connection ID in DescribeJSON (vpn- and 17 hex digits)
 	ASN       uint32
 	VPC       netip.Prefix
 	VPCHost   netip.Addr
@@ -88,6 +96,18 @@ const maxMultiConns = 100
 // StartMulti starts the many-connections AWS side in aws1. The Sim must
 // have been created with AWS: AWSNone and BGP routing.
 func (s *Sim) StartMulti(o MultiOptions) (*Multi, error) {
+	m, err := s.newMulti(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.start(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// newMulti checks o and lays out the connections, starting nothing.
+func (s *Sim) newMulti(o MultiOptions) (*Multi, error) {
 	if s.opts.AWS != AWSNone || s.opts.Routing != RoutingBGP {
 		return nil, fmt.Errorf("sim: StartMulti needs a Sim with AWS: AWSNone and BGP routing")
 	}
@@ -111,11 +131,18 @@ func (s *Sim) StartMulti(o MultiOptions) (*Multi, error) {
 	if o.RekeyMargin >= o.ChildLifetime {
 		return nil, fmt.Errorf("sim: StartMulti: RekeyMargin %v must be below ChildLifetime %v", o.RekeyMargin, o.ChildLifetime)
 	}
-	m := &Multi{s: s, opts: o}
+	m := &Multi{s: s, opts: o, ikeProposals: DefaultIKEProposals, espProposals: DefaultESPProposals}
+	if len(o.DHGroups) > 0 {
+		var err error
+		if m.ikeProposals, m.espProposals, err = awsGroupProposals(o.DHGroups); err != nil {
+			return nil, err
+		}
+	}
 	for k := 1; k <= o.Connections; k++ {
 		c := MultiConn{
 			Index:   k,
 			Name:    fmt.Sprintf("vpn-m%03d", k),
+			ID:      s.multiConnectionID(k),
 			ASN:     o.ASN(k),
 			VPC:     netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 100, byte(k), 0}), 24),
 			VPCHost: netip.AddrFrom4([4]byte{10, 100, byte(k), 1}),
@@ -141,9 +168,6 @@ func (s *Sim) StartMulti(o MultiOptions) (*Multi, error) {
 			}
 		}
 		m.Conns = append(m.Conns, c)
-	}
-	if err := m.start(); err != nil {
-		return nil, err
 	}
 	return m, nil
 }
@@ -171,7 +195,7 @@ func (m *Multi) start() error {
 	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(m.swanctlConf()), 0o600); err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
-	if _, err := s.startCharon(AWS1, dir, true); err != nil {
+	if _, err := s.startCharon(AWS1, dir, true, hubCharonConf); err != nil {
 		return err
 	}
 	for _, c := range m.Conns {
@@ -194,6 +218,26 @@ func (m *Multi) start() error {
 	return nil
 }
 
+// hubCharonConf tunes the one charon that serves every connection, so that
+// the simulated AWS side is not what limits a start of many tunnels.
+// strongSwan's defaults suit a gateway facing many peers, not one peer with
+// hundreds of tunnels: every cgwd tunnel starts from the same address, so
+// with dos_protection (charon.cookie_threshold_ip = 3, block_threshold = 5)
+// charon demands a COOKIE after the third half-open IKE SA from that
+// address and silently drops IKE_SA_INITs after the fifth, and the start of
+// 200 tunnels became a sequence of cookie round trips and 4 s
+// retransmissions (13 to 32 s). AWS's endpoints are separate per tunnel and
+// do not do that to one customer gateway. The IKE SA table (default one
+// bucket, one lock) gets a bucket per expected SA, and more workers keep
+// the DH and AUTH jobs of a burst from queueing behind libipsec's.
+const hubCharonConf = `charon {
+  dos_protection = no
+  threads = 32
+  ikesa_table_size = 256
+  ikesa_table_segments = 16
+}
+`
+
 // swanctlConf renders one connection per tunnel, AWS as local, as
 // awsSwanctlConf does for a single endpoint.
 func (m *Multi) swanctlConf() string {
@@ -205,14 +249,14 @@ func (m *Multi) swanctlConf() string {
 		for _, t := range c.Tunnels {
 			fmt.Fprintf(&b, "  %s {\n    version = 2\n", t.Name)
 			fmt.Fprintf(&b, "    local_addrs = %s\n    remote_addrs = %s\n", t.Outside, CustPublicAddr)
-			fmt.Fprintf(&b, "    proposals = %s\n", strings.Join(DefaultIKEProposals, ","))
+			fmt.Fprintf(&b, "    proposals = %s\n", strings.Join(m.ikeProposals, ","))
 			b.WriteString("    rekey_time = 0s\n    reauth_time = 0s\n    dpd_delay = 10s\n    dpd_timeout = 30s\n")
 			b.WriteString("    encap = yes\n    mobike = no\n    fragmentation = yes\n")
 			fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n", t.Outside)
 			fmt.Fprintf(&b, "    remote {\n      auth = psk\n      id = %s\n    }\n", CustPublicAddr)
 			fmt.Fprintf(&b, "    children {\n      %s {\n        mode = tunnel\n", t.Name)
 			fmt.Fprintf(&b, "        local_ts = %s,%s\n        remote_ts = %s,%s\n", t.Inside, c.VPC, t.Inside, m.s.opts.LANPrefix)
-			fmt.Fprintf(&b, "        esp_proposals = %s\n", strings.Join(DefaultESPProposals, ","))
+			fmt.Fprintf(&b, "        esp_proposals = %s\n", strings.Join(m.espProposals, ","))
 			fmt.Fprintf(&b, "        life_time = %s\n        rekey_time = %s\n        rand_time = %s\n",
 				secs(o.ChildLifetime), secs(o.ChildLifetime-o.RekeyMargin), secs(rand))
 			b.WriteString("        replay_window = 1024\n        dpd_action = clear\n        start_action = none\n        close_action = none\n")

@@ -185,9 +185,12 @@ func yesNo(v bool) string {
 // startCharon starts a charon for role in its own network and mount
 // namespace (private tmpfs on /run so pid files do not collide) with the
 // config files in dir, and waits until vici answers and ipsec0 exists.
-func (s *Sim) startCharon(role Role, dir string, aws bool) (*Process, error) {
+// extra is appended to strongswan.conf (a later section of the same name
+// adds to and overrides an earlier one).
+func (s *Sim) startCharon(role Role, dir string, aws bool, extra ...string) (*Process, error) {
 	conf := filepath.Join(dir, "strongswan.conf")
-	if err := os.WriteFile(conf, []byte(strongswanConf(dir, aws, s.opts.CharonFragmentSize)+s.certCharonConf(aws)), 0o600); err != nil {
+	text := strongswanConf(dir, aws, s.opts.CharonFragmentSize) + s.certCharonConf(aws) + strings.Join(extra, "")
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	_ = os.Remove(filepath.Join(dir, "charon.vici"))
