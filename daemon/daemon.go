@@ -291,19 +291,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		d.mu.Unlock()
 	}
 	closers = append(closers, d.removeAllTunnels)
-	if bc := bgpConfig(cfg); bc != nil {
-		bc.Logger = d.log.With("component", "bgp")
-		s, err := bgp.New(*bc)
-		if err != nil {
-			return fmt.Errorf("bgp: %w", err)
-		}
-		if err := s.Start(ctx); err != nil {
-			return fmt.Errorf("bgp: %w", err)
-		}
-		d.bgp = s
-		s.OnUpdate(d.kick)
-	}
-	if err := d.syncBGP(); err != nil {
+	if err := d.startBGP(ctx, bgpConfig(cfg)); err != nil {
 		return err
 	}
 
