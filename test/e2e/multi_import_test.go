@@ -3,11 +3,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -59,4 +61,48 @@ func importMulti(t testing.TB, s *sim.Sim, m *sim.Multi, conns []int, metrics st
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestMultiImportCookies: cgwd's side of 6 simulated connections (12
+// tunnels) is imported from their describe-vpn-connections JSON with
+// `cgwctl import-aws`, and the AWS side's charon demands a COOKIE (RFC
+// 7296, Section 2.6) of nearly every IKE_SA_INIT, as a responder under
+// load does. Every tunnel must still come up, with BGP, through the cookie
+// exchange, and each imported tunnel must have negotiated an ECP group
+// (the JSON's TunnelOptions allow groups 19-21 only).
+func TestMultiImportCookies(t *testing.T) {
+	const n = 6
+	s := NewSim(t, sim.Options{AWS: sim.AWSNone})
+	m, err := s.StartMulti(sim.MultiOptions{Connections: n, DHGroups: []int{19, 20, 21}, Cookies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := StartCgwdYAML(t, s, sim.Cust, importMulti(t, s, m, nil, ""))
+	start := time.Now()
+	st := d.waitStatus(t, 90*time.Second, tunnelsUp)
+	cookies := countLog(t, d.Proc, `msg="peer demands a COOKIE`)
+	t.Logf("e2e: %d imported tunnels up (CHILD SA and BGP) %.1fs after start, %d IKE_SA_INITs retried with a COOKIE",
+		2*n, time.Since(start).Seconds(), cookies)
+	if got := countTunnels(st); got != 2*n {
+		t.Fatalf("status lists %d tunnels, want %d", got, 2*n)
+	}
+	if cookies == 0 {
+		t.Fatalf("charon demanded no COOKIE: the cookie path was not exercised (log %s)", d.Proc.Log)
+	}
+	names := map[string]bool{}
+	for _, c := range m.Conns {
+		for i := range c.Tunnels {
+			names[fmt.Sprintf("%s-t%d", c.ID, i+1)] = true
+		}
+	}
+	for _, c := range st.Connections {
+		for _, tn := range c.Tunnels {
+			if !names[tn.Name] {
+				t.Errorf("tunnel %s is not one of the imported connections' tunnels", tn.Name)
+			}
+			if tn.IKE == nil || !strings.Contains(tn.IKE.Algorithms, "ecp") {
+				t.Errorf("tunnel %s: IKE SA %+v, want an ECP group (the tunnel options allow 19-21 only)", tn.Name, tn.IKE)
+			}
+		}
+	}
 }

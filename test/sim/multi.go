@@ -60,6 +60,10 @@ type MultiOptions struct {
 	// of them. AWS's side then offers only these, lowest first as AWS
 	// picks, and DescribeJSON states them in the tunnels' TunnelOptions.
 	DHGroups []int
+	// Cookies makes charon demand a COOKIE (RFC 7296, Section 2.6) of
+	// nearly every IKE_SA_INIT from the customer gateway, to test cgwd's
+	// cookie path; the default is a charon that never does (hubCharonConf).
+	Cookies bool
 }
 
 // Shared VPC of MultiOptions.SharedVPC.
@@ -195,7 +199,11 @@ func (m *Multi) start() error {
 	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(m.swanctlConf()), 0o600); err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
-	if _, err := s.startCharon(AWS1, dir, true, hubCharonConf); err != nil {
+	conf := hubCharonConf
+	if m.opts.Cookies {
+		conf += hubCookieConf
+	}
+	if _, err := s.startCharon(AWS1, dir, true, conf); err != nil {
 		return err
 	}
 	for _, c := range m.Conns {
@@ -235,6 +243,18 @@ const hubCharonConf = `charon {
   threads = 32
   ikesa_table_size = 256
   ikesa_table_segments = 16
+}
+`
+
+// hubCookieConf turns strongSwan's DoS protection back on with a COOKIE
+// demanded once one IKE SA from the address is half-open (and for 10 s
+// after), but nothing dropped: every tunnel still comes up, through the
+// cookie exchange.
+const hubCookieConf = `charon {
+  dos_protection = yes
+  cookie_threshold = 1
+  cookie_threshold_ip = 1
+  block_threshold = 1000
 }
 `
 
