@@ -154,3 +154,36 @@ func TestIKERekeyWaitsForPeersCHILDRekey(t *testing.T) {
 		wantEvents(t, n, map[ike.EventKind]int{ike.EventChildRekeyed: 1, ike.EventIKERekeyed: 1, ike.EventChildDown: 0, ike.EventIKEDown: 0})
 	}
 }
+
+// The peer's CHILD rekey that we answered never finishes in time: cgw lost
+// a collision, aws lost cgw's answer and retransmits only after 60 s (an
+// abandoned exchange looks the same). cgw must neither switch to the new
+// SA, which aws does not have, nor wait for aws's DELETE until the old SA
+// expires: after 30 s without a DELETE or traffic on the new SA it rekeys
+// the old SA itself, and aws's late retransmission changes nothing.
+func TestUnfinishedPeerCHILDRekey(t *testing.T) {
+	p := established(t, func(c, a *ike.PeerConfig) { a.RetransmitTimeout = 60 * time.Second })
+	ike.SetNonceFirstByte(p.cgw.Manager, 0x00, 0xff) // cgw loses the collision
+	ike.SetNonceFirstByte(p.aws.Manager, 0xff, 0x80)
+	before := status(t, p.cgw)
+	must(t, p.cgw.Manager.Rekey("aws-t1", false))
+	must(t, p.aws.Manager.Rekey("cgw", false))
+	reqA, reqB := p.net.TakeFrom(p.cgw), p.net.TakeFrom(p.aws)
+	p.net.Send(p.cgw, reqA...)
+	p.net.Send(p.aws, reqB...)
+	p.net.TakeFrom(p.cgw) // RESP(b) lost
+	p.net.Send(p.aws, p.net.TakeFrom(p.aws)...)
+	for i := range 1200 { // 2 minutes
+		p.net.Advance(100*time.Millisecond, 100*time.Millisecond)
+		if !checkDataplane(t, p, fmt.Sprintf("%.1fs", float64(i+1)/10)) {
+			break
+		}
+	}
+	checkConverged(t, p)
+	if st := status(t, p.cgw); st.Children[0].InSPI == before.Children[0].InSPI {
+		t.Errorf("CHILD SA not rekeyed")
+	}
+	for _, n := range []*iketest.Node{p.cgw, p.aws} {
+		wantEvents(t, n, map[ike.EventKind]int{ike.EventChildDown: 0, ike.EventIKEDown: 0})
+	}
+}
