@@ -103,22 +103,14 @@ func TestRekeyCollisionsCharonQuirk(t *testing.T) {
 	}
 }
 
-// A CHILD rekey collision that cgw lost leaves aws's rekey unfinished on
-// aws's side when aws lost cgw's answer (charon's message ID quirk): aws
-// retransmits its request, gets the cached answer, and only then deletes the
-// old CHILD SA. An IKE rekey cgw starts meanwhile must wait: strongSwan 5.9
-// accepts it (its old CHILD SA, which answered cgw's colliding rekey, is
-// no longer "rekeying", so it sees nothing half-open), and cgw's DELETE of
-// the old IKE SA then silently ends aws's CHILD rekey; the new CHILD SA
-// never goes into service on either end, the old one expires, and the
-// tunnel is dark until a new CHILD SA is negotiated (seen in
-// TestLifecycleRekeyCollisions).
-func TestIKERekeyWaitsForPeersCHILDRekey(t *testing.T) {
-	p := established(t, nil)
-	ike.SetNonceFirstByte(p.cgw.Manager, 0x00, 0xff) // cgw's exchange holds the lowest nonce: cgw loses
+// loseCollisionAndAnswer makes both ends rekey the CHILD SA at once, with
+// cgw's exchange holding the lowest nonce (cgw loses), and loses cgw's
+// answer to aws's request as charon does; aws's answer reaches cgw, which
+// queues the DELETE of its redundant SA.
+func loseCollisionAndAnswer(t *testing.T, p *pair) {
+	t.Helper()
+	ike.SetNonceFirstByte(p.cgw.Manager, 0x00, 0xff)
 	ike.SetNonceFirstByte(p.aws.Manager, 0xff, 0x80)
-	before := status(t, p.cgw)
-
 	/* cgw: REQ(a) N(REKEY_SA) -->   <-- REQ(b) N(REKEY_SA) :aws */
 	must(t, p.cgw.Manager.Rekey("aws-t1", false))
 	must(t, p.aws.Manager.Rekey("cgw", false))
@@ -131,6 +123,22 @@ func TestIKERekeyWaitsForPeersCHILDRekey(t *testing.T) {
 		t.Fatalf("cgw's answer to aws's rekey: %v", got)
 	}
 	p.net.Send(p.aws, p.net.TakeFrom(p.aws)...)
+}
+
+// A CHILD rekey collision that cgw lost leaves aws's rekey unfinished on
+// aws's side when aws lost cgw's answer (charon's message ID quirk): aws
+// retransmits its request, gets the cached answer, and only then deletes the
+// old CHILD SA. An IKE rekey cgw starts meanwhile must wait: strongSwan 5.9
+// accepts it (its old CHILD SA, which answered cgw's colliding rekey, is
+// no longer "rekeying", so it sees nothing half-open), and cgw's DELETE of
+// the old IKE SA then silently ends aws's CHILD rekey; the new CHILD SA
+// never goes into service on either end, the old one expires, and the
+// tunnel is dark until a new CHILD SA is negotiated (seen in
+// TestLifecycleRekeyCollisions).
+func TestIKERekeyWaitsForPeersCHILDRekey(t *testing.T) {
+	p := established(t, nil)
+	before := status(t, p.cgw)
+	loseCollisionAndAnswer(t, p)
 	/* INFORMATIONAL D(redundant a) -->   <-- INFORMATIONAL */
 	p.net.Send(p.cgw, p.net.TakeFrom(p.cgw)...)
 	p.net.Send(p.aws, p.net.TakeFrom(p.aws)...)
@@ -163,16 +171,8 @@ func TestIKERekeyWaitsForPeersCHILDRekey(t *testing.T) {
 // the old SA itself, and aws's late retransmission changes nothing.
 func TestUnfinishedPeerCHILDRekey(t *testing.T) {
 	p := established(t, func(c, a *ike.PeerConfig) { a.RetransmitTimeout = 60 * time.Second })
-	ike.SetNonceFirstByte(p.cgw.Manager, 0x00, 0xff) // cgw loses the collision
-	ike.SetNonceFirstByte(p.aws.Manager, 0xff, 0x80)
 	before := status(t, p.cgw)
-	must(t, p.cgw.Manager.Rekey("aws-t1", false))
-	must(t, p.aws.Manager.Rekey("cgw", false))
-	reqA, reqB := p.net.TakeFrom(p.cgw), p.net.TakeFrom(p.aws)
-	p.net.Send(p.cgw, reqA...)
-	p.net.Send(p.aws, reqB...)
-	p.net.TakeFrom(p.cgw) // RESP(b) lost
-	p.net.Send(p.aws, p.net.TakeFrom(p.aws)...)
+	loseCollisionAndAnswer(t, p)
 	for i := range 1200 { // 2 minutes
 		p.net.Advance(100*time.Millisecond, 100*time.Millisecond)
 		if !checkDataplane(t, p, fmt.Sprintf("%.1fs", float64(i+1)/10)) {

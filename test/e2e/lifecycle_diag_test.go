@@ -133,3 +133,25 @@ func (l *lifecycle) charonLines(i int, cgwd []lcLogLine) []lcLogLine {
 	}
 	return out
 }
+
+// charonRekeys counts the rekeys AWS endpoint i's charon completed, from
+// its log: a CHILD SA whose outbound half it installed after the tunnel's
+// first one (as rekey initiator, or as responder when the initiator
+// deleted the old SA), and an IKE SA it moved to ("rekeyed between"). This
+// is exact where the SPI changes sampled from both ends' SA lists miss
+// rekeys less than a sampling interval apart.
+func (l *lifecycle) charonRekeys(i int) (child, ikeSA int) {
+	b, err := os.ReadFile(filepath.Join(l.s.Dir(), "logs", fmt.Sprintf("charon-aws%d.log", i)))
+	if err != nil {
+		return -1, -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.Contains(line, "> outbound CHILD_SA "):
+			child++
+		case strings.Contains(line, "> IKE_SA ") && strings.Contains(line, " rekeyed between "):
+			ikeSA++
+		}
+	}
+	return child, ikeSA
+}
