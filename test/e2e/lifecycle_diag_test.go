@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +36,10 @@ const (
 	lcDiagAfter    = 5 * time.Second
 	lcDiagMaxLines = 250 // per log and tunnel
 )
+
+// lcDiagTrim removes what every printed cgwd line repeats: the date and
+// the tunnel's attributes (the window's header names the tunnel).
+var lcDiagTrim = regexp.MustCompile(`^time=\d{4}-\d\d-\d\dT| component=ike| peer=\S+ remote=\S+`)
 
 // lcWindow is a span of wall-clock time to print.
 type lcWindow struct{ from, to time.Time }
@@ -99,7 +104,7 @@ func lcLinesIn(ls []lcLogLine, w lcWindow, keep func(string) bool) string {
 			b.WriteString("  ... (more lines in the kept log)\n")
 			break
 		}
-		fmt.Fprintf(&b, "  %s\n", ll.Text)
+		fmt.Fprintf(&b, "  %s\n", lcDiagTrim.ReplaceAllString(ll.Text, ""))
 	}
 	if n == 0 {
 		return "  (none)\n"
