@@ -316,8 +316,10 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 
 // The responder of a CHILD rekey keeps sending on the old SA until the
 // initiator's DELETE for it proves the initiator has the new inbound SA;
-// only then does it switch. Without a DELETE it switches after 30 s and
-// deletes the old SA itself.
+// only then does it switch. Without a DELETE (and without traffic on the
+// new SA, which would switch it at once) it asks after 30 s by rekeying the
+// old SA itself; the initiator, still deleting that SA, answers
+// TEMPORARY_FAILURE until its retransmitted DELETE gets through.
 func TestChildRekeyResponderSwitchesOnDelete(t *testing.T) {
 	for _, lostDelete := range []bool{false, true} {
 		t.Run(fmt.Sprintf("delete lost=%v", lostDelete), func(t *testing.T) {
@@ -348,7 +350,7 @@ func TestChildRekeyResponderSwitchesOnDelete(t *testing.T) {
 					t.Fatalf("aws switched to %s without the DELETE before 30 s", got)
 				}
 				p.net.Drop = nil
-				p.net.Advance(2*time.Second, time.Second)
+				p.net.Advance(20*time.Second, time.Second)
 			} else {
 				/* HDR, SK {D(ESP, old)} --> : aws switches */
 				p.net.Step()

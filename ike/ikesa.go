@@ -402,8 +402,13 @@ func (sa *ikeSA) deleteChildSAs(c *childSA, linger bool) {
 }
 
 // childHalfOpen reports whether a CHILD SA exchange of ours is in flight on
-// sa, or a CHILD SA is being rekeyed or deleted: the IKE SA must not be
-// rekeyed under it (strongSwan's have_half_open_children).
+// sa, a CHILD SA is being rekeyed or deleted, or a rekey we answered still
+// waits for the peer to delete the old SA: the IKE SA must not be rekeyed
+// under it (strongSwan's have_half_open_children). The last case is the
+// peer's exchange that may still be in flight on its side (a collision we
+// lost, whose answer it has to retransmit for): strongSwan 5.9 accepts an
+// IKE rekey then, and the DELETE of the old IKE SA silently ends its CHILD
+// rekey, leaving the old CHILD SA to expire unreplaced.
 func (sa *ikeSA) childHalfOpen() bool {
 	for _, k := range []taskKind{taskChildRekey, taskChildCreate, taskChildDelete} {
 		if sa.tm.activeKind(k) != nil {
@@ -411,7 +416,7 @@ func (sa *ikeSA) childHalfOpen() bool {
 		}
 	}
 	for _, c := range sa.children {
-		if c.state == childRekeying || c.state == childDeleting {
+		if c.state == childRekeying || c.state == childDeleting || c.replaces != nil {
 			return true
 		}
 	}

@@ -226,8 +226,10 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 	}
 
 	if pn := t.peerSA(); pn != nil {
-		// RFC 7296, Section 2.8.1: the lowest nonce marks the redundant SA.
-		if lowestNonceIsOurs(k.ni, k.nr, pn.ni, pn.nr) {
+		// RFC 7296, Section 2.8.1: the lowest nonce marks the redundant SA;
+		// but once the peer deleted old, its SA went into service
+		// (2.25.1), and ours is the redundant one whatever the nonces say.
+		if concluded := old.state == childDestroyed && pn.replaces == nil; concluded || lowestNonceIsOurs(k.ni, k.nr, pn.ni, pn.nr) {
 			p.log.Info("CHILD SA rekey collision lost: our new SA holds the lowest nonce, so it is redundant and we delete it; the peer's SA replaces the old one once the peer deletes it (RFC 7296 2.8.1)",
 				"old_in_spi", old.inSPI.String(), "redundant_in_spi", k.inSPI.String(), "in_spi", pn.inSPI.String(), "out_spi", pn.outSPI.String())
 			c, err := sa.installChild(k, false)
@@ -263,6 +265,7 @@ func (t *childRekey) processResponse(m *message.Message) (status, error) {
 		return statusDone, nil
 	}
 	c.pfs = k.alg.DH
+	p.dropUnfinishedSuccessor(old) // see childstall.go
 	p.childRekeyed(old, c, t.reason)
 	if old.state == childDestroyed {
 		return statusDone, nil // the peer deleted it meanwhile (2.25.1)
@@ -312,6 +315,9 @@ func (t *childRekey) processRefusal(n *message.Notify) (status, error) {
 	case message.NotifyChildSANotFound:
 		// RFC 7296, Section 2.25: the peer no longer has the SA.
 		t.release()
+		if t.peerSA() == nil && p.concludeFinishedSuccessor(old) {
+			return statusDone, nil
+		}
 		if t.yieldToPeer("the peer had already rekeyed and deleted it") {
 			return statusDone, nil
 		}
@@ -428,9 +434,8 @@ func (t *childRekey) buildResponse(m *message.Message) error {
 		}
 		switch {
 		case c.replaces == old:
-			p.log.Warn("peer did not delete the CHILD SA it rekeyed; switching to the new SA and deleting the old one ourselves",
-				"old_in_spi", old.inSPI.String(), "in_spi", c.inSPI.String(), "after", halfOpenTimeout.String())
-			p.concludeChildRekey(old, c, "rekeyed by the peer, which did not delete the old SA")
+			p.settlePeerRekey(old, c) // see childstall.go
+			return
 		case c.switchedFrom == old:
 			// Switched early (watchNewInbound); the DELETE never came.
 			p.log.Warn("peer did not delete the CHILD SA it rekeyed; deleting the old one ourselves",

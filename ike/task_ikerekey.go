@@ -107,6 +107,12 @@ func (t *ikeRekey) build(m *message.Message) error {
 	if sa.state != ikeEstablished {
 		return fmt.Errorf("ike: IKE SA is not established; rekey dropped")
 	}
+	if t.newSPI == 0 && sa.childHalfOpen() {
+		// RFC 7296, Section 2.25.2, as strongSwan does: not under a CHILD
+		// SA exchange that has not finished on both ends.
+		p.retryIKERekeyLater(sa, "a CHILD SA exchange has not finished on both ends")
+		return &notifyError{quiet: true, reason: "ike: IKE SA rekey postponed: a CHILD SA exchange has not finished on both ends"}
+	}
 	var err error
 	if t.newSPI == 0 {
 		if t.newSPI, err = p.m.allocSPI(p); err != nil {
@@ -234,14 +240,7 @@ func (t *ikeRekey) processRefusal(n *message.Notify) (status, error) {
 			return statusDone, nil
 		}
 		// RFC 7296, Section 2.25: retry after a random delay.
-		d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
-		p.log.Info("IKE SA rekey postponed: the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress); retrying",
-			"ike_sa", sa.spiString(), "in", d.String())
-		sa.after(d, func() {
-			if sa.state == ikeEstablished && !sa.tm.hasQueued(taskIKERekey) && sa.tm.activeKind(taskIKERekey) == nil {
-				sa.tm.queue(newIKERekey(sa, "retry after TEMPORARY_FAILURE"))
-			}
-		})
+		p.retryIKERekeyLater(sa, "the peer answered TEMPORARY_FAILURE (an exchange of its own is in progress)")
 		return statusDone, nil
 	}
 	t.freeSPI()
@@ -353,4 +352,16 @@ func (t *ikeRekey) afterSend() {
 	}
 	p.adoptRekeyed(sa, nsa, "rekeyed by the peer")
 	p.awaitOldDelete(sa)
+}
+
+// retryIKERekeyLater queues a rekey of sa again after a random delay
+// (RFC 7296, Section 2.25), unless one is pending by then.
+func (p *peer) retryIKERekeyLater(sa *ikeSA, why string) {
+	d := tempFailMinDelay + p.randDuration(tempFailMaxDelay-tempFailMinDelay)
+	p.log.Info("IKE SA rekey postponed; retrying", "why", why, "ike_sa", sa.spiString(), "in", d.String())
+	sa.after(d, func() {
+		if sa.state == ikeEstablished && !sa.tm.hasQueued(taskIKERekey) && sa.tm.activeKind(taskIKERekey) == nil {
+			sa.tm.queue(newIKERekey(sa, "retry after a postponed rekey ("+why+")"))
+		}
+	})
 }

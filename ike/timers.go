@@ -89,16 +89,27 @@ func (p *peer) scheduleChildTimers(c *childSA) {
 	c.timers = append(c.timers,
 		p.after(rekey, func() {
 			if c.state == childInstalled && c.sa.alive() {
+				if old := c.replaces; old != nil {
+					// Still not in service: the peer's rekey that created
+					// it never finished (see childstall.go).
+					p.settlePeerRekey(old, c)
+					return
+				}
 				p.queueChildRekey(c, fmt.Sprintf("soft lifetime reached (%s of %s)", rekey.Round(time.Second), p.cfg.ChildLifetime))
 			}
 		}),
-		p.after(p.cfg.ChildLifetime, func() {
-			if c.state == childDestroyed || !c.sa.alive() {
-				return
-			}
-			p.log.Warn("CHILD SA reached its hard lifetime without a rekey; deleting it and creating a new one", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "lifetime", p.cfg.ChildLifetime.String())
-			p.childExpired(c)
-		}))
+		p.after(p.cfg.ChildLifetime, p.childHardExpiry(c)))
+}
+
+// childHardExpiry is the timer function of c's hard lifetime.
+func (p *peer) childHardExpiry(c *childSA) func() {
+	return func() {
+		if c.state == childDestroyed || !c.sa.alive() {
+			return
+		}
+		p.log.Warn("CHILD SA reached its hard lifetime without a rekey; deleting it and creating a new one", "in_spi", c.inSPI.String(), "out_spi", c.outSPI.String(), "lifetime", p.cfg.ChildLifetime.String())
+		p.childExpired(c)
+	}
 }
 
 // queueChildRekey queues a rekey of c unless one is pending, c is not in

@@ -85,6 +85,7 @@ func startLifecycleOpts(t *testing.T, o sim.Options, co sim.CgwdOptions) *lifecy
 	start := time.Now()
 	d := StartCgwdYAML(t, s, sim.Cust, cfg)
 	l := &lifecycle{t: t, s: s, d: d, conn: s.ConnectionID()}
+	t.Cleanup(l.dumpRekeyWindows) // runs before the simulation's teardown
 	d.waitStatus(t, 60*time.Second, childrenUp)
 	d.waitStatus(t, 60*time.Second, tunnelsUp)
 	for i := 1; i <= 2; i++ {

@@ -337,8 +337,9 @@ func (l *lifecycle) rekeyCounts(i int, metrics map[string]map[string]int, cgw, s
 	rc.cgwChild, rc.cgwIKE = cgw[i].rekeys()
 	rc.swanChild, rc.swanIKE = swan[i].rekeys()
 	rc.collisions = l.collisionLines(i)
-	l.t.Logf("e2e: tunnel %d rekeys: CHILD %d (cgwd counter) / %d (SPI changes in cgwd's status) / %d (SPI changes in strongSwan's SA list); IKE %d / %d / %d; %d collision lines in cgwd's log",
-		i, rc.metricChild, rc.cgwChild, rc.swanChild, rc.metricIKE, rc.cgwIKE, rc.swanIKE, rc.collisions)
+	logChild, logIKE := l.charonRekeys(i)
+	l.t.Logf("e2e: tunnel %d rekeys: CHILD %d (cgwd counter) / %d (SPI changes in cgwd's status) / %d (SPI changes in strongSwan's SA list) / %d (completed in charon's log); IKE %d / %d / %d / %d; %d collision lines in cgwd's log",
+		i, rc.metricChild, rc.cgwChild, rc.swanChild, logChild, rc.metricIKE, rc.cgwIKE, rc.swanIKE, logIKE, rc.collisions)
 	return rc
 }
 

@@ -54,7 +54,7 @@ func strongswanConf(dir string, aws bool, fragmentSize int) string {
 	} else {
 		b.WriteString("  retransmit_timeout = 2\n  retransmit_base = 1.4\n  retransmit_tries = 4\n")
 	}
-	b.WriteString("  filelog {\n    stderr {\n      time_format = %T\n      ike_name = yes\n      flush_line = yes\n      default = 1\n    }\n  }\n")
+	b.WriteString("  filelog {\n    stderr {\n      time_format = %T\n      time_add_ms = yes\n      ike_name = yes\n      flush_line = yes\n      default = 1\n    }\n  }\n")
 	b.WriteString("  syslog {\n    daemon {\n      default = -1\n    }\n  }\n")
 	fmt.Fprintf(&b, "  plugins {\n    vici {\n      socket = unix://%s\n    }\n  }\n", filepath.Join(dir, "charon.vici"))
 	b.WriteString("}\n")
