@@ -190,6 +190,9 @@ func runMode(ctx context.Context, m mode) ([]result, error) {
 		return nil, err
 	}
 	defer st.sim.Close()
+	if err := applyLANGRO(st.sim); err != nil {
+		return nil, fmt.Errorf("-lan-gro: %w", err)
+	}
 	if err := st.sim.WaitPing(sim.LAN, sim.VPCHostAddr, 30*time.Second); err != nil {
 		return nil, fmt.Errorf("path lan -> vpchost not working: %w", err)
 	}
