@@ -132,6 +132,11 @@ func run() error {
 			return err
 		}
 	}
+	restoreRmem, err := raiseRmemDefault(modes)
+	if err != nil {
+		return err
+	}
+	defer restoreRmem()
 	fmt.Printf("bench: %d CPUs, %s, %d s per run, UDP offered %s with 1400-byte datagrams, IPsec AES-128-GCM\n",
 		runtime.NumCPU(), kernel(), *flagSeconds, *flagRate)
 

@@ -136,7 +136,7 @@ func profileRun(ctx context.Context, st *setup, modeName string, roles []sim.Rol
 	counters := make([]*sysCounter, len(roles))
 	for i, r := range roles {
 		if i < len(st.pids) {
-			counters[i] = startSysCounter(cgwdPid(st, r), *flagProfile, tag+"-"+string(r), *flagProfileSecs)
+			counters[i] = startSysCounter(cgwdPid(st, modeName, r), *flagProfile, tag+"-"+string(r), *flagProfileSecs)
 		}
 	}
 	var perf *exec.Cmd
@@ -215,18 +215,18 @@ func profileRun(ctx context.Context, st *setup, modeName string, roles []sim.Rol
 	fmt.Printf("   drops during the run: %s\n", diffCounters(before, after))
 }
 
-// cgwdPid is the pid of the cgwd in role: setupCgwdPair lists cust then
-// aws1; other modes run one cgwd, in cust, last.
-func cgwdPid(st *setup, r sim.Role) int {
-	if len(st.pids) == 2 && r == sim.AWS1 {
+// cgwdPid is the pid of the cgwd in role: cgwd-cgwd modes list cust then
+// aws1 (setupCgwdPair); cgwd-strongswan lists charon first and cgwd, in
+// cust, last.
+func cgwdPid(st *setup, modeName string, r sim.Role) int {
+	if strings.HasPrefix(modeName, "cgwd-cgwd") && len(st.pids) == 2 && r == sim.AWS1 {
 		return st.pids[1]
 	}
-	if len(st.pids) == 2 {
+	if strings.HasPrefix(modeName, "cgwd-cgwd") {
 		return st.pids[0]
 	}
 	return st.pids[len(st.pids)-1]
 }
-
 func fetchProfile(sock, out string, secs int) error {
 	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
