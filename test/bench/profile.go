@@ -158,7 +158,7 @@ func profileRun(ctx context.Context, st *setup, modeName string, roles []sim.Rol
 	time.Sleep(300 * time.Millisecond)
 	out, err := sim.ExecContext(ctx, st.sim.NS(sim.LAN), bin, "send", "-to", dst, "-from", sim.LANHostAddr.String(),
 		"-port", "20000", "-flows", strconv.Itoa(flows), "-rate", rate, "-size", *flagProfileSize,
-		"-duration", strconv.Itoa(*flagProfileSecs)+"s", "-threads", strconv.Itoa(min(flows, 2)))
+		"-duration", strconv.Itoa(*flagProfileSecs)+"s", "-threads", strconv.Itoa(min(flows, 2)), "-gso", gsoArg(*flagProfileSize))
 	wg.Wait()
 	counts := make([]sysCount, len(roles))
 	for i, c := range counters {
