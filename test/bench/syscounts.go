@@ -129,24 +129,11 @@ func (r sysCount) format(pkts float64) string {
 	return b.String()
 }
 
-// procTimes returns a process's user and system CPU seconds.
+// procTimes returns a process's user and system CPU seconds (0 when it
+// is gone).
 func procTimes(pid int) (user, sys float64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, 0
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return ut / 100, st / 100 // USER_HZ
+	user, sys, _ = sim.ProcUserSystem(pid)
+	return user, sys
 }
 
 // trafficDrop is an iptables rule dropping the test traffic in one
