@@ -153,6 +153,9 @@ func profileRun(ctx context.Context, st *setup, modeName string, roles []sim.Rol
 	sink, err := st.sim.StartProcess(sim.VPCHost, "pktgen-sink", bin, "sink", "-listen", dst, "-result", result, "-max", "2m")
 	if err != nil {
 		fmt.Printf("   profile: %v\n", err)
+		if drop != nil {
+			drop.remove()
+		}
 		return
 	}
 	time.Sleep(300 * time.Millisecond)
