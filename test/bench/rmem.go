@@ -4,7 +4,7 @@ package main
 // UDP socket and sets no SO_RCVBUF, so its receive buffer is
 // net.core.rmem_default (208 KiB), and under a burst that socket, not the
 // tunnel peer, drops (RcvbufErrors). cgwd and wireguard-go size their
-// sockets themselves (7 MiB), and so does pktgen's sink. rmem_default is read-only inside the simulator's
+// sockets themselves (7 MiB), and so does pktgen's sink (16 MiB). rmem_default is read-only inside the simulator's
 // network namespaces but global when written in the initial one, so the
 // bench raises it there for its run, prints that it did, and restores
 // the old value when it ends: on success, on failure, and on SIGINT or
