@@ -132,6 +132,11 @@ func run() error {
 			return err
 		}
 	}
+	restoreRmem, err := raiseRmemDefault(modes)
+	if err != nil {
+		return err
+	}
+	defer restoreRmem()
 	fmt.Printf("bench: %d CPUs, %s, %d s per run, UDP offered %s with 1400-byte datagrams, IPsec AES-128-GCM\n",
 		runtime.NumCPU(), kernel(), *flagSeconds, *flagRate)
 
@@ -190,6 +195,9 @@ func runMode(ctx context.Context, m mode) ([]result, error) {
 		return nil, err
 	}
 	defer st.sim.Close()
+	if err := applyLANGRO(st.sim); err != nil {
+		return nil, fmt.Errorf("-lan-gro: %w", err)
+	}
 	if err := st.sim.WaitPing(sim.LAN, sim.VPCHostAddr, 30*time.Second); err != nil {
 		return nil, fmt.Errorf("path lan -> vpchost not working: %w", err)
 	}

@@ -57,7 +57,9 @@ var (
 	flagPPSMax   = flag.Float64("pps-max", 1e6, "packet-rate search: highest offered rate in packets per second")
 	flagPPSSteps = flag.Int("pps-steps", 8, "packet-rate search: most trials per size and flow count")
 	flagPPSThr   = flag.Int("pps-threads", 0, "packet-rate search: generator threads; 0: one per CPU, at most one per flow")
-	flagPktgen   = flag.String("pktgen", "", "pktgen binary; default: built from test/tools/pktgen into a temporary directory")
+	flagPPSGSO   = flag.Int("pps-gso", 0, "pktgen sends up to this many datagrams of a flow's batch as one UDP GSO superpacket (not for imix): "+
+		"the superpackets a LAN NIC's GRO would hand the gateway (ethtool -K IF rx-udp-gro-forwarding on), which veth in these namespaces does not form")
+	flagPktgen = flag.String("pktgen", "", "pktgen binary; default: built from test/tools/pktgen into a temporary directory")
 )
 
 // ppsRow is the loss-free-rate search of one mode, size and flow count.
@@ -305,7 +307,7 @@ func runTrial(ctx context.Context, st *setup, prof traffic.Profile, flows int, r
 	defer cancel()
 	out, err := sim.ExecContext(sctx, st.sim.NS(sim.LAN), bin, "send", "-to", dst, "-from", sim.LANHostAddr.String(),
 		"-port", "20000", "-flows", strconv.Itoa(flows), "-rate", strconv.FormatFloat(rate, 'f', 0, 64),
-		"-size", prof.Name, "-duration", flagTrial.String(), "-threads", strconv.Itoa(threads))
+		"-size", prof.Name, "-duration", flagTrial.String(), "-threads", strconv.Itoa(threads), "-gso", gsoArg(prof.Name))
 	if err != nil {
 		return t, err
 	}
@@ -426,4 +428,12 @@ func printPPS(rows []ppsRow) {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+// gsoArg is pktgen's -gso for packet size name: -pps-gso, except for imix.
+func gsoArg(size string) string {
+	if size == "imix" {
+		return "0"
+	}
+	return strconv.Itoa(*flagPPSGSO)
 }

@@ -8,14 +8,16 @@ package main
 // when perf(1) is installed, a system-wide perf profile with call graphs)
 // is written to DIR:
 //
-//	DIR/<mode>-<role>-<flows>flows.pprof   go tool pprof -top …
-//	DIR/<mode>-<flows>flows.perf.data      perf report -i … --sort comm,dso,sym
+//	DIR/<mode>-<flows>flows[-<rate>]-<role>.pprof   go tool pprof -top …
+//	DIR/<mode>-<flows>flows[-<rate>].perf.data      perf report -i … --sort comm,dso,sym
 //
+// Each cgwd's system calls and CPU per packet are printed (syscounts.go).
 // Kernel UDP and TUN drop counters of each namespace are printed before
 // and after, so the run also says where packets were lost.
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -31,11 +33,12 @@ import (
 	"time"
 
 	"github.com/cgwproject/cgw/test/sim"
+	"github.com/cgwproject/cgw/test/tools/pktgen/traffic"
 )
 
 var (
 	flagProfile     = flag.String("profile", "", "profile cgwd modes under pktgen load into this directory (Go CPU profiles, perf if installed)")
-	flagProfileRate = flag.String("profile-rate", "20k", "profile: pktgen offered rate (packets per second, k/M suffix)")
+	flagProfileRate = flag.String("profile-rate", "20k", "profile: comma-separated pktgen offered rates (packets per second, k/M suffix; max: the mode's loss-free rate at -profile-size from this run's search)")
 	flagProfileSize = flag.String("profile-size", "1400", "profile: pktgen packet size")
 	flagProfileSecs = flag.Int("profile-seconds", 10, "profile: length of each profiled run")
 )
@@ -76,51 +79,157 @@ func profileMode(ctx context.Context, st *setup, modeName string, roles []sim.Ro
 		fmt.Printf("   profile: %v\n", err)
 		return
 	}
-	for _, flows := range plan.flows {
-		tag := fmt.Sprintf("%s-%dflows", modeName, flows)
-		before := dropCounters(st.sim)
-		var wg sync.WaitGroup
-		for _, r := range roles {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				out := filepath.Join(*flagProfile, fmt.Sprintf("%s-%s-%dflows.pprof", modeName, r, flows))
-				if err := fetchProfile(pprofSocket(st.sim, r), out, *flagProfileSecs); err != nil {
-					fmt.Printf("   profile %s: %v\n", r, err)
-				}
-			}()
-		}
-		var perf *exec.Cmd
-		if p, err := exec.LookPath("perf"); err == nil {
-			perf = exec.Command(p, "record", "-a", "-g", "-o", filepath.Join(*flagProfile, tag+".perf.data"), "--", "sleep", strconv.Itoa(*flagProfileSecs))
-			perf.Stdout, perf.Stderr = io.Discard, io.Discard
-			if err := perf.Start(); err != nil {
-				perf = nil
+	for _, rate := range profileRates(modeName, plan) {
+		for _, flows := range plan.flows {
+			if ctx.Err() != nil {
+				return
 			}
+			profileRun(ctx, st, modeName, roles, bin, rate, flows)
 		}
-		dst := netip.AddrPortFrom(sim.VPCHostAddr, sinkPort).String()
-		sink, err := st.sim.StartProcess(sim.VPCHost, "pktgen-sink", bin, "sink", "-listen", dst, "-max", "2m")
-		if err != nil {
-			fmt.Printf("   profile: %v\n", err)
-			return
-		}
-		time.Sleep(300 * time.Millisecond)
-		out, err := sim.ExecContext(ctx, st.sim.NS(sim.LAN), bin, "send", "-to", dst, "-from", sim.LANHostAddr.String(),
-			"-port", "20000", "-flows", strconv.Itoa(flows), "-rate", *flagProfileRate, "-size", *flagProfileSize,
-			"-duration", strconv.Itoa(*flagProfileSecs)+"s", "-threads", strconv.Itoa(min(flows, 2)))
-		sink.Stop()
-		wg.Wait()
-		if perf != nil {
-			perf.Wait()
-		}
-		if err != nil {
-			fmt.Printf("   profile %s: pktgen: %v\n", tag, err)
-		}
-		fmt.Printf("   profile %s: %s %s B at %s pps: %s\n", tag, *flagProfileSize, *flagProfileSize, *flagProfileRate, firstLine(strings.Join(strings.Fields(out), " ")))
-		fmt.Printf("   drops during the run: %s\n", diffCounters(before, dropCounters(st.sim)))
 	}
 }
 
+// profileRates returns the -profile-rate list for one mode, with "max"
+// replaced by the mode's loss-free rate at -profile-size from this run's
+// search (at the lowest flow count searched).
+func profileRates(modeName string, plan ppsPlan) []string {
+	var out []string
+	for _, r := range strings.Split(*flagProfileRate, ",") {
+		r = strings.TrimSpace(r)
+		if r != "max" {
+			out = append(out, r)
+			continue
+		}
+		for _, row := range ppsRows {
+			if row.Mode == modeName && row.Size == *flagProfileSize && row.PPS > 0 && row.Flows == plan.flows[0] {
+				out = append(out, strconv.FormatFloat(row.PPS, 'f', 0, 64))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// profileRun is one profiled pktgen run at rate with flows flows.
+func profileRun(ctx context.Context, st *setup, modeName string, roles []sim.Role, bin, rate string, flows int) {
+	tag := fmt.Sprintf("%s-%dflows", modeName, flows)
+	if len(strings.Split(*flagProfileRate, ",")) > 1 {
+		tag += "-" + rate
+	}
+	drop, err := installDrop(st.sim)
+	if err != nil {
+		fmt.Printf("   profile: %v\n", err)
+		return
+	}
+	before := dropCounters(st.sim)
+	var wg sync.WaitGroup
+	for _, r := range roles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := filepath.Join(*flagProfile, fmt.Sprintf("%s-%s.pprof", tag, r))
+			if err := fetchProfile(pprofSocket(st.sim, r), out, *flagProfileSecs); err != nil {
+				fmt.Printf("   profile %s: %v\n", r, err)
+			}
+		}()
+	}
+	counters := make([]*sysCounter, len(roles))
+	for i, r := range roles {
+		if i < len(st.pids) {
+			counters[i] = startSysCounter(cgwdPid(st, modeName, r), *flagProfile, tag+"-"+string(r), *flagProfileSecs)
+		}
+	}
+	var perf *exec.Cmd
+	if p, err := exec.LookPath("perf"); err == nil {
+		perf = exec.Command(p, "record", "-a", "-g", "-o", filepath.Join(*flagProfile, tag+".perf.data"), "--", "sleep", strconv.Itoa(*flagProfileSecs))
+		perf.Stdout, perf.Stderr = io.Discard, io.Discard
+		if err := perf.Start(); err != nil {
+			perf = nil
+		}
+	}
+	dst := netip.AddrPortFrom(sim.VPCHostAddr, sinkPort).String()
+	result := filepath.Join(st.sim.Dir(), "pktgen-profile-sink.json")
+	os.Remove(result)
+	sink, err := st.sim.StartProcess(sim.VPCHost, "pktgen-sink", bin, "sink", "-listen", dst, "-result", result, "-max", "2m")
+	if err != nil {
+		fmt.Printf("   profile: %v\n", err)
+		if drop != nil {
+			drop.remove()
+		}
+		return
+	}
+	time.Sleep(300 * time.Millisecond)
+	out, err := sim.ExecContext(ctx, st.sim.NS(sim.LAN), bin, "send", "-to", dst, "-from", sim.LANHostAddr.String(),
+		"-port", "20000", "-flows", strconv.Itoa(flows), "-rate", rate, "-size", *flagProfileSize,
+		"-duration", strconv.Itoa(*flagProfileSecs)+"s", "-threads", strconv.Itoa(min(flows, 2)), "-gso", gsoArg(*flagProfileSize))
+	wg.Wait()
+	counts := make([]sysCount, len(roles))
+	for i, c := range counters {
+		if c != nil {
+			var cerr error
+			if counts[i], cerr = c.wait(); cerr != nil {
+				fmt.Printf("   profile %s: %v\n", roles[i], cerr)
+			}
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	sink.Stop()
+	if perf != nil {
+		perf.Wait()
+	}
+	if err != nil {
+		fmt.Printf("   profile %s: pktgen: %v\n", tag, err)
+	}
+	var sent traffic.SendReport
+	json.Unmarshal([]byte(out), &sent)
+	var recv traffic.SinkReport
+	if b, err := os.ReadFile(result); err == nil {
+		json.Unmarshal(b, &recv)
+	}
+	after := dropCounters(st.sim)
+	arrived := float64(recv.Received)
+	where := "arrived at the sink"
+	if drop != nil {
+		// The rule counts skbs, and GSO/GRO make one skb of many
+		// packets: count what was sent less what the kernel dropped.
+		n, err := drop.remove()
+		if err != nil {
+			fmt.Printf("   profile: remove drop rule: %v\n", err)
+		}
+		var lost uint64
+		for k, v := range after {
+			if v > before[k] {
+				lost += v - before[k]
+			}
+		}
+		arrived = float64(sent.Sent) - float64(lost)
+		where = fmt.Sprintf("reached %s PREROUTING and were dropped there (%d skbs)", drop.role, n)
+	}
+	fmt.Printf("   profile %s: %s B at %s pps asked: sent %d (%.0f pps), %.0f %s\n",
+		tag, *flagProfileSize, rate, sent.Sent, sent.PPS, arrived, where)
+	if float64(sent.Sent) > 1.001*arrived {
+		fmt.Printf("     (packets were lost: the figures per packet below count only those that arrived)\n")
+	}
+	for i, r := range roles {
+		if counters[i] != nil {
+			fmt.Printf("     %s cgwd: %s\n", r, counts[i].format(arrived))
+		}
+	}
+	fmt.Printf("   drops during the run: %s\n", diffCounters(before, after))
+}
+
+// cgwdPid is the pid of the cgwd in role: cgwd-cgwd modes list cust then
+// aws1 (setupCgwdPair); cgwd-strongswan lists charon first and cgwd, in
+// cust, last.
+func cgwdPid(st *setup, modeName string, r sim.Role) int {
+	if strings.HasPrefix(modeName, "cgwd-cgwd") && len(st.pids) == 2 && r == sim.AWS1 {
+		return st.pids[1]
+	}
+	if strings.HasPrefix(modeName, "cgwd-cgwd") {
+		return st.pids[0]
+	}
+	return st.pids[len(st.pids)-1]
+}
 func fetchProfile(sock, out string, secs int) error {
 	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)

@@ -325,23 +325,30 @@ func BusyCPUs(a, b CPUTimes, ncpu int) float64 {
 
 // ProcCPUSeconds returns utime+stime of pid and all its threads, in seconds.
 func ProcCPUSeconds(pid int) (float64, error) {
+	u, st, err := ProcUserSystem(pid)
+	return u + st, err
+}
+
+// ProcUserSystem returns utime and stime of pid and all its threads, in
+// seconds.
+func ProcUserSystem(pid int) (user, system float64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, errors.New("sim: bad /proc/pid/stat")
+		return 0, 0, errors.New("sim: bad /proc/pid/stat")
 	}
 	f := strings.Fields(s[i+1:])
 	// fields after ")" start at state (field 3); utime = 14, stime = 15.
 	if len(f) < 13 {
-		return 0, errors.New("sim: short /proc/pid/stat")
+		return 0, 0, errors.New("sim: short /proc/pid/stat")
 	}
 	ut, _ := strconv.ParseUint(f[11], 10, 64)
 	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return float64(ut+st) / clockTicks, nil
+	return float64(ut) / clockTicks, float64(st) / clockTicks, nil
 }
 
 // clockTicks is USER_HZ, 100 on every Linux architecture Go supports.

@@ -76,9 +76,10 @@ func cmdSend(args []string, local bool) error {
 	batch := fs.Int("batch", 64, "largest sendmmsg batch per flow")
 	threads := fs.Int("threads", 1, "sending goroutines, flows split among them (at most -flows)")
 	interval := fs.Duration("interval", 100*time.Microsecond, "pacing interval: batches of rate*interval packets")
+	gso := fs.Int("gso", 0, "send up to this many datagrams of a flow's batch as one UDP GSO superpacket, as a NIC's GRO would merge them (one size only)")
 	drain := fs.Duration("drain", 500*time.Millisecond, "run: wait this long after sending before reading the sink")
 	fs.Parse(args)
-	cfg := traffic.SendConfig{Flows: *flows, Duration: *dur, Batch: *batch, Interval: *interval, Threads: *threads}
+	cfg := traffic.SendConfig{Flows: *flows, Duration: *dur, Batch: *batch, Interval: *interval, Threads: *threads, GSO: *gso}
 	var err error
 	if cfg.To, err = netip.ParseAddrPort(*to); err != nil {
 		return fmt.Errorf("-to %q: want ADDR:PORT: %w", *to, err)

@@ -127,3 +127,23 @@ func setBuffer(c *net.UDPConn, force, plain int, size int) error {
 	}
 	return serr
 }
+
+// maxGSO bounds the datagrams of one GSO send (the kernel's UDP_MAX_SEGMENTS
+// is 128).
+const maxGSO = 64
+
+// setGSO makes every send on c of more than size bytes leave as datagrams
+// of size bytes (UDP_SEGMENT, Linux 4.18).
+func setGSO(c *net.UDPConn, size int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT, size)
+	}); err != nil {
+		return err
+	}
+	return serr
+}

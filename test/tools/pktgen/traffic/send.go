@@ -28,6 +28,12 @@ type SendConfig struct {
 	// kernel forwards a datagram through every hop in the sender's system
 	// call, so one thread can be the limit of a fast path. Default 1.
 	Threads int
+	// GSO, when above 1, sends up to GSO datagrams of a flow's batch as
+	// one UDP GSO send (UDP_SEGMENT): they leave the host as one
+	// superpacket, as a NIC's GRO would have merged them, and a router
+	// with UDP GSO offloads (a TUN device) may receive them as one. One
+	// packet size only (not imix).
+	GSO int
 }
 
 // SendReport is what a sender did.
@@ -61,7 +67,14 @@ func (c *SendConfig) check() error {
 		return fmt.Errorf("threads %d: want 1..64", c.Threads)
 	case c.BasePort != 0 && int(c.BasePort)+c.Flows > 65536:
 		return fmt.Errorf("base port %d + %d flows exceeds 65535", c.BasePort, c.Flows)
+	case c.GSO < 0 || c.GSO > maxGSO:
+		return fmt.Errorf("gso %d: want 0..%d datagrams per send", c.GSO, maxGSO)
+	case c.GSO > 1 && len(c.Profile.Sizes) != 1:
+		return errors.New("gso: needs a single packet size, not imix")
+	case c.GSO > 1 && c.GSO*(c.Profile.Sizes[0]-ipUDPLen) > 65000:
+		return fmt.Errorf("gso %d × %d-byte packets exceeds one 64 KiB UDP send", c.GSO, c.Profile.Sizes[0])
 	}
+	c.GSO = max(c.GSO, 1)
 	if c.Batch <= 0 {
 		c.Batch = 64
 	}
@@ -103,7 +116,12 @@ func Send(ctx context.Context, cfg SendConfig) (SendReport, error) {
 		}
 		conns[i] = c
 		_ = setBuffer(c, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 4<<20)
-		if bcs[i], err = newBatchConn(c, cfg.Batch, cfg.Profile.MaxIPSizeOf()-ipUDPLen); err != nil {
+		if cfg.GSO > 1 {
+			if err := setGSO(c, cfg.Profile.Sizes[0]-ipUDPLen); err != nil {
+				return SendReport{}, fmt.Errorf("flow %d: UDP_SEGMENT: %w", i, err)
+			}
+		}
+		if bcs[i], err = newBatchConn(c, cfg.Batch, cfg.GSO*(cfg.Profile.MaxIPSizeOf()-ipUDPLen)); err != nil {
 			return SendReport{}, err
 		}
 	}
@@ -217,13 +235,21 @@ func (s *sender) sendBatch(n int, now int64) int {
 			continue
 		}
 		bc := s.bcs[f]
-		for i := 0; i < c; i++ {
-			size := s.cfg.Profile.Payload(s.pkt + uint64(i))
-			buf := bc.b.bufs[i][:size]
-			Header{Flow: s.ids[f], Seq: s.seq[f] + uint64(i), SentNs: now}.Put(buf)
-			bc.b.setLen(i, size)
+		// Message j carries datagrams [j*gso, (j+1)*gso) of this flow's
+		// c; without GSO one each.
+		gso := s.cfg.GSO
+		msgs := (c + gso - 1) / gso
+		for j := 0; j < msgs; j++ {
+			off := 0
+			for i := j * gso; i < min((j+1)*gso, c); i++ {
+				size := s.cfg.Profile.Payload(s.pkt + uint64(i))
+				Header{Flow: s.ids[f], Seq: s.seq[f] + uint64(i), SentNs: now}.Put(bc.b.bufs[j][off : off+size])
+				off += size
+			}
+			bc.b.setLen(j, off)
 		}
-		done, err := bc.sendmmsg(c)
+		sentMsgs, err := bc.sendmmsg(msgs)
+		done := min(sentMsgs*gso, c)
 		for i := 0; i < done; i++ {
 			s.bytes += uint64(s.cfg.Profile.Payload(s.pkt+uint64(i)) + ipUDPLen)
 		}

@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -179,14 +180,34 @@ func TestHistogram(t *testing.T) {
 // Send to a Sink over loopback at a low rate: every datagram arrives, in
 // order, once, and the sender's counts match the sink's per flow.
 func TestLoopback(t *testing.T) {
+	// gso: datagrams leave as UDP GSO superpackets of up to 8 (batches
+	// of 20 per 1 ms interval, 3 flows) and must arrive as datagrams.
+	for _, tc := range []struct {
+		size     string
+		gso      int
+		rate     float64
+		interval time.Duration
+		most     uint64
+	}{
+		{"imix", 0, 2000, 0, 1000},
+		{"1400", 8, 20000, time.Millisecond, 10000},
+	} {
+		t.Run(fmt.Sprintf("%s-gso%d", tc.size, tc.gso), func(t *testing.T) {
+			testLoopback(t, tc.size, tc.gso, tc.rate, tc.interval, tc.most)
+		})
+	}
+}
+
+func testLoopback(t *testing.T, size string, gso int, rate float64, interval time.Duration, most uint64) {
 	sink, err := Listen(netip.MustParseAddrPort("127.0.0.1:0"), 4<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- sink.Run() }()
-	prof, _ := ParseProfile("imix")
-	rep, err := Send(context.Background(), SendConfig{To: sink.Addr(), Flows: 3, Threads: 2, Rate: 2000, Duration: 500 * time.Millisecond, Profile: prof})
+	prof, _ := ParseProfile(size)
+	rep, err := Send(context.Background(), SendConfig{To: sink.Addr(), Flows: 3, Threads: 2, Rate: rate, Interval: interval,
+		Duration: 500 * time.Millisecond, Profile: prof, GSO: gso})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +220,8 @@ func TestLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := Merge(rep, sink.Report())
-	if rep.Sent == 0 || rep.Sent > 1000 || len(rep.PerFlow) != 3 {
-		t.Fatalf("sent %d in %v flows; want 1..1000 in 3", rep.Sent, rep.PerFlow)
+	if rep.Sent == 0 || rep.Sent > most || len(rep.PerFlow) != 3 {
+		t.Fatalf("sent %d in %v flows; want 1..%d in 3", rep.Sent, rep.PerFlow, most)
 	}
 	if r.Lost != 0 || r.Recv.Duplicates != 0 || r.Recv.Reordered != 0 || r.Recv.Malformed != 0 || r.Recv.Received != rep.Sent {
 		t.Fatalf("loopback: %+v", r)
@@ -231,6 +252,8 @@ func TestSendConfigErrors(t *testing.T) {
 		"ports":     func(c *SendConfig) { c.BasePort, c.Flows = 65535, 2 },
 		"threads":   func(c *SendConfig) { c.Threads = -1 },
 		"profile":   func(c *SendConfig) { c.Profile = Profile{} },
+		"gso":       func(c *SendConfig) { c.GSO = maxGSO + 1 },
+		"gso imix":  func(c *SendConfig) { c.GSO, c.Profile = 2, imixProfile() },
 	} {
 		c := ok
 		mod(&c)
@@ -239,3 +262,5 @@ func TestSendConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func imixProfile() Profile { p, _ := ParseProfile("imix"); return p }
