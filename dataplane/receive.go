@@ -43,14 +43,15 @@ func (e *Engine) RoutineReceive(s *socket) {
 		}
 	}()
 	errorsInARow := 0
+	demand := newRxDemand(n) // rxdemand.go
 	for {
-		for i := range held {
+		for i := range demand.want {
 			if held[i] == nil {
 				held[i] = e.pools.getElem()
 			}
 			msgs[i].Buf = held[i].buf[rxOffset:]
 		}
-		k, err := s.conn.ReadBatch(msgs)
+		k, err := s.conn.ReadBatch(msgs[:demand.want])
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -66,6 +67,7 @@ func (e *Engine) RoutineReceive(s *socket) {
 		}
 		errorsInARow = 0
 		rx.now = time.Now().UnixNano()
+		prev, want := demand.want, demand.read(k, rx.now)
 		rx.sad = e.sad.Load()
 		rx.port = s.conn.Port()
 		for i := range k {
@@ -101,6 +103,9 @@ func (e *Engine) RoutineReceive(s *socket) {
 		}
 		clear(rx.pending)
 		rx.pending = rx.pending[:0]
+		if want != prev {
+			e.rxResized(prev, want, held[want:])
+		}
 	}
 }
 
