@@ -15,7 +15,7 @@ import (
 // scrape): the heap in use, heap the runtime keeps but has not given back
 // to the OS (counted in RSS), goroutine stacks, and the heap size at which
 // the next GC runs (GOGC's headroom over the live heap).
-func memRows(t *testing.T, s *sim.Sim, row func(what, figure, target string)) {
+func memRows(t *testing.T, s *sim.Sim, when string, row func(what, figure, target string)) {
 	t.Helper()
 	out, err := s.Exec(sim.Cust, "curl", "-sf", metricsURL)
 	if err != nil {
@@ -37,5 +37,5 @@ func memRows(t *testing.T, s *sim.Sim, row func(what, figure, target string)) {
 		return fmt.Sprintf("%.1f", f/(1<<20))
 	}
 	retained := fmt.Sprintf("%.1f", (v["heap_idle_bytes"]-v["heap_released_bytes"])/(1<<20))
-	row("heap in use / idle not released / stacks / next GC", fmt.Sprintf("%s / %s / %s / %s MiB", mib("heap_inuse_bytes"), retained, mib("stack_inuse_bytes"), mib("next_gc_bytes")), "")
+	row("heap in use / idle not released / stacks / next GC"+when, fmt.Sprintf("%s / %s / %s / %s MiB", mib("heap_inuse_bytes"), retained, mib("stack_inuse_bytes"), mib("next_gc_bytes")), "")
 }
