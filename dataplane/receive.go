@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 	"unsafe"
 
@@ -51,10 +52,15 @@ func (e *Engine) RoutineReceive(s *socket) {
 			}
 			msgs[i].Buf = held[i].buf[rxOffset:]
 		}
+		demand.arm(s.conn)
 		k, err := s.conn.ReadBatch(msgs[:demand.want])
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				e.rxResized(demand.timedOut(), 1, held[1:])
+				continue
 			}
 			errorsInARow++
 			if errorsInARow == 1 {
@@ -67,7 +73,8 @@ func (e *Engine) RoutineReceive(s *socket) {
 		}
 		errorsInARow = 0
 		rx.now = time.Now().UnixNano()
-		prev, want := demand.want, demand.read(k, rx.now)
+		prev := demand.want
+		want := demand.read(k, rx.now)
 		rx.sad = e.sad.Load()
 		rx.port = s.conn.Port()
 		for i := range k {

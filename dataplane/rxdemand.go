@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cgwproject/cgw/dataplane/udp"
 )
 
 // A socket reader offers the kernel one 64 KiB buffer per message of its
@@ -19,6 +21,31 @@ import (
 type rxDemand struct {
 	want, max int
 	last      int64 // time of the previous read, Unix ns
+	deadline  int64 // the socket's read deadline, Unix ns; 0 = none
+}
+
+// arm gives a busy reader's next read a deadline busyHold after its last
+// read (moved only every busyHold/2, not at every read), so that a reader
+// whose traffic stopped does not keep its batch of buffers until the next
+// datagram; a quiet reader waits without one. A read that times out is
+// passed to timedOut.
+func (d *rxDemand) arm(c *udp.Conn) {
+	if d.want == 1 {
+		if d.deadline != 0 && c.SetReadDeadline(time.Time{}) == nil {
+			d.deadline = 0
+		}
+		return
+	}
+	if d.deadline-d.last < int64(busyHold/2) && c.SetReadDeadline(time.Unix(0, d.last+int64(busyHold))) == nil {
+		d.deadline = d.last + int64(busyHold)
+	}
+}
+
+// timedOut records a read that reached the deadline of arm: the reader is
+// quiet. It returns the batch it had, for rxResized.
+func (d *rxDemand) timedOut() (prev int) {
+	prev, d.want = d.want, 1
+	return prev
 }
 
 func newRxDemand(max int) rxDemand { return rxDemand{want: 1, max: max} }

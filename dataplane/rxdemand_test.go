@@ -65,3 +65,30 @@ func TestRxTrim(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRxTrimAfterBurst: after a burst through two engines, the receiving
+// engine's socket reader returns to one buffer once traffic stops, and the
+// receive buffers the burst left in the free list are dropped.
+func TestRxTrimAfterBurst(t *testing.T) {
+	ta, tb := newMemTUN(256), newMemTUN(256)
+	pr := newPair(t, algGCM, ta, tb, TunnelConfig{})
+	pr.b.rxTrim.mu.Lock()
+	pr.b.rxTrim.after = 50 * time.Millisecond
+	pr.b.rxTrim.mu.Unlock()
+	pkts := make([][]byte, 64)
+	for i := range pkts {
+		pkts[i] = ipv4UDP(addrA, addrB, uint32(i), 1400)
+	}
+	timeout := time.NewTimer(time.Hour)
+	for range 50 {
+		roundTrip(t, ta, tb, pkts, timeout)
+	}
+	t.Logf("after the burst: %d busy readers, %d buffers in the free list", pr.b.rxTrim.busy.Load(), len(pr.b.pools.elems))
+	deadline := time.Now().Add(5 * time.Second)
+	for pr.b.rxTrim.busy.Load() != 0 || len(pr.b.pools.elems) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after the burst: %d busy readers, %d buffers in the free list; want 0 and 0", pr.b.rxTrim.busy.Load(), len(pr.b.pools.elems))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
