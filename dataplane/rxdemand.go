@@ -96,6 +96,7 @@ type rxTrimmer struct {
 	after time.Duration // 0 = trimAfter (tests set less)
 	mu    sync.Mutex
 	t     *time.Timer
+	armed bool // t is pending
 }
 
 func (r *rxTrimmer) soon(p *pools) {
@@ -105,22 +106,38 @@ func (r *rxTrimmer) soon(p *pools) {
 	if after == 0 {
 		after = trimAfter
 	}
+	// Armed once, not pushed back by every quiet spell: with hundreds of
+	// tunnels on one socket, two datagrams close together make a reader
+	// busy for a moment every few seconds, and a timer reset each time
+	// would never fire.
+	if r.armed {
+		return
+	}
+	r.armed = true
 	if r.t != nil {
 		r.t.Reset(after)
 		return
 	}
 	r.t = time.AfterFunc(after, func() {
+		r.mu.Lock()
+		r.armed = false
+		r.mu.Unlock()
 		if r.busy.Load() > 0 {
 			return // traffic came back; the next quiet spell trims
 		}
-		if p.trimElems() > 0 {
+		if p.trimElems() >= freeOSAfter {
 			// Dropped buffers are only garbage until the next GC, and the
 			// runtime keeps freed heap for minutes: an idle daemon would
-			// keep the burst's RSS.
+			// keep the burst's RSS. A few buffers are not worth a forced
+			// collection.
 			debug.FreeOSMemory()
 		}
 	})
 }
+
+// freeOSAfter is the number of dropped receive buffers (4 MiB) that makes
+// the trim hand freed memory back to the OS at once.
+const freeOSAfter = 64
 
 // trimElems empties the free list of receive buffers and returns how many
 // it dropped. The next burst allocates afresh.

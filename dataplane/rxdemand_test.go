@@ -92,3 +92,22 @@ func TestRxTrimAfterBurst(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRxTrimNotPostponed: readers that turn busy for a moment again and
+// again (hundreds of tunnels on one socket) do not keep pushing the trim
+// back.
+func TestRxTrimNotPostponed(t *testing.T) {
+	e := New(Config{Workers: 1})
+	defer e.Close()
+	e.rxTrim.after = 50 * time.Millisecond
+	e.pools.putElem(e.pools.getElem())
+	deadline := time.Now().Add(5 * time.Second)
+	for len(e.pools.elems) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the free list was never trimmed while a reader kept turning busy and quiet")
+		}
+		e.rxResized(1, 2, nil)
+		e.rxResized(2, 1, []*elem{nil})
+		time.Sleep(10 * time.Millisecond)
+	}
+}
