@@ -471,8 +471,24 @@ func TestBeforeStart(t *testing.T) {
 
 // TestReconcileAdmin: when GoBGP's admin state of a neighbor differs from
 // the one cgw asked for (GoBGP drops an Enable/DisablePeer while another is
-// queued), ReconcileAdmin applies cgw's again, both ways.
+// queued), ReconcileAdmin applies cgw's again, both ways, and so does
+// StatusReconciled, from its one listing.
 func TestReconcileAdmin(t *testing.T) {
+	t.Run("ReconcileAdmin", func(t *testing.T) {
+		testReconcileAdmin(t, (*Server).ReconcileAdmin)
+	})
+	t.Run("StatusReconciled", func(t *testing.T) {
+		testReconcileAdmin(t, func(s *Server) error {
+			st, err := s.StatusReconciled()
+			if len(st) != 1 || st[0].Name != "t1" {
+				t.Errorf("StatusReconciled: status %+v, want t1's", st)
+			}
+			return err
+		})
+	})
+}
+
+func testReconcileAdmin(t *testing.T, reconcile func(*Server) error) {
 	s := startedServer(t, "192.0.2.1")
 	if err := s.SetPeerUp("t1", false); err != nil {
 		t.Fatal(err)
@@ -501,7 +517,7 @@ func TestReconcileAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAdmin(api.PeerState_UP)
-	if err := s.ReconcileAdmin(); err != nil {
+	if err := reconcile(s); err != nil {
 		t.Fatal(err)
 	}
 	waitAdmin(api.PeerState_DOWN)
@@ -514,7 +530,7 @@ func TestReconcileAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAdmin(api.PeerState_DOWN)
-	if err := s.ReconcileAdmin(); err != nil {
+	if err := reconcile(s); err != nil {
 		t.Fatal(err)
 	}
 	waitAdmin(api.PeerState_UP)

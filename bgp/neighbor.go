@@ -434,11 +434,7 @@ func (s *Server) ReconcileAdmin() error {
 	if s.ctl.stopped || !s.ctl.started {
 		return nil
 	}
-	type fix struct {
-		name, addr string
-		up         bool
-	}
-	var fixes []fix
+	var fixes []adminFix
 	err := s.gobgp().ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
 		if p.State == nil {
 			return
@@ -447,17 +443,39 @@ func (s *Server) ReconcileAdmin() error {
 		if !ok {
 			return
 		}
-		want := s.adminUpLocked(name)
-		switch {
-		case want && p.State.AdminState == api.PeerState_DOWN:
-			fixes = append(fixes, fix{name, p.State.NeighborAddress, true})
-		case !want && p.State.AdminState == api.PeerState_UP:
-			fixes = append(fixes, fix{name, p.State.NeighborAddress, false})
+		if f, ok := s.adminFixLocked(name, p.State.NeighborAddress, p.State.AdminState); ok {
+			fixes = append(fixes, f)
 		}
 	})
 	if err != nil {
 		return fmt.Errorf("bgp: list peers: %w", err)
 	}
+	return s.applyAdminFixesLocked(fixes)
+}
+
+// adminFix is a neighbor whose GoBGP admin state must be set to up.
+type adminFix struct {
+	name, addr string
+	up         bool
+}
+
+// adminFixLocked compares GoBGP's admin state of neighbor name with cgw's.
+// Caller must hold s.ctl.
+func (s *Server) adminFixLocked(name, addr string, gobgp api.PeerState_AdminState) (adminFix, bool) {
+	want := s.adminUpLocked(name)
+	switch {
+	case want && gobgp == api.PeerState_DOWN:
+		return adminFix{name, addr, true}, true
+	case !want && gobgp == api.PeerState_UP:
+		return adminFix{name, addr, false}, true
+	}
+	return adminFix{}, false
+}
+
+// applyAdminFixesLocked applies cgw's admin state again. Caller must hold
+// s.ctl.
+func (s *Server) applyAdminFixesLocked(fixes []adminFix) error {
+	var err error
 	var errs []error
 	for _, f := range fixes {
 		s.log.Warn("bgp: neighbor admin state differs from the tunnel's; applying it again", "neighbor", f.name, "peer", f.addr, "up", f.up)

@@ -27,6 +27,9 @@ type NeighborStatus struct {
 	LastError string
 	// Warning is the prefix-limit warning, if any (see the package doc).
 	Warning string
+	// gobgpAdmin is GoBGP's admin state in the listing, when the
+	// neighbor was listed (StatusReconciled).
+	gobgpAdmin *api.PeerState_AdminState
 }
 
 // Status returns one entry per configured neighbor, in SetNeighbors order.
@@ -82,6 +85,8 @@ func (s *Server) fillStatus(out []NeighborStatus) {
 		}
 		st := &out[i]
 		st.State = stateName(p.State.SessionState)
+		admin := p.State.AdminState
+		st.gobgpAdmin = &admin
 		if st.State == "Established" && p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
 			if up := p.Timers.State.Uptime.AsTime(); up.Before(now) {
 				st.Uptime = now.Sub(up)

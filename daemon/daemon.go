@@ -358,13 +358,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 			// Reconcile periodically so a route removed by hand comes back,
 			// and pick up kernel routes to announce (bgp.advertise_kernel).
 			d.syncRoutes()
-			d.observeBGP()
+			d.observeReconcileBGP()
 			d.syncAdvertised()
-			if d.bgp != nil {
-				if err := d.bgp.ReconcileAdmin(); err != nil {
-					d.log.Warn("reconciling BGP neighbor admin states", "err", err)
-				}
-			}
 		case reply := <-d.reloadCh:
 			res, err := d.reload()
 			reply <- reloadReply{res, err}

@@ -123,8 +123,26 @@ func (d *Daemon) observeBGP() {
 	if d.bgp == nil {
 		return
 	}
+	d.publishBGP(d.bgp.Status())
+}
+
+// observeReconcileBGP is observeBGP and bgp.ReconcileAdmin from one
+// listing of GoBGP's peers (the periodic reconciliation).
+func (d *Daemon) observeReconcileBGP() {
+	if d.bgp == nil {
+		return
+	}
+	st, err := d.bgp.StatusReconciled()
+	if err != nil {
+		d.log.Warn("reconciling BGP neighbor admin states", "err", err)
+	}
+	d.publishBGP(st)
+}
+
+// publishBGP publishes the neighbors' state changes since the last call.
+func (d *Daemon) publishBGP(st []bgp.NeighborStatus) {
 	now := map[string]string{}
-	for _, n := range append(d.bgp.Status(), lanSessions(d.bgp)...) {
+	for _, n := range append(st, lanSessions(d.bgp)...) {
 		now[n.Name] = strings.ToLower(n.State)
 		if prev, ok := d.bgpStates[n.Name]; (ok || now[n.Name] != "idle") && prev != now[n.Name] {
 			d.hub.publish(bgpEvent(n))

@@ -40,6 +40,7 @@ type Engine struct {
 	nattSocks  atomic.Pointer[[2]*socket] // natt, for the hot path
 	rawSocks   atomic.Pointer[[2]*socket] // raw ESP sockets (rawesp.go); nil entries if absent
 	counters   engineCounters
+	rxTrim     rxTrimmer // rxdemand.go
 
 	// mu guards the fields below and serialises control-plane changes.
 	mu       sync.Mutex
@@ -285,6 +286,7 @@ func (e *Engine) Close() error {
 		s.conn.Close()
 	}
 	e.socketWG.Wait()
+	e.rxTrim.stop()
 	// No reader can queue batches any more.
 	close(e.queue.encryption)
 	close(e.queue.decryption)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 	"unsafe"
 
@@ -43,17 +44,23 @@ func (e *Engine) RoutineReceive(s *socket) {
 		}
 	}()
 	errorsInARow := 0
+	demand := newRxDemand(n) // rxdemand.go
 	for {
-		for i := range held {
+		for i := range demand.want {
 			if held[i] == nil {
 				held[i] = e.pools.getElem()
 			}
 			msgs[i].Buf = held[i].buf[rxOffset:]
 		}
-		k, err := s.conn.ReadBatch(msgs)
+		demand.arm(s.conn)
+		k, err := s.conn.ReadBatch(msgs[:demand.want])
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				e.rxResized(demand.timedOut(), 1, held[1:])
+				continue
 			}
 			errorsInARow++
 			if errorsInARow == 1 {
@@ -66,6 +73,8 @@ func (e *Engine) RoutineReceive(s *socket) {
 		}
 		errorsInARow = 0
 		rx.now = time.Now().UnixNano()
+		prev := demand.want
+		want := demand.read(k, rx.now)
 		rx.sad = e.sad.Load()
 		rx.port = s.conn.Port()
 		for i := range k {
@@ -101,6 +110,9 @@ func (e *Engine) RoutineReceive(s *socket) {
 		}
 		clear(rx.pending)
 		rx.pending = rx.pending[:0]
+		if want != prev {
+			e.rxResized(prev, want, held[want:])
+		}
 	}
 }
 

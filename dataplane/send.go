@@ -45,6 +45,9 @@ func (t *tunnel) RoutineReadFromTUN() {
 	waiter := newTUNWaiter(t.dev)
 	lastRead, quiet := time.Now(), true // no buffers until the first packet
 	for {
+		if waiter != nil && !quiet && !waiter.waitFor(busyHold) {
+			quiet = true // nothing came: wait without the buffers
+		}
 		if waiter != nil && quiet {
 			t.releaseTxElems(elems)
 			waiter.wait()

@@ -46,6 +46,15 @@ func TestTUNWaiter(t *testing.T) {
 			t.Error("no waiter for a kernel TUN device")
 			return
 		}
+		// A busy reader's timed wait gives up; the deadline it set must
+		// not end the untimed wait below.
+		t0 := time.Now()
+		if w.waitFor(50 * time.Millisecond) {
+			t.Error("waitFor reported a packet with nothing to read")
+		}
+		if d := time.Since(t0); d < 40*time.Millisecond {
+			t.Errorf("waitFor returned after %v, want its 50 ms", d)
+		}
 		woke := make(chan struct{})
 		go func() { w.wait(); close(woke) }()
 		select {
@@ -66,6 +75,9 @@ func TestTUNWaiter(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Error("wait did not return for a queued packet")
 			return
+		}
+		if !w.waitFor(time.Second) {
+			t.Error("waitFor missed a queued packet")
 		}
 		bufs := [][]byte{make([]byte, 2048)}
 		sizes := make([]int, 1)

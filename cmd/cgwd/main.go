@@ -53,6 +53,7 @@ func run(args []string) int {
 		fmt.Println("cgwd", version.Full())
 		return 0
 	}
+	setGCDefault() // memory.go
 	// Catch signals before anything starts so an early SIGTERM still
 	// takes the clean shutdown path.
 	sigs := make(chan os.Signal, 4)

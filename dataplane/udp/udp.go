@@ -27,6 +27,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -194,6 +195,11 @@ func (c *Conn) GRO() bool { return c.gro }
 
 // GSO reports whether sends are currently coalesced with UDP GSO.
 func (c *Conn) GSO() bool { return c.gso.Load() }
+
+// SetReadDeadline sets when a blocked ReadBatch gives up with an error
+// that is os.ErrDeadlineExceeded; the zero time waits for ever. Writers
+// are not affected.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.pc.SetReadDeadline(t) }
 
 // Close closes the socket; a blocked ReadBatch returns net.ErrClosed.
 func (c *Conn) Close() error { return c.pc.Close() }

@@ -67,6 +67,9 @@ func TestSendReceiveBatch(t *testing.T) {
 		pkts = append(pkts, p)
 	}
 	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), b.Port())
+	if n := len(w.b.hdrs); n >= len(pkts) {
+		t.Fatalf("a new Writer has room for %d messages; it should grow on demand", n)
+	}
 	if err := w.Send(pkts, netip.MustParseAddr("127.0.0.1"), dst); err != nil {
 		t.Fatal(err)
 	}

@@ -25,11 +25,30 @@ type Writer struct {
 }
 
 // NewWriter returns a Writer for up to IdealBatch datagrams per Send.
+// Its batch state starts small and grows to the largest Send it was
+// given: every tunnel has a Writer, and most tunnels send one packet at a
+// time (a full batch of state is 30 KB).
 func (c *Conn) NewWriter() *Writer {
 	w := &Writer{c: c}
-	w.b.init(c, IdealBatch)
+	w.b.init(c, writerStart)
 	w.b.fn = w.sendmmsg
 	return w
+}
+
+// writerStart is the batch a new Writer has room for.
+const writerStart = 4
+
+// fit makes room for a Send of n packets: a power of two, at most
+// IdealBatch. build lays out every message afresh, so nothing is kept.
+func (w *Writer) fit(n int) {
+	if n <= len(w.b.hdrs) {
+		return
+	}
+	size := len(w.b.hdrs)
+	for size < n {
+		size *= 2
+	}
+	w.b.init(w.c, min(size, IdealBatch))
 }
 
 // Send transmits pkts, in order, to remote from local (the zero Addr lets
@@ -44,6 +63,7 @@ func (w *Writer) Send(pkts [][]byte, local netip.Addr, remote netip.AddrPort) er
 	if len(pkts) == 0 {
 		return nil
 	}
+	w.fit(len(pkts))
 	if remote.Addr().Is4() || remote.Addr().Is4In6() {
 		if w.c.v6 {
 			return ErrFamily
