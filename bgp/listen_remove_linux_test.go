@@ -57,14 +57,14 @@ func listenRemoveChild(t *testing.T) {
 
 	// a3's device is gone: no restart.
 	ip("addr", "del", a3.String()+"/32", "dev", "lo")
-	if err := s.SetListenAddresses([]netip.Addr{a1, a2}); err != nil {
+	if _, err := s.SetListenAddresses([]netip.Addr{a1, a2}); err != nil {
 		t.Fatal(err)
 	}
 	if n := restarts(); n != 0 {
 		t.Errorf("removing an address its device took along restarted the speaker (%d restarts)", n)
 	}
 	// a2 is still on the host: restart, so nothing listens there.
-	if err := s.SetListenAddresses([]netip.Addr{a1}); err != nil {
+	if _, err := s.SetListenAddresses([]netip.Addr{a1}); err != nil {
 		t.Fatal(err)
 	}
 	if n := restarts(); n != 1 {
