@@ -232,6 +232,9 @@ func (m *Manager) PeerMoved(name string, remote netip.AddrPort) error {
 	})
 }
 
+// Rekey starts a rekey of the peer's IKE SA (ike) or CHILD SA. A CHILD SA
+// that is the peer's unfinished replacement of the old one (the peer has
+// not deleted the old SA yet) is rekeyed once that exchange ends.
 func (m *Manager) Rekey(name string, ike bool) error {
 	p, err := m.peer(name)
 	if err != nil {
@@ -252,6 +255,10 @@ func (m *Manager) Rekey(name string, ike bool) error {
 		c := sa.activeChild()
 		if c == nil {
 			return fmt.Errorf("ike: peer %q has no CHILD SA to rekey", name)
+		}
+		if c.replaces != nil {
+			p.deferRekey(c, "operator request")
+			return nil
 		}
 		p.queueChildRekey(c, "operator request")
 		return nil
