@@ -56,6 +56,7 @@ type Manager struct {
 	// every nonce we generate; initiator tells which role of the exchange.
 	nonceHook atomic.Pointer[func(initiator bool, nonce []byte)]
 
+	quiesced   atomic.Bool   // see Quiesce
 	unknownSPI atomic.Uint64 // packets for IKE SAs we do not have
 	malformed  atomic.Uint64 // packets whose header did not parse
 	overflow   atomic.Uint64 // packets dropped because a peer's queue was full
@@ -239,6 +240,9 @@ func (m *Manager) Rekey(name string, ike bool) error {
 	p, err := m.peer(name)
 	if err != nil {
 		return err
+	}
+	if m.quiesced.Load() {
+		return errQuiesced
 	}
 	return p.call(func() error {
 		sa := p.ike
