@@ -36,12 +36,7 @@ func TestListenAddedSessionDials(t *testing.T) {
 }
 
 func listenAddChild(t *testing.T) {
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s", args, err, out)
-		}
-	}
+	ip := func(args ...string) { t.Helper(); runIP(t, args...) }
 	ip("link", "set", "lo", "up")
 	a1, p1 := netip.MustParseAddr("169.254.15.194"), netip.MustParseAddr("169.254.15.193")
 	a2, p2 := netip.MustParseAddr("169.254.13.238"), netip.MustParseAddr("169.254.13.237")
@@ -120,4 +115,12 @@ func listenAddChild(t *testing.T) {
 		t.Fatalf("the listener on %v after its address was removed and added again: %v", a1, err)
 	}
 	c.Close()
+}
+
+// runIP runs ip(8) with args, failing t on error.
+func runIP(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %v: %v: %s", args, err, out)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -40,9 +39,7 @@ func listenChild(t *testing.T) {
 		{"addr", "add", "169.254.13.238/32", "dev", "lo"},
 		{"addr", "add", "192.0.2.10/32", "dev", "lo"}, // stands for the outside address
 	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s", args, err, out)
-		}
+		runIP(t, args...)
 	}
 	a1, a2 := netip.MustParseAddr("169.254.15.194"), netip.MustParseAddr("169.254.13.238")
 	var logs syncBuffer
