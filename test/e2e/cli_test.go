@@ -253,8 +253,21 @@ func TestCLIVerbs(t *testing.T) {
 			t.Fatalf("after the dry run the VPC prefix should still be installed: %+v %v", recv, err)
 		}
 
+		// Tunnel 1's BGP session must outlive tunnel 2's restart.
+		bird1, err := s.BGPState(1)
+		if err != nil || !bird1.Established() {
+			t.Fatalf("BIRD endpoint 1 before the reload: %+v %v", bird1, err)
+		}
+		reloaded := time.Now()
 		if _, err := d.Ctl("reload"); err != nil {
 			t.Fatal(err)
+		}
+		d.waitStatus(t, 60*time.Second, tunnelsUp)
+		if b, err := s.BGPState(1); err != nil || !b.Established() || birdSinceMoved(t, bird1.Since, b.Since) {
+			t.Errorf("BIRD endpoint 1: %s since %s (was since %s), err %v: restarting tunnel 2 reset tunnel 1's BGP session", b.BGPState, b.Since, bird1.Since, err)
+		}
+		if tn := d.mustTunnel(t, 1); tn.BGP == nil || tn.BGP.Since.After(reloaded) {
+			t.Errorf("cgwd: %s's BGP session %+v is younger than the reload: restarting tunnel 2 reset it", t1, tn.BGP)
 		}
 		Eventually(t, 30*time.Second, func() error {
 			recv = control.BGPRoutes{} // decode into a fresh value: no field of an older poll survives

@@ -55,15 +55,7 @@ func checkSessionsKept(t *testing.T, m *sim.Multi, st *control.Status, conns []i
 	after := markSessions(t, m, st, conns)
 	reset := 0
 	for name, since := range before.bird {
-		// BIRD prints the time of a state change from its monotonic
-		// clock, so the same instant may differ by a millisecond or two
-		// between two calls; a reset moves it by seconds.
-		b, errB := time.Parse("15:04:05.000", since)
-		a, errA := time.Parse("15:04:05.000", after.bird[name])
-		if errA != nil || errB != nil {
-			t.Fatalf("BIRD's since column %q, %q: not hh:mm:ss.mmm", since, after.bird[name])
-		}
-		if d := a.Sub(b); d < -100*time.Millisecond || d > 100*time.Millisecond {
+		if birdSinceMoved(t, since, after.bird[name]) {
 			reset++
 			t.Errorf("BIRD: the session of %s changed state at %s (was up since %s): a reload that did not touch its tunnel reset it", name, after.bird[name], since)
 		}
@@ -79,6 +71,22 @@ func checkSessionsKept(t *testing.T, m *sim.Multi, st *control.Status, conns []i
 		}
 	}
 	t.Logf("e2e: %d untouched BGP sessions compared on both sides across the reload, %d reset", len(before.bird), reset)
+}
+
+// birdSinceMoved reports whether BIRD's Since column for a session moved
+// from before to after: the session changed state in between. BIRD prints
+// the time of a state change from its monotonic clock, so the same instant
+// may differ by a millisecond or two between two calls; a reset moves it
+// by seconds.
+func birdSinceMoved(t *testing.T, before, after string) bool {
+	t.Helper()
+	b, errB := time.Parse("15:04:05.000", before)
+	a, errA := time.Parse("15:04:05.000", after)
+	if errA != nil || errB != nil {
+		t.Fatalf("BIRD's since column %q, %q: not hh:mm:ss.mmm", before, after)
+	}
+	d := a.Sub(b)
+	return d < -100*time.Millisecond || d > 100*time.Millisecond
 }
 
 // childToBGP returns, from cgwd's log, how long tunnel's BGP session took
