@@ -43,8 +43,10 @@ func listenAddChild(t *testing.T) {
 	for _, a := range []netip.Addr{a1, p1, a2, p2} {
 		ip("addr", "add", a.String()+"/32", "dev", "lo")
 	}
+	v6 := netip.MustParseAddr("fd00:1::2") // an IPv6 inside address
+	ip("addr", "add", v6.String()+"/128", "dev", "lo", "nodad")
 	var logs syncBuffer
-	ours, err := bgp.New(bgp.Config{ASN: 65000, RouterID: a1, ListenAddresses: []netip.Addr{a1},
+	ours, err := bgp.New(bgp.Config{ASN: 65000, RouterID: a1, ListenAddresses: []netip.Addr{a1, v6},
 		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, &logs), nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +89,7 @@ func listenAddChild(t *testing.T) {
 	before := state("t1").Uptime
 
 	// Reload adds tunnel t2: its address, then its neighbor.
-	if r, err := ours.SetListenAddresses([]netip.Addr{a1, a2}); err != nil || r {
+	if r, err := ours.SetListenAddresses([]netip.Addr{a1, v6, a2}); err != nil || r {
 		t.Fatalf("SetListenAddresses with an added address: restarted %v, err %v", r, err)
 	}
 	if c, err := net.DialTimeout("tcp", net.JoinHostPort(a2.String(), "179"), 2*time.Second); err == nil {
@@ -108,13 +110,23 @@ func listenAddChild(t *testing.T) {
 	}
 
 	// A restarted tunnel: its device, and address, go and come back.
-	ip("addr", "del", a1.String()+"/32", "dev", "lo")
-	ip("addr", "add", a1.String()+"/32", "dev", "lo")
-	c, err := net.DialTimeout("tcp", net.JoinHostPort(a1.String(), "179"), 2*time.Second)
-	if err != nil {
-		t.Fatalf("the listener on %v after its address was removed and added again: %v", a1, err)
+	for _, a := range []netip.Addr{a1, v6} {
+		pfx, extra := netip.PrefixFrom(a, a.BitLen()).String(), []string(nil)
+		if a.Is6() {
+			extra = []string{"nodad"}
+		}
+		ip("addr", "del", pfx, "dev", "lo")
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort(a.String(), "179"), 2*time.Second); err == nil {
+			c.Close()
+			t.Fatalf("TCP %v:179 accepted with the address gone", a)
+		}
+		ip(append([]string{"addr", "add", pfx, "dev", "lo"}, extra...)...)
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(a.String(), "179"), 2*time.Second)
+		if err != nil {
+			t.Fatalf("the listener on %v after its address was removed and added again: %v", a, err)
+		}
+		c.Close()
 	}
-	c.Close()
 }
 
 // runIP runs ip(8) with args, failing t on error.
