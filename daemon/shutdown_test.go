@@ -21,11 +21,7 @@ import (
 // way) is refused as cgwd shutting down.
 func TestShutdownQuiescesIKE(t *testing.T) {
 	d, _, _ := reloadDaemon(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d.dp = dataplane.New(dataplane.Config{Logger: log})
-	defer d.dp.Close()
-	d.ikm = ike.NewManager(ike.Config{Sender: dropSender{}, Installer: d.dp, Listener: d, Logger: log})
-	defer d.ikm.Close()
+	withIKE(t, d)
 	d.createTUN = func(string, int, netip.Prefix) (dptun.Device, error) { return tuntest.NewChannelTUN().TUN(), nil }
 	c, err := d.addConn(&d.Config().Connections[0])
 	if err != nil {
@@ -42,4 +38,16 @@ func TestShutdownQuiescesIKE(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "shutting down") {
 		t.Errorf("rekey after the loop saw the shutdown: %v; want it refused as shutting down", err)
 	}
+}
+
+// withIKE gives d a dataplane and an IKE manager that sends nothing,
+// closed when the test ends.
+func withIKE(t *testing.T, d *Daemon) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d.dp = dataplane.New(dataplane.Config{Logger: log})
+	d.ikm = ike.NewManager(ike.Config{Sender: dropSender{}, Installer: d.dp, Listener: d, Logger: log})
+	t.Cleanup(func() {
+		d.ikm.Close()
+		d.dp.Close()
+	})
 }
