@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +21,9 @@ const (
 )
 
 // TestListenAddresses: the speaker listens on the given inside addresses
-// only, not on 0.0.0.0:179, and follows a change of them (a tunnel added
-// on reload) while running.
+// only, not on 0.0.0.0:179. While running, an added address (a tunnel
+// added on reload) restarts nothing and gets its listener at the next
+// restart; an address removed but still on the host restarts it.
 func TestListenAddresses(t *testing.T) {
 	if netnstest.InChild(listenChildEnv) {
 		listenChild(t)
@@ -39,9 +39,7 @@ func listenChild(t *testing.T) {
 		{"addr", "add", "169.254.13.238/32", "dev", "lo"},
 		{"addr", "add", "192.0.2.10/32", "dev", "lo"}, // stands for the outside address
 	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s", args, err, out)
-		}
+		runIP(t, args...)
 	}
 	a1, a2 := netip.MustParseAddr("169.254.15.194"), netip.MustParseAddr("169.254.13.238")
 	var logs syncBuffer
@@ -75,27 +73,35 @@ func listenChild(t *testing.T) {
 	}
 	check(map[string]bool{"169.254.15.194": true, "169.254.13.238": false, "192.0.2.10": false, "127.0.0.1": false})
 
-	// A second tunnel appears (reload): its address is listened on too.
-	if err := s.SetListenAddresses([]netip.Addr{a2, a1}); err != nil {
+	restarts := func() int { return strings.Count(logs.String(), "restarting the speaker") }
+	// A second tunnel appears (reload): no restart, which would reset t1;
+	// its listener opens at the next restart (its session is dialed).
+	if r, err := s.SetListenAddresses([]netip.Addr{a2, a1}); err != nil || r {
+		t.Fatalf("adding an address: restarted %v, err %v; want no restart", r, err)
+	}
+	if n := restarts(); n != 0 {
+		t.Errorf("adding an address restarted the speaker")
+	}
+	if !strings.Contains(logs.String(), "listener on 169.254.13.238 opens at the next restart") {
+		t.Errorf("no log line about the deferred listener on %v", a2)
+	}
+	check(map[string]bool{"169.254.15.194": true, "169.254.13.238": false, "192.0.2.10": false})
+	// Unchanged, in another order: nothing again (logged once).
+	if _, err := s.SetListenAddresses([]netip.Addr{a1, a2}); err != nil {
 		t.Fatal(err)
 	}
-	check(map[string]bool{"169.254.15.194": true, "169.254.13.238": true, "192.0.2.10": false})
+	if n := strings.Count(logs.String(), "opens at the next restart"); n != 1 {
+		t.Errorf("the same listen addresses in another order: %d deferred-listener lines, want 1", n)
+	}
+	// The first tunnel goes away but its address stays on the host: the
+	// speaker restarts so nothing listens there, and opens a2's listener.
+	if r, err := s.SetListenAddresses([]netip.Addr{a2}); err != nil || !r {
+		t.Fatalf("removing an address still on the host: restarted %v, err %v; want a restart", r, err)
+	}
+	check(map[string]bool{"169.254.15.194": false, "169.254.13.238": true})
 	if got := s.Status(); len(got) != 1 || got[0].Name != "t1" {
 		t.Errorf("neighbors after the restart: %+v", got)
 	}
-	// Unchanged, in another order: no restart.
-	restarts := strings.Count(logs.String(), "restarting the speaker")
-	if err := s.SetListenAddresses([]netip.Addr{a1, a2}); err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(logs.String(), "restarting the speaker"); n != restarts {
-		t.Errorf("the same listen addresses in another order restarted the speaker")
-	}
-	// The first tunnel goes away.
-	if err := s.SetListenAddresses([]netip.Addr{a2}); err != nil {
-		t.Fatal(err)
-	}
-	check(map[string]bool{"169.254.15.194": false, "169.254.13.238": true})
 
 	// The daemon configures the addresses in the tunnels' order, which
 	// need not be sorted; a reload that gives the same set must not
@@ -110,7 +116,7 @@ func listenChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Stop()
-	if err := s2.SetListenAddresses([]netip.Addr{a2, a1}); err != nil {
+	if _, err := s2.SetListenAddresses([]netip.Addr{a2, a1}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(logs2.String(), "restarting the speaker") {

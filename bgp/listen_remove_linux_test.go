@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -32,12 +31,7 @@ func TestListenAddressRemovedWithDevice(t *testing.T) {
 }
 
 func listenRemoveChild(t *testing.T) {
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s", args, err, out)
-		}
-	}
+	ip := func(args ...string) { t.Helper(); runIP(t, args...) }
 	ip("link", "set", "lo", "up")
 	a1, a2, a3 := netip.MustParseAddr("169.254.15.194"), netip.MustParseAddr("169.254.13.238"), netip.MustParseAddr("169.254.20.2")
 	for _, a := range []netip.Addr{a1, a2, a3} {
@@ -57,14 +51,14 @@ func listenRemoveChild(t *testing.T) {
 
 	// a3's device is gone: no restart.
 	ip("addr", "del", a3.String()+"/32", "dev", "lo")
-	if err := s.SetListenAddresses([]netip.Addr{a1, a2}); err != nil {
+	if _, err := s.SetListenAddresses([]netip.Addr{a1, a2}); err != nil {
 		t.Fatal(err)
 	}
 	if n := restarts(); n != 0 {
 		t.Errorf("removing an address its device took along restarted the speaker (%d restarts)", n)
 	}
 	// a2 is still on the host: restart, so nothing listens there.
-	if err := s.SetListenAddresses([]netip.Addr{a1}); err != nil {
+	if _, err := s.SetListenAddresses([]netip.Addr{a1}); err != nil {
 		t.Fatal(err)
 	}
 	if n := restarts(); n != 1 {

@@ -2,7 +2,6 @@ package bgp
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -122,35 +121,4 @@ func (s *Server) advertisedCountLocked(n Neighbor) int {
 		}
 	}
 	return count
-}
-
-// subsetOf reports whether every address of a is in b.
-func subsetOf(a, b []netip.Addr) bool {
-	for _, x := range a {
-		if !slices.Contains(b, x) {
-			return false
-		}
-	}
-	return true
-}
-
-// goneFromHost reports whether every address of open that is not in want
-// is assigned to no interface of the host (network namespace).
-func goneFromHost(open, want []netip.Addr) bool {
-	ifAddrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	have := make(map[netip.Addr]bool, len(ifAddrs))
-	for _, a := range ifAddrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			have[p.Addr().Unmap()] = true
-		}
-	}
-	for _, a := range open {
-		if !slices.Contains(want, a) && have[a] {
-			return false
-		}
-	}
-	return true
 }

@@ -100,6 +100,7 @@ type Server struct {
 		advUUID          map[netip.Prefix][]byte
 		exportKey        map[string]string // by peer address: applied export policy fingerprint
 		lan              lanState
+		listenWant       []netip.Addr // last SetListenAddresses after Start
 		cancel           context.CancelFunc
 	}
 
@@ -265,46 +266,35 @@ func (s *Server) startLocked(ctx context.Context) error {
 	return nil
 }
 
-// SetListenAddresses restricts the listening sockets to addrs (the
-// tunnels' inside addresses; empty = all addresses). The addresses must
-// exist on the host when the listeners open. Before Start it only records
-// them. After Start a change restarts the speaker, since GoBGP opens its
-// listeners only when it starts: every session closes and re-establishes,
-// and neighbors, admin states and advertisements are re-applied.
-func (s *Server) SetListenAddresses(addrs []netip.Addr) error {
+// SetListenAddresses sets the listening sockets to addrs (the tunnels'
+// inside addresses; empty = all addresses). The addresses must exist on
+// the host when the listeners open. Before Start it only records them.
+// After Start, GoBGP cannot open a listener without restarting (which
+// resets every session), so a change is applied without one where it can
+// be (see listenChangeLocked); restarted reports whether the speaker had
+// to restart all the same.
+func (s *Server) SetListenAddresses(addrs []netip.Addr) (restarted bool, err error) {
 	addrs = slices.Clone(addrs)
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	addrs = slices.Compact(addrs)
 	for _, a := range addrs {
 		if !a.IsValid() {
-			return errors.New("bgp: SetListenAddresses: invalid address")
+			return false, errors.New("bgp: SetListenAddresses: invalid address")
 		}
 	}
 	s.ctl.Lock()
 	defer s.ctl.Unlock()
 	if s.ctl.stopped {
-		return errStopped
+		return false, errStopped
 	}
-	// The configured list may be in the tunnels' order: compare as sets,
-	// or a reload that changes nothing here would restart the speaker.
-	cur := slices.Clone(s.cfg.ListenAddresses)
-	slices.SortFunc(cur, netip.Addr.Compare)
-	if slices.Equal(addrs, slices.Compact(cur)) {
-		return nil
+	if !s.ctl.started {
+		s.cfg.ListenAddresses = addrs
+		return false, nil
 	}
-	if s.ctl.started && len(addrs) > 0 && len(cur) > 0 && subsetOf(addrs, cur) && goneFromHost(cur, addrs) {
-		// Only removals, of addresses no interface has any more (their
-		// tunnels' devices are gone): those listeners accept nothing, so
-		// keep them rather than reset every session (one connection
-		// leaving a hub of hundreds). s.cfg keeps what is open.
-		s.log.Info("bgp: listen addresses removed with their devices; their listeners stay until the speaker next restarts", "listen", s.listenString())
-		return nil
+	if !s.listenChangeLocked(addrs) {
+		return false, nil
 	}
 	s.cfg.ListenAddresses = addrs
-	if !s.ctl.started {
-		return nil
-	}
-	s.log.Warn("bgp: the listen addresses changed; restarting the speaker (sessions re-establish)", "listen", s.listenString())
 	if s.ctl.cancel != nil {
 		s.ctl.cancel()
 	}
@@ -318,9 +308,10 @@ func (s *Server) SetListenAddresses(addrs []netip.Addr) error {
 	clear(s.ctl.lan.added)
 	ctx := context.Background()
 	if err := s.startLocked(ctx); err != nil {
-		return fmt.Errorf("%w (the speaker is stopped; fix the addresses and reload)", err)
+		s.ctl.listenWant = nil // the next reload tries again
+		return true, fmt.Errorf("%w (the speaker is stopped; fix the addresses and reload)", err)
 	}
-	return errors.Join(s.applyNeighborsLocked(ctx, nil), s.applyAdvertisedLocked(ctx), s.applyLANLocked(ctx))
+	return true, errors.Join(s.applyNeighborsLocked(ctx, nil), s.applyAdvertisedLocked(ctx), s.applyLANLocked(ctx))
 }
 
 // Stop closes every session (Cease / Peer De-configured), the listeners and

@@ -349,6 +349,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			d.log.Info("shutting down", "reason", context.Cause(ctx))
+			// No rekey, DPD or retry starts while the tunnels are removed.
+			d.ikm.Quiesce()
 			return nil
 		case <-d.wake:
 			d.drainEvents()

@@ -34,9 +34,15 @@ func (d *Daemon) reload() (*control.ReloadResult, error) {
 	errs := d.applyConns(next, restartConn, restartTunnel)
 
 	if d.bgp != nil {
-		// New tunnels' devices exist now: listen on their addresses.
-		if err := d.bgp.SetListenAddresses(bgpListen(next)); err != nil {
+		// New tunnels' sessions are dialed from their addresses; the
+		// speaker restarts only to stop listening on an address still
+		// on the host that is no BGP tunnel's (bgp listenChangeLocked).
+		restarted, err := d.bgp.SetListenAddresses(bgpListen(next))
+		if err != nil {
 			errs = append(errs, err.Error())
+		}
+		if restarted {
+			res.Warnings = append(res.Warnings, "the BGP speaker restarted to stop listening on an address of a removed BGP tunnel that is still on an interface: every BGP session re-established")
 		}
 	}
 	if err := d.syncBGP(); err != nil {
@@ -86,7 +92,6 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 	if ob, nb := bgpConfig(old), bgpConfig(next); (ob == nil) != (nb == nil) {
 		return nil, fmt.Errorf("reload: BGP was enabled or disabled on every connection; restart cgwd to apply it (nothing was changed)")
 	}
-	speakerRestart := false
 	for _, c := range changes {
 		res.Changes = append(res.Changes, c.String())
 		effect := effectInPlace
@@ -126,32 +131,12 @@ func planReload(old, next *config.Config, warns []config.Warning) (*reloadPlan, 
 				effect = effectRestart
 			}
 		}
-		// A BGP tunnel that only stops leaves its listener in place
-		// (bgp.Server.SetListenAddresses): no speaker restart.
-		if (effect == effectRestart || effect == effectStart) && (c.Section == "tunnel" || c.Section == "connection") &&
-			(bgpConn(old, c.Connection) || bgpConn(next, c.Connection)) {
-			speakerRestart = true
-		}
 		res.Details = append(res.Details, control.ReloadChange{
 			Kind: string(c.Kind), Section: c.Section, Connection: c.Connection, Tunnel: c.Tunnel,
 			Fields: c.Fields, Effect: effect,
 		})
 	}
-	if speakerRestart {
-		// The speaker's listen addresses follow the BGP tunnels' devices.
-		res.Warnings = append(res.Warnings, "a BGP tunnel starts or restarts: the BGP speaker restarts, so every BGP session (on unchanged tunnels too) re-establishes")
-	}
 	return p, nil
-}
-
-// bgpConn reports whether cfg has a BGP connection named name.
-func bgpConn(cfg *config.Config, name string) bool {
-	for i := range cfg.Connections {
-		if cfg.Connections[i].Name == name {
-			return cfg.Connections[i].BGP != nil
-		}
-	}
-	return false
 }
 
 // ReloadDryRun implements control.Backend: it reads the file and reports

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,9 +12,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
 	"github.com/cgwproject/cgw/control"
-	"github.com/cgwproject/cgw/dataplane"
 	dptun "github.com/cgwproject/cgw/dataplane/tun"
-	"github.com/cgwproject/cgw/ike"
 )
 
 // reloadConn is one static connection of two respond-only tunnels (no IKE
@@ -66,11 +63,7 @@ func (dropSender) SendIKE(netip.AddrPort, netip.AddrPort, []byte) error { return
 // running configuration; the reload then completes.
 func TestStatusAnswersDuringReload(t *testing.T) {
 	d, path, head := reloadDaemon(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d.dp = dataplane.New(dataplane.Config{Logger: log})
-	defer d.dp.Close()
-	d.ikm = ike.NewManager(ike.Config{Sender: dropSender{}, Installer: d.dp, Listener: d, Logger: log})
-	defer d.ikm.Close()
+	withIKE(t, d)
 
 	entered := make(chan string, 4)
 	release := make(chan struct{})

@@ -291,6 +291,9 @@ type childSA struct {
 	// before deleting the old one (watchNewInbound): if that DELETE never
 	// comes, we delete the old SA ourselves.
 	switchedFrom *childSA
+	// rekeyWanted is the reason of a rekey asked for while this SA was
+	// not yet in service (replaces set); see deferRekey.
+	rekeyWanted string
 }
 
 func (c *childSA) stopTimers() {

@@ -384,6 +384,7 @@ func (p *peer) concludeChildRekey(old, c *childSA, reason string) {
 		p.retireOld(old)
 	}
 	p.childRekeyed(old, c, reason)
+	p.runDeferredRekey(c)
 }
 
 // retireOld stops using a replaced CHILD SA for sending: its outbound half

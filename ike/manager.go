@@ -56,6 +56,7 @@ type Manager struct {
 	// every nonce we generate; initiator tells which role of the exchange.
 	nonceHook atomic.Pointer[func(initiator bool, nonce []byte)]
 
+	quiesced   atomic.Bool   // see Quiesce
 	unknownSPI atomic.Uint64 // packets for IKE SAs we do not have
 	malformed  atomic.Uint64 // packets whose header did not parse
 	overflow   atomic.Uint64 // packets dropped because a peer's queue was full
@@ -232,10 +233,16 @@ func (m *Manager) PeerMoved(name string, remote netip.AddrPort) error {
 	})
 }
 
+// Rekey starts a rekey of the peer's IKE SA (ike) or CHILD SA. A CHILD SA
+// that is the peer's unfinished replacement of the old one (the peer has
+// not deleted the old SA yet) is rekeyed once that exchange ends.
 func (m *Manager) Rekey(name string, ike bool) error {
 	p, err := m.peer(name)
 	if err != nil {
 		return err
+	}
+	if m.quiesced.Load() {
+		return errQuiesced
 	}
 	return p.call(func() error {
 		sa := p.ike
@@ -252,6 +259,10 @@ func (m *Manager) Rekey(name string, ike bool) error {
 		c := sa.activeChild()
 		if c == nil {
 			return fmt.Errorf("ike: peer %q has no CHILD SA to rekey", name)
+		}
+		if c.replaces != nil {
+			p.deferRekey(c, "operator request")
+			return nil
 		}
 		p.queueChildRekey(c, "operator request")
 		return nil

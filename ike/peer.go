@@ -163,7 +163,7 @@ func (p *peer) after(d time.Duration, f func()) clock.Timer {
 		select {
 		case p.inbox <- func() {
 			defer close(ran)
-			if !p.stopped {
+			if !p.stopped && !p.m.quiesced.Load() {
 				f()
 			}
 		}:

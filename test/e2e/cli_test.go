@@ -239,9 +239,9 @@ func TestCLIVerbs(t *testing.T) {
 		if !res.DryRun || strings.Join(got, "; ") != strings.Join(want, "; ") {
 			t.Errorf("dry run: %v (dry_run %v), want %v", got, res.DryRun, want)
 		}
-		// Restarting a BGP tunnel restarts the BGP speaker (all sessions).
-		if !strings.Contains(strings.Join(res.Warnings, "\n"), "the BGP speaker restarts") {
-			t.Errorf("dry run warnings %q do not say the BGP speaker restarts", res.Warnings)
+		// Restarting a BGP tunnel restarts its session only.
+		if w := strings.Join(res.Warnings, "\n"); strings.Contains(w, "speaker") {
+			t.Errorf("dry run warnings %q: restarting one BGP tunnel must not restart the BGP speaker", res.Warnings)
 		}
 		// Nothing was applied: same SAs, the VPC prefix still installed.
 		time.Sleep(2 * time.Second)
@@ -253,8 +253,21 @@ func TestCLIVerbs(t *testing.T) {
 			t.Fatalf("after the dry run the VPC prefix should still be installed: %+v %v", recv, err)
 		}
 
+		// Tunnel 1's BGP session must outlive tunnel 2's restart.
+		bird1, err := s.BGPState(1)
+		if err != nil || !bird1.Established() {
+			t.Fatalf("BIRD endpoint 1 before the reload: %+v %v", bird1, err)
+		}
+		reloaded := time.Now()
 		if _, err := d.Ctl("reload"); err != nil {
 			t.Fatal(err)
+		}
+		d.waitStatus(t, 60*time.Second, tunnelsUp)
+		if b, err := s.BGPState(1); err != nil || !b.Established() || birdSinceMoved(t, bird1.Since, b.Since) {
+			t.Errorf("BIRD endpoint 1: %s since %s (was since %s), err %v: restarting tunnel 2 reset tunnel 1's BGP session", b.BGPState, b.Since, bird1.Since, err)
+		}
+		if tn := d.mustTunnel(t, 1); tn.BGP == nil || tn.BGP.Since.After(reloaded) {
+			t.Errorf("cgwd: %s's BGP session %+v is younger than the reload: restarting tunnel 2 reset it", t1, tn.BGP)
 		}
 		Eventually(t, 30*time.Second, func() error {
 			recv = control.BGPRoutes{} // decode into a fresh value: no field of an older poll survives

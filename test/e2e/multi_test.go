@@ -68,6 +68,11 @@ func TestMultiConnections(t *testing.T) {
 	for k := 2; k <= n; k++ {
 		next = append(next, k)
 	}
+	// The sessions of the connections the reload leaves alone must not
+	// be reset (a speaker restart would reset them all).
+	untouched := next[:len(next)-1]
+	sessions := markSessions(t, m, mustStatus(t, d), untouched)
+	reloaded := time.Now()
 	if err := os.WriteFile(d.Config, []byte(m.CgwdConfig(sim.MultiCgwdOptions{Conns: next})), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +107,35 @@ func TestMultiConnections(t *testing.T) {
 		t.Errorf("%d unchanged tunnels compared, want %d", kept, 2*(n-2))
 	}
 	checkMultiBIRD(t, m, next)
-	if err := s.WaitPing(sim.LAN, m.Conns[n-1].VPCHost, 20*time.Second); err != nil {
+	checkSessionsKept(t, m, mustStatus(t, d), untouched, sessions, reloaded)
+	added := m.Conns[n-1]
+	Eventually(t, 30*time.Second, func() error {
+		installed := 0
+		for _, tn := range added.Tunnels {
+			var recv control.BGPRoutes
+			if err := d.CtlJSON(&recv, "bgp", "routes", tn.Name); err != nil {
+				return err
+			}
+			if len(recv.Routes) != 1 || recv.Routes[0].Prefix != added.VPC.String() {
+				return fmt.Errorf("added connection: %s received %+v, want its VPC %v only", tn.Name, recv.Routes, added.VPC)
+			}
+			if recv.Routes[0].Installed {
+				installed++
+			}
+		}
+		if installed == 0 {
+			return fmt.Errorf("added connection: no kernel route for its VPC %v through its tunnels", added.VPC)
+		}
+		return nil
+	})
+	for _, tn := range added.Tunnels {
+		if took, err := childToBGP(d.Proc.Log, tn.Name); err != nil {
+			t.Errorf("added connection: %v", err)
+		} else {
+			t.Logf("e2e: added tunnel %s: CHILD SA installed -> BGP Established in %v", tn.Name, took.Round(time.Millisecond))
+		}
+	}
+	if err := s.WaitPing(sim.LAN, added.VPCHost, 20*time.Second); err != nil {
 		t.Fatalf("added connection: LAN -> its VPC: %v", err)
 	}
 	// The removed connection's sessions are down on BIRD's side.

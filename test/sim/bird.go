@@ -137,6 +137,7 @@ func (s *Sim) Birdc(role Role, args ...string) (string, error) {
 type BGPStatus struct {
 	Protocol   string
 	State      string // BIRD protocol state: up, down, start, ...
+	Since      string // the Since column: when State last changed (BIRD's time format)
 	BGPState   string // Idle, Connect, Active, OpenSent, OpenConfirm, Established
 	Info       string // the Info column (e.g. "Established", "Active Socket: Connection refused")
 	Neighbor   string
@@ -186,6 +187,9 @@ func parseBirdProtocol(out string) (BGPStatus, error) {
 		return st, fmt.Errorf("sim: unexpected birdc protocol line %q", lines[header+1])
 	}
 	st.Protocol, st.State = f[0], f[3]
+	if len(f) > 4 {
+		st.Since = f[4]
+	}
 	if len(f) > 5 {
 		st.Info = strings.Join(f[5:], " ")
 	}

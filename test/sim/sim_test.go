@@ -366,7 +366,7 @@ cgw        BGP        ---        up     12:00:01.123  Established
 		t.Fatal(err)
 	}
 	if !st.Established() || st.State != "up" || st.Neighbor != "169.254.15.194" || st.NeighborAS != 65000 ||
-		st.Imported != 1 || st.Exported != 1 || st.Preferred != 1 || st.Info != "Established" {
+		st.Imported != 1 || st.Exported != 1 || st.Preferred != 1 || st.Info != "Established" || st.Since != "12:00:01.123" {
 		t.Errorf("st = %+v", st)
 	}
 	down, err := parseBirdProtocol("Name Proto Table State Since Info\ncgw BGP --- start 12:00 Active Socket: Connection refused\n  BGP state: Active\n    Last error: Socket: Connection refused\n")
