@@ -87,6 +87,7 @@ type groSharedDevice struct {
 	*wgtun.NativeTun
 	mu       sync.Mutex // serializes Write: the tables are set per call
 	tcp, udp *unsafe.Pointer
+	rb       readBuff // NativeTun's read buffer (readbuf.go); the reader's own
 }
 
 // groShared wraps dev when it is a NativeTun of the expected layout, and
@@ -101,6 +102,7 @@ func groShared(dev wgtun.Device) wgtun.Device {
 		NativeTun: nt,
 		tcp:       (*unsafe.Pointer)(unsafe.Add(base, groLayout.tcp)),
 		udp:       (*unsafe.Pointer)(unsafe.Add(base, groLayout.udp)),
+		rb:        newReadBuff(nt),
 	}
 	p := groPair{tcp: *d.tcp, udp: *d.udp}
 	*d.tcp, *d.udp = nil, nil
