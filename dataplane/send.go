@@ -50,9 +50,6 @@ func (t *tunnel) RoutineReadFromTUN() {
 		}
 		if waiter != nil && quiet {
 			t.releaseTxElems(elems)
-			if r, ok := t.dev.(readBufferReleaser); ok {
-				r.ReleaseReadBuffer()
-			}
 			waiter.wait()
 		}
 		for i := range elems {

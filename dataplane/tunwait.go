@@ -76,11 +76,6 @@ func readable(fd uintptr) bool {
 	return err != nil || n > 0
 }
 
-// readBufferReleaser is a device that can hand its own read buffer back
-// while it is quiet (dataplane/tun's devices). Only the device's reader
-// calls it, between two Reads.
-type readBufferReleaser interface{ ReleaseReadBuffer() }
-
 // releaseTxElems gives a quiet reader's buffers back to the pool.
 func (t *tunnel) releaseTxElems(elems []*elem) {
 	for i, el := range elems {

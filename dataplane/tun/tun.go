@@ -7,8 +7,9 @@
 // Devices are wireguard-go tun.Device values created with IFF_VNET_HDR, so
 // the kernel hands the dataplane TSO/GSO superpackets, which Read splits
 // into MTU-sized packets, and Write coalesces TCP/UDP segments (GRO) before
-// handing them to the kernel; the GRO tables for that are shared by all
-// devices (gropool.go). Device is an alias of that interface so that
+// handing them to the kernel. The state wireguard-go keeps for that per
+// device (read buffer, GRO tables) is shared by all devices (shared.go).
+// Device is an alias of that interface so that
 // tests can use golang.zx2c4.com/wireguard/tun/tuntest.ChannelTUN.
 package tun
 
@@ -61,7 +62,7 @@ func Create(name string, mtu int, addr netip.Prefix) (Device, error) {
 	if err := configure(name, mtu, addr); err != nil {
 		return nil, errors.Join(err, dev.Close())
 	}
-	return groShared(dev), nil
+	return dev, nil
 }
 
 // open creates the device as wgtun.CreateTUN does (IFF_VNET_HDR, so with
@@ -86,12 +87,10 @@ func open(name string) (Device, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("TUNSETIFF: %w", err)
 	}
-	// CreateUnmonitoredTUNFromFD makes fd non-blocking before it hands it
-	// to the runtime's poller, and closes it with the device. When it
-	// fails, fd may already belong to an os.File whose finalizer closes
-	// it, so it is not closed here.
-	dev, _, err := wgtun.CreateUnmonitoredTUNFromFD(fd)
-	return dev, err
+	// shared (shared.go) makes fd non-blocking before it hands it to the
+	// runtime's poller, closes it with the device, and closes it itself
+	// when it fails.
+	return shared(fd, name)
 }
 
 func configure(name string, mtu int, addr netip.Prefix) error {
