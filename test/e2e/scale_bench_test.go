@@ -128,6 +128,7 @@ func TestBenchScale(t *testing.T) {
 	rss := procKiB(t, pid, "VmRSS")
 	prof.save(t, "heap", "heap")
 	row(fmt.Sprintf("RSS, %d tunnels up", tunnels), fmt.Sprintf("%.1f MiB", float64(rss)/1024), "≤ 80 MB")
+	rssParts(t, pid, "", row)
 	row("marginal RSS per tunnel", fmt.Sprintf("%.0f KiB (%.1f MiB at %d tunnels)", float64(rss-rssSmall)/float64(tunnels-2*small), float64(rssSmall)/1024, 2*small), "")
 	fds := countFDs(pid)
 	row("file descriptors (marginal per tunnel)", fmt.Sprintf("%d (%.2f)", fds, float64(fds-fdsSmall)/float64(tunnels-2*small)), "")
@@ -158,6 +159,7 @@ func TestBenchScale(t *testing.T) {
 	// taken 5 s after the last tunnel came up may not show yet.
 	rssIdle := procKiB(t, pid, "VmRSS")
 	row(fmt.Sprintf("RSS after %s idle", idle), fmt.Sprintf("%.1f MiB", float64(rssIdle)/1024), "≤ 80 MB")
+	rssParts(t, pid, fmt.Sprintf(" after %s idle", idle), row)
 	memRows(t, s, fmt.Sprintf(" after %s idle", idle), row)
 
 	// Latency of status and of a metrics scrape, 10 each.
@@ -479,4 +481,11 @@ func (p profiler) scrapes(t *testing.T, s *sim.Sim) {
 		s.Exec(sim.Cust, "curl", "-sf", "-o", "/dev/null", metricsURL)
 	}
 	<-done
+}
+
+// rssParts adds the kernel's split of the RSS: anonymous memory (the Go
+// heap, stacks and runtime) and file-backed pages (the binary's code and
+// data that were touched).
+func rssParts(t *testing.T, pid int, suffix string, row func(string, string, string)) {
+	row("RSS anonymous / file-backed"+suffix, fmt.Sprintf("%.1f / %.1f MiB", float64(procKiB(t, pid, "RssAnon"))/1024, float64(procKiB(t, pid, "RssFile"))/1024), "")
 }
