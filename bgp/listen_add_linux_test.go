@@ -2,6 +2,7 @@ package bgp_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,7 +123,17 @@ func listenAddChild(t *testing.T) {
 			t.Fatalf("TCP %v:179 accepted with the address gone", a)
 		}
 		ip(append([]string{"addr", "add", pfx, "dev", "lo"}, extra...)...)
-		c, err := net.DialTimeout("tcp", net.JoinHostPort(a.String(), "179"), 2*time.Second)
+		// The kernel may answer "network is unreachable" for a moment
+		// after an IPv6 address is added (its local route follows the
+		// address); a refusal or a timeout is the failure looked for.
+		var c net.Conn
+		var err error
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			c, err = net.DialTimeout("tcp", net.JoinHostPort(a.String(), "179"), 2*time.Second)
+			if err == nil || !errors.Is(err, syscall.ENETUNREACH) || time.Now().After(deadline) {
+				break
+			}
+		}
 		if err != nil {
 			t.Fatalf("the listener on %v after its address was removed and added again: %v", a, err)
 		}
