@@ -9,7 +9,9 @@
 # the container e2e), runc (hosts with hybrid cgroups, where crun refuses),
 # libcap2-bin and util-linux (capsh, setpriv: cgwd without root), and
 # systemd-analyze (the unit's security score; the systemd package only when
-# it is missing: the command works offline, without a running systemd).
+# it is missing: the command works offline, without a running systemd);
+# for the benchmark's -lan-gro and -profile-drop: ethtool and iptables
+# (perf, for -profile's syscall counts, is optional and not installed).
 #
 # It is idempotent: it asks dpkg what is missing, runs `apt-get update` at most
 # once and only when something is missing, installs non-interactively and
@@ -18,7 +20,7 @@
 # the packages enable is stopped and disabled again.
 set -eu
 
-PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps lintian podman buildah runc libcap2-bin util-linux man-db groff-base"
+PKGS="strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl bird2 iperf3 tshark nftables iproute2 iputils-ping tcpdump wireguard-tools conntrack curl file procps lintian podman buildah runc libcap2-bin util-linux man-db groff-base ethtool iptables"
 command -v systemd-analyze >/dev/null 2>&1 || PKGS="$PKGS systemd"
 
 if [ "$(id -u)" != 0 ]; then

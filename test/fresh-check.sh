@@ -24,7 +24,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 image=${FRESH_IMAGE:-localhost/cgw-fresh-debian:bookworm}
-test_name=${FRESH_TEST:-TestImportedGenericConsolePath|TestCertBothTunnels|TestIPv6Outside|TestHAGateways|TestRawESP}
+test_name=${FRESH_TEST:-TestImportedGenericConsolePath|TestCertBothTunnels|TestIPv6Outside|TestHAGateways|TestRawESP|TestMultiImportCookies}
 fail() { echo "fresh-check: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail "must run as root (podman --privileged, network namespaces)"
