@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"errors"
+	"os"
 	"time"
 
 	"github.com/cgwproject/cgw/dataplane/packet"
@@ -45,12 +46,11 @@ func (t *tunnel) RoutineReadFromTUN() {
 	waiter := newTUNWaiter(t.dev)
 	lastRead, quiet := time.Now(), true // no buffers until the first packet
 	for {
-		if waiter != nil && !quiet && !waiter.waitFor(busyHold) {
-			quiet = true // nothing came: wait without the buffers
-		}
 		if waiter != nil && quiet {
 			t.releaseTxElems(elems)
 			waiter.wait()
+		} else if waiter != nil {
+			waiter.hold(lastRead)
 		}
 		for i := range elems {
 			if elems[i] == nil {
@@ -59,6 +59,10 @@ func (t *tunnel) RoutineReadFromTUN() {
 			bufs[i] = elems[i].buf
 		}
 		n, err := t.dev.Read(bufs, sizes, tunReadOffset)
+		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			quiet = true // hold's deadline: nothing came, wait without the buffers
+			continue
+		}
 		now := time.Now()
 		quiet, lastRead = now.Sub(lastRead) > quietGap, now
 		if n > 0 {

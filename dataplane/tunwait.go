@@ -1,12 +1,11 @@
 package dataplane
 
 import (
-	"errors"
 	"os"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/cgwproject/cgw/dataplane/tun"
 )
 
 // A TUN reader holds batchSize buffers while it waits in Read: 218 KB per
@@ -23,8 +22,9 @@ const quietGap = time.Millisecond
 // tunWaiter waits for a TUN device to become readable. nil when the
 // device has no file descriptor (a test's channel device).
 type tunWaiter struct {
-	f  *os.File
-	rc syscall.RawConn
+	f        *os.File
+	rc       syscall.RawConn
+	deadline time.Time // the device's read deadline set by hold; zero = none
 }
 
 func newTUNWaiter(dev any) *tunWaiter {
@@ -42,38 +42,33 @@ func newTUNWaiter(dev any) *tunWaiter {
 // wait returns when the device has a packet to read, or is closed or
 // failing (the Read that follows reports it). The readiness is checked
 // with poll(2) and no buffer: the runtime's poller waits when it is not.
+// A deadline hold set is cleared first, or the wait would end at it.
 func (w *tunWaiter) wait() {
-	w.rc.Read(readable)
+	if !w.deadline.IsZero() && w.f.SetReadDeadline(time.Time{}) == nil {
+		w.deadline = time.Time{}
+	}
+	w.rc.Read(tun.PollReadable)
 }
 
-// busyHold is how long a busy reader (its last two reads within
+// busyHold bounds how long a busy reader (its last two reads within
 // quietGap) waits for the next packet with its buffers: a tunnel that
 // sent a short burst and then went quiet would otherwise hold them until
 // its next packet, seconds later.
 const busyHold = 100 * time.Millisecond
 
-// waitFor waits up to d for the device to become readable and reports
-// whether it did (or is closed or failing: the Read that follows reports
-// it). Only the reader reads the device, so the read deadline it sets for
-// the wait is its own.
-func (w *tunWaiter) waitFor(d time.Duration) bool {
-	ready := false
-	if w.rc.Control(func(fd uintptr) { ready = readable(fd) }) != nil || ready {
-		return true
+// hold gives a busy reader's next Read a deadline busyHold after its
+// last read, at which the Read returns os.ErrDeadlineExceeded and the
+// reader turns quiet. The deadline is moved only every busyHold/2, not
+// at every read, so a busy reader waits 50 to 100 ms for its next packet
+// and pays no system call per read for it (a deadline is a runtime
+// timer). Only the reader reads the device, so the deadline is its own.
+func (w *tunWaiter) hold(last time.Time) {
+	if w.deadline.Sub(last) >= busyHold/2 {
+		return
 	}
-	if w.f.SetReadDeadline(time.Now().Add(d)) != nil {
-		return true
+	if d := last.Add(busyHold); w.f.SetReadDeadline(d) == nil {
+		w.deadline = d
 	}
-	err := w.rc.Read(readable)
-	_ = w.f.SetReadDeadline(time.Time{})
-	return !errors.Is(err, os.ErrDeadlineExceeded)
-}
-
-// readable polls fd without waiting.
-func readable(fd uintptr) bool {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(pfd, 0)
-	return err != nil || n > 0
 }
 
 // releaseTxElems gives a quiet reader's buffers back to the pool.

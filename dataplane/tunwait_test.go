@@ -3,6 +3,7 @@
 package dataplane
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -46,14 +47,17 @@ func TestTUNWaiter(t *testing.T) {
 			t.Error("no waiter for a kernel TUN device")
 			return
 		}
-		// A busy reader's timed wait gives up; the deadline it set must
-		// not end the untimed wait below.
+		bufs := [][]byte{make([]byte, 2048)}
+		sizes := make([]int, 1)
+		// A busy reader's Read gives up at hold's deadline; the deadline
+		// must not end the untimed wait below.
 		t0 := time.Now()
-		if w.waitFor(50 * time.Millisecond) {
-			t.Error("waitFor reported a packet with nothing to read")
+		w.hold(t0.Add(-busyHold / 2)) // last read 50 ms ago: 50 ms left
+		if n, err := dev.Read(bufs, sizes, tunReadOffset); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("Read with nothing to read past hold's deadline: %d packets, %v; want os.ErrDeadlineExceeded", n, err)
 		}
 		if d := time.Since(t0); d < 40*time.Millisecond {
-			t.Errorf("waitFor returned after %v, want its 50 ms", d)
+			t.Errorf("Read returned after %v, want hold's 50 ms", d)
 		}
 		woke := make(chan struct{})
 		go func() { w.wait(); close(woke) }()
@@ -76,11 +80,7 @@ func TestTUNWaiter(t *testing.T) {
 			t.Error("wait did not return for a queued packet")
 			return
 		}
-		if !w.waitFor(time.Second) {
-			t.Error("waitFor missed a queued packet")
-		}
-		bufs := [][]byte{make([]byte, 2048)}
-		sizes := make([]int, 1)
+		w.hold(time.Now()) // a busy reader's Read gets the queued packet
 		if n, err := dev.Read(bufs, sizes, tunReadOffset); err != nil || n != 1 || sizes[0] != 20+8+1 {
 			t.Errorf("Read after wait: %d packets, sizes %v, %v; want the 29-byte UDP packet", n, sizes, err)
 		}

@@ -236,7 +236,7 @@ func (d *device) Close() error { return d.f.Close() }
 func (d *device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	d.rmu.Lock()
 	defer d.rmu.Unlock()
-	if err := d.rc.Read(pollReadable); err != nil {
+	if err := d.rc.Read(PollReadable); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return 0, err
 		}
@@ -255,9 +255,10 @@ func (d *device) Write(bufs [][]byte, offset int) (int, error) {
 	return e.nt.Write(bufs, offset)
 }
 
-// pollReadable reports whether fd has something to read (or an error to
-// report), without waiting: false makes the runtime's poller wait for it.
-func pollReadable(fd uintptr) bool {
+// PollReadable reports whether fd has something to read (or an error to
+// report), without waiting: as the function of a syscall.RawConn's Read,
+// false makes the runtime's poller wait for it.
+func PollReadable(fd uintptr) bool {
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	n, err := unix.Poll(pfd, 0)
 	return err != nil || n > 0
