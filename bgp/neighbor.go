@@ -427,30 +427,11 @@ func comparePrefix(a, b netip.Prefix) int {
 // still remaining") while an earlier one is still queued for the peer's
 // FSM, as happens when a tunnel comes up right after the neighbor was
 // added: the neighbor would then stay disabled, and BGP Idle, until the
-// tunnel next went down and up. The daemon calls this periodically.
+// tunnel next went down and up. The daemon does it every few seconds,
+// with its status poll (StatusReconciled).
 func (s *Server) ReconcileAdmin() error {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	if s.ctl.stopped || !s.ctl.started {
-		return nil
-	}
-	var fixes []adminFix
-	err := s.gobgp().ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
-		if p.State == nil {
-			return
-		}
-		name, ok := s.neighborByAddr(p.State.NeighborAddress)
-		if !ok {
-			return
-		}
-		if f, ok := s.adminFixLocked(name, p.State.NeighborAddress, p.State.AdminState); ok {
-			fixes = append(fixes, f)
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("bgp: list peers: %w", err)
-	}
-	return s.applyAdminFixesLocked(fixes)
+	_, err := s.StatusReconciled()
+	return err
 }
 
 // adminFix is a neighbor whose GoBGP admin state must be set to up.
