@@ -31,7 +31,8 @@ type sysEvent struct {
 
 // sysEvents: a read or write that moved data on cgwd's busy file
 // descriptors is a TUN read or write (its other descriptors are quiet
-// under load); sendmmsg and recvmmsg are its ESP socket.
+// under load); sendmmsg and recvmmsg are its ESP socket; poll is the
+// readiness checks of the TUN waits (unix.Poll is ppoll(2)).
 var sysEvents = []sysEvent{
 	{"syscalls:sys_exit_read", "ret > 0", "reads"},
 	{"syscalls:sys_enter_read", "", "read calls"},
@@ -40,6 +41,7 @@ var sysEvents = []sysEvent{
 	{"syscalls:sys_exit_recvmmsg", "ret > 0", "recvmmsg"},
 	{"syscalls:sys_enter_futex", "", "futex"},
 	{"syscalls:sys_enter_epoll_pwait", "", "epoll_pwait"},
+	{"syscalls:sys_enter_ppoll", "", "poll"},
 	{"context-switches", "", "context switches"},
 }
 
@@ -123,7 +125,7 @@ func (r sysCount) format(pkts float64) string {
 			fmt.Fprintf(&b, "; %s %.0f (%.2f pkts each)", n, v, pkts/v)
 		}
 	}
-	for _, n := range []string{"read calls", "futex", "epoll_pwait", "context switches"} {
+	for _, n := range []string{"read calls", "poll", "futex", "epoll_pwait", "context switches"} {
 		fmt.Fprintf(&b, "; %s %.2f/pkt", n, r.counts[n]/pkts)
 	}
 	return b.String()
